@@ -1,0 +1,137 @@
+# blimp — the one entry point.
+#
+#   make          build the kernel (build/blimp.elf) and the UEFI tree (build/esp/)
+#   make run      boot blimp in QEMU and show ballooning
+#   make shell    boot into blimp's shell, QEMU monitor on the same terminal
+#   make test     every test: host unit tests, then QEMU integration tests
+#   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
+#   make bench    benchmarks
+#   make clean    remove build/
+#
+# Missing Debian packages are installed first (tools/install-deps.sh).
+
+PYTHON ?= /usr/bin/python3
+QEMU ?= qemu-system-x86_64
+BUILD := build
+HOST_CC ?= gcc
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+
+.DEFAULT_GOAL := all
+.PHONY: all deps run shell test unit qemu-test debug bench clean
+
+# ---------------------------------------------------------------- packages
+# A stamp keyed on the script, so the check runs once per change of the list.
+$(BUILD)/.deps: tools/install-deps.sh
+	$(Q)mkdir -p $(BUILD)
+	$(Q)sh tools/install-deps.sh
+	$(Q)touch $@
+deps: $(BUILD)/.deps
+
+# ---------------------------------------------------------------- newlib
+# The kernel's C library, built once from Debian's newlib-source with the host
+# gcc (about 2 minutes on 2 cores) and kept in build/ while present.
+NEWLIB_TARBALL = $(firstword $(wildcard /usr/src/newlib/newlib-*.tar.*))
+NEWLIB_DIR := $(BUILD)/newlib
+NEWLIB_PREFIX := $(abspath $(NEWLIB_DIR)/install)
+NEWLIB_LIBC := $(NEWLIB_PREFIX)/x86_64-elf/lib/libc.a
+NEWLIB_INC := $(NEWLIB_PREFIX)/x86_64-elf/include
+
+$(NEWLIB_LIBC): | $(BUILD)/.deps
+	@echo "building newlib for x86_64-elf (once, about 2 minutes)..."
+	$(Q)rm -rf $(NEWLIB_DIR) && mkdir -p $(NEWLIB_DIR)/obj
+	$(Q)tar -C $(NEWLIB_DIR) -xf $(NEWLIB_TARBALL)
+	$(Q)cd $(NEWLIB_DIR)/obj && ../newlib-*/configure --target=x86_64-elf \
+	    --prefix=$(NEWLIB_PREFIX) --disable-multilib --disable-newlib-supplied-syscalls \
+	    CC_FOR_TARGET=gcc AR_FOR_TARGET=ar RANLIB_FOR_TARGET=ranlib AS_FOR_TARGET=as \
+	    LD_FOR_TARGET=ld NM_FOR_TARGET=nm \
+	    CFLAGS_FOR_TARGET="-O2 -g -ffreestanding -mno-red-zone -fno-stack-protector -fno-pic" \
+	    > ../configure.log 2>&1 || { tail -20 ../configure.log; exit 1; }
+	$(Q)$(MAKE) -C $(NEWLIB_DIR)/obj -j$$(nproc) all-target-newlib > $(NEWLIB_DIR)/build.log 2>&1 \
+	    || { tail -30 $(NEWLIB_DIR)/build.log; exit 1; }
+	$(Q)$(MAKE) -C $(NEWLIB_DIR)/obj install-target-newlib > $(NEWLIB_DIR)/install.log 2>&1 \
+	    || { tail -30 $(NEWLIB_DIR)/install.log; exit 1; }
+	$(Q)rm -rf $(NEWLIB_DIR)/obj $(NEWLIB_DIR)/newlib-*/
+	@echo "newlib ready in $(NEWLIB_PREFIX)"
+
+# ---------------------------------------------------------------- kernel
+# Every .c and .S under the kernel's folders goes into the one kernel ELF.
+KERNEL_DIRS := arch/x86_64 boot/pvh kernel drivers/uart drivers/pci drivers/virtio
+KERNEL_SRCS := $(sort $(foreach d,$(KERNEL_DIRS),$(wildcard $(d)/*.c $(d)/*.S)))
+KERNEL_OBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KERNEL_SRCS))
+GCC_INC := $(shell gcc -print-file-name=include)
+
+KERNEL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
+	-ffreestanding -fno-pic -fno-pie -fno-stack-protector -fno-omit-frame-pointer \
+	-mno-red-zone -mcmodel=small -fno-builtin-malloc \
+	-nostdinc -isystem $(GCC_INC) -isystem $(NEWLIB_INC) -I. -DBLIMP_KERNEL=1 -MMD -MP
+KERNEL_LDFLAGS := -nostdlib -static -no-pie -z max-page-size=4096 -T linker/kernel.ld
+
+$(BUILD)/kernel/%.c.o: %.c $(NEWLIB_LIBC)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)gcc $(KERNEL_CFLAGS) -c $< -o $@
+$(BUILD)/kernel/%.S.o: %.S $(NEWLIB_LIBC)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)gcc $(KERNEL_CFLAGS) -D__ASSEMBLY__ -c $< -o $@
+
+$(BUILD)/blimp.elf: $(KERNEL_OBJS) linker/kernel.ld $(NEWLIB_LIBC)
+	$(Q)gcc $(KERNEL_LDFLAGS) -o $@ $(KERNEL_OBJS) \
+	    $(NEWLIB_PREFIX)/x86_64-elf/lib/libc.a $(NEWLIB_PREFIX)/x86_64-elf/lib/libm.a -lgcc
+	@echo "built $@"
+
+-include $(KERNEL_OBJS:.o=.d)
+
+# ---------------------------------------------------------------- UEFI
+# boot/efi/efi.mk builds $(BUILD)/esp/EFI/BOOT/BOOTX64.EFI and copies the kernel.
+include boot/efi/efi.mk
+
+all: $(BUILD)/blimp.elf $(ESP_TARGETS)
+
+# ---------------------------------------------------------------- unit tests
+# Each tests/unit/*.mk adds a test:  UNIT_TESTS += name ; UNIT_SRCS_name := files...
+# A test is built for the host with cmocka under ASan and UBSan and run by `make unit`.
+UNIT_TESTS :=
+include $(sort $(wildcard tests/unit/*.mk))
+UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -I. -DBLIMP_HOST=1 \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
+
+define unit_rule
+$(BUILD)/unit/test_$(1): $$(UNIT_SRCS_$(1)) $$(wildcard kernel/*.h drivers/*/*.h boot/*.h tests/unit/*.h) | $(BUILD)/.deps
+	$$(Q)mkdir -p $$(dir $$@)
+	$$(Q)$$(HOST_CC) $$(UNIT_CFLAGS) $$(UNIT_CFLAGS_$(1)) -o $$@ $$(UNIT_SRCS_$(1)) -lcmocka
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+unit: $(UNIT_BINS)
+	$(Q)fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+# ---------------------------------------------------------------- QEMU tests
+PYTEST_ARGS ?=
+qemu-test: all
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/qemu $(PYTEST_ARGS)
+
+test: $(BUILD)/.deps
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory qemu-test
+
+# ---------------------------------------------------------------- running
+QEMU_BASE := $(QEMU) -machine q35 -nodefaults -display none -no-reboot \
+	-device isa-debug-exit,iobase=0xf4,iosize=4 -m 512M
+APPEND ?=
+
+shell: all
+	@echo "blimp shell on this terminal; Ctrl-A C switches to the QEMU monitor and back, Ctrl-A X quits."
+	$(Q)$(QEMU_BASE) -device virtio-balloon-pci,id=bal0 -chardev stdio,id=con,mux=on,signal=off \
+	    -serial chardev:con -mon chardev=con,mode=readline \
+	    -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || test $$? -eq 33
+
+run: shell
+
+debug: all
+	@echo "QEMU is waiting for gdb. In another terminal:"
+	@echo "  gdb $(BUILD)/blimp.elf -ex 'target remote :1234' -ex 'hbreak kernel_main' -ex continue"
+	$(Q)$(QEMU_BASE) -serial stdio -s -S -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || true
+
+clean:
+	rm -rf $(BUILD)
