@@ -1,0 +1,2 @@
+# Placeholder until the UEFI loader lands: builds nothing.
+ESP_TARGETS :=
