@@ -65,7 +65,7 @@ KERNEL_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-ffreestanding -fno-pic -fno-pie -fno-stack-protector -fno-omit-frame-pointer \
 	-mno-red-zone -mcmodel=small -fno-builtin-malloc \
 	-nostdinc -isystem $(GCC_INC) -isystem $(NEWLIB_INC) -I. -DBLIMP_KERNEL=1 -MMD -MP
-KERNEL_LDFLAGS := -nostdlib -static -no-pie -z max-page-size=4096 -T linker/kernel.ld
+KERNEL_LDFLAGS := -nostdlib -static -no-pie -Wl,-z,max-page-size=4096 -Wl,-z,noexecstack -Wl,--build-id=none -T linker/kernel.ld
 
 $(BUILD)/kernel/%.c.o: %.c $(NEWLIB_LIBC)
 	$(Q)mkdir -p $(dir $@)

@@ -1,0 +1,50 @@
+/*
+ * interrupt: the IDT, CPU exceptions, and handlers for device interrupts.
+ *
+ * Vector plan:
+ *   0x00-0x1f  CPU exceptions: fatal, reported in full (exception_report)
+ *   0x20-0x2f  the 8259 PICs' range; they are masked, so only spurious ones land
+ *   0x30-0xef  device interrupts (IOAPIC lines, MSI-X), handed out by irq_alloc_vector
+ *   0xf0       LAPIC timer
+ *   0xff       LAPIC spurious
+ *
+ * A device handler runs with interrupts off and must do the minimum (read and
+ * acknowledge the device, queue work); the end-of-interrupt to the LAPIC is
+ * sent by the dispatcher after the handler returns.
+ */
+#ifndef BLIMP_INTERRUPT_H
+#define BLIMP_INTERRUPT_H
+
+#include <stdint.h>
+
+struct interrupt_frame {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, error_code;
+	uint64_t rip, cs, rflags, rsp, ss; /* pushed by the CPU */
+};
+
+#define VECTOR_FIRST_DEVICE 0x30
+#define VECTOR_LAST_DEVICE 0xef
+#define VECTOR_LAPIC_TIMER 0xf0
+#define VECTOR_SPURIOUS 0xff
+
+typedef void (*irq_handler_fn)(void *ctx);
+
+/* Install the GDT (with a TSS for the double-fault stack) and the IDT. */
+void gdt_init(void);
+void idt_init(void);
+
+/* Hand out a free device vector; returns it, or -ENOSPC when none is left. */
+int irq_alloc_vector(void);
+
+/* Run fn(ctx) when `vector` fires. Returns 0, -EINVAL or -EBUSY. */
+int irq_set_handler(int vector, irq_handler_fn fn, void *ctx);
+
+/* How many times each vector has fired (for the shell and tests). */
+uint64_t irq_count(int vector);
+
+/* Called from isr.S for every vector. */
+void interrupt_dispatch(struct interrupt_frame *f);
+
+#endif

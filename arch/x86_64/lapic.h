@@ -1,0 +1,21 @@
+/*
+ * lapic: the local APIC — end of interrupt, and a one-shot timer.
+ *
+ * The timer wakes the idle loop when the earliest kernel timer is due
+ * (kernel/timer.c); nothing ticks periodically, so an idle guest sleeps in
+ * `hlt` and costs the host nothing.
+ */
+#ifndef BLIMP_LAPIC_H
+#define BLIMP_LAPIC_H
+
+#include <stdint.h>
+
+void lapic_init(void);
+void lapic_eoi(void);
+uint32_t lapic_id(void);
+uint64_t lapic_base(void);
+
+/* Fire VECTOR_LAPIC_TIMER once, `ns` nanoseconds from now (0 cancels). */
+void lapic_timer_oneshot(uint64_t ns);
+
+#endif

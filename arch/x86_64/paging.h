@@ -1,0 +1,47 @@
+/*
+ * paging: blimp's own page tables — a direct map of all RAM at
+ * virtual == physical, 2 MiB pages where possible, and 4 KiB control where
+ * the balloon needs it.
+ *
+ *   virtual = physical
+ *   0            4 KiB   unmapped: a NULL dereference faults
+ *   4 KiB        4 GiB   mapped (RAM, firmware, LAPIC/IOAPIC, ECAM, low BARs)
+ *   4 GiB        ...     mapped where the memory map lists anything
+ *   anywhere             device memory mapped on demand (paging_map_mmio),
+ *                        e.g. a 64-bit BAR that OVMF put near 896 GiB
+ *
+ * A ballooned frame is unmapped (paging_unmap_range), so a stray use faults
+ * loudly instead of silently touching memory the host took back.
+ *
+ * Page-table frames come from a provider function: an early bump allocator
+ * at boot (kernel/bootmem.c), the page-frame allocator afterwards.
+ */
+#ifndef BLIMP_PAGING_H
+#define BLIMP_PAGING_H
+
+#include <stdint.h>
+#include "boot/boot_info.h"
+
+/* Returns the physical address of a zeroed 4 KiB frame, or 0 when none. */
+typedef uint64_t (*paging_frame_fn)(void);
+void paging_set_frame_provider(paging_frame_fn fn);
+
+/* Build the direct map from the memory map and switch CR3 to it. */
+int paging_init(const struct boot_info *bi);
+
+/* Identity-map [pa, pa+size) as uncached device memory. Returns 0 or -ENOMEM. */
+int paging_map_mmio(uint64_t pa, uint64_t size);
+
+/* Remove / restore [pa, pa+size) of RAM in the direct map (4 KiB aligned).
+ * Whole aligned 2 MiB pieces are handled as one entry; others split a
+ * 2 MiB page into 4 KiB ones. Returns 0, -EINVAL or -ENOMEM. */
+int paging_unmap_range(uint64_t pa, uint64_t size);
+int paging_map_range(uint64_t pa, uint64_t size);
+
+/* Is the 4 KiB page at `va` mapped? */
+int paging_is_mapped(uint64_t va);
+
+/* Page-table frames in use. */
+uint64_t paging_table_frames(void);
+
+#endif

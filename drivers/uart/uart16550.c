@@ -1,0 +1,102 @@
+/*
+ * uart16550: COM1 at I/O port 0x3f8 (see uart16550.h).
+ */
+#include <stdint.h>
+#include "uart16550.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/interrupt.h"
+#include "arch/x86_64/ioapic.h"
+
+#define COM1 0x3f8
+#define REG_DATA 0
+#define REG_IER 1
+#define REG_FCR 2
+#define REG_LCR 3
+#define REG_MCR 4
+#define REG_LSR 5
+#define LSR_DATA_READY 0x01
+#define LSR_TX_EMPTY 0x20
+#define COM1_ISA_IRQ 4
+
+#define RX_RING 256 /* a pasted line or two; overflow drops the newest bytes */
+static volatile char rx_ring[RX_RING];
+static volatile unsigned rx_head, rx_tail;
+static void (*rx_callback)(void);
+
+void uart_init(void)
+{
+	/* Typed-ahead bytes may already wait in the receiver; turning the FIFO
+	 * on flushes it, so keep them first. */
+	uart_poll();
+	outb(COM1 + REG_IER, 0x00);
+	outb(COM1 + REG_LCR, 0x80); /* divisor latch */
+	outb(COM1 + 0, 0x01);       /* 115200 baud */
+	outb(COM1 + 1, 0x00);
+	outb(COM1 + REG_LCR, 0x03); /* 8N1 */
+	outb(COM1 + REG_FCR, 0xc7); /* FIFO on, cleared, 14-byte threshold */
+	outb(COM1 + REG_MCR, 0x0b); /* DTR, RTS, OUT2 (gates the IRQ line) */
+}
+
+void uart_putc(char c)
+{
+	if (c == '\n')
+		uart_putc('\r');
+	/* Bounded: a stuck transmitter must not hang the kernel forever. */
+	for (int spins = 0; spins < 1000000 && !(inb(COM1 + REG_LSR) & LSR_TX_EMPTY); spins++)
+		cpu_relax();
+	outb(COM1 + REG_DATA, (uint8_t)c);
+}
+
+void uart_write(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		uart_putc(s[i]);
+}
+
+bool uart_poll(void)
+{
+	bool got = false;
+	while (inb(COM1 + REG_LSR) & LSR_DATA_READY) {
+		char c = (char)inb(COM1 + REG_DATA);
+		unsigned next = (rx_head + 1) % RX_RING;
+		if (next != rx_tail) {
+			rx_ring[rx_head] = c;
+			rx_head = next;
+		}
+		got = true;
+	}
+	return got;
+}
+
+static void uart_irq(void *ctx)
+{
+	(void)ctx;
+	if (uart_poll() && rx_callback)
+		rx_callback();
+}
+
+int uart_enable_rx_irq(void (*on_input)(void))
+{
+	int vec = irq_alloc_vector();
+	if (vec < 0)
+		return vec;
+	int rc = irq_set_handler(vec, uart_irq, NULL);
+	if (rc < 0)
+		return rc;
+	rc = ioapic_route_isa_irq(COM1_ISA_IRQ, vec);
+	if (rc < 0)
+		return rc;
+	rx_callback = on_input;
+	outb(COM1 + REG_IER, 0x01); /* received-data interrupt */
+	uart_poll();                /* bytes that came before the route existed */
+	return 0;
+}
+
+int uart_getc(void)
+{
+	if (rx_tail == rx_head)
+		return -1;
+	char c = rx_ring[rx_tail];
+	rx_tail = (rx_tail + 1) % RX_RING;
+	return (unsigned char)c;
+}

@@ -1,0 +1,49 @@
+/*
+ * acpi: the few ACPI tables blimp reads — MADT (interrupt controllers) and
+ * MCFG (PCI Express ECAM). Tables are firmware data: every length is checked
+ * against the table that holds it before anything inside is read.
+ */
+#ifndef BLIMP_ACPI_H
+#define BLIMP_ACPI_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#define ACPI_MAX_IOAPICS 4
+#define ACPI_MAX_OVERRIDES 16
+
+struct acpi_ioapic {
+	uint8_t id;
+	uint32_t address;
+	uint32_t gsi_base;
+};
+
+/* An ISA IRQ that is wired to another GSI, or with other polarity/trigger. */
+struct acpi_override {
+	uint8_t isa_irq;
+	uint32_t gsi;
+	bool active_low;
+	bool level;
+};
+
+struct acpi_info {
+	uint64_t rsdp;
+	bool have_madt;
+	uint32_t lapic_address;
+	int n_ioapics;
+	struct acpi_ioapic ioapics[ACPI_MAX_IOAPICS];
+	int n_overrides;
+	struct acpi_override overrides[ACPI_MAX_OVERRIDES];
+	bool have_mcfg;
+	uint64_t ecam_base;
+	uint16_t ecam_segment;
+	uint8_t ecam_bus_start, ecam_bus_end;
+};
+
+extern struct acpi_info acpi;
+
+/* Parse the tables reachable from the RSDP at `rsdp` (0: search the BIOS
+ * area). Returns 0, or a negative error with a message printed. */
+int acpi_init(uint64_t rsdp);
+
+#endif

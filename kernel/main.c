@@ -1,0 +1,169 @@
+/*
+ * main: bring the machine up, in an order where each step only needs the
+ * ones before it, then run what the command line asks for.
+ *
+ *   serial -> GDT/IDT -> clock -> command line -> bootmem -> page tables
+ *   -> ACPI -> interrupt controllers -> shell -> "ready" -> kernel_loop
+ */
+#include <stdio.h>
+#include <string.h>
+#include "kernel.h"
+#include "bootmem.h"
+#include "clock.h"
+#include "cmdline.h"
+#include "event.h"
+#include "heap.h"
+#include "memmap.h"
+#include "acpi.h"
+#include "panic.h"
+#include "shell.h"
+#include "work.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/interrupt.h"
+#include "arch/x86_64/ioapic.h"
+#include "arch/x86_64/lapic.h"
+#include "arch/x86_64/paging.h"
+#include "arch/x86_64/qemu_exit.h"
+#include "drivers/uart/uart16550.h"
+
+struct boot_info boot_info;
+
+CMDLINE_OPTION(fault, "fault",
+	       "provoke a CPU exception at boot, to test the handler: pagefault|ud|gp|div");
+
+const char *boot_path_name(void)
+{
+	return boot_info.path == BOOT_PATH_UEFI ? "uefi" : "pvh";
+}
+
+void boot_uefi(const struct boot_info *bi)
+{
+	uart_init();
+	if (bi->magic != BOOT_INFO_MAGIC)
+		panic("boot_uefi: boot_info magic %#lx, expected %#llx",
+		      (unsigned long)bi->magic, BOOT_INFO_MAGIC);
+	/* Copy before anything else: the loader's pages are usable RAM to us. */
+	memcpy(&boot_info, bi, sizeof(boot_info));
+	boot_info.cmdline[BOOT_CMDLINE_MAX - 1] = 0;
+	if (boot_info.memmap_count > BOOT_MEMMAP_MAX)
+		boot_info.memmap_count = BOOT_MEMMAP_MAX;
+	memmap_normalize(boot_info.memmap, &boot_info.memmap_count, BOOT_MEMMAP_MAX);
+	kernel_main();
+}
+
+/* Provoke the exception named by fault=..., to prove the handler works. */
+static void provoke_fault(const char *kind)
+{
+	printf("provoking a CPU exception: %s\n", kind);
+	if (strcmp(kind, "pagefault") == 0) {
+		*(volatile int *)0 = 1; /* page 0 is never mapped */
+	} else if (strcmp(kind, "ud") == 0) {
+		__asm__ volatile("ud2");
+	} else if (strcmp(kind, "gp") == 0) {
+		/* A non-canonical address faults with #GP, not #PF. */
+		(void)*(volatile uint64_t *)0x8000000000000000ULL;
+	} else if (strcmp(kind, "div") == 0) {
+		/* In assembly: the compiler turns 1/x into a compare, no divide. */
+		__asm__ volatile("xor %%edx, %%edx; xor %%ecx, %%ecx; mov $1, %%eax; div %%ecx"
+				 : : : "eax", "ecx", "edx");
+	} else {
+		printf("fault=%s: unknown kind (pagefault|ud|gp|div)\n", kind);
+	}
+}
+
+static void print_memmap(void)
+{
+	for (uint32_t i = 0; i < boot_info.memmap_count; i++) {
+		const struct boot_mem_range *r = &boot_info.memmap[i];
+		printf("  %016lx-%016lx %-12s %8lu KiB\n", (unsigned long)r->base,
+		       (unsigned long)(r->base + r->size - 1), memmap_type_name(r->type),
+		       (unsigned long)(r->size >> 10));
+	}
+}
+
+static uint64_t usable_above_4g(void)
+{
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < boot_info.memmap_count; i++) {
+		const struct boot_mem_range *r = &boot_info.memmap[i];
+		if (r->type == BOOT_MEM_USABLE && r->base + r->size > (4ULL << 30))
+			total += r->base + r->size - (r->base > (4ULL << 30) ? r->base : (4ULL << 30));
+	}
+	return total;
+}
+
+void kernel_main(void)
+{
+	setvbuf(stdout, NULL, _IONBF, 0); /* console text and events stay in order */
+	gdt_init();
+	idt_init();
+	clock_init();
+	printf("\nblimp: booted by %s, command line \"%s\"\n", boot_path_name(), boot_info.cmdline);
+	cmdline_parse(boot_info.cmdline);
+
+	if (bootmem_init(&boot_info, (uint64_t)(uintptr_t)_kernel_end) < 0)
+		panic("kernel_main: no usable RAM above the kernel image (ends at %p)", _kernel_end);
+	paging_set_frame_provider(bootmem_alloc_frame);
+	int rc = paging_init(&boot_info);
+	if (rc < 0)
+		panic("kernel_main: paging_init failed (%d)", rc);
+
+	if (acpi_init(boot_info.rsdp) < 0)
+		printf("acpi: no tables; no IOAPIC, devices will be polled\n");
+	pic_disable();
+	lapic_init();
+	if (ioapic_init() < 0)
+		printf("ioapic: none found; devices will be polled\n");
+	irq_enable();
+
+	const char *fault = cmdline_get("fault");
+	if (fault)
+		provoke_fault(fault);
+
+	uint64_t usable = memmap_total(boot_info.memmap, boot_info.memmap_count, BOOT_MEM_USABLE);
+	char esc[BOOT_CMDLINE_MAX * 2];
+	printf("blimp: %lu MiB usable RAM (%lu MiB above 4 GiB), TSC %lu MHz\n",
+	       (unsigned long)(usable >> 20), (unsigned long)(usable_above_4g() >> 20),
+	       (unsigned long)(clock_tsc_hz() / 1000000));
+	event_emit("ready", "\"boot\":\"%s\",\"mem_usable\":%lu,\"mem_above_4g\":%lu,"
+		   "\"memmap_entries\":%u,\"cmdline\":\"%s\"",
+		   boot_path_name(), (unsigned long)usable, (unsigned long)usable_above_4g(),
+		   boot_info.memmap_count, event_json_escape(esc, sizeof(esc), boot_info.cmdline));
+	shell_start();
+	kernel_loop();
+}
+
+static int cmd_mem(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	uint64_t usable = memmap_total(boot_info.memmap, boot_info.memmap_count, BOOT_MEM_USABLE);
+	uint64_t bm_start, bm_end;
+	bootmem_used(&bm_start, &bm_end);
+	printf("memory map (%s):\n", boot_path_name());
+	print_memmap();
+	printf("usable RAM   %lu KiB (%lu MiB), %lu MiB above 4 GiB\n", (unsigned long)(usable >> 10),
+	       (unsigned long)(usable >> 20), (unsigned long)(usable_above_4g() >> 20));
+	printf("kernel image %p-%p (%lu KiB)\n", _kernel_start, _kernel_end,
+	       (unsigned long)((_kernel_end - _kernel_start) >> 10));
+	printf("boot memory  %#lx-%#lx (%lu KiB, page tables: %lu frames)\n", (unsigned long)bm_start,
+	       (unsigned long)bm_end, (unsigned long)((bm_end - bm_start) >> 10),
+	       (unsigned long)paging_table_frames());
+	printf("heap         %lu of %lu KiB\n", (unsigned long)(heap_used() >> 10),
+	       (unsigned long)(heap_capacity() >> 10));
+	event_emit("mem", "\"mem_usable\":%lu,\"mem_above_4g\":%lu,\"kernel_bytes\":%lu",
+		   (unsigned long)usable, (unsigned long)usable_above_4g(),
+		   (unsigned long)(_kernel_end - _kernel_start));
+	return 0;
+}
+SHELL_COMMAND(mem, "", "memory map and totals", cmd_mem);
+
+static int cmd_poweroff(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("powering off\n");
+	event_emit("poweroff", NULL);
+	qemu_exit(QEMU_EXIT_SUCCESS);
+}
+SHELL_COMMAND(poweroff, "", "leave QEMU (exit status 33: success)", cmd_poweroff);

@@ -1,0 +1,153 @@
+/*
+ * shell: read lines from COM1, run commands (see shell.h).
+ *
+ * Bytes arrive in the UART's receive ring from its interrupt handler, which
+ * queues shell_work; the work item drains the ring, edits the line (echo,
+ * backspace) and runs a command when a line ends. A command runs in the main
+ * loop with interrupts on.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "shell.h"
+#include "cmdline.h"
+#include "event.h"
+#include "work.h"
+#include "drivers/uart/uart16550.h"
+#include "arch/x86_64/ioapic.h"
+
+extern const struct shell_command __start_shell_cmds[], __stop_shell_cmds[];
+
+#define LINE_MAX_LEN 256
+#define MAX_ARGS 16
+static char line[LINE_MAX_LEN];
+static unsigned line_len;
+static bool line_overflow;
+static struct work shell_work;
+
+static const struct shell_command *find_command(const char *name)
+{
+	for (const struct shell_command *c = __start_shell_cmds; c < __stop_shell_cmds; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+int shell_execute(char *text)
+{
+	char *argv[MAX_ARGS + 1];
+	int argc = 0;
+	char esc[LINE_MAX_LEN * 2];
+
+	for (char *p = strtok(text, " \t"); p; p = strtok(NULL, " \t")) {
+		if (argc == MAX_ARGS) {
+			printf("error: more than %d words\n", MAX_ARGS);
+			event_emit("cmd", "\"name\":\"%s\",\"rc\":%d",
+				   event_json_escape(esc, sizeof(esc), argv[0]), -E2BIG);
+			return -E2BIG;
+		}
+		argv[argc++] = p;
+	}
+	argv[argc] = NULL;
+	if (argc == 0)
+		return 0;
+
+	const struct shell_command *c = find_command(argv[0]);
+	if (!c) {
+		printf("error: unknown command '%s' (type 'help')\n", argv[0]);
+		event_emit("cmd_error", "\"name\":\"%s\",\"error\":\"unknown command\"",
+			   event_json_escape(esc, sizeof(esc), argv[0]));
+		return -ENOENT;
+	}
+	int rc = c->fn(argc, argv);
+	if (rc < 0)
+		printf("error: %s: %s\n", c->name, strerror(-rc));
+	event_emit("cmd", "\"name\":\"%s\",\"rc\":%d", c->name, rc);
+	return rc;
+}
+
+static void prompt(void)
+{
+	printf("blimp> ");
+	fflush(stdout);
+}
+
+static void shell_input(struct work *w)
+{
+	(void)w;
+	int ch;
+	while ((ch = uart_getc()) >= 0) {
+		if (ch == '\r' || ch == '\n') {
+			if (ch == '\n' && line_len == 0 && !line_overflow)
+				continue; /* the \n of a \r\n pair */
+			uart_write("\n", 1);
+			line[line_len] = 0;
+			if (line_overflow)
+				printf("error: line longer than %d characters, ignored\n", LINE_MAX_LEN - 1);
+			else
+				shell_execute(line);
+			line_len = 0;
+			line_overflow = false;
+			prompt();
+		} else if (ch == 0x7f || ch == 0x08) {
+			if (line_len > 0) {
+				line_len--;
+				uart_write("\b \b", 3);
+			}
+		} else if (ch >= 0x20 && ch < 0x7f) {
+			if (line_len < LINE_MAX_LEN - 1) {
+				line[line_len++] = (char)ch;
+				uart_putc((char)ch);
+			} else {
+				line_overflow = true;
+			}
+		}
+	}
+}
+
+static void shell_rx(void)
+{
+	work_queue(&shell_work);
+}
+
+static void shell_poll(void)
+{
+	if (uart_poll())
+		shell_rx();
+}
+
+CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
+
+void shell_start(void)
+{
+	shell_work.fn = shell_input;
+	const char *irq = cmdline_get("irq");
+	bool poll = irq && strcmp(irq, "poll") == 0;
+	int rc = -ENODEV;
+	if (!poll && ioapic_present())
+		rc = uart_enable_rx_irq(shell_rx);
+	if (rc < 0) {
+		if (!poll)
+			printf("shell: no serial interrupt (%d), polling the console\n", rc);
+		work_add_poll(shell_poll, 10 * 1000 * 1000);
+	}
+	prompt();
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "options") == 0) {
+		printf("kernel command-line options:\n");
+		cmdline_print_options();
+		return 0;
+	}
+	printf("commands:\n");
+	for (const struct shell_command *c = __start_shell_cmds; c < __stop_shell_cmds; c++) {
+		char usage[64];
+		snprintf(usage, sizeof(usage), "%s %s", c->name, c->args);
+		printf("  %-22s %s\n", usage, c->help);
+	}
+	printf("'help options' lists the kernel command-line options.\n");
+	return 0;
+}
+SHELL_COMMAND(help, "[options]", "list commands, or kernel command-line options", cmd_help);

@@ -1,0 +1,50 @@
+/*
+ * work: deferred work and timers, run by the kernel's one loop.
+ *
+ * Interrupt handlers do the minimum and queue a struct work; kernel_loop()
+ * runs queued work with interrupts on, fires due timers, and halts the CPU
+ * when there is nothing to do. There are no threads: a work function runs to
+ * completion, so it should do a bounded amount and re-queue itself for more
+ * (that keeps the shell and other work responsive).
+ */
+#ifndef BLIMP_WORK_H
+#define BLIMP_WORK_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+struct work {
+	void (*fn)(struct work *w);
+	struct work *next;
+	bool queued;
+};
+
+struct timer {
+	void (*fn)(struct timer *t);
+	uint64_t deadline_ns;
+	struct timer *next;
+	bool armed;
+};
+
+/* Queue w to run once (again) from the loop. Safe from interrupt handlers;
+ * queueing an already queued item does nothing. */
+void work_queue(struct work *w);
+
+/* Run fn once, `delay_ns` from now, from the loop (re-arming moves it). */
+void timer_arm(struct timer *t, uint64_t delay_ns);
+void timer_cancel(struct timer *t);
+
+/* Run queued work and due timers until none is left; returns how many ran. */
+int work_run_pending(void);
+
+/* Polling mode: call fn every `period_ns` from a timer (for devices whose
+ * interrupts cannot be routed, or when irq=poll forces it). */
+void work_add_poll(void (*fn)(void), uint64_t period_ns);
+
+/* The kernel's main loop: never returns. */
+__attribute__((noreturn)) void kernel_loop(void);
+
+/* Counters for the shell and tests. */
+uint64_t work_idle_halts(void);
+
+#endif
