@@ -23,6 +23,8 @@ extern const struct shell_command __start_shell_cmds[], __stop_shell_cmds[];
 static char line[LINE_MAX_LEN];
 static unsigned line_len;
 static bool line_overflow;
+/* Terminal escape sequences (arrow keys send ESC [ A) are skipped whole. */
+static enum { ESC_NONE, ESC_START, ESC_CSI } esc_state;
 static struct work shell_work;
 
 static const struct shell_command *find_command(const char *name)
@@ -77,7 +79,18 @@ static void shell_input(struct work *w)
 	(void)w;
 	int ch;
 	while ((ch = uart_getc()) >= 0) {
-		if (ch == '\r' || ch == '\n') {
+		if (esc_state == ESC_START) {
+			esc_state = ch == '[' ? ESC_CSI : ESC_NONE;
+			continue;
+		}
+		if (esc_state == ESC_CSI) {
+			if (ch >= 0x40 && ch <= 0x7e)
+				esc_state = ESC_NONE; /* the final byte */
+			continue;
+		}
+		if (ch == 0x1b) {
+			esc_state = ESC_START;
+		} else if (ch == '\r' || ch == '\n') {
 			if (ch == '\n' && line_len == 0 && !line_overflow)
 				continue; /* the \n of a \r\n pair */
 			uart_write("\n", 1);
@@ -132,6 +145,9 @@ void shell_start(void)
 		work_add_poll(shell_poll, 10 * 1000 * 1000);
 	}
 	prompt();
+	/* Bytes typed before this point sit in the receive ring with no
+	 * interrupt still to come for them: look once now. */
+	work_queue(&shell_work);
 }
 
 static int cmd_help(int argc, char **argv)

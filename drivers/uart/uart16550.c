@@ -18,10 +18,21 @@
 #define LSR_TX_EMPTY 0x20
 #define COM1_ISA_IRQ 4
 
-#define RX_RING 256 /* a pasted line or two; overflow drops the newest bytes */
+/*
+ * Receive ring. When it is full, bytes stay in the UART and its receive
+ * interrupt is paused; QEMU then stops sending (its chardev waits until the
+ * UART can take more), so a long paste is delayed, never truncated.
+ */
+#define RX_RING 256
 static volatile char rx_ring[RX_RING];
 static volatile unsigned rx_head, rx_tail;
 static void (*rx_callback)(void);
+static volatile bool rx_paused;
+
+static unsigned rx_count(void)
+{
+	return (rx_head + RX_RING - rx_tail) % RX_RING;
+}
 
 void uart_init(void)
 {
@@ -57,12 +68,15 @@ bool uart_poll(void)
 {
 	bool got = false;
 	while (inb(COM1 + REG_LSR) & LSR_DATA_READY) {
-		char c = (char)inb(COM1 + REG_DATA);
 		unsigned next = (rx_head + 1) % RX_RING;
-		if (next != rx_tail) {
-			rx_ring[rx_head] = c;
-			rx_head = next;
+		if (next == rx_tail) {
+			/* Full: leave the rest in the UART until uart_getc makes room. */
+			rx_paused = true;
+			outb(COM1 + REG_IER, 0x00);
+			break;
 		}
+		rx_ring[rx_head] = (char)inb(COM1 + REG_DATA);
+		rx_head = next;
 		got = true;
 	}
 	return got;
@@ -98,5 +112,14 @@ int uart_getc(void)
 		return -1;
 	char c = rx_ring[rx_tail];
 	rx_tail = (rx_tail + 1) % RX_RING;
+	if (rx_paused && rx_count() < RX_RING / 2) {
+		/* Room again: take what waited in the UART, and resume interrupts
+		 * (in polling mode the poll timer picks it up instead). */
+		bool was = irq_save();
+		rx_paused = false;
+		if (rx_callback)
+			outb(COM1 + REG_IER, 0x01);
+		irq_restore(was);
+	}
 	return (unsigned char)c;
 }

@@ -1,0 +1,79 @@
+"""Boot: both boot paths on both machine types, memory sizes, exceptions,
+the shell's basics and the command line's error handling."""
+import pytest
+
+from blimpvm import EXIT_EXCEPTION, EXIT_SUCCESS
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize("machine", ["q35", "pc"])
+@pytest.mark.parametrize("path", ["pvh", "uefi"])
+def test_boots_to_ready_and_powers_off(boot, path, machine):
+    vm = boot(boot=path, machine=machine, mem="256M")
+    ready = vm.wait_event("ready", timeout=120 if path == "uefi" else 30)
+    assert ready["boot"] == path
+    assert ready["mem_usable"] > 200 * MIB
+    assert vm.poweroff() == EXIT_SUCCESS
+
+
+# Firmware keeps some RAM for itself (BIOS area, ACPI, OVMF's runtime data);
+# everything else must be reported usable, and nothing more than -m.
+@pytest.mark.parametrize("mem,path,slack_mib", [
+    ("128M", "pvh", 4), ("2G", "pvh", 4), ("6G", "pvh", 4), ("6G", "uefi", 96),
+])
+def test_reported_memory_matches_m(boot, mem, path, slack_mib):
+    size = int(mem[:-1]) * (1024 if mem.endswith("G") else 1) * MIB
+    vm = boot(boot=path, mem=mem)
+    ready = vm.wait_event("ready", timeout=120 if path == "uefi" else 30)
+    assert size - slack_mib * MIB <= ready["mem_usable"] <= size, ready
+    if size > 4096 * MIB:
+        # q35 keeps at most 2 GiB below 4 GiB (the rest of that space is
+        # PCI and ECAM), so RAM above 4 GiB must be seen.
+        assert ready["mem_above_4g"] >= size - 2048 * MIB - slack_mib * MIB, ready
+    ev, out = vm.shell("mem")
+    assert ev["rc"] == 0
+    text = "\n".join(out)
+    assert "usable" in text and "kernel image" in text
+
+
+@pytest.mark.parametrize("kind,vector", [("pagefault", 14), ("ud", 6), ("gp", 13), ("div", 0)])
+def test_exception_is_reported_with_vector_and_exit_code(boot, kind, vector):
+    vm = boot(append=f"fault={kind}", mem="128M", machine="pc")
+    ev = vm.wait_event("exception", timeout=30)
+    assert ev["vector"] == vector
+    if kind == "pagefault":
+        assert ev["cr2"] == "0" and ev["error_code"] & 2  # a write to address 0
+    assert vm.wait_exit() == EXIT_EXCEPTION
+    assert any(f"CPU exception {vector} " in line for line in vm.lines)
+    assert any(line.strip().startswith("RAX ") for line in vm.lines)
+
+
+def test_unknown_command_is_reported_and_shell_goes_on(boot):
+    vm = boot(mem="128M")
+    vm.wait_event("ready", timeout=30)
+    ev, out = vm.shell("frobnicate now", expect_rc=None)
+    assert ev["ev"] == "cmd_error" and ev["name"] == "frobnicate"
+    assert any("unknown command 'frobnicate'" in line for line in out)
+    ev, out = vm.shell("help")
+    assert any("poweroff" in line for line in out)
+
+
+def test_unknown_option_is_reported_and_boot_goes_on(boot):
+    vm = boot(mem="128M", append="no_such_option=3 fault")
+    # "fault" without a value is known but names no kind: reported, not fatal.
+    err = vm.wait_event("cmdline_error", timeout=30)
+    assert err["option"] == "no_such_option"
+    ready = vm.wait_event("ready", timeout=30)
+    assert ready["cmdline"] == "no_such_option=3 fault"
+    assert vm.poweroff() == EXIT_SUCCESS
+
+
+def test_long_and_odd_input_does_not_break_the_shell(boot):
+    vm = boot(mem="128M")
+    vm.wait_event("ready", timeout=30)
+    vm.send("x" * 600 + "\n")                 # longer than a line may be
+    vm.wait_line("line longer than", timeout=30)
+    vm.send("\x01\x02\x1b[A\n")               # control bytes only: an empty line
+    ev, _ = vm.shell("help")
+    assert ev["rc"] == 0

@@ -1,0 +1,281 @@
+"""blimpvm: boot blimp under QEMU and talk to it — serial lines, events, shell
+commands, QMP, and the QEMU process's memory.
+
+Used by the tests (tests/qemu), the scenario runner and the benchmarks, so
+there is one way to start a guest. A guest prints human text and event lines
+(`@ev {json}`, see docs/events.md) on COM1, which QEMU connects to this
+process's pipe; a reader thread collects them so nothing is lost while the
+caller waits for something else.
+
+    with BlimpVM(mem="512M", machine="pc", boot="uefi") as vm:
+        vm.wait_event("ready")
+        vm.shell("mem")
+        print(vm.qmp.execute("query-balloon"), vm.rss())
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+KERNEL = os.path.join(BUILD, "blimp.elf")
+ESP = os.path.join(BUILD, "esp")
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+EVENT_PREFIX = "@ev "
+
+# isa-debug-exit statuses (arch/x86_64/qemu_exit.h)
+EXIT_SUCCESS = 33
+EXIT_FAILURE = 35
+EXIT_PANIC = 37
+EXIT_EXCEPTION = 39
+EXIT_BOOT_FAILED = 41
+
+
+class GuestError(Exception):
+    """The guest did not do what was expected; the message carries the serial tail."""
+
+
+class EventFormatError(ValueError):
+    """A line behind the event prefix is not one JSON object with "ev" and "t_ms"."""
+
+
+def parse_event(line):
+    """Return the event dict of an `@ev ` line, None for other lines.
+
+    A line that has the prefix but is not a well-formed event raises
+    EventFormatError naming the line, rather than being guessed at.
+    """
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    text = line[len(EVENT_PREFIX):]
+    try:
+        ev = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise EventFormatError(f"malformed event line ({e.msg} at column {e.pos}): {line!r}")
+    if not isinstance(ev, dict) or not isinstance(ev.get("ev"), str) or not isinstance(ev.get("t_ms"), int):
+        raise EventFormatError(f"event line without string 'ev' and integer 't_ms': {line!r}")
+    return ev
+
+
+class BlimpVM:
+    def __init__(self, mem="256M", machine="q35", boot="pvh", append="", devices=(),
+                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp"):
+        self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
+        self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
+        self.kernel, self.use_qmp, self.name = kernel, qmp, name
+        self.tmp = tempfile.mkdtemp(prefix="blimp-")
+        self.lines = []          # every serial line, in order
+        self.events = []         # every event, in order
+        self.consumed = 0        # events before this index were returned by wait_event
+        self.cond = threading.Condition()
+        self.proc = None
+        self.qmp = None
+        self.start_time = None
+        self.bad_lines = []
+
+    # ------------------------------------------------------------- starting
+    def command_line(self):
+        cmd = ["qemu-system-x86_64", "-machine", self.machine, "-nodefaults", "-display", "none",
+               "-no-reboot", "-serial", "stdio", "-m", self.mem, "-smp", str(self.smp),
+               "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+        if self.use_qmp:
+            cmd += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if self.boot == "pvh":
+            cmd += ["-kernel", self.kernel]
+            if self.append:
+                cmd += ["-append", self.append]
+        elif self.boot == "uefi":
+            cmd += self._uefi_args()
+        else:
+            raise ValueError(f"unknown boot path {self.boot!r} (pvh or uefi)")
+        for dev in self.devices:
+            cmd += ["-device", dev]
+        return cmd + self.extra_args
+
+    def _uefi_args(self):
+        """A private ESP (loader, kernel, cmdline.txt) and VARS copy per guest."""
+        loader = os.path.join(ESP, "EFI", "BOOT", "BOOTX64.EFI")
+        if not os.path.exists(loader):
+            raise GuestError(f"{loader} is missing: run make")
+        esp = os.path.join(self.tmp, "esp")
+        os.makedirs(os.path.join(esp, "EFI", "BOOT"))
+        shutil.copy(loader, os.path.join(esp, "EFI", "BOOT", "BOOTX64.EFI"))
+        shutil.copy(self.kernel, os.path.join(esp, "blimp.elf"))
+        with open(os.path.join(esp, "cmdline.txt"), "w") as f:
+            f.write(self.append + "\n")
+        vars_copy = os.path.join(self.tmp, "OVMF_VARS.fd")
+        shutil.copy(OVMF_VARS, vars_copy)
+        return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+                "-drive", f"format=raw,file=fat:rw:{esp}"]
+
+    def start(self):
+        self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        self.cmd = self.command_line()
+        self.start_time = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+        self.reader = threading.Thread(target=self._read_serial, daemon=True)
+        self.reader.start()
+        if self.use_qmp:
+            from qmp import QMP
+            self.qmp = QMP(self.qmp_path)
+        return self
+
+    def _read_serial(self):
+        pending = b""
+        while True:
+            chunk = self.proc.stdout.read1(65536) if hasattr(self.proc.stdout, "read1") \
+                else os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                raw, pending = pending.split(b"\n", 1)
+                self._add_line(raw)
+        if pending:
+            self._add_line(pending)
+        with self.cond:
+            self.cond.notify_all()
+
+    def _add_line(self, raw):
+        # OVMF writes ANSI escapes and \r; the kernel writes \r\n.
+        line = raw.decode("utf-8", "replace").replace("\r", "")
+        now = time.monotonic()
+        with self.cond:
+            self.lines.append(line)
+            try:
+                ev = parse_event(line)
+            except EventFormatError as e:
+                self.bad_lines.append(str(e))
+                ev = None
+            if ev is not None:
+                ev["_host_time"] = now - self.start_time
+                self.events.append(ev)
+            self.cond.notify_all()
+
+    # ------------------------------------------------------------- waiting
+    def tail(self, n=40):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
+
+    def fail(self, msg):
+        raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
+
+    def wait_for(self, predicate, timeout, what):
+        """Wait until predicate() (called with the lock held) is true."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.cond.wait(min(remaining, 0.5))
+        status = self.proc.poll()
+        if status is not None:
+            self.fail(f"QEMU exited with status {status} while waiting for {what}")
+        self.fail(f"timed out after {timeout}s waiting for {what}")
+
+    def wait_event(self, name, timeout=60, where=None):
+        """The next unconsumed event called `name` (matching `where`, a dict of
+        field values or a function); events before it stay unconsumed."""
+        def match(ev):
+            if ev["ev"] != name:
+                return False
+            if callable(where):
+                return where(ev)
+            return all(ev.get(k) == v for k, v in (where or {}).items())
+
+        def find():
+            for i in range(self.consumed, len(self.events)):
+                if match(self.events[i]):
+                    self.consumed = i + 1
+                    return self.events[i]
+            return None
+        return self.wait_for(find, timeout, f"event {name!r}" + (f" with {where}" if where else ""))
+
+    def events_named(self, name):
+        with self.cond:
+            return [e for e in self.events if e["ev"] == name]
+
+    def wait_line(self, text, timeout=60):
+        """The first serial line containing `text`."""
+        def find():
+            for line in self.lines:
+                if text in line:
+                    return line
+            return None
+        return self.wait_for(find, timeout, f"a serial line containing {text!r}")
+
+    # ------------------------------------------------------------- talking
+    def send(self, text):
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def shell(self, line, timeout=60, expect_rc=0):
+        """Type a command and wait for its "cmd" event; returns (event, output lines).
+        An unknown command produces "cmd_error" instead; pass expect_rc=None to accept it."""
+        with self.cond:
+            start_line = len(self.lines)
+            self.consumed = len(self.events)
+        self.send(line + "\n")
+        name = line.split()[0]
+
+        def done():
+            for i in range(self.consumed, len(self.events)):
+                e = self.events[i]
+                if (e["ev"] == "cmd" and e["name"] == name) or e["ev"] == "cmd_error":
+                    self.consumed = i + 1
+                    return e
+            return None
+        ev = self.wait_for(done, timeout, f"the end of command {line!r}")
+        with self.cond:
+            out = self.lines[start_line:]
+        if expect_rc is not None and ev.get("rc") != expect_rc:
+            self.fail(f"command {line!r} ended with {ev}, expected rc {expect_rc}")
+        return ev, out
+
+    def poweroff(self, timeout=60):
+        """Type `poweroff` and return QEMU's exit status."""
+        self.send("poweroff\n")
+        return self.wait_exit(timeout)
+
+    def wait_exit(self, timeout=60):
+        try:
+            status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.fail(f"QEMU still running after {timeout}s")
+        self.reader.join(5)
+        return status
+
+    def rss(self):
+        """Resident memory of the QEMU process in bytes (VmRSS)."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise GuestError("no VmRSS for the QEMU process")
+
+    def close(self):
+        if self.qmp:
+            self.qmp.close()
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
