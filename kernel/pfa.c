@@ -1,0 +1,540 @@
+/*
+ * pfa: a buddy page-frame allocator whose metadata never touches the frames
+ * it manages (see pfa.h for the contract).
+ *
+ * Metadata, all in one caller-supplied buffer:
+ *
+ *   frame[]   one byte per frame, 0 .. pfn_limit-1
+ *             +-------+---+-------+
+ *             | order | R | state |   state: enum pfa_state (3 bits)
+ *             +-------+---+-------+   R: reported (free blocks only)
+ *              7    4   3  2    0     order: 0..14 on a block's first frame,
+ *                                            15 (TAIL) on the others
+ *
+ *   for each order k, two free bitmaps (unreported, reported), one bit per
+ *   aligned 2^k-frame block, set when a free block of exactly order k starts
+ *   there; each bitmap has summary levels (bit j of level l+1 set iff word j
+ *   of level l is non-zero), so the lowest free block of an order is found
+ *   by walking down a handful of words.
+ *
+ * That is 1 byte + about 2 x 2 bits per frame: 0.03 % of RAM, where a
+ * Linux struct page costs 1.6 %. Free lists threaded through the free frames
+ * would be smaller still, but would write into frames the host took back.
+ *
+ * "Reported" means the host holds no memory for a free block: it was sent by
+ * free page reporting, or came back from the balloon untouched. Ordinary
+ * allocations prefer unreported blocks (no fault-in cost on the host); the
+ * balloon prefers reported ones (the host's discard is then nearly free).
+ * Two free buddies always merge; the merged block is reported only if both
+ * halves were, so at worst a half is reported twice, never missed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include "pfa.h"
+#include "pfa_bits.h"
+
+/* ---------------------------------------------------------------- bitmaps */
+
+static size_t bitmap_words(uint64_t nbits, uint64_t words[PFA_MAX_LEVELS], int *levels)
+{
+	size_t total = 0;
+	int l = 0;
+	do {
+		nbits = (nbits + 63) / 64; /* words at this level = bits of the next */
+		words[l] = nbits;
+		total += nbits;
+		l++;
+	} while (nbits > 1 && l < PFA_MAX_LEVELS);
+	*levels = l;
+	return total;
+}
+
+static void bitmap_set(struct pfa_bitmap *b, uint64_t i)
+{
+	for (int l = 0; l < b->levels; l++, i >>= 6) {
+		bool was_zero = b->level[l][i >> 6] == 0;
+		b->level[l][i >> 6] |= BIT(i);
+		if (!was_zero)
+			break; /* the levels above already know this word is non-zero */
+	}
+}
+
+static void bitmap_clear(struct pfa_bitmap *b, uint64_t i)
+{
+	for (int l = 0; l < b->levels; l++, i >>= 6) {
+		b->level[l][i >> 6] &= ~BIT(i);
+		if (b->level[l][i >> 6] != 0)
+			break;
+	}
+}
+
+/* Lowest set bit, or -1. */
+static int64_t bitmap_first(const struct pfa_bitmap *b)
+{
+	int top = b->levels - 1;
+	uint64_t idx = UINT64_MAX;
+	for (uint64_t w = 0; w < b->words[top]; w++)
+		if (b->level[top][w]) {
+			idx = w;
+			break;
+		}
+	if (idx == UINT64_MAX)
+		return -1;
+	for (int l = top; l >= 0; l--)
+		idx = idx * 64 + (uint64_t)__builtin_ctzll(b->level[l][idx]);
+	return (int64_t)idx;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+size_t pfa_metadata_size(uint64_t pfn_limit)
+{
+	size_t bytes = (pfn_limit + 7) & ~7ULL;
+	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
+		uint64_t words[PFA_MAX_LEVELS];
+		int levels;
+		bytes += 2 * 8 * bitmap_words((pfn_limit >> k) + 1, words, &levels);
+	}
+	return bytes;
+}
+
+uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a)
+{
+	uint64_t frames = a->st.managed ? a->st.managed : 1;
+	return (uint64_t)pfa_metadata_size(a->pfn_limit) * 1000 / frames;
+}
+
+int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
+{
+	if (pfn_limit == 0 || pfn_limit > (1ULL << 40) || meta_size < pfa_metadata_size(pfn_limit))
+		return -EINVAL;
+	memset(a, 0, sizeof(*a));
+	memset(meta, 0, pfa_metadata_size(pfn_limit));
+	a->pfn_limit = pfn_limit;
+	a->frame = meta; /* all zero: every frame reserved, order 0 */
+	uint64_t *p = (uint64_t *)((uint8_t *)meta + ((pfn_limit + 7) & ~7ULL));
+	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
+		struct pfa_bitmap *pair[2] = { &a->unreported[k], &a->reported[k] };
+		for (int j = 0; j < 2; j++) {
+			struct pfa_bitmap *b = pair[j];
+			bitmap_words((pfn_limit >> k) + 1, b->words, &b->levels);
+			for (int l = 0; l < b->levels; l++) {
+				b->level[l] = p;
+				p += b->words[l];
+			}
+		}
+	}
+	return 0;
+}
+
+void pfa_set_reserve_floor(struct pfa *a, uint64_t frames)
+{
+	a->reserve_floor = frames;
+}
+
+void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx)
+{
+	a->oom = fn;
+	a->oom_ctx = ctx;
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+static struct pfa_bitmap *list_of(struct pfa *a, unsigned order, bool reported)
+{
+	return reported ? &a->reported[order] : &a->unreported[order];
+}
+
+/* Mark [pfn, pfn + 2^order) as one block in `state`. */
+static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned state, bool reported)
+{
+	uint64_t n = 1ULL << order;
+	a->frame[pfn] = FRAME(state, reported, order);
+	if (n > 1)
+		memset(&a->frame[pfn + 1], FRAME(state, 0, TAIL), n - 1);
+}
+
+static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
+{
+	a->frame[pfn] = FRAME(PFA_FREE, reported, order);
+	bitmap_set(list_of(a, order, reported), pfn >> order);
+	a->st.free_blocks[order]++;
+	a->st.free += 1ULL << order;
+	if (reported)
+		a->st.reported += 1ULL << order;
+}
+
+static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
+{
+	bool reported = REPORTED(a->frame[pfn]);
+	bitmap_clear(list_of(a, order, reported), pfn >> order);
+	a->st.free_blocks[order]--;
+	a->st.free -= 1ULL << order;
+	if (reported)
+		a->st.reported -= 1ULL << order;
+}
+
+static bool is_free_head(const struct pfa *a, uint64_t pfn, unsigned order)
+{
+	uint8_t b = a->frame[pfn];
+	return STATE(b) == PFA_FREE && ORDER(b) == order;
+}
+
+/* Put a block whose frames are already marked free on the lists, merging
+ * with its buddy as far as it goes. */
+static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
+{
+	while (order < PFA_MAX_ORDER) {
+		uint64_t buddy = pfn ^ (1ULL << order);
+		if (buddy + (1ULL << order) > a->pfn_limit || !is_free_head(a, buddy, order))
+			break;
+		reported = reported && REPORTED(a->frame[buddy]);
+		list_remove(a, buddy, order);
+		a->frame[pfn > buddy ? pfn : buddy] = FRAME(PFA_FREE, 0, TAIL);
+		pfn &= ~(1ULL << order);
+		order++;
+	}
+	list_add(a, pfn, order, reported);
+}
+
+/* The lowest free block of exactly `order`, from the preferred list first. */
+static int64_t find_block(struct pfa *a, unsigned order, bool prefer_reported)
+{
+	int64_t i = bitmap_first(list_of(a, order, prefer_reported));
+	if (i < 0)
+		i = bitmap_first(list_of(a, order, !prefer_reported));
+	return i < 0 ? -1 : (int64_t)((uint64_t)i << order);
+}
+
+/* Take the free block at pfn (of order `have`) off the lists, give back the
+ * halves it does not need, and mark the first 2^want frames `state`. */
+static void take_block(struct pfa *a, uint64_t pfn, unsigned have, unsigned want, unsigned state)
+{
+	bool reported = REPORTED(a->frame[pfn]);
+	list_remove(a, pfn, have);
+	while (have > want) {
+		have--;
+		list_add(a, pfn + (1ULL << have), have, reported);
+	}
+	mark_block(a, pfn, want, state, false);
+}
+
+/* Find and take a block of `order` for an ordinary allocation; -1 if none. */
+static int64_t alloc_from_lists(struct pfa *a, unsigned order, unsigned state)
+{
+	for (unsigned o = order; o <= PFA_MAX_ORDER; o++) {
+		int64_t pfn = find_block(a, o, false);
+		if (pfn >= 0) {
+			take_block(a, (uint64_t)pfn, o, order, state);
+			return pfn;
+		}
+	}
+	return -1;
+}
+
+static int bad_call(const char *fn, const char *what, uint64_t pfn, unsigned order, const void *caller)
+{
+	printf("pfa: %s: %s: pfn %#llx (address %#llx) order %u, caller %p\n", fn, what,
+	       (unsigned long long)pfn, (unsigned long long)(pfn << 12), order, caller);
+	return -EFAULT;
+}
+
+/* Check that [pfn, 2^order) is exactly one block in `state`; else report. */
+static int check_block(const struct pfa *a, const char *fn, uint64_t pfn, unsigned order,
+		       unsigned state, const void *caller)
+{
+	static const char *const names[] = { "reserved (not the allocator's to give)", "already free",
+					     "allocated", "ballooned", "being reported",
+					     "a free huge-pool page", "a huge-pool page" };
+	if (order > PFA_MAX_ORDER)
+		return bad_call(fn, "order too large", pfn, order, caller);
+	if (pfn >= a->pfn_limit || (1ULL << order) > a->pfn_limit - pfn)
+		return bad_call(fn, "frame not managed by this allocator", pfn, order, caller);
+	if (pfn & ((1ULL << order) - 1))
+		return bad_call(fn, "frame not aligned to its order", pfn, order, caller);
+	uint8_t b = a->frame[pfn];
+	if (STATE(b) != state) {
+		char what[96];
+		snprintf(what, sizeof(what), "frame is %s", names[STATE(b) < 7 ? STATE(b) : 0]);
+		return bad_call(fn, what, pfn, order, caller);
+	}
+	if (ORDER(b) != order) {
+		char what[96];
+		if (ORDER(b) == TAIL)
+			snprintf(what, sizeof(what), "frame is inside a block, not its first frame");
+		else
+			snprintf(what, sizeof(what), "block has order %u", ORDER(b));
+		return bad_call(fn, what, pfn, order, caller);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- API */
+
+int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count)
+{
+	if (pfn >= a->pfn_limit || count > a->pfn_limit - pfn)
+		return -EINVAL;
+	for (uint64_t i = pfn; i < pfn + count; i++)
+		if (STATE(a->frame[i]) != PFA_RESERVED)
+			return bad_call("pfa_add_free_range", "frame already managed", i, 0, NULL);
+	a->st.managed += count;
+	while (count) {
+		unsigned order = 0;
+		while (order < PFA_MAX_ORDER && !(pfn & (1ULL << order)) && (2ULL << order) <= count)
+			order++;
+		mark_block(a, pfn, order, PFA_FREE, false);
+		insert_free(a, pfn, order, false);
+		pfn += 1ULL << order;
+		count -= 1ULL << order;
+	}
+	return 0;
+}
+
+/* The free block containing frame `pfn`: its first frame, and its order. */
+static int64_t free_head_of(const struct pfa *a, uint64_t pfn, unsigned *order)
+{
+	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
+		uint64_t head = pfn & ~((1ULL << k) - 1);
+		uint8_t b = a->frame[head];
+		if (STATE(b) == PFA_FREE && ORDER(b) != TAIL) {
+			if (ORDER(b) < k)
+				return -1;
+			*order = ORDER(b);
+			return (int64_t)head;
+		}
+	}
+	return -1;
+}
+
+int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count)
+{
+	if (pfn >= a->pfn_limit)
+		return 0;
+	if (count > a->pfn_limit - pfn)
+		count = a->pfn_limit - pfn;
+	uint64_t end = pfn + count;
+	for (uint64_t i = pfn; i < end; i++) {
+		unsigned s = STATE(a->frame[i]);
+		if (s != PFA_RESERVED && s != PFA_FREE)
+			return bad_call("pfa_reserve_range", "frame is in use", i, 0, NULL);
+	}
+	for (uint64_t i = pfn; i < end; i++) {
+		if (STATE(a->frame[i]) == PFA_RESERVED)
+			continue;
+		unsigned order;
+		int64_t head = free_head_of(a, i, &order);
+		if (head < 0)
+			return bad_call("pfa_reserve_range", "free frame outside any free block", i, 0, NULL);
+		/* Pull the whole block, then give back what lies outside the range. */
+		uint64_t h = (uint64_t)head, hend = h + (1ULL << order);
+		list_remove(a, h, order);
+		for (uint64_t f = h; f < hend; f++)
+			a->frame[f] = FRAME(PFA_RESERVED, 0, 0);
+		uint64_t taken = (hend < end ? hend : end) - i;
+		a->st.managed -= hend - h;
+		a->st.reserved += taken;
+		if (h < i)
+			pfa_add_free_range(a, h, i - h);
+		if (hend > end)
+			pfa_add_free_range(a, end, hend - end);
+		i += taken - 1;
+	}
+	return 0;
+}
+
+int64_t pfa_alloc_block(struct pfa *a, unsigned order)
+{
+	if (order > PFA_MAX_ORDER)
+		return -EINVAL;
+	for (int attempt = 0;; attempt++) {
+		int64_t pfn = alloc_from_lists(a, order, PFA_USED);
+		if (pfn >= 0) {
+			a->st.allocs++;
+			a->st.used += 1ULL << order;
+			if (order >= PFA_HUGE_ORDER)
+				a->st.huge_allocs++;
+			return pfn;
+		}
+		/* Bounded: a handler that frees something useless cannot loop us. */
+		if (!a->oom || attempt == 3)
+			break;
+		a->st.oom_calls++;
+		uint64_t freed = a->oom(a->oom_ctx, 1ULL << order);
+		a->st.oom_freed += freed;
+		if (freed == 0)
+			break;
+	}
+	a->st.alloc_failures++;
+	if (order >= PFA_HUGE_ORDER)
+		a->st.huge_failures++;
+	return -ENOMEM;
+}
+
+int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+{
+	int rc = check_block(a, "pfa_free_block", pfn, order, PFA_USED, caller);
+	if (rc < 0)
+		return rc;
+	mark_block(a, pfn, order, PFA_FREE, false);
+	insert_free(a, pfn, order, false);
+	a->st.frees++;
+	a->st.used -= 1ULL << order;
+	return 0;
+}
+
+/* A block of exactly `order` for the balloon, reported first; -1 if none. */
+static int64_t balloon_find(struct pfa *a, unsigned order, bool split_allowed)
+{
+	unsigned top = split_allowed ? PFA_MAX_ORDER : order;
+	for (unsigned o = order; o <= top; o++) {
+		int64_t pfn = find_block(a, o, true);
+		if (pfn >= 0) {
+			take_block(a, (uint64_t)pfn, o, order, PFA_BALLOONED);
+			return pfn;
+		}
+	}
+	return -1;
+}
+
+uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, size_t max_out,
+			  size_t *n_out)
+{
+	uint64_t taken = 0;
+	size_t n = 0;
+	while (taken < frames && n < max_out) {
+		uint64_t room = a->st.free > a->reserve_floor ? a->st.free - a->reserve_floor : 0;
+		uint64_t limit = frames - taken < room ? frames - taken : room;
+		if (limit == 0)
+			break;
+		int64_t pfn = -1;
+		unsigned order = 0;
+		if (limit >= (1ULL << PFA_HUGE_ORDER)) {
+			order = PFA_HUGE_ORDER;
+			pfn = balloon_find(a, order, true);
+		}
+		if (pfn < 0) {
+			/* No 2 MiB block (or less than 2 MiB wanted): the largest
+			 * smaller block that fits, and split only as a last resort. */
+			unsigned fit = 63 - __builtin_clzll(limit);
+			if (fit >= PFA_HUGE_ORDER)
+				fit = PFA_HUGE_ORDER - 1;
+			for (int o = (int)fit; o >= 0 && pfn < 0; o--) {
+				order = (unsigned)o;
+				pfn = balloon_find(a, order, false);
+			}
+			if (pfn < 0) {
+				order = fit;
+				pfn = balloon_find(a, order, true);
+			}
+		}
+		if (pfn < 0)
+			break;
+		out[n].pfn = (uint64_t)pfn;
+		out[n].order = order;
+		n++;
+		taken += 1ULL << order;
+		a->st.ballooned += 1ULL << order;
+	}
+	*n_out = n;
+	return taken;
+}
+
+int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+{
+	int rc = check_block(a, "pfa_balloon_return", pfn, order, PFA_BALLOONED, caller);
+	if (rc < 0)
+		return rc;
+	mark_block(a, pfn, order, PFA_FREE, false);
+	/* The host holds nothing for these frames until they are touched. */
+	insert_free(a, pfn, order, true);
+	a->st.ballooned -= 1ULL << order;
+	return 0;
+}
+
+size_t pfa_report_take(struct pfa *a, unsigned min_order, struct pfa_run *out, size_t max_out)
+{
+	size_t n = 0;
+	for (int o = PFA_MAX_ORDER; o >= (int)min_order && n < max_out; o--) {
+		int64_t i;
+		while (n < max_out && (i = bitmap_first(&a->unreported[o])) >= 0) {
+			uint64_t pfn = (uint64_t)i << o;
+			list_remove(a, pfn, (unsigned)o);
+			mark_block(a, pfn, (unsigned)o, PFA_ISOLATED, false);
+			a->st.isolated += 1ULL << o;
+			out[n].pfn = pfn;
+			out[n].order = (unsigned)o;
+			n++;
+		}
+	}
+	return n;
+}
+
+int pfa_report_done(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
+{
+	int rc = check_block(a, "pfa_report_done", pfn, order, PFA_ISOLATED, NULL);
+	if (rc < 0)
+		return rc;
+	a->st.isolated -= 1ULL << order;
+	mark_block(a, pfn, order, PFA_FREE, false);
+	insert_free(a, pfn, order, reported);
+	return 0;
+}
+
+uint64_t pfa_pool_init(struct pfa *a, uint64_t pages)
+{
+	while (a->st.pool_total < pages && a->st.pool_total < PFA_POOL_MAX) {
+		int64_t pfn = alloc_from_lists(a, PFA_HUGE_ORDER, PFA_POOL_FREE);
+		if (pfn < 0)
+			break;
+		a->pool[a->st.pool_total++] = (uint64_t)pfn;
+		a->st.pool_free++;
+	}
+	return a->st.pool_total;
+}
+
+int64_t pfa_pool_alloc(struct pfa *a)
+{
+	for (uint64_t i = 0; i < a->st.pool_total; i++)
+		if (STATE(a->frame[a->pool[i]]) == PFA_POOL_FREE) {
+			mark_block(a, a->pool[i], PFA_HUGE_ORDER, PFA_POOL_USED, false);
+			a->st.pool_free--;
+			a->st.huge_allocs++;
+			return (int64_t)a->pool[i];
+		}
+	a->st.huge_failures++;
+	return -ENOMEM;
+}
+
+int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller)
+{
+	int rc = check_block(a, "pfa_pool_free", pfn, PFA_HUGE_ORDER, PFA_POOL_USED, caller);
+	if (rc < 0)
+		return rc;
+	mark_block(a, pfn, PFA_HUGE_ORDER, PFA_POOL_FREE, false);
+	a->st.pool_free++;
+	return 0;
+}
+
+enum pfa_state pfa_frame_state(const struct pfa *a, uint64_t pfn)
+{
+	return pfn < a->pfn_limit ? (enum pfa_state)STATE(a->frame[pfn]) : PFA_RESERVED;
+}
+
+bool pfa_frame_reported(const struct pfa *a, uint64_t pfn)
+{
+	unsigned order;
+	if (pfa_frame_state(a, pfn) != PFA_FREE)
+		return false;
+	int64_t head = free_head_of(a, pfn, &order);
+	return head >= 0 && REPORTED(a->frame[head]);
+}
+
+uint64_t pfa_fragmentation_permille(const struct pfa *a)
+{
+	uint64_t big = 0;
+	for (unsigned o = PFA_HUGE_ORDER; o <= PFA_MAX_ORDER; o++)
+		big += a->st.free_blocks[o] << o;
+	return a->st.free ? (a->st.free - big) * 1000 / a->st.free : 0;
+}

@@ -1,0 +1,158 @@
+/*
+ * pfa: the page-frame allocator — a buddy allocator over 4 KiB frames.
+ *
+ * Blocks are 2^order frames, naturally aligned, from order 0 (4 KiB) to
+ * PFA_MAX_ORDER (64 MiB). Every frame has a state; the balloon's frames
+ * (BALLOONED), the free frames already given back to the host (free with the
+ * reported flag), and a pool of 2 MiB huge pages kept apart from everything
+ * the balloon may take are all states of the same allocator, so one
+ * invariant checker (pfa_check) sees the whole of memory.
+ *
+ * The allocator never touches the frames it manages: a free frame may have
+ * been returned to the host, and touching it would make the host back it
+ * again. All metadata lives in one caller-supplied buffer.
+ *
+ * Not locked: blimp is single-CPU and calls the allocator only from its main
+ * loop, never from an interrupt handler.
+ *
+ * Errors are negative errno values: -ENOMEM (nothing to give), -EINVAL (a bad
+ * argument), -EFAULT (a call that contradicts the frame's state: double free,
+ * wrong order, a frame the allocator does not manage). A bad call is also
+ * printed with the frame number, order and caller, and changes nothing.
+ */
+#ifndef BLIMP_PFA_H
+#define BLIMP_PFA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PFA_MAX_ORDER 14        /* 64 MiB: big enough that RAM is a few hundred blocks */
+#define PFA_HUGE_ORDER 9        /* 2 MiB: a host huge page, the balloon's unit */
+#define PFA_MAX_LEVELS 6        /* summary levels of a free bitmap: 64^6 bits */
+#define PFA_POOL_MAX 1024       /* huge-pool pages (2 GiB) */
+
+enum pfa_state {
+	PFA_RESERVED = 0, /* not RAM, or the kernel's own: never handed out */
+	PFA_FREE = 1,     /* in a free block (maybe reported) */
+	PFA_USED = 2,     /* allocated by pfa_alloc_block */
+	PFA_BALLOONED = 3,/* given to the host by the balloon */
+	PFA_ISOLATED = 4, /* taken off the free lists while being reported */
+	PFA_POOL_FREE = 5,/* a huge-pool page nobody uses */
+	PFA_POOL_USED = 6,/* a huge-pool page in use */
+};
+
+/* A run of frames handed out or back as one buddy block. */
+struct pfa_run {
+	uint64_t pfn;
+	unsigned order;
+};
+
+/* A set of free blocks per order: one bit per aligned block, with summary
+ * levels so the first set bit is found in O(levels). */
+struct pfa_bitmap {
+	uint64_t *level[PFA_MAX_LEVELS]; /* level[0]: one bit per block */
+	uint64_t words[PFA_MAX_LEVELS];
+	int levels;
+};
+
+struct pfa_stats {
+	uint64_t managed;            /* frames given by pfa_add_free_range, less reserved ones */
+	uint64_t free;               /* frames in free blocks (reported included) */
+	uint64_t free_blocks[PFA_MAX_ORDER + 1];
+	uint64_t used, ballooned, reported, isolated, reserved;
+	uint64_t pool_total, pool_free; /* huge-pool pages (2 MiB each) */
+	uint64_t allocs, frees, alloc_failures;
+	uint64_t huge_allocs, huge_failures; /* order >= PFA_HUGE_ORDER requests */
+	uint64_t oom_calls, oom_freed;
+};
+
+typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
+
+struct pfa {
+	uint64_t pfn_limit;          /* frames [0, pfn_limit) are described */
+	uint8_t *frame;              /* one byte per frame: state | reported << 3 | order << 4 */
+	struct pfa_bitmap unreported[PFA_MAX_ORDER + 1];
+	struct pfa_bitmap reported[PFA_MAX_ORDER + 1];
+	uint64_t reserve_floor;      /* free frames the balloon must leave */
+	uint64_t pool[PFA_POOL_MAX];  /* huge-pool pages, by first pfn */
+	struct pfa_stats st;
+	pfa_oom_fn oom;
+	void *oom_ctx;
+};
+
+/* Bytes of metadata pfa_init needs for frames [0, pfn_limit). */
+size_t pfa_metadata_size(uint64_t pfn_limit);
+
+/* Metadata bytes per managed frame, in thousandths (for reports). */
+uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a);
+
+/* Start with every frame reserved. `meta` must hold pfa_metadata_size bytes.
+ * Returns 0 or -EINVAL. */
+int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit);
+
+/* Usable RAM: frames become free. Reserved-again later by pfa_reserve_range.
+ * Returns 0, -EINVAL (outside pfn_limit) or -EFAULT (some frame not reserved). */
+int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count);
+
+/* Take free frames out for good (kernel image, boot data). Frames already
+ * reserved are skipped; used or ballooned ones are an error (-EFAULT). */
+int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count);
+
+/* One block of 2^order frames: its first pfn, or -ENOMEM/-EINVAL. Calls the
+ * OOM handler (if any) before failing, and retries if it freed something. */
+int64_t pfa_alloc_block(struct pfa *a, unsigned order);
+
+/* Give back a block from pfa_alloc_block. `caller` is printed on a bad call.
+ * Returns 0, -EFAULT or -EINVAL. */
+int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);
+
+/*
+ * The balloon's path. pfa_balloon_take hands out up to `frames` frames as
+ * runs, whole 2 MiB blocks first (already-reported ones before others, since
+ * the host holds no memory for them), splitting bigger blocks into 2 MiB
+ * ones, and smaller blocks only when no 2 MiB block is left. It never takes
+ * the free count below the reserve floor and never touches the huge pool.
+ * The frames become BALLOONED. Returns the number of frames taken (0 when
+ * none can be), and the runs in out[0..*n_out).
+ */
+uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, size_t max_out,
+			  size_t *n_out);
+
+/* Return a ballooned run to the free lists (deflate). 0, -EFAULT or -EINVAL. */
+int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);
+
+/*
+ * Free page reporting. pfa_report_take isolates up to max_out free blocks of
+ * order >= min_order that are not reported yet (so nothing can allocate them
+ * meanwhile) and returns how many it put in out[]. pfa_report_done puts one
+ * back, marked reported if `reported` (the host took it), else as it was.
+ */
+size_t pfa_report_take(struct pfa *a, unsigned min_order, struct pfa_run *out, size_t max_out);
+int pfa_report_done(struct pfa *a, uint64_t pfn, unsigned order, bool reported);
+
+/* Huge-page pool: set `pages` 2 MiB blocks apart (returns how many it could),
+ * then allocate and free them. The balloon and reporting never see them. */
+uint64_t pfa_pool_init(struct pfa *a, uint64_t pages);
+int64_t pfa_pool_alloc(struct pfa *a);
+int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller);
+
+void pfa_set_reserve_floor(struct pfa *a, uint64_t frames);
+void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx);
+
+/* State of one frame, PFA_RESERVED for frames beyond pfn_limit. */
+enum pfa_state pfa_frame_state(const struct pfa *a, uint64_t pfn);
+bool pfa_frame_reported(const struct pfa *a, uint64_t pfn);
+
+/* Share of free memory, in thousandths, that is not in blocks of at least
+ * 2 MiB: 0 when every free frame sits in a huge-page-sized block. */
+uint64_t pfa_fragmentation_permille(const struct pfa *a);
+
+/*
+ * Check every invariant: states agree with the free bitmaps, free buddies
+ * are merged, block heads carry their order, counters add up. Returns 0, or
+ * -EFAULT with `why` saying exactly what is wrong and where.
+ */
+int pfa_check(const struct pfa *a, char *why, size_t why_len);
+
+#endif

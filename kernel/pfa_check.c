@@ -1,0 +1,118 @@
+/*
+ * pfa_check: the allocator's invariant checker (see pfa_check in pfa.h).
+ *
+ * Walks every frame once and every bitmap word once, recomputing what the
+ * counters and bitmaps should say, and stops at the first disagreement with
+ * a message naming the frame, the order and both values.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include "pfa.h"
+#include "pfa_bits.h"
+
+static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (why && len)
+		vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -EFAULT;
+}
+
+/* Summary levels must say exactly which words below are non-zero. */
+static int check_bitmap(const struct pfa_bitmap *b, unsigned order, const char *name,
+			uint64_t *bits, char *why, size_t len)
+{
+	*bits = 0;
+	for (uint64_t w = 0; w < b->words[0]; w++)
+		*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
+	for (int l = 1; l < b->levels; l++)
+		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
+			bool summary = b->level[l][w >> 6] & BIT(w);
+			if (summary != (b->level[l - 1][w] != 0))
+				return fail(why, len, "%s bitmap of order %u: level %d bit %llu is %d "
+					    "but word %llu below is %#llx", name, order, l,
+					    (unsigned long long)w, summary, (unsigned long long)w,
+					    (unsigned long long)b->level[l - 1][w]);
+		}
+	return 0;
+}
+
+int pfa_check(const struct pfa *a, char *why, size_t len)
+{
+	uint64_t count[8] = { 0 }, blocks[PFA_MAX_ORDER + 1] = { 0 }, reported = 0;
+
+	for (uint64_t pfn = 0; pfn < a->pfn_limit;) {
+		uint8_t b = a->frame[pfn];
+		unsigned state = STATE(b), order = ORDER(b);
+		if (order == TAIL)
+			return fail(why, len, "frame %#llx is a block's inner frame with no block "
+				    "around it (state %u)", (unsigned long long)pfn, state);
+		if (order > PFA_MAX_ORDER || state > PFA_POOL_USED)
+			return fail(why, len, "frame %#llx has order %u, state %u",
+				    (unsigned long long)pfn, order, state);
+		uint64_t n = 1ULL << order;
+		if ((pfn & (n - 1)) || n > a->pfn_limit - pfn)
+			return fail(why, len, "block %#llx of order %u is misaligned or past the end",
+				    (unsigned long long)pfn, order);
+		for (uint64_t i = 1; i < n; i++)
+			if (a->frame[pfn + i] != FRAME(state, 0, TAIL))
+				return fail(why, len, "frame %#llx inside block %#llx (order %u, state %u) "
+					    "has byte %#x", (unsigned long long)(pfn + i),
+					    (unsigned long long)pfn, order, state, a->frame[pfn + i]);
+		if (state == PFA_FREE) {
+			bool rep = REPORTED(b);
+			const struct pfa_bitmap *own = rep ? &a->reported[order] : &a->unreported[order];
+			const struct pfa_bitmap *other = rep ? &a->unreported[order] : &a->reported[order];
+			if (!(own->level[0][(pfn >> order) >> 6] & BIT(pfn >> order)) ||
+			    (other->level[0][(pfn >> order) >> 6] & BIT(pfn >> order)))
+				return fail(why, len, "free block %#llx of order %u (reported %d) is not on "
+					    "exactly its own list", (unsigned long long)pfn, order, rep);
+			uint64_t buddy = pfn ^ n;
+			if (order < PFA_MAX_ORDER && buddy + n <= a->pfn_limit &&
+			    STATE(a->frame[buddy]) == PFA_FREE && ORDER(a->frame[buddy]) == order)
+				return fail(why, len, "free buddies %#llx and %#llx of order %u are not merged",
+					    (unsigned long long)pfn, (unsigned long long)buddy, order);
+			blocks[order]++;
+			if (rep)
+				reported += n;
+		} else if (REPORTED(b)) {
+			return fail(why, len, "block %#llx is not free but marked reported",
+				    (unsigned long long)pfn);
+		}
+		count[state] += n;
+		pfn += n;
+	}
+
+	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
+		uint64_t unrep_bits, rep_bits;
+		int rc = check_bitmap(&a->unreported[k], k, "unreported", &unrep_bits, why, len);
+		if (rc == 0)
+			rc = check_bitmap(&a->reported[k], k, "reported", &rep_bits, why, len);
+		if (rc < 0)
+			return rc;
+		if (unrep_bits + rep_bits != blocks[k] || blocks[k] != a->st.free_blocks[k])
+			return fail(why, len, "order %u: %llu bits set, %llu free blocks seen, "
+				    "counter says %llu", k, (unsigned long long)(unrep_bits + rep_bits),
+				    (unsigned long long)blocks[k], (unsigned long long)a->st.free_blocks[k]);
+	}
+
+	const struct { const char *name; uint64_t seen, counted; } totals[] = {
+		{ "free", count[PFA_FREE], a->st.free },
+		{ "used", count[PFA_USED], a->st.used },
+		{ "ballooned", count[PFA_BALLOONED], a->st.ballooned },
+		{ "isolated", count[PFA_ISOLATED], a->st.isolated },
+		{ "reported", reported, a->st.reported },
+		{ "pool", count[PFA_POOL_FREE] + count[PFA_POOL_USED], a->st.pool_total << PFA_HUGE_ORDER },
+		{ "pool free", count[PFA_POOL_FREE], a->st.pool_free << PFA_HUGE_ORDER },
+		{ "managed", a->pfn_limit - count[PFA_RESERVED], a->st.managed },
+	};
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
+		if (totals[i].seen != totals[i].counted)
+			return fail(why, len, "%s frames: %llu seen, counter says %llu", totals[i].name,
+				    (unsigned long long)totals[i].seen, (unsigned long long)totals[i].counted);
+	return 0;
+}
