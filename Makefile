@@ -32,7 +32,8 @@ deps: $(BUILD)/.deps
 # The kernel's C library, built once from Debian's newlib-source with the host
 # gcc (about 2 minutes on 2 cores) and kept in build/ while present.
 NEWLIB_TARBALL = $(firstword $(wildcard /usr/src/newlib/newlib-*.tar.*))
-NEWLIB_DIR := $(BUILD)/newlib
+# The directory name carries the configuration: a change of flags rebuilds.
+NEWLIB_DIR := $(BUILD)/newlib-c99
 NEWLIB_PREFIX := $(abspath $(NEWLIB_DIR)/install)
 NEWLIB_LIBC := $(NEWLIB_PREFIX)/x86_64-elf/lib/libc.a
 NEWLIB_INC := $(NEWLIB_PREFIX)/x86_64-elf/include
@@ -43,6 +44,7 @@ $(NEWLIB_LIBC): | $(BUILD)/.deps
 	$(Q)tar -C $(NEWLIB_DIR) -xf $(NEWLIB_TARBALL)
 	$(Q)cd $(NEWLIB_DIR)/obj && ../newlib-*/configure --target=x86_64-elf \
 	    --prefix=$(NEWLIB_PREFIX) --disable-multilib --disable-newlib-supplied-syscalls \
+	    --enable-newlib-io-c99-formats --enable-newlib-io-long-long \
 	    CC_FOR_TARGET=gcc AR_FOR_TARGET=ar RANLIB_FOR_TARGET=ranlib AS_FOR_TARGET=as \
 	    LD_FOR_TARGET=ld NM_FOR_TARGET=nm \
 	    CFLAGS_FOR_TARGET="-O2 -g -ffreestanding -mno-red-zone -fno-stack-protector -fno-pic" \
@@ -114,6 +116,9 @@ qemu-test: all
 test: $(BUILD)/.deps
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory qemu-test
+
+# ---------------------------------------------------------------- benchmarks
+include bench/bench.mk
 
 # ---------------------------------------------------------------- running
 QEMU_BASE := $(QEMU) -machine q35 -nodefaults -display none -no-reboot \

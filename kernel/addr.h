@@ -17,8 +17,22 @@
 #define HUGE_PAGE_SHIFT 21
 #define HUGE_PAGE_SIZE ((uint64_t)1 << HUGE_PAGE_SHIFT)
 
+#ifdef BLIMP_KERNEL
+/*
+ * The heap (malloc) lives at HEAP_VIRT_BASE, backed by scattered frames: it
+ * is not physically contiguous, so it must never be handed to a device.
+ * Device memory comes from the page-frame allocator (mm_alloc_dma).
+ */
+#define HEAP_VIRT_BASE 0x0000400000000000ULL
+__attribute__((noreturn)) void addr_not_direct_mapped(const void *p);
+#endif
+
 static inline uint64_t virt_to_phys(const void *p)
 {
+#ifdef BLIMP_KERNEL
+	if ((uintptr_t)p >= HEAP_VIRT_BASE)
+		addr_not_direct_mapped(p);
+#endif
 	return (uint64_t)(uintptr_t)p;
 }
 

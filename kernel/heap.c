@@ -1,20 +1,44 @@
 /*
- * heap: sbrk over a fixed arena (see heap.h).
+ * heap: sbrk over frames mapped one by one (see heap.h).
  */
 #include "heap.h"
+#include "addr.h"
+#include "mm.h"
+#include "arch/x86_64/paging.h"
 
-#define HEAP_SIZE (4u << 20)
-static uint8_t arena[HEAP_SIZE] __attribute__((aligned(4096)));
-static size_t brk;
+#define HEAP_MAX (1ULL << 30) /* virtual room; frames are taken only as it grows */
+
+static uint64_t brk;    /* bytes in use by malloc */
+static uint64_t mapped; /* bytes backed by frames (brk rounded up to pages) */
 
 void *heap_sbrk(intptr_t increment)
 {
-	if ((increment > 0 && (size_t)increment > HEAP_SIZE - brk) ||
-	    (increment < 0 && (size_t)-increment > brk))
+	uint64_t old = brk;
+	if ((increment > 0 && (uint64_t)increment > HEAP_MAX - brk) ||
+	    (increment < 0 && (uint64_t)-increment > brk))
 		return NULL;
-	void *old = arena + brk;
+	uint64_t want = (brk + increment + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	while (mapped < want) {
+		int64_t pfn = pfa_alloc_block(&kernel_pfa, 0);
+		if (pfn < 0)
+			goto undo;
+		if (paging_map_page(HEAP_VIRT_BASE + mapped, (uint64_t)pfn << PAGE_SHIFT) < 0) {
+			pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
+			goto undo;
+		}
+		mapped += PAGE_SIZE;
+	}
+	while (mapped > want) {
+		mapped -= PAGE_SIZE;
+		uint64_t pa = paging_unmap_page(HEAP_VIRT_BASE + mapped);
+		if (pa)
+			pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
+	}
 	brk += increment;
-	return old;
+	return (void *)(uintptr_t)(HEAP_VIRT_BASE + old);
+undo:
+	/* Keep what was mapped: a later, smaller request may fit. */
+	return NULL;
 }
 
 size_t heap_used(void)
@@ -24,5 +48,5 @@ size_t heap_used(void)
 
 size_t heap_capacity(void)
 {
-	return HEAP_SIZE;
+	return HEAP_MAX;
 }

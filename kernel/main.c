@@ -13,7 +13,9 @@
 #include "cmdline.h"
 #include "event.h"
 #include "heap.h"
+#include "addr.h"
 #include "memmap.h"
+#include "mm.h"
 #include "acpi.h"
 #include "panic.h"
 #include "shell.h"
@@ -107,6 +109,7 @@ void kernel_main(void)
 	int rc = paging_init(&boot_info);
 	if (rc < 0)
 		panic("kernel_main: paging_init failed (%d)", rc);
+	mm_init();
 
 	if (acpi_init(boot_info.rsdp) < 0)
 		printf("acpi: no tables; no IOAPIC, devices will be polled\n");
@@ -149,8 +152,8 @@ static int cmd_mem(int argc, char **argv)
 	printf("boot memory  %#lx-%#lx (%lu KiB, page tables: %lu frames)\n", (unsigned long)bm_start,
 	       (unsigned long)bm_end, (unsigned long)((bm_end - bm_start) >> 10),
 	       (unsigned long)paging_table_frames());
-	printf("heap         %lu of %lu KiB\n", (unsigned long)(heap_used() >> 10),
-	       (unsigned long)(heap_capacity() >> 10));
+	printf("heap         %lu KiB in use (frames from the allocator, mapped at %#llx)\n",
+	       (unsigned long)(heap_used() >> 10), HEAP_VIRT_BASE);
 	event_emit("mem", "\"mem_usable\":%lu,\"mem_above_4g\":%lu,\"kernel_bytes\":%lu",
 		   (unsigned long)usable, (unsigned long)usable_above_4g(),
 		   (unsigned long)(_kernel_end - _kernel_start));

@@ -346,6 +346,11 @@ int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count)
 
 int64_t pfa_alloc_block(struct pfa *a, unsigned order)
 {
+	return pfa_alloc_block_flags(a, order, 0);
+}
+
+int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
+{
 	if (order > PFA_MAX_ORDER)
 		return -EINVAL;
 	for (int attempt = 0;; attempt++) {
@@ -358,7 +363,7 @@ int64_t pfa_alloc_block(struct pfa *a, unsigned order)
 			return pfn;
 		}
 		/* Bounded: a handler that frees something useless cannot loop us. */
-		if (!a->oom || attempt == 3)
+		if (!a->oom || (flags & PFA_NO_OOM) || attempt == 3)
 			break;
 		a->st.oom_calls++;
 		uint64_t freed = a->oom(a->oom_ctx, 1ULL << order);

@@ -103,6 +103,11 @@ int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count);
  * OOM handler (if any) before failing, and retries if it freed something. */
 int64_t pfa_alloc_block(struct pfa *a, unsigned order);
 
+/* The same; with PFA_NO_OOM it fails at once instead of calling the OOM
+ * handler (for callers that can make do with smaller blocks first). */
+#define PFA_NO_OOM 1u
+int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags);
+
 /* Give back a block from pfa_alloc_block. `caller` is printed on a bad call.
  * Returns 0, -EFAULT or -EINVAL. */
 int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);

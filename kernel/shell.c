@@ -35,6 +35,24 @@ static const struct shell_command *find_command(const char *name)
 	return NULL;
 }
 
+/* Kernel wording for error codes: strerror's speaks of files and devices. */
+static const char *shell_error_text(int rc)
+{
+	switch (rc) {
+	case -EINVAL: return "invalid argument";
+	case -ENOENT: return "not found";
+	case -ENOMEM: return "not enough memory";
+	case -ENOSPC: return "no room left";
+	case -EIO: return "check failed";
+	case -EFAULT: return "bad address or state";
+	case -EBUSY: return "busy";
+	case -ENODEV: return "no such device";
+	case -ETIMEDOUT: return "timed out";
+	case -E2BIG: return "too many words";
+	default: return "error";
+	}
+}
+
 int shell_execute(char *text)
 {
 	char *argv[MAX_ARGS + 1];
@@ -63,7 +81,7 @@ int shell_execute(char *text)
 	}
 	int rc = c->fn(argc, argv);
 	if (rc < 0)
-		printf("error: %s: %s\n", c->name, strerror(-rc));
+		printf("error: %s: %s (%d)\n", c->name, shell_error_text(rc), rc);
 	event_emit("cmd", "\"name\":\"%s\",\"rc\":%d", c->name, rc);
 	return rc;
 }

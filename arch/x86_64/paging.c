@@ -174,6 +174,31 @@ int paging_map_range(uint64_t pa, uint64_t size)
 	return set_range(pa, size, 1);
 }
 
+int paging_map_page(uint64_t va, uint64_t pa)
+{
+	if ((va | pa) & (PAGE_SIZE - 1))
+		return -EINVAL;
+	uint64_t *e = walk(va, 0, 1);
+	if (!e)
+		return -ENOMEM;
+	*e = pa | PTE_P | PTE_W;
+	invlpg(va);
+	return 0;
+}
+
+uint64_t paging_unmap_page(uint64_t va)
+{
+	if (!paging_is_mapped(va))
+		return 0;
+	uint64_t *e = walk(va, 0, 1);
+	if (!e)
+		return 0;
+	uint64_t pa = *e & PTE_ADDR;
+	*e = 0;
+	invlpg(va);
+	return pa;
+}
+
 int paging_is_mapped(uint64_t va)
 {
 	uint64_t *table = pml4;

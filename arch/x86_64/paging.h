@@ -38,6 +38,13 @@ int paging_map_mmio(uint64_t pa, uint64_t size);
 int paging_unmap_range(uint64_t pa, uint64_t size);
 int paging_map_range(uint64_t pa, uint64_t size);
 
+/* Map one 4 KiB page at an address outside the direct map (the heap):
+ * va -> pa, writable. Returns 0, -EINVAL or -ENOMEM. */
+int paging_map_page(uint64_t va, uint64_t pa);
+
+/* Unmap the page at va; returns the frame it mapped, or 0 if none. */
+uint64_t paging_unmap_page(uint64_t va);
+
 /* Is the 4 KiB page at `va` mapped? */
 int paging_is_mapped(uint64_t va);
 

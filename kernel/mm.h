@@ -1,0 +1,30 @@
+/*
+ * mm: the kernel's memory, put together.
+ *
+ * Owns the one page-frame allocator (kernel/pfa.c) over all usable RAM:
+ * builds it from the boot memory map, keeps the low 1 MiB, the kernel image
+ * and boot-time structures reserved, and feeds page tables, the heap and
+ * device (DMA) memory from it. Also the shell's `alloc`, `free` and `pfa`.
+ */
+#ifndef BLIMP_MM_H
+#define BLIMP_MM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pfa.h"
+
+extern struct pfa kernel_pfa;
+
+/* Build the allocator from boot_info's memory map. Panics if impossible. */
+void mm_init(void);
+
+/* A zeroed 4 KiB frame for page tables (a paging_frame_fn); 0 if none. */
+uint64_t mm_alloc_table_frame(void);
+
+/* Physically contiguous, zeroed, page-aligned memory a device may use
+ * (rings, buffers), rounded up to a power-of-two number of frames. NULL
+ * when none; mm_free_dma takes the same size back. */
+void *mm_alloc_dma(size_t bytes);
+void mm_free_dma(void *p, size_t bytes);
+
+#endif
