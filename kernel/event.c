@@ -25,6 +25,8 @@ void event_emit(const char *name, const char *fields_fmt, ...)
 	line[n++] = '}';
 	line[n++] = '\n';
 	fflush(stdout); /* keep order with console text still in stdio */
+	if (!uart_at_line_start())
+		uart_putc('\n'); /* after a prompt or a half-written line */
 	uart_write(line, n);
 }
 

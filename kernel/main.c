@@ -27,6 +27,10 @@
 #include "arch/x86_64/paging.h"
 #include "arch/x86_64/qemu_exit.h"
 #include "drivers/uart/uart16550.h"
+#include "drivers/pci/pci.h"
+#include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/balloon.h"
+#include "drivers/virtio/rng.h"
 
 struct boot_info boot_info;
 
@@ -118,6 +122,11 @@ void kernel_main(void)
 	if (ioapic_init() < 0)
 		printf("ioapic: none found; devices will be polled\n");
 	irq_enable();
+
+	pci_scan();
+	virtio_pci_probe();
+	balloon_init();
+	rng_init();
 
 	const char *fault = cmdline_get("fault");
 	if (fault)

@@ -5,6 +5,7 @@
  * only concurrency a single-CPU kernel has. Timers are a list sorted by
  * deadline; the LAPIC one-shot timer is always armed for the earliest.
  */
+#include <errno.h>
 #include <stddef.h>
 #include "work.h"
 #include "clock.h"
@@ -142,6 +143,39 @@ void work_add_poll(void (*fn)(void), uint64_t period_ns)
 	poll_timer.fn = poll_tick;
 	if (!poll_timer.armed)
 		timer_arm(&poll_timer, poll_period);
+}
+
+static void wake_only(struct timer *t)
+{
+	(void)t; /* firing is enough: it ends the halt */
+}
+
+int work_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ms)
+{
+	uint64_t deadline = clock_ns() + timeout_ms * 1000000;
+	struct timer wake = { .fn = wake_only };
+	timer_arm(&wake, timeout_ms * 1000000);
+	int rc = 0;
+	for (;;) {
+		work_run_pending();
+		irq_disable();
+		if (done(ctx))
+			break;
+		if (clock_ns() >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		/* Work queued by an interrupt since work_run_pending: run it
+		 * instead of sleeping through it (interrupts are off here, so
+		 * nothing slips in between this check and the halt). */
+		if (!head)
+			cpu_idle();
+		else
+			irq_enable();
+	}
+	irq_enable();
+	timer_cancel(&wake);
+	return rc;
 }
 
 uint64_t work_idle_halts(void)

@@ -37,6 +37,13 @@ void timer_cancel(struct timer *t);
 /* Run queued work and due timers until none is left; returns how many ran. */
 int work_run_pending(void);
 
+/*
+ * Wait, running other work and halting in between, until done(ctx) is true
+ * or `timeout_ms` passes. Returns 0 or -ETIMEDOUT. A timer bounds the halt,
+ * so a device that never answers cannot hang the caller.
+ */
+int work_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ms);
+
 /* Polling mode: call fn every `period_ns` from a timer (for devices whose
  * interrupts cannot be routed, or when irq=poll forces it). */
 void work_add_poll(void (*fn)(void), uint64_t period_ns);

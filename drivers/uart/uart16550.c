@@ -48,10 +48,18 @@ void uart_init(void)
 	outb(COM1 + REG_MCR, 0x0b); /* DTR, RTS, OUT2 (gates the IRQ line) */
 }
 
+static bool at_line_start = true;
+
+bool uart_at_line_start(void)
+{
+	return at_line_start;
+}
+
 void uart_putc(char c)
 {
 	if (c == '\n')
 		uart_putc('\r');
+	at_line_start = c == '\n';
 	/* Bounded: a stuck transmitter must not hang the kernel forever. */
 	for (int spins = 0; spins < 1000000 && !(inb(COM1 + REG_LSR) & LSR_TX_EMPTY); spins++)
 		cpu_relax();

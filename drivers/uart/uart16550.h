@@ -15,6 +15,9 @@ void uart_init(void);
 void uart_putc(char c);                /* '\n' goes out as "\r\n" */
 void uart_write(const char *s, size_t n);
 
+/* Was the last character written a newline? (Event lines must start a line.) */
+bool uart_at_line_start(void);
+
 /* Route COM1's receive interrupt to `vector` and call `on_input` (from the
  * interrupt handler, so it must only queue work) when bytes arrive. */
 int uart_enable_rx_irq(void (*on_input)(void));

@@ -1,0 +1,460 @@
+/*
+ * virtio_pci: modern virtio over PCI (see virtio_pci.h). Register offsets
+ * of the common configuration are from virtio 1.2, 4.1.4.3.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "virtio_pci.h"
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/interrupt.h"
+#include "arch/x86_64/ioapic.h"
+#include "kernel/clock.h"
+#include "kernel/cmdline.h"
+#include "kernel/event.h"
+#include "kernel/mm.h"
+#include "kernel/shell.h"
+
+#define CFG_COMMON 1
+#define CFG_NOTIFY 2
+#define CFG_ISR 3
+#define CFG_DEVICE 4
+
+#define C_DEVICE_FEATURE_SELECT 0x00
+#define C_DEVICE_FEATURE 0x04
+#define C_DRIVER_FEATURE_SELECT 0x08
+#define C_DRIVER_FEATURE 0x0c
+#define C_CONFIG_MSIX_VECTOR 0x10
+#define C_NUM_QUEUES 0x12
+#define C_DEVICE_STATUS 0x14
+#define C_CONFIG_GENERATION 0x15
+#define C_QUEUE_SELECT 0x16
+#define C_QUEUE_SIZE 0x18
+#define C_QUEUE_MSIX_VECTOR 0x1a
+#define C_QUEUE_ENABLE 0x1c
+#define C_QUEUE_NOTIFY_OFF 0x1e
+#define C_QUEUE_DESC 0x20
+#define C_QUEUE_DRIVER 0x28
+#define C_QUEUE_DEVICE 0x30
+#define NO_VECTOR 0xffff
+
+#define MAX_INDIRECT 8
+
+struct virtio_dev virtio_devs[VIRTIO_MAX_DEVICES];
+int virtio_ndevs;
+
+static uint8_t rd8(struct virtio_dev *vd, unsigned off) { return *(volatile uint8_t *)(vd->common + off); }
+static uint16_t rd16(struct virtio_dev *vd, unsigned off) { return *(volatile uint16_t *)(vd->common + off); }
+static uint32_t rd32(struct virtio_dev *vd, unsigned off) { return *(volatile uint32_t *)(vd->common + off); }
+static void wr8(struct virtio_dev *vd, unsigned off, uint8_t v) { *(volatile uint8_t *)(vd->common + off) = v; }
+static void wr16(struct virtio_dev *vd, unsigned off, uint16_t v) { *(volatile uint16_t *)(vd->common + off) = v; }
+static void wr32(struct virtio_dev *vd, unsigned off, uint32_t v) { *(volatile uint32_t *)(vd->common + off) = v; }
+static void wr64(struct virtio_dev *vd, unsigned off, uint64_t v)
+{
+	wr32(vd, off, (uint32_t)v);
+	wr32(vd, off + 4, (uint32_t)(v >> 32));
+}
+
+bool virtio_has(const struct virtio_dev *vd, unsigned bit)
+{
+	return vd->features & (1ULL << bit);
+}
+
+static const char *dev_name(const struct virtio_dev *vd)
+{
+	return vd->type == VIRTIO_ID_BALLOON ? "balloon" : vd->type == VIRTIO_ID_RNG ? "rng" : "virtio";
+}
+
+/* Device type from the PCI id: 0x1040 + type (modern), or the transitional table. */
+static unsigned virtio_type(uint16_t device)
+{
+	static const unsigned transitional[] = { 1, 2, 5, 3, 8, 4, 0, 0, 0, 9 };
+	if (device >= 0x1040 && device <= 0x107f)
+		return device - 0x1040;
+	if (device >= 0x1000 && device <= 0x1009)
+		return transitional[device - 0x1000];
+	return 0;
+}
+
+/* Map the region one virtio capability describes; NULL (and a message) if bad. */
+static volatile uint8_t *map_cap(struct pci_dev *d, uint8_t cap, uint32_t *len)
+{
+	uint8_t bar = pci_read8(d, cap + 4);
+	uint32_t off = pci_read32(d, cap + 8), length = pci_read32(d, cap + 12);
+	if (bar > 5 || d->bar[bar].io || d->bar[bar].size == 0 ||
+	    (uint64_t)off + length > d->bar[bar].size) {
+		printf("virtio %02x:%02x.%x: capability at %#x names BAR %u offset %#x length %#x, "
+		       "outside the BAR; device refused\n", d->bus, d->dev, d->fn, cap, bar, off, length);
+		return NULL;
+	}
+	volatile uint8_t *base = pci_map_bar(d, bar);
+	*len = length;
+	return base ? base + off : NULL;
+}
+
+int virtio_pci_probe(void)
+{
+	virtio_ndevs = 0;
+	for (int i = 0; i < pci_ndevs && virtio_ndevs < VIRTIO_MAX_DEVICES; i++) {
+		struct pci_dev *d = &pci_devs[i];
+		if (d->vendor != 0x1af4 || virtio_type(d->device) == 0)
+			continue;
+		struct virtio_dev *vd = &virtio_devs[virtio_ndevs];
+		memset(vd, 0, sizeof(*vd));
+		vd->pci = d;
+		vd->type = virtio_type(d->device);
+		bool bad = false;
+		uint32_t len = 0;
+		for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c && !bad; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
+			uint8_t type = pci_read8(d, c + 3);
+			volatile uint8_t **slot = type == CFG_COMMON ? &vd->common : type == CFG_ISR ? &vd->isr :
+						  type == CFG_DEVICE ? &vd->device_cfg : type == CFG_NOTIFY ? &vd->notify : NULL;
+			if (!slot || *slot)
+				continue; /* other kinds, or a second one: the first is used */
+			*slot = map_cap(d, c, &len);
+			bad = !*slot;
+			if (type == CFG_COMMON && len < 0x38)
+				bad = true;
+			if (type == CFG_DEVICE)
+				vd->device_cfg_len = len;
+			if (type == CFG_NOTIFY) {
+				vd->notify_len = len;
+				vd->notify_mult = pci_read32(d, c + 16);
+			}
+		}
+		if (bad || !vd->common || !vd->isr || !vd->notify) {
+			printf("virtio %02x:%02x.%x: no usable modern interface; device skipped\n", d->bus, d->dev, d->fn);
+			continue;
+		}
+		virtio_ndevs++;
+	}
+	return virtio_ndevs;
+}
+
+struct virtio_dev *virtio_find(unsigned type)
+{
+	for (int i = 0; i < virtio_ndevs; i++)
+		if (virtio_devs[i].type == type && !virtio_devs[i].driver && !virtio_devs[i].failed)
+			return &virtio_devs[i];
+	return NULL;
+}
+
+static int fail_device(struct virtio_dev *vd, const char *why)
+{
+	printf("virtio %s: %s; device marked FAILED\n", dev_name(vd), why);
+	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_FAILED);
+	vd->failed = true;
+	event_emit("virtio_failed", "\"device\":\"%s\",\"why\":\"%s\"", dev_name(vd), why);
+	return -EIO;
+}
+
+/* ---------------------------------------------------------------- interrupts */
+
+static void config_work_fn(struct work *w)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)((char *)w - __builtin_offsetof(struct virtio_dev, config_work));
+	virtio_pci_status(vd);
+	if (vd->on_config)
+		vd->on_config(vd);
+}
+
+static void queue_work_fn(struct work *w)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)((char *)w - __builtin_offsetof(struct virtio_dev, queue_work));
+	if (vd->on_queue)
+		vd->on_queue(vd);
+}
+
+/* Reading ISR status acknowledges the interrupt and says what it was. */
+static void isr_dispatch(struct virtio_dev *vd)
+{
+	uint8_t isr = *vd->isr;
+	if (isr & 1) {
+		vd->queue_irqs++;
+		work_queue(&vd->queue_work);
+	}
+	if (isr & 2) {
+		vd->config_irqs++;
+		work_queue(&vd->config_work);
+	}
+}
+
+static void intx_handler(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	vd->irqs++;
+	isr_dispatch(vd);
+}
+
+static void msix_config_handler(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	vd->irqs++;
+	vd->config_irqs++;
+	work_queue(&vd->config_work);
+}
+
+static void msix_queue_handler(void *ctx)
+{
+	struct virtio_dev *vd = ctx;
+	vd->irqs++;
+	vd->queue_irqs++;
+	work_queue(&vd->queue_work);
+}
+
+static void poll_all(void)
+{
+	for (int i = 0; i < virtio_ndevs; i++)
+		if (virtio_devs[i].irq_mode == VIRTIO_IRQ_POLL)
+			isr_dispatch(&virtio_devs[i]);
+}
+
+/* MSI-X entry 0 for configuration changes, 1.. for queues (shared past the table). */
+static uint16_t queue_entry(const struct virtio_dev *vd, uint16_t q)
+{
+	return (uint16_t)(q + 1 < vd->pci->msix_size ? q + 1 : vd->pci->msix_size - 1);
+}
+
+static int setup_msix(struct virtio_dev *vd)
+{
+	if (vd->pci->msix_size < 2 || pci_msix_enable(vd->pci) < 0)
+		return -ENODEV;
+	for (uint16_t e = 0; e < vd->pci->msix_size && e <= VIRTIO_MAX_QUEUES; e++) {
+		int v = irq_alloc_vector();
+		if (v < 0)
+			return v;
+		irq_set_handler(v, e == 0 ? msix_config_handler : msix_queue_handler, vd);
+		pci_msix_set_vector(vd->pci, e, v);
+	}
+	wr16(vd, C_CONFIG_MSIX_VECTOR, 0);
+	if (rd16(vd, C_CONFIG_MSIX_VECTOR) != 0)
+		return -EIO; /* refused: the device could not allocate it */
+	return 0;
+}
+
+CMDLINE_OPTION(virtio_irq, "virtio.irq", "force the interrupt kind for virtio devices: intx|poll");
+
+int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
+{
+	vd->config_work.fn = config_work_fn;
+	vd->queue_work.fn = queue_work_fn;
+	wr8(vd, C_DEVICE_STATUS, 0);
+	uint64_t start = clock_ms();
+	while (rd8(vd, C_DEVICE_STATUS) != 0)
+		if (clock_ms() - start > 1000)
+			return fail_device(vd, "reset did not complete within 1 s");
+	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr32(vd, C_DEVICE_FEATURE_SELECT, 0);
+	uint64_t lo = rd32(vd, C_DEVICE_FEATURE);
+	wr32(vd, C_DEVICE_FEATURE_SELECT, 1);
+	vd->device_features = lo | (uint64_t)rd32(vd, C_DEVICE_FEATURE) << 32;
+	if (!(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
+		return fail_device(vd, "device does not offer VIRTIO_F_VERSION_1");
+	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
+	vd->features = vd->device_features & wanted;
+	wr32(vd, C_DRIVER_FEATURE_SELECT, 0);
+	wr32(vd, C_DRIVER_FEATURE, (uint32_t)vd->features);
+	wr32(vd, C_DRIVER_FEATURE_SELECT, 1);
+	wr32(vd, C_DRIVER_FEATURE, (uint32_t)(vd->features >> 32));
+	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	if (!(rd8(vd, C_DEVICE_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+		return fail_device(vd, "device refused the negotiated features (FEATURES_OK cleared)");
+	vd->num_queues = rd16(vd, C_NUM_QUEUES);
+
+	const char *force = cmdline_get("virtio.irq");
+	const char *irq = cmdline_get("irq");
+	bool poll = (irq && strcmp(irq, "poll") == 0) || (force && strcmp(force, "poll") == 0) || !ioapic_present();
+	if (!poll && !(force && strcmp(force, "intx") == 0) && setup_msix(vd) == 0)
+		vd->irq_mode = VIRTIO_IRQ_MSIX;
+	else if (!poll && (vd->gsi = pci_intx_gsi(vd->pci)) >= 0)
+		vd->irq_mode = VIRTIO_IRQ_INTX;
+	else
+		vd->irq_mode = VIRTIO_IRQ_POLL;
+	return 0;
+}
+
+int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
+{
+	if (index >= vd->num_queues || index >= VIRTIO_MAX_QUEUES)
+		return -EINVAL;
+	wr16(vd, C_QUEUE_SELECT, index);
+	uint16_t size = rd16(vd, C_QUEUE_SIZE);
+	if (size == 0)
+		return -ENOENT;
+	if (size & (size - 1)) {
+		char why[80];
+		snprintf(why, sizeof(why), "queue %u has size %u, not a power of two", index, size);
+		return fail_device(vd, why);
+	}
+	while (size > max_size)
+		size /= 2;
+	wr16(vd, C_QUEUE_SIZE, size);
+	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
+	size_t ring = (vq_ring_bytes(size) + 63) & ~(size_t)63;
+	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
+	uint8_t *mem = mm_alloc_dma(bytes);
+	struct vq *vq = calloc(1, sizeof(*vq));
+	if (!mem || !vq) {
+		free(vq);
+		if (mem)
+			mm_free_dma(mem, bytes);
+		return -ENOMEM;
+	}
+	int rc = vq_init(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
+			 indirect ? mem + ring : NULL, MAX_INDIRECT);
+	if (rc < 0)
+		return rc;
+	uint16_t notify_off = rd16(vd, C_QUEUE_NOTIFY_OFF);
+	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
+		char why[100];
+		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
+			 index, notify_off, vd->notify_mult);
+		return fail_device(vd, why);
+	}
+	wr64(vd, C_QUEUE_DESC, vq_desc_addr(vq));
+	wr64(vd, C_QUEUE_DRIVER, vq_avail_addr(vq));
+	wr64(vd, C_QUEUE_DEVICE, vq_used_addr(vq));
+	if (vd->irq_mode == VIRTIO_IRQ_MSIX) {
+		wr16(vd, C_QUEUE_MSIX_VECTOR, queue_entry(vd, index));
+		if (rd16(vd, C_QUEUE_MSIX_VECTOR) == NO_VECTOR)
+			return fail_device(vd, "device refused an MSI-X vector for a queue");
+	}
+	wr16(vd, C_QUEUE_ENABLE, 1);
+	vd->queues[index] = vq;
+	vd->queue_mem[index] = mem;
+	vd->queue_mem_bytes[index] = bytes;
+	vd->queue_notify_off[index] = notify_off;
+	return 0;
+}
+
+int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_queue)
+{
+	vd->on_config = on_config;
+	vd->on_queue = on_queue;
+	if (vd->irq_mode == VIRTIO_IRQ_INTX) {
+		int v = irq_alloc_vector();
+		int rc = v < 0 ? v : irq_set_handler(v, intx_handler, vd);
+		if (rc == 0)
+			rc = pci_enable_intx(vd->pci, v);
+		if (rc < 0)
+			vd->irq_mode = VIRTIO_IRQ_POLL;
+	}
+	if (vd->irq_mode == VIRTIO_IRQ_POLL)
+		work_add_poll(poll_all, 10 * 1000 * 1000);
+	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+	static const char *const modes[] = { "none", "intx", "msix", "poll" };
+	event_emit("virtio_ready", "\"device\":\"%s\",\"pci_device\":%u,\"features\":%lu,\"irq\":\"%s\","
+		   "\"gsi\":%d,\"queues\":%u", dev_name(vd), vd->pci->device, (unsigned long)vd->features,
+		   modes[vd->irq_mode], vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, vd->num_queues);
+	return 0;
+}
+
+void virtio_pci_notify(struct virtio_dev *vd, uint16_t index)
+{
+	struct vq *vq = vd->queues[index];
+	if (vq && vq_kick_prepare(vq))
+		*(volatile uint16_t *)(vd->notify + (uint32_t)vd->queue_notify_off[index] * vd->notify_mult) = index;
+}
+
+int virtio_pci_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len)
+{
+	if (!vd->device_cfg || off > vd->device_cfg_len || len > vd->device_cfg_len - off)
+		return -EIO;
+	for (int tries = 0; tries < 16; tries++) {
+		uint8_t gen = rd8(vd, C_CONFIG_GENERATION);
+		for (uint32_t i = 0; i < len;) {
+			if (!((off + i) & 3) && len - i >= 4) {
+				uint32_t v = *(volatile uint32_t *)(vd->device_cfg + off + i);
+				memcpy((uint8_t *)buf + i, &v, 4);
+				i += 4;
+			} else {
+				((uint8_t *)buf)[i] = vd->device_cfg[off + i];
+				i++;
+			}
+		}
+		if (rd8(vd, C_CONFIG_GENERATION) == gen)
+			return 0;
+	}
+	printf("virtio %s: configuration kept changing while read\n", dev_name(vd));
+	return -EIO;
+}
+
+int virtio_pci_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
+{
+	if (!vd->device_cfg || off > vd->device_cfg_len || 4 > vd->device_cfg_len - off || (off & 3))
+		return -EIO;
+	*(volatile uint32_t *)(vd->device_cfg + off) = v;
+	return 0;
+}
+
+uint8_t virtio_pci_status(struct virtio_dev *vd)
+{
+	uint8_t s = rd8(vd, C_DEVICE_STATUS);
+	if ((s & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)) && !vd->failed) {
+		vd->failed = true;
+		printf("virtio %s: device status %#x: %s\n", dev_name(vd), s,
+		       (s & VIRTIO_STATUS_NEEDS_RESET) ? "DEVICE_NEEDS_RESET (the device hit an error)" : "FAILED");
+		event_emit("virtio_failed", "\"device\":\"%s\",\"status\":%u", dev_name(vd), s);
+	}
+	return s;
+}
+
+/* ---------------------------------------------------------------- shell */
+
+static const char *const feature_names[64] = {
+	[0] = "MUST_TELL_HOST/0", [1] = "STATS_VQ/1", [2] = "DEFLATE_ON_OOM/2", [3] = "FREE_PAGE_HINT/3",
+	[4] = "PAGE_POISON/4", [5] = "REPORTING/5", [28] = "INDIRECT_DESC", [29] = "EVENT_IDX",
+	[32] = "VERSION_1", [33] = "ACCESS_PLATFORM", [34] = "RING_PACKED", [35] = "IN_ORDER",
+	[40] = "RING_RESET",
+};
+
+static void print_features(uint64_t f)
+{
+	for (int b = 0; b < 64; b++)
+		if (f & (1ULL << b)) {
+			if (feature_names[b])
+				printf(" %s", feature_names[b]);
+			else
+				printf(" bit%d", b);
+		}
+	printf("\n");
+}
+
+static int cmd_virtio(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	static const char *const modes[] = { "none", "INTx", "MSI-X", "polling" };
+	for (int i = 0; i < virtio_ndevs; i++) {
+		struct virtio_dev *vd = &virtio_devs[i];
+		uint8_t s = virtio_pci_status(vd);
+		printf("%02x:%02x.%x %s (1af4:%04x) status %#x%s%s, interrupts: %s", vd->pci->bus, vd->pci->dev,
+		       vd->pci->fn, dev_name(vd), vd->pci->device, s, (s & VIRTIO_STATUS_DRIVER_OK) ? " DRIVER_OK" : "",
+		       vd->failed ? " FAILED" : "", modes[vd->irq_mode]);
+		if (vd->irq_mode == VIRTIO_IRQ_INTX)
+			printf(" (GSI %d)", vd->gsi);
+		printf(", %lu (config %lu, queues %lu)\n", (unsigned long)vd->irqs,
+		       (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
+		printf("    offered:   ");
+		print_features(vd->device_features);
+		printf("    negotiated:");
+		print_features(vd->features);
+		for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+			if (vd->queues[q])
+				printf("    queue %d: size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
+				       vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
+				       (unsigned long)vd->queues[q]->completed, vd->queues[q]->broken ? ", BROKEN: " : "",
+				       vq_broken_reason(vd->queues[q]));
+		event_emit("virtio_device", "\"device\":\"%s\",\"pci_device\":%u,\"status\":%u,\"features\":%lu,"
+			   "\"device_features\":%lu,\"irq\":\"%s\",\"irqs\":%lu,\"config_irqs\":%lu,\"queue_irqs\":%lu",
+			   dev_name(vd), vd->pci->device, s, (unsigned long)vd->features,
+			   (unsigned long)vd->device_features, modes[vd->irq_mode], (unsigned long)vd->irqs,
+			   (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
+	}
+	if (virtio_ndevs == 0)
+		printf("no virtio devices\n");
+	return 0;
+}
+SHELL_COMMAND(virtio, "", "virtio devices: status, features, queues, interrupts", cmd_virtio);
