@@ -196,6 +196,14 @@ static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool report
 		order++;
 	}
 	list_add(a, pfn, order, reported);
+	if (!reported && order >= PFA_HUGE_ORDER && a->free_hook)
+		a->free_hook(a->free_hook_ctx);
+}
+
+void pfa_set_free_hook(struct pfa *a, void (*fn)(void *ctx), void *ctx)
+{
+	a->free_hook = fn;
+	a->free_hook_ctx = ctx;
 }
 
 /* The lowest free block of exactly `order`, from the preferred list first. */
@@ -455,6 +463,18 @@ int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *
 	/* The host holds nothing for these frames until they are touched. */
 	insert_free(a, pfn, order, true);
 	a->st.ballooned -= 1ULL << order;
+	return 0;
+}
+
+int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order)
+{
+	int rc = check_block(a, "pfa_balloon_split", pfn, order, PFA_BALLOONED, NULL);
+	if (rc < 0)
+		return rc;
+	if (order == 0)
+		return bad_call("pfa_balloon_split", "a single frame cannot be split", pfn, order, NULL);
+	a->frame[pfn] = FRAME(PFA_BALLOONED, 0, order - 1);
+	a->frame[pfn + (1ULL << (order - 1))] = FRAME(PFA_BALLOONED, 0, order - 1);
 	return 0;
 }
 

@@ -79,6 +79,8 @@ struct pfa {
 	struct pfa_stats st;
 	pfa_oom_fn oom;
 	void *oom_ctx;
+	void (*free_hook)(void *ctx);
+	void *free_hook_ctx;
 };
 
 /* Bytes of metadata pfa_init needs for frames [0, pfn_limit). */
@@ -126,6 +128,14 @@ uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, s
 
 /* Return a ballooned run to the free lists (deflate). 0, -EFAULT or -EINVAL. */
 int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);
+
+/* Split a ballooned block into two ballooned halves (pfn and pfn + 2^(order-1)),
+ * so a deflate can give back exactly what it must. 0 or -EFAULT. */
+int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order);
+
+/* Called (from the freeing call) when a free, unreported block of at least
+ * PFA_HUGE_ORDER forms: free page reporting arms its timer there. */
+void pfa_set_free_hook(struct pfa *a, void (*fn)(void *ctx), void *ctx);
 
 /*
  * Free page reporting. pfa_report_take isolates up to max_out free blocks of

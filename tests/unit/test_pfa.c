@@ -236,6 +236,39 @@ static void reporting_isolates_then_marks_reported(void **state)
 	expect_ok();
 }
 
+static int hook_calls;
+static void count_hook(void *ctx)
+{
+	(void)ctx;
+	hook_calls++;
+}
+
+static void balloon_split_and_free_hook(void **state)
+{
+	(void)state;
+	setup(2048);
+	assert_int_equal(pfa_add_free_range(&A, 0, 2048), 0);
+	pfa_set_free_hook(&A, count_hook, NULL);
+	struct pfa_run r;
+	size_t n;
+	assert_int_equal(pfa_balloon_take(&A, 512, &r, 1, &n), 512);
+	/* Give back 3 frames of a 2 MiB run: split down to them. */
+	uint64_t pfn = r.pfn;
+	for (unsigned o = r.order; o > 0; o--)
+		assert_int_equal(pfa_balloon_split(&A, pfn, o), 0);
+	assert_int_equal(pfa_balloon_split(&A, pfn, 0), -EFAULT);
+	assert_int_equal(pfa_balloon_split(&A, pfn + 1, 3), -EFAULT);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pfa_balloon_return(&A, pfn + (uint64_t)i, 0, NULL), 0);
+	assert_int_equal(A.st.ballooned, 509);
+	expect_ok();
+	assert_int_equal(hook_calls, 0); /* no 2 MiB block formed yet */
+	int64_t b = pfa_alloc_block(&A, PFA_HUGE_ORDER);
+	assert_true(b >= 0);
+	assert_int_equal(pfa_free_block(&A, (uint64_t)b, PFA_HUGE_ORDER, NULL), 0);
+	assert_true(hook_calls >= 1);
+}
+
 static uint64_t oom_frees;
 static int64_t oom_victim = -1;
 static uint64_t give_back(void *ctx, uint64_t wanted)
@@ -373,6 +406,7 @@ int main(void)
 		cmocka_unit_test(reserve_floor_and_huge_pool_hold),
 		cmocka_unit_test(reporting_isolates_then_marks_reported),
 		cmocka_unit_test(oom_handler_is_called_and_retried),
+		cmocka_unit_test(balloon_split_and_free_hook),
 		cmocka_unit_test(random_operations_against_a_model),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
