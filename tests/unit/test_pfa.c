@@ -258,6 +258,7 @@ static void balloon_split_and_free_hook(void **state)
 		assert_int_equal(pfa_balloon_split(&A, pfn, o), 0);
 	assert_int_equal(pfa_balloon_split(&A, pfn, 0), -EFAULT);
 	assert_int_equal(pfa_balloon_split(&A, pfn + 1, 3), -EFAULT);
+	assert_int_equal(pfa_balloon_split(&A, pfn + 2, 1), 0); /* the order-1 half at pfn+2 */
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(pfa_balloon_return(&A, pfn + (uint64_t)i, 0, NULL), 0);
 	assert_int_equal(A.st.ballooned, 509);
