@@ -1,8 +1,37 @@
 /*
- * balloon: the virtio-balloon driver (virtio 1.2, 5.5).
+ * balloon: the virtio-balloon driver (virtio 1.2, section 5.5).
+ *
+ * The host sets a target (num_pages, in 4 KiB pages, in the device
+ * configuration) and raises a configuration-change interrupt; the driver
+ * moves toward it in batches — inflating takes frames from the allocator
+ * (whole 2 MiB blocks first), unmaps them and sends their numbers on the
+ * inflate queue; deflating sends numbers on the deflate queue, then maps the
+ * frames back and frees them — and writes `actual` as the device
+ * acknowledges each batch. It never takes the guest below the allocator's
+ * reserve floor (it reports actual < target instead).
+ *
+ * Also: statistics on request (STATS_VQ), free page reporting of 2 MiB
+ * blocks after a short delay (REPORTING), deflate when an allocation would
+ * fail (DEFLATE_ON_OOM). MUST_TELL_HOST is honoured by always telling the
+ * host before a frame is reused. PAGE_POISON is refused (blimp does not
+ * poison free pages, and a poison value would make QEMU ignore reports).
+ * FREE_PAGE_HINT is not negotiated yet.
+ *
+ * Queues are numbered compactly (5.5.2): inflate 0, deflate 1, stats 2 if
+ * STATS_VQ, free page hint next if FREE_PAGE_HINT, reporting next if
+ * REPORTING.
  */
 #ifndef BLIMP_BALLOON_H
 #define BLIMP_BALLOON_H
+
+#include <stdint.h>
+
+#define VIRTIO_BALLOON_F_MUST_TELL_HOST 0
+#define VIRTIO_BALLOON_F_STATS_VQ 1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+#define VIRTIO_BALLOON_F_FREE_PAGE_HINT 3
+#define VIRTIO_BALLOON_F_PAGE_POISON 4
+#define VIRTIO_BALLOON_F_REPORTING 5
 
 /* Bring up the first virtio-balloon device, if any. */
 void balloon_init(void);

@@ -39,7 +39,7 @@
 #define C_QUEUE_DEVICE 0x30
 #define NO_VECTOR 0xffff
 
-#define MAX_INDIRECT 8
+#define MAX_INDIRECT 32 /* free page reporting sends up to 32 blocks a buffer */
 
 struct virtio_dev virtio_devs[VIRTIO_MAX_DEVICES];
 int virtio_ndevs;

@@ -66,7 +66,7 @@ def test_config_change_interrupt_over_intx(boot, machine, path):
     ready = [e for e in vm.events_named("virtio_ready") if e["device"] == "balloon"][0]
     assert ready["irq"] == "intx" and ready["gsi"] >= 0
     vm.qmp.execute("balloon", value=(512 - 64) << 20)
-    ev = vm.wait_event("virtio_config_change", timeout=30)
+    ev = vm.wait_event("balloon_target", timeout=30, where=lambda e: e["num_pages"] > 0)
     assert ev["irq"] == "intx" and ev["num_pages"] == 64 * 256 and ev["config_irqs"] >= 1
 
 
@@ -74,7 +74,7 @@ def test_polling_when_forced(boot):
     vm = boot(mem="512M", devices=[BALLOON], append="irq=poll")
     vm.wait_event("ready", timeout=30)
     vm.qmp.execute("balloon", value=(512 - 32) << 20)
-    ev = vm.wait_event("virtio_config_change", timeout=30)
+    ev = vm.wait_event("balloon_target", timeout=30, where=lambda e: e["num_pages"] > 0)
     assert ev["irq"] == "poll" and ev["num_pages"] == 32 * 256
 
 
