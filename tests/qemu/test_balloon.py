@@ -1,0 +1,191 @@
+"""The balloon against QEMU's real virtio-balloon: QMP sets targets, the guest
+moves, `actual` and QEMU's RSS show it, and nothing the guest holds is lost."""
+import time
+
+import pytest
+
+MIB = 1 << 20
+PAGE = 4096
+
+
+def balloon_dev(**props):
+    return ",".join(["virtio-balloon-pci,id=bal0"] + [f"{k}={v}" for k, v in props.items()])
+
+
+def set_target(vm, ram_mib, target_mib):
+    vm.qmp.execute("balloon", value=target_mib * MIB)
+    return ram_mib - target_mib  # MiB the balloon should hold
+
+
+def wait_actual(vm, want_bytes, timeout=120):
+    """Poll query-balloon (BALLOON_CHANGE is rate-limited) until actual == want."""
+    deadline = time.monotonic() + timeout
+    while True:
+        actual = vm.qmp.execute("query-balloon")["actual"]
+        if actual == want_bytes:
+            return actual
+        if time.monotonic() > deadline:
+            vm.fail(f"query-balloon actual {actual} never reached {want_bytes}")
+        time.sleep(0.05)
+
+
+def pfa(vm):
+    vm.shell("pfa")
+    return vm.events_named("pfa")[-1]
+
+
+def wait_rss_below(vm, limit, timeout=30):
+    deadline = time.monotonic() + timeout
+    while vm.rss() > limit:
+        if time.monotonic() > deadline:
+            vm.fail(f"QEMU RSS {vm.rss() >> 20} MiB never fell below {limit >> 20} MiB")
+        time.sleep(0.1)
+    return vm.rss()
+
+
+@pytest.mark.parametrize("path,machine,mem", [
+    ("pvh", "q35", 2048), ("pvh", "pc", 2048), ("uefi", "q35", 2048),
+])
+def test_inflate_returns_touched_memory_and_deflate_gives_it_back(boot, path, machine, mem):
+    vm = boot(boot=path, machine=machine, mem=f"{mem}M", devices=[balloon_dev()],
+              append="balloon.no_reporting")
+    vm.wait_event("ready", timeout=120 if path == "uefi" else 30)
+    vm.shell("alloc 600M", timeout=120)
+    vm.shell("free all", timeout=120)
+    before = vm.rss()
+    set_target(vm, mem, mem - 400)
+    wait_actual(vm, (mem - 400) * MIB)
+    after = vm.rss()
+    assert before - after >= 0.9 * 400 * MIB, f"RSS {before >> 20} -> {after >> 20} MiB"
+    s = pfa(vm)
+    assert s["ballooned"] == 400 * MIB // PAGE and s["check"] == "ok"
+    set_target(vm, mem, mem)
+    wait_actual(vm, mem * MIB)
+    s = pfa(vm)
+    assert s["ballooned"] == 0 and s["check"] == "ok"
+    # All memory usable again, patterns intact.
+    vm.shell(f"alloc {(s['free'] * PAGE - 4 * MIB) // 1024}K", timeout=300)
+    vm.shell("free all", timeout=300)
+    assert vm.events_named("free")[-1]["bad_frames"] == 0
+
+
+@pytest.mark.parametrize("path,machine,mem", [("pvh", "q35", 256), ("uefi", "pc", 256), ("pvh", "q35", 8192)])
+def test_inflate_deflate_sizes_and_paths(boot, path, machine, mem):
+    vm = boot(boot=path, machine=machine, mem=f"{mem}M", devices=[balloon_dev()])
+    vm.wait_event("ready", timeout=120 if path == "uefi" else 30)
+    take = min(mem // 2, 1024)
+    set_target(vm, mem, mem - take)
+    wait_actual(vm, (mem - take) * MIB)
+    assert pfa(vm)["ballooned"] == take * MIB // PAGE
+    set_target(vm, mem, mem)
+    wait_actual(vm, mem * MIB)
+    assert pfa(vm)["check"] == "ok"
+
+
+def test_ballooned_memory_is_unmapped_and_held_memory_untouched(boot):
+    vm = boot(mem="512M", devices=[balloon_dev()])
+    vm.wait_event("ready", timeout=30)
+    vm.shell("alloc 100M")
+    set_target(vm, 512, 256)
+    wait_actual(vm, 256 * MIB)
+    set_target(vm, 512, 512)
+    wait_actual(vm, 512 * MIB)
+    vm.shell("free all")
+    assert vm.events_named("free")[-1]["bad_frames"] == 0
+
+
+def test_reserve_floor_stops_the_balloon(boot):
+    vm = boot(mem="256M", devices=[balloon_dev()], append="reserve=48M")
+    vm.wait_event("ready", timeout=30)
+    set_target(vm, 256, 8)
+    stalled = vm.wait_event("balloon_stalled", timeout=60)
+    assert stalled["reason"] == "reserve floor"
+    s = pfa(vm)
+    # The balloon stops exactly at the floor; the kernel's own later
+    # allocations (heap, page tables) may dip a frame or two below it.
+    assert s["reserve_floor"] == 48 * MIB // PAGE
+    assert s["reserve_floor"] - 16 <= s["free"] <= s["reserve_floor"]
+    actual = vm.qmp.execute("query-balloon")["actual"]
+    assert actual > 8 * MIB  # actual < target in balloon terms: it says so, the guest lives
+    vm.shell("help")
+    set_target(vm, 256, 256)
+    wait_actual(vm, 256 * MIB)
+
+
+def test_flapping_target_converges_to_the_last(boot):
+    vm = boot(mem="1024M", devices=[balloon_dev()])
+    vm.wait_event("ready", timeout=30)
+    last = None
+    for i in range(50):
+        last = 1024 - (i * 37 % 600)
+        vm.qmp.execute("balloon", value=last * MIB)
+        time.sleep(0.02)
+    wait_actual(vm, last * MIB)
+    time.sleep(0.5)
+    assert vm.qmp.execute("query-balloon")["actual"] == last * MIB
+    assert pfa(vm)["ballooned"] == (1024 - last) * MIB // PAGE
+
+
+def test_target_above_ram_and_tiny_targets(boot):
+    vm = boot(mem="256M", devices=[balloon_dev()])
+    vm.wait_event("ready", timeout=30)
+    vm.qmp.execute("balloon", value=1 << 40)  # far above RAM: nothing to do
+    wait_actual(vm, 256 * MIB)
+    vm.qmp.execute("balloon", value=1)  # one byte: the floor stops it
+    vm.wait_event("balloon_stalled", timeout=60)
+    assert pfa(vm)["check"] == "ok"
+    vm.qmp.execute("balloon", value=256 * MIB)
+    wait_actual(vm, 256 * MIB)
+
+
+def test_free_page_reporting_returns_freed_memory_without_a_command(boot):
+    vm = boot(mem="1024M", devices=[balloon_dev(**{"free-page-reporting": "on"})])
+    vm.wait_event("ready", timeout=30)
+    vm.shell("alloc 512M", timeout=120)
+    touched = vm.rss()
+    vm.shell("free all", timeout=120)
+    t0 = time.monotonic()
+    wait_rss_below(vm, touched - int(0.8 * 512 * MIB), timeout=10)
+    assert time.monotonic() - t0 < 10
+    assert vm.events_named("balloon_report")
+    assert pfa(vm)["check"] == "ok"
+
+
+def test_stats_agree_with_the_guest(boot):
+    vm = boot(mem="512M", devices=[balloon_dev()])
+    vm.wait_event("ready", timeout=30)
+    vm.shell("alloc 64M")
+    path = "/machine/peripheral/bal0"
+    vm.qmp.execute("qom-set", path=path, property="guest-stats-polling-interval", value=1)
+    # The guest posted figures at boot, before the alloc: wait until it has
+    # answered a poll made after it (its own count of requests says so).
+    deadline = time.monotonic() + 30
+    while True:
+        vm.shell("balloon")
+        b = vm.events_named("balloon")[-1]
+        if b["stats_requests"] >= 1:
+            break
+        assert time.monotonic() < deadline, "the host never asked for statistics"
+        time.sleep(0.3)
+    st = vm.qmp.execute("qom-get", path=path, property="guest-stats")
+    stats = st["stats"]
+    assert abs(stats["stat-free-memory"] - b["free"] * PAGE) < 8 * MIB
+    assert stats["stat-total-memory"] == b["managed"] * PAGE
+    assert stats["stat-htlb-pgalloc"] == b["huge_allocs"]
+    assert stats["stat-disk-caches"] == 0 and stats["stat-swap-in"] == 0
+    assert b["stats_requests"] >= 1
+
+
+def test_deflate_on_oom(boot):
+    vm = boot(mem="512M", devices=[balloon_dev(**{"deflate-on-oom": "on"})])
+    vm.wait_event("ready", timeout=30)
+    set_target(vm, 512, 16)
+    vm.wait_event("balloon_stalled", timeout=60)  # most of RAM ballooned: at the floor
+    s = pfa(vm)
+    free_mib = s["free"] * PAGE // MIB
+    vm.shell(f"alloc {free_mib + 100}M", timeout=120)  # more than is left
+    oom = vm.events_named("balloon_oom")
+    assert oom and sum(e["deflated"] for e in oom) >= 100 * MIB // PAGE
+    vm.shell("free all")
+    assert vm.events_named("free")[-1]["bad_frames"] == 0
+    assert pfa(vm)["check"] == "ok"
