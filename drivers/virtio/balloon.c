@@ -29,6 +29,10 @@
 
 #define CFG_NUM_PAGES 0
 #define CFG_ACTUAL 4
+#define CFG_HINT_CMD_ID 8
+#define HINT_CMD_ID_STOP 0
+#define HINT_CMD_ID_DONE 1
+#define MAX_HINT_BLOCKS 4096 /* 2 MiB blocks held while the host migrates: 8 GiB */
 #define MAX_INFLIGHT 4
 #define MAX_REPORT_RUNS 32
 #define STATS_TAGS 10
@@ -39,6 +43,8 @@ CMDLINE_OPTION(balloon_report_delay, "balloon.report_delay_ms", "delay before fr
 CMDLINE_OPTION(balloon_no_stats, "balloon.no_stats", "do not negotiate STATS_VQ");
 CMDLINE_OPTION(balloon_no_reporting, "balloon.no_reporting", "do not negotiate REPORTING");
 CMDLINE_OPTION(balloon_no_oom, "balloon.no_oom", "do not negotiate DEFLATE_ON_OOM");
+CMDLINE_OPTION(balloon_hint, "balloon.hint",
+	       "negotiate FREE_PAGE_HINT (off by default: QEMU 7.2 under TCG aborts when hints arrive, docs/findings.md)");
 
 struct batch {
 	bool busy, inflate;
@@ -56,7 +62,16 @@ struct stat_entry {
 struct balloon {
 	struct virtio_dev *vd;
 	uint16_t q_inflate, q_deflate, q_stats, q_report;
-	bool has_stats, has_report, has_oom;
+	bool has_stats, has_report, has_oom, has_hint;
+	uint16_t q_hint;
+	/* free page hinting: blocks held from the allocator while the host migrates */
+	uint32_t hint_cmd_id, hint_sent_id;
+	struct pfa_run *hint_blocks;
+	size_t hint_n, hint_posted;
+	uint32_t *hint_id_buf;   /* DMA: the 4-byte command id the device reads */
+	bool hint_running;
+	struct timer hint_timer;
+	uint64_t hints, hinted_pages;
 	uint32_t target, held, in_flight_in, in_flight_out;
 	struct pfa_run *runs;    /* what the balloon holds, acknowledged */
 	size_t n_runs, cap_runs;
@@ -293,6 +308,114 @@ static void balloon_step(struct work *w)
 	}
 }
 
+/* ---------------------------------------------------------------- hinting */
+
+/*
+ * Free page hinting (5.5.6.7): while the host migrates, the guest tells it
+ * which pages are free so they need not be copied. The guest echoes the
+ * host's command id, sends its free 2 MiB blocks as device-writable buffers,
+ * then the stop id; the blocks stay allocated (nobody may write them while
+ * the host skips them) until the host says DONE.
+ */
+static void hint_release(struct balloon *b)
+{
+	for (size_t i = 0; i < b->hint_n; i++)
+		pfa_free_block(&kernel_pfa, b->hint_blocks[i].pfn, b->hint_blocks[i].order, NULL);
+	b->hint_n = b->hint_posted = 0;
+}
+
+static int hint_send_id(struct balloon *b, uint32_t id)
+{
+	*b->hint_id_buf = id;
+	struct vq_seg seg = { virt_to_phys(b->hint_id_buf), 4 };
+	int rc = vq_add(b->vd->queues[b->q_hint], &seg, 1, NULL, 0, b->hint_id_buf);
+	if (rc == 0)
+		virtio_pci_notify(b->vd, b->q_hint);
+	return rc;
+}
+
+/* Post as many held blocks as the queue takes, then the stop id. */
+static void hint_pump(struct balloon *b)
+{
+	struct vq *vq = b->vd->queues[b->q_hint];
+	void *tok;
+	uint32_t len;
+	while (vq_get_used(vq, &tok, &len) == 1)
+		;
+	if (!b->hint_running)
+		return;
+	while (b->hint_posted < b->hint_n) {
+		size_t n = b->hint_n - b->hint_posted;
+		if (n > MAX_REPORT_RUNS)
+			n = MAX_REPORT_RUNS;
+		struct vq_seg segs[MAX_REPORT_RUNS];
+		for (size_t i = 0; i < n; i++) {
+			struct pfa_run *r = &b->hint_blocks[b->hint_posted + i];
+			segs[i] = (struct vq_seg){ r->pfn << PAGE_SHIFT, (uint32_t)(PAGE_SIZE << r->order) };
+		}
+		if (vq_add(vq, NULL, 0, segs, (unsigned)n, &b->hint_blocks[b->hint_posted]) < 0)
+			break; /* full: the queue-ready path pumps again */
+		b->hint_posted += n;
+		virtio_pci_notify(b->vd, b->q_hint);
+	}
+	if (b->hint_posted < b->hint_n)
+		timer_arm(&b->hint_timer, 10 * 1000 * 1000); /* polled: see hint_timer_fired */
+	if (b->hint_posted == b->hint_n && hint_send_id(b, HINT_CMD_ID_STOP) == 0) {
+		b->hint_running = false;
+		uint64_t pages = 0;
+		for (size_t i = 0; i < b->hint_n; i++)
+			pages += 1ULL << b->hint_blocks[i].order;
+		b->hints++;
+		b->hinted_pages += pages;
+		event_emit("balloon_hint", "\"cmd_id\":%u,\"blocks\":%zu,\"pages\":%lu", b->hint_sent_id,
+			   b->hint_n, (unsigned long)pages);
+	}
+}
+
+/*
+ * The hint queue runs with its interrupts off and is polled on this timer:
+ * the device works on it in an iothread, and fewer interrupts from there is
+ * better under TCG (where QEMU 7.2 aborts on hints anyway: docs/findings.md).
+ */
+static void hint_timer_fired(struct timer *t)
+{
+	(void)t;
+	hint_pump(&B);
+}
+
+static void hint_command(struct balloon *b, uint32_t id)
+{
+	if (id == b->hint_cmd_id)
+		return;
+	b->hint_cmd_id = id;
+	if (id == HINT_CMD_ID_DONE) {
+		/* Migration is over: the held blocks are ordinary free memory again. */
+		b->hint_running = false;
+		hint_release(b);
+		event_emit("balloon_hint_done", NULL);
+		return;
+	}
+	if (id == HINT_CMD_ID_STOP) {
+		b->hint_running = false; /* keep what is held until DONE */
+		return;
+	}
+	/* A new round: anything held from an older one goes back first. */
+	hint_release(b);
+	while (b->hint_n < MAX_HINT_BLOCKS && kernel_pfa.st.free > kernel_pfa.reserve_floor + 512) {
+		int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, PFA_HUGE_ORDER, PFA_NO_OOM);
+		if (pfn < 0)
+			break;
+		b->hint_blocks[b->hint_n++] = (struct pfa_run){ (uint64_t)pfn, PFA_HUGE_ORDER };
+	}
+	if (hint_send_id(b, id) < 0) {
+		hint_release(b);
+		return;
+	}
+	b->hint_sent_id = id;
+	b->hint_running = true;
+	hint_pump(b);
+}
+
 /* ---------------------------------------------------------------- host events */
 
 static void balloon_config_changed(struct virtio_dev *vd)
@@ -309,6 +432,9 @@ static void balloon_config_changed(struct virtio_dev *vd)
 	}
 	b->target = cfg[0];
 	b->target_since_ms = clock_ms();
+	uint32_t cmd_id;
+	if (b->has_hint && virtio_pci_config_read(vd, CFG_HINT_CMD_ID, &cmd_id, 4) == 0)
+		hint_command(b, cmd_id);
 	b->done_reported = false;
 	static const char *const modes[] = { "none", "intx", "msix", "poll" };
 	event_emit("balloon_target", "\"num_pages\":%u,\"held\":%u,\"irq\":\"%s\",\"config_irqs\":%lu",
@@ -453,18 +579,21 @@ void balloon_init(void)
 		wanted |= 1ULL << VIRTIO_BALLOON_F_REPORTING;
 	if (!cmdline_has("balloon.no_oom"))
 		wanted |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
+	if (cmdline_has("balloon.hint"))
+		wanted |= 1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT;
 	if (virtio_pci_start(b->vd, wanted) < 0)
 		return;
 	b->has_stats = virtio_has(b->vd, VIRTIO_BALLOON_F_STATS_VQ);
 	b->has_report = virtio_has(b->vd, VIRTIO_BALLOON_F_REPORTING);
 	b->has_oom = virtio_has(b->vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	b->has_hint = virtio_has(b->vd, VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 	uint16_t q = 0;
 	b->q_inflate = q++;
 	b->q_deflate = q++;
 	if (b->has_stats)
 		b->q_stats = q++;
-	if (virtio_has(b->vd, VIRTIO_BALLOON_F_FREE_PAGE_HINT))
-		q++; /* not negotiated today, but it would come before reporting */
+	if (b->has_hint)
+		b->q_hint = q++;
 	if (b->has_report)
 		b->q_report = q++;
 
@@ -479,6 +608,7 @@ void balloon_init(void)
 	b->work.fn = balloon_step;
 	b->retry.fn = retry_fired;
 	b->report_timer.fn = report_fired;
+	b->hint_timer.fn = hint_timer_fired;
 
 	for (uint16_t i = 0; i < q; i++)
 		if (virtio_pci_setup_queue(b->vd, i, 128) < 0) {
@@ -494,6 +624,14 @@ void balloon_init(void)
 		}
 	}
 	b->stats = mm_alloc_dma(STATS_TAGS * sizeof(struct stat_entry));
+	if (b->has_hint) {
+		b->hint_id_buf = mm_alloc_dma(4);
+		b->hint_blocks = malloc(MAX_HINT_BLOCKS * sizeof(struct pfa_run));
+		if (!b->hint_id_buf || !b->hint_blocks)
+			b->has_hint = false;
+	}
+	if (b->has_hint)
+		vq_disable_cb(b->vd->queues[b->q_hint]);
 	b->vd->driver = b;
 	virtio_pci_ready(b->vd, balloon_config_changed, balloon_queue_ready);
 	if (b->has_stats && b->stats)
@@ -520,13 +658,16 @@ static int cmd_balloon(int argc, char **argv)
 	}
 	printf("target %u pages (%u MiB), holding %u (%u MiB)%s%s\n", b->target, b->target >> 8, b->held,
 	       b->held >> 8, b->stalled ? ", stalled" : "", b->oom_hold ? ", held back after an OOM deflate" : "");
-	printf("features: stats %s, reporting %s, deflate-on-oom %s, must-tell-host %s\n",
+	printf("features: stats %s, reporting %s, deflate-on-oom %s, free-page-hint %s, must-tell-host %s\n",
 	       b->has_stats ? "on" : "off", b->has_report ? "on" : "off", b->has_oom ? "on" : "off",
+	       b->has_hint ? "on" : "off",
 	       virtio_has(b->vd, VIRTIO_BALLOON_F_MUST_TELL_HOST) ? "on" : "off (told anyway)");
 	printf("batch %u pages, %u in flight; inflations %lu (%lu pages), deflations %lu (%lu pages), "
 	       "allocation stalls %lu\n", b->batch_pages, b->inflight, (unsigned long)b->inflations,
 	       (unsigned long)b->pages_in, (unsigned long)b->deflations, (unsigned long)b->pages_out,
 	       (unsigned long)b->alloc_failures);
+	printf("free page hints %lu (%lu pages)%s\n", (unsigned long)b->hints, (unsigned long)b->hinted_pages,
+	       b->hint_n ? ", blocks held until the host is done" : "");
 	printf("reports %lu (%lu pages), OOM deflates %lu (%lu pages), stats requests %lu, time in steps %lu ms\n",
 	       (unsigned long)b->reports, (unsigned long)b->reported_pages, (unsigned long)b->oom_deflates,
 	       (unsigned long)b->oom_pages, (unsigned long)b->stats_requests, (unsigned long)(b->step_ns / 1000000));

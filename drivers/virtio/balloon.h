@@ -15,7 +15,9 @@
  * fail (DEFLATE_ON_OOM). MUST_TELL_HOST is honoured by always telling the
  * host before a frame is reused. PAGE_POISON is refused (blimp does not
  * poison free pages, and a poison value would make QEMU ignore reports).
- * FREE_PAGE_HINT is not negotiated yet.
+ * FREE_PAGE_HINT (answering the host's hint requests during migration) is
+ * implemented but negotiated only with `balloon.hint`: QEMU 7.2 under TCG
+ * aborts as soon as a guest sends hints (docs/findings.md, QEMU-1).
  *
  * Queues are numbered compactly (5.5.2): inflate 0, deflate 1, stats 2 if
  * STATS_VQ, free page hint next if FREE_PAGE_HINT, reporting next if

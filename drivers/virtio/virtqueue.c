@@ -235,8 +235,8 @@ void vq_disable_cb(struct vq *vq)
 	vq->callbacks = false;
 	if (!vq->event_idx)
 		vq->avail->flags |= VQ_AVAIL_F_NO_INTERRUPT;
-	/* With event index the device only interrupts at used_event, which
-	 * vq_get_used stops moving forward while callbacks are off. */
+	else /* ask for an interrupt only after 65535 more completions: never */
+		__atomic_store_n(used_event(vq), (uint16_t)(vq->last_used - 1), __ATOMIC_RELAXED);
 }
 
 bool vq_enable_cb(struct vq *vq)

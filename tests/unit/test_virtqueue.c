@@ -161,7 +161,9 @@ static void enable_cb_reports_the_race(void **state)
 	assert_int_equal(vq_add(&Q, NULL, 0, &in, 1, bufs[40]), 0);
 	vq_disable_cb(&Q);
 	assert_int_equal(vsim_pop(&S, &b), 1);
+	uint16_t before = S.used_idx;
 	vsim_push(&S, b.head, 8); /* completes while interrupts are off */
+	assert_false(vsim_wants_interrupt(&S, before, S.used_idx));
 	assert_true(vq_enable_cb(&Q));
 	void *tok;
 	uint32_t len;
