@@ -228,17 +228,25 @@ static void take_block(struct pfa *a, uint64_t pfn, unsigned have, unsigned want
 	mark_block(a, pfn, want, state, false);
 }
 
-/* Find and take a block of `order` for an ordinary allocation; -1 if none. */
-static int64_t alloc_from_lists(struct pfa *a, unsigned order, unsigned state)
+/* Find and take a block of `order` from the lowest order that has one, up
+ * to `top` (splitting as needed), marked `state`; -1 if none. Ordinary
+ * allocations prefer unreported blocks, the balloon reported ones. */
+static int64_t take_first(struct pfa *a, unsigned order, unsigned top, bool prefer_reported,
+			  unsigned state)
 {
-	for (unsigned o = order; o <= PFA_MAX_ORDER; o++) {
-		int64_t pfn = find_block(a, o, false);
+	for (unsigned o = order; o <= top; o++) {
+		int64_t pfn = find_block(a, o, prefer_reported);
 		if (pfn >= 0) {
 			take_block(a, (uint64_t)pfn, o, order, state);
 			return pfn;
 		}
 	}
 	return -1;
+}
+
+static int64_t alloc_from_lists(struct pfa *a, unsigned order, unsigned state)
+{
+	return take_first(a, order, PFA_MAX_ORDER, false, state);
 }
 
 static int bad_call(const char *fn, const char *what, uint64_t pfn, unsigned order, const void *caller)
@@ -400,15 +408,7 @@ int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *call
 /* A block of exactly `order` for the balloon, reported first; -1 if none. */
 static int64_t balloon_find(struct pfa *a, unsigned order, bool split_allowed)
 {
-	unsigned top = split_allowed ? PFA_MAX_ORDER : order;
-	for (unsigned o = order; o <= top; o++) {
-		int64_t pfn = find_block(a, o, true);
-		if (pfn >= 0) {
-			take_block(a, (uint64_t)pfn, o, order, PFA_BALLOONED);
-			return pfn;
-		}
-	}
-	return -1;
+	return take_first(a, order, split_allowed ? PFA_MAX_ORDER : order, true, PFA_BALLOONED);
 }
 
 uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, size_t max_out,

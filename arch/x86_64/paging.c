@@ -75,7 +75,8 @@ static uint64_t *walk(uint64_t va, int level, int split)
 	return &table[(va >> (12 + 9 * level)) & 511];
 }
 
-/* Map [pa, pa+size) at va == pa with `flags`, 2 MiB pages where aligned. */
+/* Point [pa, pa+size) at itself with `flags` (0: unmap it), as 2 MiB
+ * entries where aligned and not already split into 4 KiB ones. */
 static int map_identity(uint64_t pa, uint64_t size, uint64_t flags)
 {
 	uint64_t end = pa + size;
@@ -87,17 +88,17 @@ static int map_identity(uint64_t pa, uint64_t size, uint64_t flags)
 			if (!e)
 				return -ENOMEM;
 			if (!(*e & PTE_P) || (*e & PTE_PS)) {
-				*e = pa | flags | PTE_PS;
+				*e = flags ? pa | flags | PTE_PS : 0;
 				invlpg(pa);
 				pa += HUGE_PAGE_SIZE;
 				continue;
 			}
-			/* Already split into 4 KiB pages: fill them one by one. */
+			/* Already split into 4 KiB pages: set them one by one. */
 		}
 		e = walk(pa, 0, 1);
 		if (!e)
 			return -ENOMEM;
-		*e = pa | flags;
+		*e = flags ? pa | flags : 0;
 		invlpg(pa);
 		pa += PAGE_SIZE;
 	}
@@ -141,27 +142,7 @@ static int set_range(uint64_t pa, uint64_t size, int present)
 {
 	if ((pa | size) & (PAGE_SIZE - 1))
 		return -EINVAL;
-	uint64_t end = pa + size;
-	while (pa < end) {
-		if ((pa & (HUGE_PAGE_SIZE - 1)) == 0 && end - pa >= HUGE_PAGE_SIZE) {
-			uint64_t *e = walk(pa, 1, 0);
-			if (!e)
-				return -ENOMEM;
-			if (!(*e & PTE_P) || (*e & PTE_PS)) {
-				*e = present ? (pa | PTE_P | PTE_W | PTE_PS) : 0;
-				invlpg(pa);
-				pa += HUGE_PAGE_SIZE;
-				continue;
-			}
-		}
-		uint64_t *e = walk(pa, 0, 1);
-		if (!e)
-			return -ENOMEM;
-		*e = present ? (pa | PTE_P | PTE_W) : 0;
-		invlpg(pa);
-		pa += PAGE_SIZE;
-	}
-	return 0;
+	return map_identity(pa, size, present ? PTE_P | PTE_W : 0);
 }
 
 int paging_unmap_range(uint64_t pa, uint64_t size)
