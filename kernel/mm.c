@@ -33,6 +33,26 @@ struct pfa kernel_pfa;
 CMDLINE_OPTION(reserve, "reserve",
 	       "memory the balloon always leaves free, e.g. reserve=32M (default: 5% of RAM, at least 16M)");
 CMDLINE_OPTION(hugepages, "hugepages", "2 MiB pages set apart in the huge-page pool (default 0)");
+CMDLINE_OPTION(poison, "poison",
+	       "fill every freed frame with this byte (e.g. poison=0xaa); off by default, it defeats reporting");
+
+static int poison_byte = -1;
+
+int mm_poison_value(void)
+{
+	return poison_byte;
+}
+
+/* xv6 fills freed memory with junk so dangling uses show; blimp does it only
+ * when asked, because writing a freed frame makes the host back it again. */
+static void poison_released(void *ctx, uint64_t pfn, unsigned order)
+{
+	(void)ctx;
+	/* Deflated blocks are mapped again before they come back; a block
+	 * that is not mapped has nobody who could read the poison anyway. */
+	if (paging_is_mapped(pfn << PAGE_SHIFT))
+		memset(phys_to_virt(pfn << PAGE_SHIFT), poison_byte, PAGE_SIZE << order);
+}
 
 void addr_not_direct_mapped(const void *p)
 {
@@ -80,6 +100,10 @@ void mm_init(void)
 	uint64_t floor = managed / 20 > (16 << 20) >> PAGE_SHIFT ? managed / 20 : (16 << 20) >> PAGE_SHIFT;
 	floor = cmdline_get_size("reserve", floor << PAGE_SHIFT) >> PAGE_SHIFT;
 	pfa_set_reserve_floor(&kernel_pfa, floor);
+	if (cmdline_has("poison")) {
+		poison_byte = (int)(cmdline_get_u64("poison", 0xaa) & 0xff);
+		pfa_set_release_hook(&kernel_pfa, poison_released, NULL);
+	}
 	uint64_t want = cmdline_get_u64("hugepages", 0);
 	uint64_t got = pfa_pool_init(&kernel_pfa, want);
 	if (got < want)

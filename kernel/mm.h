@@ -27,4 +27,9 @@ uint64_t mm_alloc_table_frame(void);
 void *mm_alloc_dma(size_t bytes);
 void mm_free_dma(void *p, size_t bytes);
 
+/* The byte every freed frame is filled with (poison=0xNN), or -1 when the
+ * kernel does not poison freed memory (the default: it would make the host
+ * back every freed frame again). */
+int mm_poison_value(void);
+
 #endif

@@ -200,6 +200,12 @@ static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool report
 		a->free_hook(a->free_hook_ctx);
 }
 
+void pfa_set_release_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, unsigned order), void *ctx)
+{
+	a->release_hook = fn;
+	a->release_hook_ctx = ctx;
+}
+
 void pfa_set_free_hook(struct pfa *a, void (*fn)(void *ctx), void *ctx)
 {
 	a->free_hook = fn;
@@ -398,6 +404,8 @@ int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *call
 	int rc = check_block(a, "pfa_free_block", pfn, order, PFA_USED, caller);
 	if (rc < 0)
 		return rc;
+	if (a->release_hook)
+		a->release_hook(a->release_hook_ctx, pfn, order);
 	mark_block(a, pfn, order, PFA_FREE, false);
 	insert_free(a, pfn, order, false);
 	a->st.frees++;
@@ -459,9 +467,12 @@ int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *
 	int rc = check_block(a, "pfa_balloon_return", pfn, order, PFA_BALLOONED, caller);
 	if (rc < 0)
 		return rc;
+	if (a->release_hook)
+		a->release_hook(a->release_hook_ctx, pfn, order);
 	mark_block(a, pfn, order, PFA_FREE, false);
-	/* The host holds nothing for these frames until they are touched. */
-	insert_free(a, pfn, order, true);
+	/* The host holds nothing for these frames until they are touched
+	 * (unless the release hook just poisoned them). */
+	insert_free(a, pfn, order, a->release_hook == NULL);
 	a->st.ballooned -= 1ULL << order;
 	return 0;
 }

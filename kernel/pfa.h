@@ -81,6 +81,8 @@ struct pfa {
 	void *oom_ctx;
 	void (*free_hook)(void *ctx);
 	void *free_hook_ctx;
+	void (*release_hook)(void *ctx, uint64_t pfn, unsigned order);
+	void *release_hook_ctx;
 };
 
 /* Bytes of metadata pfa_init needs for frames [0, pfn_limit). */
@@ -132,6 +134,10 @@ int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *
 /* Split a ballooned block into two ballooned halves (pfn and pfn + 2^(order-1)),
  * so a deflate can give back exactly what it must. 0 or -EFAULT. */
 int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order);
+
+/* Called with every block handed back (freed or deflated) before it joins
+ * the free lists: the kernel poisons freed memory there (poison=). */
+void pfa_set_release_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, unsigned order), void *ctx);
 
 /* Called (from the freeing call) when a free, unreported block of at least
  * PFA_HUGE_ORDER forms: free page reporting arms its timer there. */

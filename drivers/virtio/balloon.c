@@ -30,6 +30,7 @@
 #define CFG_NUM_PAGES 0
 #define CFG_ACTUAL 4
 #define CFG_HINT_CMD_ID 8
+#define CFG_POISON_VAL 12
 #define HINT_CMD_ID_STOP 0
 #define HINT_CMD_ID_DONE 1
 #define MAX_HINT_BLOCKS 4096 /* 2 MiB blocks held while the host migrates: 8 GiB */
@@ -581,12 +582,22 @@ void balloon_init(void)
 		wanted |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
 	if (cmdline_has("balloon.hint"))
 		wanted |= 1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT;
+	/* Only when freed frames really hold a poison value: the host then
+	 * knows not to discard reported pages (their content matters). */
+	if (mm_poison_value() >= 0)
+		wanted |= 1ULL << VIRTIO_BALLOON_F_PAGE_POISON;
 	if (virtio_pci_start(b->vd, wanted) < 0)
 		return;
 	b->has_stats = virtio_has(b->vd, VIRTIO_BALLOON_F_STATS_VQ);
 	b->has_report = virtio_has(b->vd, VIRTIO_BALLOON_F_REPORTING);
 	b->has_oom = virtio_has(b->vd, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 	b->has_hint = virtio_has(b->vd, VIRTIO_BALLOON_F_FREE_PAGE_HINT);
+	if (virtio_has(b->vd, VIRTIO_BALLOON_F_PAGE_POISON)) {
+		/* The value of the byte in all four bytes of the le32. */
+		uint32_t v = (uint32_t)mm_poison_value() * 0x01010101u;
+		if (virtio_pci_config_write32(b->vd, CFG_POISON_VAL, v) < 0)
+			printf("balloon: cannot write poison_val\n");
+	}
 	uint16_t q = 0;
 	b->q_inflate = q++;
 	b->q_deflate = q++;

@@ -13,8 +13,10 @@
  * Also: statistics on request (STATS_VQ), free page reporting of 2 MiB
  * blocks after a short delay (REPORTING), deflate when an allocation would
  * fail (DEFLATE_ON_OOM). MUST_TELL_HOST is honoured by always telling the
- * host before a frame is reused. PAGE_POISON is refused (blimp does not
- * poison free pages, and a poison value would make QEMU ignore reports).
+ * host before a frame is reused. PAGE_POISON is negotiated only when the
+ * kernel really poisons freed frames (poison=0xNN), with that poison_val;
+ * otherwise it is refused, since QEMU ignores reports while a poison value
+ * is set.
  * FREE_PAGE_HINT (answering the host's hint requests during migration) is
  * implemented but negotiated only with `balloon.hint`: QEMU 7.2 under TCG
  * aborts as soon as a guest sends hints (docs/findings.md, QEMU-1).

@@ -189,3 +189,27 @@ def test_deflate_on_oom(boot):
     vm.shell("free all")
     assert vm.events_named("free")[-1]["bad_frames"] == 0
     assert pfa(vm)["check"] == "ok"
+
+
+def features_of(vm):
+    st = vm.qmp.execute("x-query-virtio-status", path="/machine/peripheral/bal0/virtio-backend")
+    return [f.split(":")[0] for f in st["guest-features"]["dev-features"]]
+
+
+def test_page_poison_only_when_the_kernel_poisons(boot):
+    plain = boot(mem="512M", devices=[balloon_dev(**{"free-page-reporting": "on"})])
+    plain.wait_event("ready", timeout=30)
+    assert "VIRTIO_BALLOON_F_PAGE_POISON" not in features_of(plain)
+    assert "VIRTIO_BALLOON_F_REPORTING" in features_of(plain)
+
+    vm = boot(mem="512M", devices=[balloon_dev(**{"free-page-reporting": "on"})], append="poison=0xaa")
+    vm.wait_event("ready", timeout=30)
+    assert "VIRTIO_BALLOON_F_PAGE_POISON" in features_of(vm)
+    vm.shell("alloc 256M", timeout=60)
+    touched = vm.rss()
+    vm.shell("free all", timeout=60)
+    vm.wait_event("balloon_report", timeout=30, where=lambda e: e["pages"] >= 256 * 256 * 0.8)
+    time.sleep(1)
+    # QEMU keeps reported pages whose content (the poison) matters.
+    assert vm.rss() > touched - 64 * MIB
+    assert pfa(vm)["check"] == "ok"
