@@ -1,8 +1,8 @@
 # blimp — the one entry point.
 #
 #   make          build the kernel (build/blimp.elf) and the UEFI tree (build/esp/)
-#   make run      boot blimp in QEMU and show ballooning
-#   make shell    boot into blimp's shell, QEMU monitor on the same terminal
+#   make run      boot blimp in QEMU and show ballooning, narrated, with a picture
+#   make shell    boot into blimp's shell, QEMU monitor on the same terminal (Ctrl-A C)
 #   make test     every test: host unit tests, then QEMU integration tests
 #   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
 #   make bench    benchmarks
@@ -131,7 +131,10 @@ shell: all
 	    -serial chardev:con -mon chardev=con,mode=readline \
 	    -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || test $$? -eq 33
 
-run: shell
+# The narrated tour: boots blimp, drives the balloon from the host, prints
+# each step and a summary, and draws build/run/timeline.png.
+run: all
+	$(Q)$(PYTHON) tools/scenario.py tools/scenarios/tour.scn --plot $(BUILD)/run/timeline.png
 
 debug: all
 	@echo "QEMU is waiting for gdb. In another terminal:"

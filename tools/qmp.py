@@ -7,6 +7,7 @@ can wait for them later (wait_event).
 """
 import json
 import socket
+import threading
 import time
 
 
@@ -30,6 +31,9 @@ class QMP:
         self.sock.settimeout(timeout)
         self.buf = b""
         self.events = []
+        # One command and its answer at a time: a sampler thread and the
+        # main thread may both ask.
+        self.lock = threading.RLock()
         greeting = self._read()
         if "QMP" not in greeting:
             raise QMPError(f"unexpected QMP greeting: {greeting}")
@@ -49,15 +53,16 @@ class QMP:
         msg = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            reply = self._read()
-            if "event" in reply:
-                self.events.append(reply)
-            elif "return" in reply:
-                return reply["return"]
-            elif "error" in reply:
-                raise QMPError(f"{command}: {reply['error'].get('desc', reply['error'])}")
+        with self.lock:
+            self.sock.sendall(json.dumps(msg).encode() + b"\n")
+            while True:
+                reply = self._read()
+                if "event" in reply:
+                    self.events.append(reply)
+                elif "return" in reply:
+                    return reply["return"]
+                elif "error" in reply:
+                    raise QMPError(f"{command}: {reply['error'].get('desc', reply['error'])}")
 
     def wait_event(self, name, timeout=30.0):
         """Return the first (oldest unseen) event called `name`, waiting up to timeout."""
@@ -69,13 +74,14 @@ class QMP:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no QMP event {name} within {timeout}s")
-            self.sock.settimeout(remaining)
-            try:
-                reply = self._read()
-            except socket.timeout:
-                continue
-            finally:
-                self.sock.settimeout(timeout)
+            with self.lock:
+                self.sock.settimeout(min(remaining, 0.2))
+                try:
+                    reply = self._read()
+                except socket.timeout:
+                    continue
+                finally:
+                    self.sock.settimeout(timeout)
             if "event" in reply:
                 self.events.append(reply)
 

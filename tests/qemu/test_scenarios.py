@@ -1,0 +1,54 @@
+"""Every shipped scenario runs and its expectations hold; the tour draws a
+real picture; a malformed scenario is refused naming its line."""
+import glob
+import os
+import struct
+
+import pytest
+
+import scenario
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCENARIOS = sorted(glob.glob(os.path.join(HERE, "..", "..", "tools", "scenarios", "*.scn")))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[os.path.basename(p) for p in SCENARIOS])
+def test_shipped_scenario_runs(path, tmp_path, capsys):
+    runner = scenario.Runner(scenario.parse(path))
+    runner.run()
+    runner.summary()
+    png = tmp_path / "timeline.png"
+    runner.plot(str(png))
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 600 and height >= 300 and len(data) > 20000
+    out = capsys.readouterr().out
+    assert "QEMU RSS" in out and "step" in out
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("boot mem=256M\nfrobnicate 3\n", ":2: unknown step 'frobnicate'"),
+    ("boot mem=256M\nhost balloon lots\n", ":2: 'lots' is not a size"),
+    ("guest mem\n", ":1: 'guest' before 'boot'"),
+    ("boot mem=256M colour=red\n", ":1: unknown option 'colour'"),
+    ("boot mem=256M\nwait actual 10M timeout=soon\n", ":2: 'soon' is not a duration"),
+    ("boot mem=256M\nboot mem=128M\n", ":2: a scenario boots once"),
+    ("say hello\n", "no 'boot' step"),
+])
+def test_malformed_scenario_is_refused_naming_the_line(tmp_path, text, needle):
+    p = tmp_path / "bad.scn"
+    p.write_text(text)
+    with pytest.raises(scenario.ScenarioError) as e:
+        scenario.parse(str(p))
+    assert needle in str(e.value)
+    assert str(p) in str(e.value)
+
+
+def test_failed_expectation_names_the_line(tmp_path):
+    p = tmp_path / "fails.scn"
+    p.write_text("boot mem=256M\nexpect rss-above 100G\n")
+    runner = scenario.Runner(scenario.parse(str(p)))
+    with pytest.raises(scenario.ScenarioError) as e:
+        runner.run()
+    assert f"{p}:2: expectation failed" in str(e.value)
