@@ -227,7 +227,11 @@ class Runner:
                 return f"host: balloon target {size >> 20} MiB of guest RAM"
             vm.qmp.execute("qom-set", path="/machine/peripheral/bal0",
                            property="guest-stats-polling-interval", value=int(float(args[1])))
-            return f"host: statistics every {args[1]} s"
+            time.sleep(float(args[1]) + 0.5)  # one poll answered
+            st = vm.qmp.execute("qom-get", path="/machine/peripheral/bal0", property="guest-stats")["stats"]
+            return (f"host: guest statistics: free {st.get('stat-free-memory', -1) >> 20} MiB, "
+                    f"total {st.get('stat-total-memory', -1) >> 20} MiB, "
+                    f"huge-page allocations {st.get('stat-htlb-pgalloc', -1)}")
         timeout = 120.0
         for extra in args[2:]:
             timeout = parse_duration(extra[8:], where)
@@ -274,6 +278,10 @@ class Runner:
         try:
             for where, verb, args in self.steps:
                 text = self.step(where, verb, args)
+                if self.vm and self.vm.bad_lines:
+                    # Events are this tool's input: a malformed one is an error, not a guess.
+                    raise ScenarioError(f"{where}: the guest printed a malformed event line: "
+                                        f"{self.vm.bad_lines[0]}")
                 if text:
                     t = self.now()
                     rss = self.vm.rss() >> 20

@@ -52,3 +52,18 @@ def test_failed_expectation_names_the_line(tmp_path):
     with pytest.raises(scenario.ScenarioError) as e:
         runner.run()
     assert f"{p}:2: expectation failed" in str(e.value)
+
+
+@pytest.mark.parametrize("line,needle", [
+    ('@ev {"ev":"ready","t_ms":', "malformed event line"),
+    ('@ev ["ready", 3]', "without string 'ev' and integer 't_ms'"),
+    ('@ev {"ev":"ready"}', "without string 'ev' and integer 't_ms'"),
+    ('@ev {"ev":1,"t_ms":2}', "without string 'ev' and integer 't_ms'"),
+])
+def test_malformed_event_line_is_refused_naming_it(line, needle):
+    from blimpvm import EventFormatError, parse_event
+    with pytest.raises(EventFormatError) as e:
+        parse_event(line)
+    assert needle in str(e.value) and line in str(e.value)
+    assert parse_event("blimp> plain text") is None
+    assert parse_event('@ev {"ev":"ok","t_ms":5,"x":1}')["x"] == 1
