@@ -1,5 +1,6 @@
 /*
- * pci: see pci.h.
+ * pci: configuration access, enumeration, BARs and capabilities (see pci.h;
+ * interrupts are in pci_irq.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 struct pci_dev pci_devs[PCI_MAX_DEVICES];
 int pci_ndevs;
 static bool use_ecam;
-static enum { CHIP_UNKNOWN, CHIP_Q35, CHIP_PC } chipset;
+static enum pci_chipset chipset;
 
 /* ---------------------------------------------------------------- config */
 
@@ -114,7 +115,8 @@ static void add_function(uint8_t bus, uint8_t dev, uint8_t fn, struct pci_dev *b
 	d->parent_bridge = bridge;
 	size_bars(d);
 	if (bus == 0 && dev == 0 && fn == 0 && d->vendor == 0x8086)
-		chipset = d->device == 0x29c0 ? CHIP_Q35 : d->device == 0x1237 ? CHIP_PC : CHIP_UNKNOWN;
+		chipset = d->device == 0x29c0 ? PCI_CHIPSET_Q35 : d->device == 0x1237 ? PCI_CHIPSET_PC
+								   : PCI_CHIPSET_UNKNOWN;
 	if ((d->header_type & 0x7f) == 1 && depth < 8) {
 		uint8_t secondary = pci_read8(d, 0x19);
 		if (secondary > bus)
@@ -150,29 +152,43 @@ int pci_scan(void)
 	return pci_ndevs;
 }
 
+enum pci_chipset pci_chipset_id(void)
+{
+	return chipset;
+}
+
 const char *pci_chipset(void)
 {
-	return chipset == CHIP_Q35 ? "q35" : chipset == CHIP_PC ? "pc" : "unknown";
+	return chipset == PCI_CHIPSET_Q35 ? "q35" : chipset == PCI_CHIPSET_PC ? "pc" : "unknown";
+}
+
+uint8_t pci_next_cap(const struct pci_dev *d, uint8_t at)
+{
+	if (!(pci_read16(d, 0x06) & (1 << 4)))
+		return 0; /* no capability list */
+	uint8_t p = at ? pci_read8(d, at + 1) : pci_read8(d, 0x34);
+	if (p == 0)
+		return 0;
+	if (p < 0x40 || (p & 3)) {
+		printf("pci %02x:%02x.%x: capability pointer %#x (after %#x) outside 0x40-0xfc or "
+		       "misaligned; list ignored from there\n", d->bus, d->dev, d->fn, p, at);
+		return 0;
+	}
+	return p;
 }
 
 uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t after)
 {
-	if (!(pci_read16(d, 0x06) & (1 << 4)))
-		return 0; /* no capability list */
-	uint8_t p = after ? pci_read8(d, after + 1) : pci_read8(d, 0x34);
 	/* At most 48 capabilities fit in 192 bytes: more means a loop. */
-	for (int n = 0; p && n < 48; n++) {
-		if (p < 0x40 || (p & 3)) {
-			printf("pci %02x:%02x.%x: capability pointer %#x outside the capability area, "
-			       "list ignored from there\n", d->bus, d->dev, d->fn, p);
-			return 0;
-		}
+	int n = 0;
+	for (uint8_t p = pci_next_cap(d, after); p; p = pci_next_cap(d, p)) {
 		if (pci_read8(d, p) == id)
 			return p;
-		p = pci_read8(d, p + 1);
+		if (++n == 48) {
+			printf("pci %02x:%02x.%x: capability list loops; ignored\n", d->bus, d->dev, d->fn);
+			return 0;
+		}
 	}
-	if (p)
-		printf("pci %02x:%02x.%x: capability list loops; ignored\n", d->bus, d->dev, d->fn);
 	return 0;
 }
 
@@ -195,101 +211,69 @@ volatile void *pci_map_bar(struct pci_dev *d, int i)
 	return phys_to_virt(b->base);
 }
 
-/* ---------------------------------------------------------------- interrupts */
-
-int pci_intx_gsi(const struct pci_dev *d)
-{
-	if (d->irq_pin == 0)
-		return -ENODEV;
-	unsigned pin = d->irq_pin - 1, slot = d->dev;
-	for (const struct pci_dev *b = d->parent_bridge; b; b = b->parent_bridge) {
-		pin = (pin + slot) % 4; /* the bridge swizzle */
-		slot = b->dev;
-	}
-	if (chipset == CHIP_Q35)
-		return 16 + (int)((slot + pin) % 4 + 4);
-	if (chipset == CHIP_PC) {
-		struct pci_dev piix = { .bus = 0, .dev = 1, .fn = 0 };
-		/* PIIX3 counts slots from 1 here, unlike ICH9. */
-		uint8_t irq = pci_read8(&piix, 0x60 + (slot + pin + 3) % 4);
-		if (irq & 0x80 || irq == 0 || irq > 15)
-			return -ENODEV; /* the firmware left this PIRQ unrouted */
-		return irq;
-	}
-	return -ENODEV;
-}
-
-int pci_enable_intx(struct pci_dev *d, int vector)
-{
-	int gsi = pci_intx_gsi(d);
-	if (gsi < 0)
-		return gsi;
-	pci_write16(d, 0x04, pci_read16(d, 0x04) & ~(1 << 10)); /* INTx not disabled */
-	/* QEMU's IOAPIC ignores polarity; ACPI describes these lines active-high. */
-	return ioapic_route_gsi((uint32_t)gsi, vector, true, false);
-}
-
-int pci_msix_enable(struct pci_dev *d)
-{
-	if (!d->msix_cap)
-		return -ENODEV;
-	uint32_t table = pci_read32(d, d->msix_cap + 4);
-	int bir = table & 7;
-	uint64_t off = table & ~7u;
-	if (bir > 5 || off + (uint64_t)d->msix_size * 16 > d->bar[bir].size) {
-		printf("pci %02x:%02x.%x: MSI-X table (BAR %d + %#lx, %u entries) lies outside its BAR\n",
-		       d->bus, d->dev, d->fn, bir, (unsigned long)off, d->msix_size);
-		return -EINVAL;
-	}
-	volatile uint8_t *base = pci_map_bar(d, bir);
-	if (!base)
-		return -ENOMEM;
-	d->msix_table = (volatile uint32_t *)(base + off);
-	for (uint16_t i = 0; i < d->msix_size; i++)
-		d->msix_table[i * 4 + 3] = 1; /* masked until given a vector */
-	uint16_t ctl = pci_read16(d, d->msix_cap + 2);
-	pci_write16(d, d->msix_cap + 2, (ctl | 0x8000) & ~0x4000); /* enable, function unmasked */
-	pci_write16(d, 0x04, pci_read16(d, 0x04) | (1 << 10));      /* INTx off */
-	return 0;
-}
-
-int pci_msix_set_vector(struct pci_dev *d, uint16_t entry, int vector)
-{
-	if (!d->msix_table || entry >= d->msix_size)
-		return -EINVAL;
-	volatile uint32_t *e = &d->msix_table[entry * 4];
-	e[0] = 0xfee00000u | (lapic_id() << 12);
-	e[1] = 0;
-	e[2] = (uint32_t)vector;
-	e[3] = 0; /* unmasked */
-	return 0;
-}
-
 /* ---------------------------------------------------------------- shell */
+
+static const char *cap_name(uint8_t id)
+{
+	switch (id) {
+	case 0x01: return "PM";
+	case 0x05: return "MSI";
+	case 0x09: return "vendor";
+	case 0x10: return "PCIe";
+	case 0x11: return "MSI-X";
+	case 0x0d: return "bridge-subsys";
+	default: return NULL;
+	}
+}
+
+/* One device: ids and class, interrupt pin and where it goes, capabilities,
+ * BARs; and a "pci_device" event with the same facts. */
+static void print_device(const struct pci_dev *d)
+{
+	printf("%02x:%02x.%x %04x:%04x class %06x", d->bus, d->dev, d->fn, d->vendor, d->device,
+	       d->class_code);
+	struct pci_intx_route r = { .gsi = -1 };
+	if (d->irq_pin) {
+		printf(" INT%c", 'A' + d->irq_pin - 1);
+		if (pci_intx_route(d, &r) == 0)
+			printf(" -> PIRQ %c -> GSI %d (%s, active-%s)", 'A' + r.pirq, r.gsi,
+			       r.level ? "level" : "edge", r.active_low ? "low" : "high");
+	}
+	printf("\n    capabilities:");
+	char caps[160];
+	int len = 0, n = 0;
+	caps[0] = 0;
+	for (uint8_t c = pci_next_cap(d, 0); c && n < 48; c = pci_next_cap(d, c), n++) {
+		uint8_t id = pci_read8(d, c);
+		const char *name = cap_name(id);
+		if (name)
+			printf(" %s@%#x", name, c);
+		else
+			printf(" %#x@%#x", id, c);
+		if (id == PCI_CAP_MSIX)
+			printf("(%u entries)", d->msix_size);
+		if (len < (int)sizeof(caps) - 8)
+			len += snprintf(caps + len, sizeof(caps) - len, "%s%u", n ? "," : "", id);
+	}
+	printf(n ? "\n" : " none\n");
+	for (int b = 0; b < 6; b++)
+		if (d->bar[b].size)
+			printf("    BAR%d %s %#lx size %#lx%s\n", b, d->bar[b].io ? "io " : "mem",
+			       (unsigned long)d->bar[b].base, (unsigned long)d->bar[b].size,
+			       d->bar[b].is64 ? " 64-bit" : "");
+	event_emit("pci_device", "\"bus\":%u,\"slot\":%u,\"function\":%u,\"vendor\":%u,\"device\":%u,"
+		   "\"class\":%u,\"pin\":%u,\"gsi\":%d,\"caps\":[%s],\"msix\":%u", d->bus, d->dev, d->fn,
+		   d->vendor, d->device, d->class_code, d->irq_pin, r.gsi, caps,
+		   d->msix_cap ? d->msix_size : 0);
+}
 
 static int cmd_pci(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
 	printf("chipset %s, configuration through %s\n", pci_chipset(), use_ecam ? "ECAM" : "ports 0xcf8/0xcfc");
-	for (int i = 0; i < pci_ndevs; i++) {
-		struct pci_dev *d = &pci_devs[i];
-		printf("%02x:%02x.%x %04x:%04x class %06x", d->bus, d->dev, d->fn, d->vendor, d->device,
-		       d->class_code);
-		if (d->irq_pin)
-			printf(" INT%c", 'A' + d->irq_pin - 1);
-		if (d->msix_cap)
-			printf(" MSI-X(%u)", d->msix_size);
-		printf("\n");
-		for (int b = 0; b < 6; b++)
-			if (d->bar[b].size)
-				printf("    BAR%d %s %#lx size %#lx%s\n", b, d->bar[b].io ? "io " : "mem",
-				       (unsigned long)d->bar[b].base, (unsigned long)d->bar[b].size,
-				       d->bar[b].is64 ? " 64-bit" : "");
-		event_emit("pci_device", "\"bus\":%u,\"slot\":%u,\"function\":%u,\"vendor\":%u,\"device\":%u,"
-			   "\"class\":%u,\"msix\":%u", d->bus, d->dev, d->fn, d->vendor, d->device,
-			   d->class_code, d->msix_cap ? d->msix_size : 0);
-	}
+	for (int i = 0; i < pci_ndevs; i++)
+		print_device(&pci_devs[i]);
 	return 0;
 }
-SHELL_COMMAND(pci, "", "list PCI devices: ids, class, BARs, MSI-X", cmd_pci);
+SHELL_COMMAND(pci, "", "list PCI devices: ids, class, INTx route, capabilities, BARs", cmd_pci);

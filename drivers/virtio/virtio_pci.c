@@ -166,8 +166,9 @@ static void queue_work_fn(struct work *w)
 		vd->on_queue(vd);
 }
 
-/* Reading ISR status acknowledges the interrupt and says what it was. */
-static void isr_dispatch(struct virtio_dev *vd)
+/* Reading ISR status acknowledges the interrupt (lowers INTx) and says what
+ * it was (4.1.4.5). Returns false when it was not this device's. */
+static bool isr_dispatch(struct virtio_dev *vd)
 {
 	uint8_t isr = *vd->isr;
 	if (isr & 1) {
@@ -178,13 +179,15 @@ static void isr_dispatch(struct virtio_dev *vd)
 		vd->config_irqs++;
 		work_queue(&vd->config_work);
 	}
+	return isr & 3;
 }
 
+/* The line may be shared: count only the interrupts this device raised. */
 static void intx_handler(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
-	vd->irqs++;
-	isr_dispatch(vd);
+	if (isr_dispatch(vd))
+		vd->irqs++;
 }
 
 static void msix_config_handler(void *ctx)
@@ -216,20 +219,28 @@ static uint16_t queue_entry(const struct virtio_dev *vd, uint16_t q)
 	return (uint16_t)(q + 1 < vd->pci->msix_size ? q + 1 : vd->pci->msix_size - 1);
 }
 
+/* Vectors for every entry used, then the configuration vector, read back:
+ * a device that cannot take it answers NO_VECTOR (4.1.5.1.2). */
 static int setup_msix(struct virtio_dev *vd)
 {
 	if (vd->pci->msix_size < 2 || pci_msix_enable(vd->pci) < 0)
 		return -ENODEV;
 	for (uint16_t e = 0; e < vd->pci->msix_size && e <= VIRTIO_MAX_QUEUES; e++) {
 		int v = irq_alloc_vector();
-		if (v < 0)
-			return v;
-		irq_set_handler(v, e == 0 ? msix_config_handler : msix_queue_handler, vd);
+		if (v < 0 || irq_set_handler(v, e == 0 ? msix_config_handler : msix_queue_handler, vd) < 0) {
+			pci_msix_disable(vd->pci);
+			return -ENOSPC;
+		}
 		pci_msix_set_vector(vd->pci, e, v);
 	}
 	wr16(vd, C_CONFIG_MSIX_VECTOR, 0);
-	if (rd16(vd, C_CONFIG_MSIX_VECTOR) != 0)
-		return -EIO; /* refused: the device could not allocate it */
+	if (rd16(vd, C_CONFIG_MSIX_VECTOR) != 0) {
+		printf("virtio %s: device refused MSI-X vector 0 for configuration changes; using INTx\n",
+		       dev_name(vd));
+		wr16(vd, C_CONFIG_MSIX_VECTOR, NO_VECTOR);
+		pci_msix_disable(vd->pci);
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -334,15 +345,17 @@ int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_qu
 	vd->on_config = on_config;
 	vd->on_queue = on_queue;
 	if (vd->irq_mode == VIRTIO_IRQ_INTX) {
-		int v = irq_alloc_vector();
-		int rc = v < 0 ? v : irq_set_handler(v, intx_handler, vd);
-		if (rc == 0)
-			rc = pci_enable_intx(vd->pci, v);
-		if (rc < 0)
+		int rc = pci_enable_intx(vd->pci, intx_handler, vd);
+		if (rc < 0) {
+			printf("virtio %s: INTx not routable (%d); polling instead\n", dev_name(vd), rc);
 			vd->irq_mode = VIRTIO_IRQ_POLL;
+		}
 	}
-	if (vd->irq_mode == VIRTIO_IRQ_POLL)
+	static bool polling;
+	if (vd->irq_mode == VIRTIO_IRQ_POLL && !polling) {
+		polling = true; /* one timer polls every polled device */
 		work_add_poll(poll_all, 10 * 1000 * 1000);
+	}
 	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
 	static const char *const modes[] = { "none", "intx", "msix", "poll" };
 	event_emit("virtio_ready", "\"device\":\"%s\",\"pci_device\":%u,\"features\":%lu,\"irq\":\"%s\","
@@ -434,7 +447,7 @@ static int cmd_virtio(int argc, char **argv)
 		       vd->pci->fn, dev_name(vd), vd->pci->device, s, (s & VIRTIO_STATUS_DRIVER_OK) ? " DRIVER_OK" : "",
 		       vd->failed ? " FAILED" : "", modes[vd->irq_mode]);
 		if (vd->irq_mode == VIRTIO_IRQ_INTX)
-			printf(" (GSI %d)", vd->gsi);
+			printf(" (GSI %d, line fired %lu)", vd->gsi, (unsigned long)pci_intx_count(vd->gsi));
 		printf(", %lu (config %lu, queues %lu)\n", (unsigned long)vd->irqs,
 		       (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
 		printf("    offered:   ");
@@ -448,9 +461,10 @@ static int cmd_virtio(int argc, char **argv)
 				       (unsigned long)vd->queues[q]->completed, vd->queues[q]->broken ? ", BROKEN: " : "",
 				       vq_broken_reason(vd->queues[q]));
 		event_emit("virtio_device", "\"device\":\"%s\",\"pci_device\":%u,\"status\":%u,\"features\":%lu,"
-			   "\"device_features\":%lu,\"irq\":\"%s\",\"irqs\":%lu,\"config_irqs\":%lu,\"queue_irqs\":%lu",
+			   "\"device_features\":%lu,\"irq\":\"%s\",\"gsi\":%d,\"irqs\":%lu,\"config_irqs\":%lu,\"queue_irqs\":%lu",
 			   dev_name(vd), vd->pci->device, s, (unsigned long)vd->features,
-			   (unsigned long)vd->device_features, modes[vd->irq_mode], (unsigned long)vd->irqs,
+			   (unsigned long)vd->device_features, modes[vd->irq_mode],
+			   vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, (unsigned long)vd->irqs,
 			   (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
 	}
 	if (virtio_ndevs == 0)
