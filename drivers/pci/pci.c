@@ -87,6 +87,14 @@ static void size_bars(struct pci_dev *d)
 		}
 		b->base = base;
 		b->size = mask ? (~mask + 1) & (b->io ? 0xffff : UINT64_MAX) : 0;
+		/* The writable bits of a BAR are its high ones: a size that is not
+		 * a power of two, or a 64-bit BAR with no room for its high half,
+		 * is a device lying about itself. */
+		if ((b->size & (b->size - 1)) || (b->is64 && i == 5)) {
+			printf("pci %02x:%02x.%x: BAR %d reads back mask %#lx%s; BAR ignored\n", d->bus, d->dev,
+			       d->fn, i, (unsigned long)mask, b->is64 && i == 5 ? " as 64-bit in the last slot" : "");
+			b->size = 0;
+		}
 		if (b->is64)
 			i++; /* the next slot is this BAR's high half */
 	}

@@ -107,15 +107,30 @@ int virtio_pci_probe(void)
 		bool bad = false;
 		uint32_t len = 0;
 		for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c && !bad; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
-			uint8_t type = pci_read8(d, c + 3);
+			uint8_t cap_len = pci_read8(d, c + 2), type = pci_read8(d, c + 3), bar = pci_read8(d, c + 4);
 			volatile uint8_t **slot = type == CFG_COMMON ? &vd->common : type == CFG_ISR ? &vd->isr :
 						  type == CFG_DEVICE ? &vd->device_cfg : type == CFG_NOTIFY ? &vd->notify : NULL;
-			if (!slot || *slot)
-				continue; /* other kinds, or a second one: the first is used */
-			*slot = map_cap(d, c, &len);
-			bad = !*slot;
-			if (type == CFG_COMMON && len < 0x38)
+			/* Other kinds, a reserved BAR number (to be ignored, 4.1.4), or a
+			 * second one of a kind: the first usable one is used. */
+			if (!slot || bar > 5 || *slot)
+				continue;
+			uint8_t need = type == CFG_NOTIFY ? 20 : 16;
+			uint32_t min_len = type == CFG_COMMON ? 0x38 : type == CFG_NOTIFY ? 2 : type == CFG_ISR ? 1 : 0;
+			if (cap_len < need || c + cap_len > 0x100) {
+				printf("virtio %02x:%02x.%x: capability at %#x (type %u) is %u bytes long, "
+				       "needs %u within the header; device refused\n", d->bus, d->dev, d->fn, c, type,
+				       cap_len, need);
 				bad = true;
+				break;
+			}
+			*slot = map_cap(d, c, &len);
+			if (*slot && len < min_len) {
+				printf("virtio %02x:%02x.%x: capability at %#x (type %u) covers %u bytes, "
+				       "fewer than the %u its registers need; device refused\n", d->bus, d->dev, d->fn,
+				       c, type, len, min_len);
+				*slot = NULL;
+			}
+			bad = !*slot;
 			if (type == CFG_DEVICE)
 				vd->device_cfg_len = len;
 			if (type == CFG_NOTIFY) {
@@ -288,7 +303,7 @@ int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
 
 int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
 {
-	if (index >= vd->num_queues || index >= VIRTIO_MAX_QUEUES)
+	if (index >= vd->num_queues || index >= VIRTIO_MAX_QUEUES || max_size == 0)
 		return -EINVAL;
 	wr16(vd, C_QUEUE_SELECT, index);
 	uint16_t size = rd16(vd, C_QUEUE_SIZE);
@@ -297,6 +312,14 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 	if (size & (size - 1)) {
 		char why[80];
 		snprintf(why, sizeof(why), "queue %u has size %u, not a power of two", index, size);
+		return fail_device(vd, why);
+	}
+	/* Checked before anything is allocated: a refused device keeps nothing. */
+	uint16_t notify_off = rd16(vd, C_QUEUE_NOTIFY_OFF);
+	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
+		char why[100];
+		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
+			 index, notify_off, vd->notify_mult);
 		return fail_device(vd, why);
 	}
 	while (size > max_size)
@@ -315,14 +338,10 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 	}
 	int rc = vq_init(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
 			 indirect ? mem + ring : NULL, MAX_INDIRECT);
-	if (rc < 0)
+	if (rc < 0) {
+		free(vq);
+		mm_free_dma(mem, bytes);
 		return rc;
-	uint16_t notify_off = rd16(vd, C_QUEUE_NOTIFY_OFF);
-	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
-		char why[100];
-		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
-			 index, notify_off, vd->notify_mult);
-		return fail_device(vd, why);
 	}
 	wr64(vd, C_QUEUE_DESC, vq_desc_addr(vq));
 	wr64(vd, C_QUEUE_DRIVER, vq_avail_addr(vq));
