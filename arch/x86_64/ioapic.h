@@ -2,7 +2,8 @@
  * ioapic: routing device interrupt lines (GSIs) to CPU vectors.
  *
  * ISA lines (the serial port's IRQ 4) may be rewired by ACPI interrupt source
- * overrides; PCI INTx lines are level-triggered and active-low.
+ * overrides; PCI INTx lines are level-triggered (QEMU's ACPI describes them
+ * active-high, and its IOAPIC ignores polarity).
  */
 #ifndef BLIMP_IOAPIC_H
 #define BLIMP_IOAPIC_H
