@@ -1,25 +1,30 @@
 # boot/efi: BOOTX64.EFI, the gnu-efi loader, and the ESP tree OVMF boots from.
 #
-#   build/esp/EFI/BOOT/BOOTX64.EFI   the loader (boot/efi/loader.c)
+#   build/esp/EFI/BOOT/BOOTX64.EFI   the loader (boot/efi/loader.c, elf.c)
 #   build/esp/blimp.elf              the same kernel the PVH path boots
 #
-# kernel/memmap.c is compiled in too: the loader normalizes the memory map
-# with the kernel's own code.
+# kernel/memmap.c is compiled in as it is: the loader normalizes the memory
+# map with the kernel's own code. Calls into the firmware use the Microsoft
+# ABI directly (GNU_EFI_USE_MS_ABI); efi_main itself is called by gnu-efi's
+# crt0 with the System V ABI. The .so -> PE conversion keeps only the
+# sections OVMF needs to load and relocate the image.
 
 EFI_INC := /usr/include/efi
-EFI_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -Wno-pointer-sign -Wno-unused-parameter \
+EFI_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror \
 	-I$(EFI_INC) -I$(EFI_INC)/x86_64 -I. \
 	-fpic -ffreestanding -fno-stack-protector -fno-stack-check -fshort-wchar \
-	-mno-red-zone -maccumulate-outgoing-args -DEFI_FUNCTION_WRAPPER
-EFI_OBJS := $(BUILD)/efi/loader.o $(BUILD)/efi/memmap.o
+	-mno-red-zone -DGNU_EFI_USE_MS_ABI -MMD -MP
+EFI_OBJS := $(BUILD)/efi/loader.o $(BUILD)/efi/elf.o $(BUILD)/efi/memmap.o
 ESP_TARGETS := $(BUILD)/esp/EFI/BOOT/BOOTX64.EFI $(BUILD)/esp/blimp.elf
 
-$(BUILD)/efi/loader.o: boot/efi/loader.c boot/boot_info.h kernel/memmap.h arch/x86_64/qemu_exit.h | $(BUILD)/.deps
+$(BUILD)/efi/%.o: boot/efi/%.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
 	$(Q)gcc $(EFI_CFLAGS) -c $< -o $@
-$(BUILD)/efi/memmap.o: kernel/memmap.c kernel/memmap.h boot/boot_info.h | $(BUILD)/.deps
+$(BUILD)/efi/memmap.o: kernel/memmap.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
 	$(Q)gcc $(EFI_CFLAGS) -c $< -o $@
+
+-include $(EFI_OBJS:.o=.d)
 
 $(BUILD)/efi/loader.so: $(EFI_OBJS)
 	$(Q)ld -shared -Bsymbolic -nostdlib -znocombreloc -T /usr/lib/elf_x86_64_efi.lds \
