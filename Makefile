@@ -108,6 +108,10 @@ $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 unit: $(UNIT_BINS)
 	$(Q)fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# ---------------------------------------------------------------- fuzzing
+# tests/fuzz/fuzz.mk: libFuzzer harnesses (make fuzz, make fuzz-smoke).
+include tests/fuzz/fuzz.mk
+
 # ---------------------------------------------------------------- QEMU tests
 PYTEST_ARGS ?=
 qemu-test: all
@@ -115,6 +119,7 @@ qemu-test: all
 
 test: $(BUILD)/.deps
 	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory qemu-test
 
 # ---------------------------------------------------------------- benchmarks
