@@ -15,6 +15,7 @@
 #include "heap.h"
 #include "addr.h"
 #include "memmap.h"
+#include "fuzz/devfuzz.h"
 #include "mm.h"
 #include "acpi.h"
 #include "panic.h"
@@ -125,7 +126,8 @@ void kernel_main(void)
 
 	pci_scan();
 	virtio_pci_probe();
-	balloon_init();
+	if (!devfuzz_start())
+		balloon_init();
 	rng_init();
 
 	const char *fault = cmdline_get("fault");

@@ -19,7 +19,7 @@
 extern const struct shell_command __start_shell_cmds[], __stop_shell_cmds[];
 
 #define LINE_MAX_LEN 256
-#define MAX_ARGS 16
+#define MAX_ARGS 24
 static char line[LINE_MAX_LEN];
 static unsigned line_len;
 static bool line_overflow;

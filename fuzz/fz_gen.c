@@ -1,0 +1,566 @@
+/*
+ * fz_gen: the program generator of fuzz mode.
+ *
+ * All randomness comes from one splitmix64 stream seeded by fuzz.seed, and
+ * the generator looks at nothing but that stream and what the executor
+ * learned from the device (fz_state), so a seed gives the same programs on
+ * the same QEMU. A program is: `prog`, a bring-up (reset, features, queues,
+ * DRIVER_OK), a body of families of operations, `check`. A valid program
+ * uses only what the virtio spec allows; a bad one mixes in malformed
+ * families drawn from what the spec and QEMU's checks forbid (the list is
+ * `bad_families` below; docs/fuzzing.md explains each).
+ */
+#include <string.h>
+#include "devfuzz.h"
+
+#define F_STATS 1
+#define F_HINT 3
+#define F_POISON 4
+#define F_REPORTING 5
+#define F_INDIRECT 28
+#define F_VERSION_1 32
+#define MAIN_FRAMES (FZ_ARENA_FRAMES - FZ_GUARD_FRAMES)
+#define PENDING_MAX 64
+
+static struct {
+	uint64_t rng;
+	unsigned bad_percent;
+	uint64_t prog_no;
+	bool valid;
+	enum { G_START, G_NEGOTIATE, G_QUEUES, G_BODY } phase;
+	unsigned body_left;
+	uint64_t features;
+	int q_stats, q_hint, q_report; /* -1 when not negotiated */
+	struct fz_op pending[PENDING_MAX];
+	unsigned n_pending, next_pending;
+} G;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (G.rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
+static bool chance(unsigned percent) { return below(100) < percent; }
+
+static struct fz_op *push(enum fz_kind kind)
+{
+	struct fz_op *op = &G.pending[G.n_pending++];
+	fz_op_init(op, kind);
+	return op;
+}
+
+static void push_reg(enum fz_kind kind, uint64_t off, unsigned width, uint64_t value)
+{
+	struct fz_op *op = push(kind);
+	op->off = off;
+	op->width = width;
+	op->value = value;
+}
+
+static void push_q(enum fz_kind kind, uint16_t q, uint64_t arg)
+{
+	struct fz_op *op = push(kind);
+	op->q = q;
+	op->off = arg;
+}
+
+static bool has(unsigned bit) { return G.features & (1ULL << bit); }
+
+/* ---------------------------------------------------------------- buffers */
+
+/* An add with one segment on queue q, descriptors picked among the free ones
+ * (any ones when `anywhere`). NULL when the queue has no room. */
+static struct fz_op *push_add(uint16_t q, unsigned segs, bool anywhere)
+{
+	uint16_t size = fz_state.queue_size[q % FZ_QUEUES];
+	if (size == 0)
+		return NULL;
+	bool ind = has(F_INDIRECT) && (segs > 1 ? chance(50) : chance(20));
+	unsigned ndesc = ind ? 1 : segs;
+	struct fz_op tmp;
+	fz_op_init(&tmp, FZ_ADD);
+	if (anywhere) {
+		for (unsigned i = 0; i < ndesc; i++)
+			tmp.desc[i] = (uint16_t)below(size);
+	} else if (fz_exec_pick_desc(q, ndesc, tmp.desc) < 0) {
+		return NULL;
+	}
+	struct fz_op *op = push(FZ_ADD);
+	*op = tmp;
+	op->q = q;
+	op->ind = ind;
+	op->n_desc = (uint8_t)ndesc;
+	op->n_segs = (uint8_t)segs;
+	return op;
+}
+
+/* Runs of arena frames whose inflated state is `inflated`, up to `want`. */
+static void pick_frames(struct fz_seg *s, bool inflated, unsigned want)
+{
+	s->kind = FZ_SEG_PFNS;
+	static bool taken[MAIN_FRAMES];
+	memset(taken, 0, sizeof(taken));
+	unsigned got = 0;
+	for (unsigned tries = 0; tries < 16 && s->n_runs < 4 && got < want; tries++) {
+		uint32_t f = (uint32_t)below(MAIN_FRAMES), n = 0;
+		while (f + n < MAIN_FRAMES && got + n < want && fz_state.inflated[f + n] == inflated && !taken[f + n]) {
+			taken[f + n] = true;
+			n++;
+		}
+		if (n)
+			s->run[s->n_runs++] = (struct fz_run){ true, f, n };
+		got += n;
+	}
+}
+
+/* ---------------------------------------------------------------- valid families */
+
+static void valid_inflate(void)
+{
+	struct fz_op *op = push_add(0, 1, false);
+	if (!op)
+		return;
+	pick_frames(&op->seg[0], false, chance(10) ? 1024 : 1 + (unsigned)below(128));
+	if (op->seg[0].n_runs == 0) {
+		G.n_pending--;
+		return;
+	}
+	push_q(FZ_KICK, 0, 0);
+	push_q(FZ_WAIT, 0, 50);
+}
+
+static void valid_deflate(void)
+{
+	struct fz_op *op = push_add(1, 1, false);
+	if (!op)
+		return;
+	pick_frames(&op->seg[0], true, 1 + (unsigned)below(512));
+	if (op->seg[0].n_runs == 0) {
+		G.n_pending--;
+		return;
+	}
+	push_q(FZ_KICK, 1, 0);
+	push_q(FZ_WAIT, 1, 50);
+}
+
+static void valid_stats(void)
+{
+	if (G.q_stats < 0 || fz_state.stats_in_flight)
+		return;
+	struct fz_op *op = push_add((uint16_t)G.q_stats, 1, false);
+	if (!op)
+		return;
+	op->seg[0].kind = FZ_SEG_STATS;
+	op->seg[0].len = 10;
+	push_q(FZ_KICK, (uint16_t)G.q_stats, 0);
+}
+
+/* Free 2 MiB blocks of the arena, none of whose frames is inflated. */
+static unsigned pick_blocks(struct fz_seg *segs, unsigned want)
+{
+	unsigned n = 0;
+	for (unsigned tries = 0; tries < 8 && n < want; tries++) {
+		uint32_t b = (uint32_t)below(MAIN_FRAMES / 512);
+		bool ok = true;
+		for (unsigned f = b * 512; f < b * 512 + 512 && ok; f++)
+			ok = !fz_state.inflated[f];
+		for (unsigned i = 0; i < n && ok; i++)
+			ok = segs[i].run[0].start != (uint64_t)b << 21;
+		if (!ok)
+			continue;
+		segs[n].kind = FZ_SEG_RANGE;
+		segs[n].writable = true;
+		segs[n].n_runs = 1;
+		segs[n].run[0] = (struct fz_run){ true, (uint64_t)b << 21, 2u << 20 };
+		n++;
+	}
+	return n;
+}
+
+static void valid_report(void)
+{
+	if (G.q_report < 0)
+		return;
+	struct fz_seg segs[4];
+	memset(segs, 0, sizeof(segs));
+	unsigned n = pick_blocks(segs, 1 + (unsigned)below(4));
+	if (!n)
+		return;
+	struct fz_op *op = push_add((uint16_t)G.q_report, n, false);
+	if (!op)
+		return;
+	memcpy(op->seg, segs, n * sizeof(segs[0]));
+	push_q(FZ_KICK, (uint16_t)G.q_report, 0);
+	push_q(FZ_WAIT, (uint16_t)G.q_report, 50);
+}
+
+static void valid_config(void)
+{
+	static const uint8_t offs[] = { 0, 4, 8, 12 };
+	uint64_t off = offs[below(has(F_HINT) || has(F_POISON) ? 4 : 2)];
+	if (off + 4 > fz_state.device_cfg_len)
+		return;
+	if (off == 4 && chance(50)) {
+		unsigned held = 0;
+		for (unsigned f = 0; f < FZ_ARENA_FRAMES; f++)
+			held += fz_state.inflated[f];
+		push_reg(FZ_DW, 4, 4, held);
+	} else {
+		push_reg(FZ_DR, off, 4, 0);
+	}
+}
+
+static void valid_hint(void)
+{
+	if (G.q_hint < 0)
+		return;
+	struct fz_op *op = push_add((uint16_t)G.q_hint, 1, false);
+	if (!op)
+		return;
+	op->seg[0].kind = FZ_SEG_ID;
+	op->seg[0].value = 2 + (uint32_t)below(200);
+	op->seg[0].len = 4;
+	push_q(FZ_KICK, (uint16_t)G.q_hint, 0);
+}
+
+/* ---------------------------------------------------------------- malformed families */
+
+static uint16_t any_queue(void)
+{
+	int qs[] = { 0, 1, G.q_stats, G.q_hint, G.q_report };
+	int q;
+	do
+		q = qs[below(5)];
+	while (q < 0);
+	return (uint16_t)q;
+}
+
+static void seg_frames_outside(struct fz_seg *s)
+{
+	uint64_t ram_end = fz_state.ram_end_pfn;
+	/* beyond RAM, IOAPIC, LAPIC, q35's ECAM, HPET, the top of 4 GiB, the
+	 * largest le32, above 4 GiB */
+	const uint64_t pfns[] = { ram_end, ram_end + below(1u << 20), 0xfec00, 0xfee00, 0xb0000, 0xfed00,
+				  0xfffff, 0xffffffff, 0x100000 + below(0x10000) };
+	s->kind = FZ_SEG_PFNS;
+	s->n_runs = (uint8_t)(1 + below(3));
+	for (unsigned i = 0; i < s->n_runs; i++)
+		s->run[i] = (struct fz_run){ false, pfns[below(sizeof(pfns) / sizeof(pfns[0]))], 1 + below(16) };
+}
+
+static void bad_pfns(void)
+{
+	uint16_t q = chance(70) ? 0 : 1;
+	struct fz_op *op = push_add(q, 1, false);
+	if (!op)
+		return;
+	struct fz_seg *s = &op->seg[0];
+	switch (below(5)) {
+	case 0: /* outside RAM, MMIO, ROM */
+		seg_frames_outside(s);
+		if (s->n_runs < FZ_MAX_RUNS && chance(50)) /* mixed with good ones */
+			s->run[s->n_runs++] = (struct fz_run){ true, below(MAIN_FRAMES - 8), 1 + below(8) };
+		break;
+	case 1: /* the same frames twice in one buffer */
+		s->kind = FZ_SEG_PFNS;
+		s->run[0] = (struct fz_run){ true, below(MAIN_FRAMES - 64), 1 + below(64) };
+		s->run[1] = s->run[0];
+		s->n_runs = 2;
+		break;
+	case 2: /* deflating frames never inflated, inflating inflated ones */
+		op->q = q = (uint16_t)(q ^ 1);
+		if (fz_state.queue_size[q] == 0) {
+			G.n_pending--;
+			return;
+		}
+		pick_frames(s, q == 0, 1 + (unsigned)below(128));
+		if (!s->n_runs)
+			s->run[s->n_runs++] = (struct fz_run){ true, below(MAIN_FRAMES), 1 };
+		break;
+	case 3: /* an empty buffer, or one of garbage */
+		s->kind = FZ_SEG_ZERO;
+		s->len = chance(50) ? 0 : (uint32_t)below(4096);
+		break;
+	default: /* huge: 64 Ki frame numbers, nearly all beyond RAM */
+		s->kind = FZ_SEG_PFNS;
+		s->n_runs = 8;
+		for (unsigned i = 0; i < 7; i++)
+			s->run[i] = (struct fz_run){ false, fz_state.ram_end_pfn + below(1u << 20), 8192 };
+		s->run[7] = (struct fz_run){ true, below(MAIN_FRAMES - 8), 8192 - 8 * below(2) };
+		s->run[7].count = 1 + below(8);
+	}
+	if (chance(20))
+		s->writable = true; /* write-only where read-only is expected */
+	push_q(FZ_KICK, q, 0);
+	push_q(FZ_WAIT, q, 20);
+}
+
+/* The ring's own rules: indirect lengths, loops, next and head out of range. */
+static void bad_chain(void)
+{
+	uint16_t q = any_queue();
+	uint16_t size = fz_state.queue_size[q % FZ_QUEUES];
+	unsigned segs = 1 + (unsigned)below(3);
+	struct fz_op *op = push_add(q, segs, chance(30));
+	if (!op)
+		return;
+	for (unsigned i = 0; i < segs; i++) {
+		op->seg[i].kind = FZ_SEG_PFNS;
+		op->seg[i].n_runs = 1;
+		op->seg[i].run[0] = (struct fz_run){ true, below(MAIN_FRAMES - 4), 1 + below(4) };
+	}
+	switch (below(4)) {
+	case 0:
+		op->ind = true;
+		op->n_desc = 1;
+		{
+			const int32_t lens[] = { 0, 1, 15, 17, 4096, (int32_t)(segs * 16 + 8), 16 * 1024 };
+			op->indlen = lens[below(sizeof(lens) / sizeof(lens[0]))];
+		}
+		break;
+	case 1:
+		op->loop = true;
+		break;
+	case 2:
+		op->next = chance(50) ? 0xffff : (int32_t)(size + below(64));
+		break;
+	default:
+		op->head = chance(50) ? 0xffff : (int32_t)(size + below(64));
+	}
+	if (!op->ind && op->n_desc != op->n_segs) {
+		/* an indirect buffer lost its flag: one descriptor per segment again */
+		op->n_desc = op->n_segs;
+		for (unsigned i = 0; i < segs; i++)
+			op->desc[i] = (uint16_t)((op->desc[0] + i) % size);
+	}
+	push_q(FZ_KICK, q, 0);
+	push_q(FZ_WAIT, q, 20);
+}
+
+static void bad_avail(void)
+{
+	uint16_t q = any_queue();
+	uint16_t size = fz_state.queue_size[q % FZ_QUEUES];
+	const uint64_t jumps[] = { (uint64_t)size + 1, 0x8000, 2 + below(size + 1), (uint64_t)size * 2 };
+	if (chance(50)) { /* more buffers than the queue holds, over descriptors in use */
+		struct fz_op *op = push_add(q, 1, true);
+		if (op) {
+			op->seg[0].kind = FZ_SEG_ZERO;
+			op->seg[0].len = 4;
+		}
+	}
+	push_q(FZ_AVAIL, q, jumps[below(4)] & 0xffff);
+	push_q(FZ_KICK, q, 0);
+	push_q(FZ_WAIT, q, 20);
+}
+
+static void bad_stats_hint(void)
+{
+	int q = chance(50) ? G.q_stats : G.q_hint;
+	if (q < 0)
+		q = any_queue();
+	struct fz_op *op = push_add((uint16_t)q, 1, false);
+	if (!op)
+		return;
+	if (q == G.q_stats && chance(60)) { /* a second stats buffer, or an odd one */
+		op->seg[0].kind = FZ_SEG_STATS;
+		op->seg[0].len = (uint32_t)below(12);
+	} else { /* a command id of the wrong size */
+		const uint32_t lens[] = { 0, 1, 2, 3, 5, 8, 64 };
+		op->seg[0].kind = FZ_SEG_ID;
+		op->seg[0].value = (uint32_t)rnd();
+		op->seg[0].len = lens[below(7)];
+	}
+	op->seg[0].writable = chance(30);
+	push_q(FZ_KICK, (uint16_t)q, 0);
+	push_q(FZ_WAIT, (uint16_t)q, 20);
+}
+
+static void bad_report(void)
+{
+	int q = G.q_report >= 0 ? G.q_report : any_queue();
+	struct fz_op *op = push_add((uint16_t)q, 1, false);
+	if (!op)
+		return;
+	struct fz_seg *s = &op->seg[0];
+	s->kind = FZ_SEG_RANGE;
+	s->writable = !chance(15);
+	s->n_runs = 1;
+	uint64_t main_bytes = (uint64_t)MAIN_FRAMES << 12;
+	switch (below(4)) {
+	case 0: /* misaligned start */
+		s->run[0] = (struct fz_run){ true, (below(MAIN_FRAMES / 512 - 1) << 21) + 1 + below(4095), 2u << 20 };
+		break;
+	case 1: /* not a whole number of pages, or none */
+		s->run[0] = (struct fz_run){ true, below(MAIN_FRAMES / 512) << 21, below(2) ? below(4096) : 4096 + 1 + below(8192) };
+		break;
+	case 2: /* overrunning the last block into the guard */
+		s->run[0] = (struct fz_run){ true, main_bytes - (1u << 20), 3u << 20 };
+		break;
+	default: /* not RAM at all */
+		s->run[0] = (struct fz_run){ false, chance(50) ? 0xfec00000ULL : fz_state.ram_end_pfn << 12, 2u << 20 };
+	}
+	push_q(FZ_KICK, (uint16_t)q, 0);
+	push_q(FZ_WAIT, (uint16_t)q, 20);
+}
+
+static void bad_registers(void)
+{
+	switch (below(5)) {
+	case 0: /* status bits out of order */
+		{
+			const uint8_t sts[] = { 0x04, 0x08, 0x0f, 0x07, 0x8f, 0x4f, 0x01, 0x0d, 0xff };
+			push_reg(FZ_CW, 0x14, 1, sts[below(sizeof(sts))]);
+		}
+		break;
+	case 1: /* features changed after FEATURES_OK */
+		push_reg(FZ_CW, 0x08, 4, below(3));
+		push_reg(FZ_CW, 0x0c, 4, (uint32_t)rnd());
+		break;
+	case 2: /* a queue that does not exist */
+		push_reg(FZ_CW, 0x16, 2, chance(50) ? 0xffff : fz_state.num_queues + below(8));
+		push_reg(FZ_CR, 0x18, 2, 0);
+		if (chance(50))
+			push_reg(FZ_CW, 0x18, 2, 1u << below(11));
+		push_reg(FZ_CW, 0x1c, 2, 1);
+		push_reg(FZ_CR, 0x1e, 2, 0);
+		break;
+	case 3: /* odd-width device configuration, poison_val with reporting */
+		if (fz_state.device_cfg_len == 0)
+			return;
+		{
+			const unsigned widths[] = { 1, 2, 4, 8 };
+			unsigned w = widths[below(4)];
+			uint64_t limit = fz_state.device_cfg_len < 64 ? fz_state.device_cfg_len : 64;
+			if (limit < w)
+				return;
+			uint64_t off = chance(30) ? 12 : below(limit - w + 1);
+			if (chance(50))
+				push_reg(FZ_DW, off, w, chance(50) ? 0xaa : rnd());
+			push_reg(FZ_DR, off, w, 0);
+		}
+		break;
+	default: /* the PCI configuration window */
+		{
+			struct fz_op *op = push(chance(50) ? FZ_WW : FZ_WR);
+			op->q = (uint16_t)below(8);
+			op->off = chance(70) ? below(0x4000) : rnd() & 0xffffffff;
+			const uint32_t lens[] = { 0, 1, 2, 3, 4, 8 };
+			op->width = lens[below(6)];
+			op->value = (uint32_t)rnd();
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- programs */
+
+static void plan_bringup(void)
+{
+	G.prog_no++;
+	G.valid = !chance(G.bad_percent);
+	struct fz_op *op = push(FZ_PROG);
+	op->off = G.prog_no;
+	op->value = G.valid;
+	push(FZ_RESET);
+	push_reg(FZ_CW, 0x14, 1, 1);
+	push_reg(FZ_CW, 0x14, 1, 3);
+	push_reg(FZ_CW, 0x00, 4, 0);
+	push_reg(FZ_CR, 0x04, 4, 0);
+	push_reg(FZ_CW, 0x00, 4, 1);
+	push_reg(FZ_CR, 0x04, 4, 0);
+	G.phase = G_NEGOTIATE;
+}
+
+static void plan_negotiate(void)
+{
+	static const unsigned bits[] = { 0, 1, 2, 3, 4, 5, 28, 29 };
+	uint64_t offered = fz_state.device_features, want = 1ULL << F_VERSION_1;
+	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if ((offered >> bits[i] & 1) && chance(70))
+			want |= 1ULL << bits[i];
+	if (!G.valid && chance(15))
+		want ^= 1ULL << (chance(50) ? F_VERSION_1 : below(64)); /* unoffered, or no VERSION_1 */
+	G.features = want & (G.valid ? offered : ~0ULL);
+	uint16_t q = 2;
+	G.q_stats = has(F_STATS) ? q++ : -1;
+	G.q_hint = has(F_HINT) ? q++ : -1;
+	G.q_report = has(F_REPORTING) ? q++ : -1;
+	push_reg(FZ_CW, 0x08, 4, 0);
+	push_reg(FZ_CW, 0x0c, 4, (uint32_t)G.features);
+	push_reg(FZ_CW, 0x08, 4, 1);
+	push_reg(FZ_CW, 0x0c, 4, G.features >> 32);
+	if (G.valid || chance(80))
+		push_reg(FZ_CW, 0x14, 1, 0x0b);
+	push_reg(FZ_CR, 0x14, 1, 0);
+	push_reg(FZ_CR, 0x12, 2, 0);
+	G.phase = G_QUEUES;
+}
+
+static void plan_queues(void)
+{
+	bool early_ok = !G.valid && chance(15); /* DRIVER_OK before the queues */
+	if (early_ok)
+		push_reg(FZ_CW, 0x14, 1, 0x0f);
+	for (int q = 0; q < 2 + (G.q_stats >= 0) + (G.q_hint >= 0) + (G.q_report >= 0); q++) {
+		uint64_t size = 16ULL << below(4);
+		if (!G.valid && chance(10)) {
+			const uint64_t odd[] = { 0, 3, 100, 1024, 256 };
+			size = odd[below(5)];
+		}
+		push_q(FZ_QSETUP, (uint16_t)q, size);
+	}
+	if (!early_ok)
+		push_reg(FZ_CW, 0x14, 1, 0x0f);
+	if (has(F_POISON))
+		push_reg(FZ_DW, 12, 4, G.valid && has(F_REPORTING) ? 0 : (chance(50) ? 0 : 0xaaaaaaaa));
+	G.phase = G_BODY;
+	G.body_left = 8 + (unsigned)below(40);
+}
+
+static void plan_body(void)
+{
+	if (fz_state.needs_reset || G.body_left == 0) {
+		push(FZ_CHECK);
+		G.phase = G_START;
+		return;
+	}
+	G.body_left--;
+	if (!G.valid && chance(45)) {
+		static void (*const bad_families[])(void) = {
+			bad_pfns, bad_chain, bad_avail, bad_stats_hint, bad_report, bad_registers,
+		};
+		bad_families[below(sizeof(bad_families) / sizeof(bad_families[0]))]();
+		return;
+	}
+	static void (*const valid_families[])(void) = {
+		valid_inflate, valid_inflate, valid_inflate, valid_deflate, valid_deflate,
+		valid_stats, valid_report, valid_report, valid_config, valid_hint,
+	};
+	valid_families[below(sizeof(valid_families) / sizeof(valid_families[0]))]();
+}
+
+void fz_gen_init(uint64_t seed, unsigned bad_percent)
+{
+	memset(&G, 0, sizeof(G));
+	G.rng = seed;
+	G.bad_percent = bad_percent > 100 ? 100 : bad_percent;
+	G.q_stats = G.q_hint = G.q_report = -1;
+}
+
+void fz_gen_next(struct fz_op *op)
+{
+	while (G.next_pending == G.n_pending) {
+		G.n_pending = G.next_pending = 0;
+		switch (G.phase) {
+		case G_START: plan_bringup(); break;
+		case G_NEGOTIATE: plan_negotiate(); break;
+		case G_QUEUES: plan_queues(); break;
+		case G_BODY: plan_body(); break;
+		}
+	}
+	*op = G.pending[G.next_pending++];
+}
