@@ -15,6 +15,7 @@
 #include <string.h>
 #include "devfuzz.h"
 #include "arch/x86_64/cpu.h"
+#include "drivers/uart/uart16550.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "kernel/addr.h"
 #include "kernel/clock.h"
@@ -58,6 +59,7 @@ static struct virtio_dev *vd;
 static uint8_t window_cap;                 /* VIRTIO_PCI_CAP_PCI_CFG, 0 if none */
 static uint32_t common_len, common_bar_off;
 static struct fz_ring rings[FZ_QUEUES];
+static void arena_refill(void);
 static uint8_t *arena, *scratch;
 static size_t scratch_used;
 static bool exposed[FZ_ARENA_FRAMES];
@@ -203,6 +205,7 @@ int fz_exec_init(void)
 void fz_exec_set_pattern_seed(uint64_t seed)
 {
 	pattern_seed = mix64(seed);
+	arena_refill(); /* ops before any `prog` are checked against these */
 }
 
 int fz_exec_pick_desc(uint16_t q, unsigned n, uint16_t *out)
@@ -217,6 +220,17 @@ int fz_exec_pick_desc(uint16_t q, unsigned n, uint16_t *out)
 
 /* ---------------------------------------------------------------- programs and oracles */
 
+/* Every arena frame gets its pattern back; none counts as given to the device. */
+static void arena_refill(void)
+{
+	for (uint32_t f = 0; f < FZ_ARENA_FRAMES; f++) {
+		uint64_t *page = (uint64_t *)(arena + (uint64_t)f * PAGE_SIZE);
+		for (unsigned w = 0; w < PATTERN_WORDS; w++)
+			page[w * 64] = pattern(f, w);
+	}
+	memset(exposed, 0, sizeof(exposed));
+}
+
 static void program_start(const struct fz_op *op)
 {
 	prog.number = op->off;
@@ -226,12 +240,7 @@ static void program_start(const struct fz_op *op)
 	fz_state.needs_reset = false;
 	memset(scratch, 0, scratch_used);
 	scratch_used = 0;
-	for (uint32_t f = 0; f < FZ_ARENA_FRAMES; f++) {
-		uint64_t *page = (uint64_t *)(arena + (uint64_t)f * PAGE_SIZE);
-		for (unsigned w = 0; w < PATTERN_WORDS; w++)
-			page[w * 64] = pattern(f, w);
-	}
-	memset(exposed, 0, sizeof(exposed));
+	arena_refill();
 	memset(fz_state.inflated, 0, sizeof(fz_state.inflated));
 	fz_counters.programs++;
 	fz_counters.valid_programs += prog.valid;
@@ -549,6 +558,8 @@ int fz_exec(const struct fz_op *op)
 	char text[FZ_LINE_MAX + 16], why[160] = "";
 	if (fz_format(op, text, sizeof(text)) < 0)
 		return refuse("?", "op does not print");
+	if (!uart_at_line_start())
+		putchar('\n'); /* after a prompt: tools read ops from the start of a line */
 	printf("fz %s\n", text);
 	fz_counters.ops++;
 	prog.op_index++;

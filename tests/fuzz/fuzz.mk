@@ -13,6 +13,10 @@
 #   make fuzz-smoke      replay every committed corpus, then FUZZ_SMOKE_SECONDS
 #                        (default 3) of fuzzing each; part of `make test`
 #   make fuzz-<name>     one harness, FUZZ_SECONDS long
+#   make fuzz-device     blimp fuzzes the balloon device in QEMU for
+#                        FUZZ_DEVICE_SECONDS (default 600) over every QEMU
+#                        configuration (tools/fuzz_device.py); findings in
+#                        build/fuzz/device-findings/
 
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
@@ -24,7 +28,10 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-command-line-
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
-.PHONY: fuzz fuzz-smoke fuzz-build
+FUZZ_DEVICE_SECONDS ?= 600
+FUZZ_DEVICE_ARGS ?=
+
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-device
 
 define fuzz_rule
 $(BUILD)/fuzz/fuzz_$(1): $$(FUZZ_SRCS_$(1)) $$(wildcard kernel/*.h drivers/*/*.h boot/*.h boot/efi/*.h tests/unit/*.h tests/fuzz/host/*.h) | $(BUILD)/.deps
@@ -64,3 +71,6 @@ fuzz-smoke: $(FUZZ_BINS)
 	        echo "fuzz_$$t: FAILED (logs in $(BUILD)/fuzz/smoke/$$t*.log)"; \
 	        tail -30 $(BUILD)/fuzz/smoke/$$t.replay.log $(BUILD)/fuzz/smoke/$$t.log 2>/dev/null; fail=1; \
 	    fi; done; exit $$fail
+
+fuzz-device: all
+	$(Q)$(PYTHON) tools/fuzz_device.py campaign --seconds $(FUZZ_DEVICE_SECONDS) $(FUZZ_DEVICE_ARGS)
