@@ -1,0 +1,2 @@
+FUZZ_TARGETS += virtqueue
+FUZZ_SRCS_virtqueue := tests/fuzz/host/fuzz_virtqueue.c drivers/virtio/virtqueue.c tests/unit/virtio_sim.c
