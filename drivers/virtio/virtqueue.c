@@ -122,14 +122,19 @@ int vq_add(struct vq *vq, const struct vq_seg *out, unsigned n_out, const struct
 		return -EIO;
 	if (n == 0 || !token || (n > vq->size && !(vq->indirect && n <= vq->max_indirect)))
 		return -EINVAL;
-	uint32_t in_len = 0;
+	/* No chain longer than 2^32 bytes (2.7.13.1): the used length, and our
+	 * record of what is writable, are 32-bit. */
+	uint64_t total = 0, in_len = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const struct vq_seg *s = i < n_out ? &out[i] : &in[i - n_out];
 		if (s->len == 0)
 			return -EINVAL;
+		total += s->len;
 		if (i >= n_out)
 			in_len += s->len;
 	}
+	if (total > UINT32_MAX)
+		return -EINVAL;
 	bool use_indirect = vq->indirect && n > 1 && n <= vq->max_indirect;
 	unsigned need = use_indirect ? 1 : n;
 	if (vq->num_free < need)
@@ -162,7 +167,7 @@ int vq_add(struct vq *vq, const struct vq_seg *out, unsigned n_out, const struct
 		vq->free_head = vq->next[last];
 	}
 	vq->num_free -= need;
-	vq->shadow[head] = (struct vq_shadow){ token, (uint16_t)need, in_len };
+	vq->shadow[head] = (struct vq_shadow){ token, (uint16_t)need, (uint32_t)in_len };
 
 	vq->avail->ring[vq->avail_idx & (vq->size - 1)] = head;
 	vq->avail_idx++;

@@ -126,8 +126,8 @@ uint64_t vq_used_addr(const struct vq *vq);
 /*
  * Post a buffer: n_out device-readable segments, then n_in device-writable
  * ones. `token` (non-NULL) comes back from vq_get_used. Returns 0, -ENOSPC
- * (not enough free descriptors), -EINVAL (no segments, a zero length, a NULL
- * token) or -EIO (broken).
+ * (not enough free descriptors), -EINVAL (no segments, a zero length, more
+ * than 4 GiB - 1 in all, a NULL token) or -EIO (broken).
  */
 int vq_add(struct vq *vq, const struct vq_seg *out, unsigned n_out, const struct vq_seg *in,
 	   unsigned n_in, void *token);

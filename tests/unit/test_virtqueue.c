@@ -262,6 +262,21 @@ static void random_out_of_order_completion(void **state)
 	assert_false(Q.broken);
 }
 
+/* Found by fuzz_virtqueue: two writable segments of 2 GiB + 50 wrapped the
+ * 32-bit writable total to 100, so an honest device reporting 101 bytes broke
+ * the queue. A chain over 4 GiB - 1 is refused (virtio 1.2, 2.7.13.1). */
+static void chain_longer_than_4gib_is_refused(void **state)
+{
+	(void)state;
+	make(4, false, false);
+	struct vq_seg in[2] = { seg(0, 0x80000032u), seg(1, 0x80000032u) };
+	assert_int_equal(vq_add(&Q, NULL, 0, in, 2, bufs[10]), -EINVAL);
+	assert_int_equal(Q.num_free, 4);
+	in[1].len = 0x7fffffcdu; /* 4 GiB - 1 in all: accepted */
+	assert_int_equal(vq_add(&Q, NULL, 0, in, 2, bufs[10]), 0);
+	assert_int_equal(Q.shadow[0].in_len, 0xffffffffu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +287,7 @@ int main(void)
 		cmocka_unit_test_teardown(enable_cb_reports_the_race, teardown),
 		cmocka_unit_test_teardown(hostile_device_is_detected, teardown),
 		cmocka_unit_test_teardown(random_out_of_order_completion, teardown),
+		cmocka_unit_test_teardown(chain_longer_than_4gib_is_refused, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
