@@ -66,7 +66,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	    if $$bin -runs=0 $$corpus >$(BUILD)/fuzz/smoke/$$t.replay.log 2>&1 && \
 	       $$bin -max_total_time=$(FUZZ_SMOKE_SECONDS) -artifact_prefix=$(BUILD)/fuzz/smoke/$$t/ \
 	           $(BUILD)/fuzz/smoke/$$t $$corpus >$(BUILD)/fuzz/smoke/$$t.log 2>&1; then \
-	        echo "fuzz_$$t: corpus of $$n replayed, $$(grep -o '#[0-9]* *DONE' $(BUILD)/fuzz/smoke/$$t.log | grep -o '[0-9]*') execs in $(FUZZ_SMOKE_SECONDS) s: ok"; \
+	        echo "fuzz_$$t: corpus of $$n replayed, $$(grep -o '#[0-9]*[[:space:]]*DONE' $(BUILD)/fuzz/smoke/$$t.log | grep -o '[0-9]*') execs in $(FUZZ_SMOKE_SECONDS) s: ok"; \
 	    else \
 	        echo "fuzz_$$t: FAILED (logs in $(BUILD)/fuzz/smoke/$$t*.log)"; \
 	        tail -30 $(BUILD)/fuzz/smoke/$$t.replay.log $(BUILD)/fuzz/smoke/$$t.log 2>/dev/null; fail=1; \
