@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Write the seed corpora of the host fuzz harnesses (tests/fuzz/corpus/<name>/).
+
+Each seed is a small, meaningful program in the byte language its harness
+reads (see the comment atop tests/fuzz/host/fuzz_<name>.c): a normal run,
+each kind of lie, each kind of bad call. Deterministic: running it again
+writes the same files. Regression inputs (regress-*) found by fuzzing are
+kept as they were found and are not written here.
+
+    /usr/bin/python3 tests/fuzz/gen_corpus.py [harness...]
+"""
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def u16(v):
+    return struct.pack("<H", v & 0xFFFF)
+
+
+def u32(v):
+    return struct.pack("<I", v & 0xFFFFFFFF)
+
+
+def u64(v):
+    return struct.pack("<Q", v & 0xFFFFFFFFFFFFFFFF)
+
+
+def write(harness, name, data):
+    d = os.path.join(ROOT, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(bytes(data))
+
+
+# ---------------------------------------------------------------- virtqueue
+class VQ:
+    """Ops of fuzz_virtqueue.c: op byte % 10 selects, arguments follow."""
+
+    def __init__(self, log2size, event_idx=False, indirect=False, max_ind=8):
+        self.b = bytearray([log2size, (1 if event_idx else 0) | (2 if indirect else 0), max_ind - 2])
+
+    def add(self, outs, ins):
+        self.b += bytes([0, len(outs) | len(ins) << 2])
+        for ln in outs + ins:
+            self.b += bytes([ln]) if 16 <= ln < 128 else bytes([200]) + u32(ln)
+        return self
+
+    def pop(self):
+        self.b += bytes([2])
+        return self
+
+    def complete(self, i, length):
+        self.b += bytes([3, i]) + u32(length)
+        return self
+
+    def get(self, n=1):
+        self.b += bytes([4 | (n - 1) << 4])
+        return self
+
+    def push(self, id_, length):
+        self.b += bytes([5]) + (bytes([id_]) if id_ < 200 else bytes([200]) + u32(id_)) + u32(length)
+        return self
+
+    def jump(self, delta):
+        self.b += bytes([6, 0, delta & 0xFF])
+        return self
+
+    def notify(self, set_event=None, no_notify=None):
+        how = 0
+        if set_event is not None:
+            how |= 1 | set_event << 2  # avail_event = avail - set_event
+        if no_notify is not None:
+            how |= 2 | (4 if no_notify else 0)
+        self.b += bytes([7, how])
+        return self
+
+    def cb(self, disable):
+        self.b += bytes([8, 1 if disable else 0])
+        return self
+
+    def scribble(self, at, v, indirect_table=False):
+        self.b += bytes([9, 1 if indirect_table else 0]) + u16(at) + bytes([v])
+        return self
+
+
+def gen_virtqueue():
+    w = lambda n, q: write("virtqueue", n, q.b)
+    w("honest-round-trip", VQ(3).add([64], [100]).pop().complete(0, 50).get().get().cb(False))
+    q = VQ(4, event_idx=True, indirect=True)
+    for _ in range(3):
+        q.add([16, 32, 48], [64, 80, 96]).notify(set_event=1)
+    w("indirect-event-idx", q.pop().pop().complete(1, 200).complete(0, 0).get(3).pop().complete(0, 240).get())
+    w("full-queue-chains", VQ(2).add([16, 16], [64]).add([16], [64]).pop().complete(0, 64).get()
+      .add([16], [64]).add([16, 16, 16, 16, 16], []))
+    q = VQ(3)
+    for _ in range(4):
+        q.add([16], [64])
+    w("out-of-order", q.pop().pop().pop().pop().complete(2, 1).complete(0, 64).complete(1, 0)
+      .complete(0, 17).get(4).get())
+    w("lie-id-beyond-queue", VQ(3).add([16], [64]).pop().push(9, 4).get().get().add([16], [16]))
+    w("lie-id-twice", VQ(3).add([16], [64]).pop().complete(0, 8).get().push(0, 8).get().get())
+    w("lie-id-not-head", VQ(3).add([16, 16], [64]).pop().push(1, 8).get())
+    w("lie-length", VQ(3).add([16], [64]).pop().push(0, 0xFFFFFFFF).get())
+    w("lie-length-readonly", VQ(3).add([16, 32], []).pop().push(0, 1).get())
+    w("lie-used-idx-jump", VQ(3).add([16], [64]).add([16], [64]).pop().jump(5).get().get())
+    w("lie-used-idx-back", VQ(3).add([16], [64]).pop().complete(0, 1).get().jump(-1).get())
+    w("scribbled-ring", VQ(3, indirect=True).add([16], [64, 64]).pop().scribble(0, 0xFF)
+      .scribble(130, 7).scribble(5, 0xAA, indirect_table=True).complete(0, 128).get()
+      .add([16], [64]).get())
+    w("interrupt-race", VQ(3, event_idx=True).cb(True).add([16], [64]).pop().complete(0, 4).cb(False)
+      .get().cb(False))
+    w("no-notify-flag", VQ(4).notify(no_notify=True).add([16], [16]).notify().notify(no_notify=False)
+      .add([16], [16]).notify())
+    q = VQ(8, event_idx=True, indirect=True, max_ind=4)
+    for i in range(40):
+        q.add([16 + i], [100] * (i % 4 + 1))
+    for i in range(40):
+        q.pop().complete(i % 3, 90)
+    w("size-256-many", q.get(4).get(4).get(4).notify(set_event=3))
+    w("size-1", VQ(0).add([16], []).add([16], []).pop().complete(0, 0).get().add([16, 16], []))
+
+
+# ---------------------------------------------------------------- pfa
+class PFA:
+    """Ops of fuzz_pfa.c: op byte % 13 selects, arguments follow."""
+
+    def __init__(self, frames_512=7, extra=0, ranges=(), opts=0, floor8=0):
+        # First range: frames [pfn0, limit - tail); then up to two more.
+        first = ranges[0] if ranges else (0, 0)
+        self.b = bytearray([frames_512 - 1, extra, len(ranges[1:]) if ranges else 0])
+        self.b += bytes([first[0], first[1]])
+        for pfn, count in ranges[1:]:
+            self.b += u16(pfn) + u16(count)
+        self.b += bytes([opts, floor8])
+
+    def alloc(self, order, no_oom=False):
+        self.b += bytes([0, order | (0x80 if no_oom else 0)])
+        return self
+
+    def _give(self, op, start, how=6, extra=b"", flag=0):
+        self.b += bytes([op, how]) + u16(start) + bytes(extra) + bytes([flag])
+        return self
+
+    def free(self, start, **kw):
+        return self._give(2, start, **kw)
+
+    def balloon_take(self, frames, max_out=32):
+        self.b += bytes([3, 0]) + u16(frames) + bytes([max_out - 1])
+        return self
+
+    def balloon_return(self, start, **kw):
+        return self._give(5, start, **kw)
+
+    def split(self, start, how=6):
+        self.b += bytes([6, how]) + u16(start)
+        return self
+
+    def report_take(self, min_order, max_out=32):
+        self.b += bytes([7, min_order, max_out - 1])
+        return self
+
+    def report_done(self, start, reported, **kw):
+        return self._give(8, start, flag=1 if reported else 0, **kw)
+
+    def pool_alloc(self):
+        self.b += bytes([9])
+        return self
+
+    def pool_free(self, start, **kw):
+        return self._give(10, start, **kw)
+
+    def reserve(self, pfn, count):
+        self.b += bytes([11 | 0x10]) + u16(pfn) + bytes([200]) + u16(count)
+        return self
+
+    def add_range(self, pfn, count):
+        self.b += bytes([11]) + u16(pfn) + bytes([200]) + u16(count)
+        return self
+
+    def floor(self, frames):
+        self.b += bytes([12]) + u16(frames)
+        return self
+
+
+def gen_pfa():
+    w = lambda n, p: write("pfa", n, p.b)
+    p = PFA(8, 0, [(0, 0)], floor8=8)
+    p.balloon_take(3000).balloon_return(0).balloon_return(1000).split(0).balloon_return(0)
+    w("inflate-deflate", p.split(0).split(0).balloon_return(0).balloon_take(100, 4).alloc(3).balloon_take(60000))
+    p = PFA(4, 100, [(1, 3)], opts=0x08)
+    w("reporting", p.report_take(9).report_done(0, True).report_done(0, False).report_take(0, 4)
+      .report_done(0, True).alloc(9).balloon_take(512).report_take(0).report_done(0, True))
+    p = PFA(2, 0, [(0, 0)])
+    p.alloc(0).free(0).free(0, how=6).alloc(2).free(0, how=0, extra=[1]).free(0, how=1, extra=[1])
+    p.free(0, how=3, extra=[5]).free(0, how=5, extra=[1]).balloon_return(7).report_done(3, True)
+    p.pool_free(0).split(0).balloon_take(1).split(0).balloon_return(0, how=0, extra=[2])
+    w("bad-calls", p.balloon_return(0).balloon_return(0))
+    p = PFA(8, 0, [(0, 0)], opts=0x02 | 0x20 | 0x04)
+    p.pool_alloc().pool_alloc().pool_alloc().pool_free(0).pool_free(0)
+    w("pool-and-oom", p.balloon_take(60000).alloc(10).alloc(9).alloc(12).alloc(0))
+    p = PFA(8, 0, [(0, 0)], opts=0x30)
+    w("oom-liar", p.balloon_take(60000).alloc(5).alloc(0, no_oom=True))
+    p = PFA(6, 200, [(3, 7), (1000, 500), (2000, 1200)])  # the later two overlap the first
+    p.reserve(1000, 500).reserve(2000, 3)
+    w("holes-reserve-add", p.reserve(1500, 800).add_range(1600, 100).add_range(1500, 5).alloc(6)
+      .reserve(0, 40).balloon_take(900).reserve(1000, 10).add_range(3000, 5))
+    p = PFA(3, 0, [(0, 0)], floor8=255)
+    w("reserve-floor", p.balloon_take(5000).floor(0).balloon_take(100).floor(1536).balloon_take(1)
+      .balloon_return(0).balloon_take(1, 1))
+
+
+GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa}
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or GENERATORS:
+        GENERATORS[name]()
