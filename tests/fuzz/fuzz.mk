@@ -45,7 +45,7 @@ fuzz-$(1): $(BUILD)/fuzz/fuzz_$(1)
 	$$(Q)$(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/findings/$(1)/ \
 	    $(BUILD)/fuzz/corpus/$(1) tests/fuzz/corpus/$(1) >$(BUILD)/fuzz/fuzz_$(1).log 2>&1; \
-	    rc=$$$$?; grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY)' \
+	    rc=$$$$?; grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|SUMMARY)' \
 	        $(BUILD)/fuzz/fuzz_$(1).log; \
 	    if [ $$$$rc -ne 0 ]; then tail -40 $(BUILD)/fuzz/fuzz_$(1).log; \
 	        echo "fuzz_$(1): finding saved in $(BUILD)/fuzz/findings/$(1)/ (replay: $(BUILD)/fuzz/fuzz_$(1) FILE)"; fi; \
