@@ -9,7 +9,8 @@
  *
  * The kernel's messages (printf) go to stdout; fh_quiet() sends them to
  * /dev/null unless FUZZ_VERBOSE=1 is set, so replaying a finding with
- * `FUZZ_VERBOSE=1 build/fuzz/fuzz_<name> FILE` shows them.
+ * `FUZZ_VERBOSE=1 build/fuzz/fuzz_<name> FILE` shows them, and the
+ * harness's own trace of each step (fh_trace).
  */
 #ifndef BLIMP_FUZZ_UTIL_H
 #define BLIMP_FUZZ_UTIL_H
@@ -66,12 +67,26 @@ __attribute__((noreturn, format(printf, 1, 2))) static inline void fh_fail(const
 	abort();
 }
 
+static int fh_verbose;
+
 static inline void fh_quiet(void)
 {
 	const char *v = getenv("FUZZ_VERBOSE");
-	if (!v || strcmp(v, "1") != 0)
-		if (!freopen("/dev/null", "w", stdout))
-			fh_fail("cannot send stdout to /dev/null");
+	fh_verbose = v && strcmp(v, "1") == 0;
+	if (!fh_verbose && !freopen("/dev/null", "w", stdout))
+		fh_fail("cannot send stdout to /dev/null");
+}
+
+/* One line per step of the program, with FUZZ_VERBOSE=1 (replaying). */
+__attribute__((format(printf, 1, 2), unused)) static void fh_trace(const char *fmt, ...)
+{
+	if (!fh_verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
 }
 
 #endif
