@@ -212,7 +212,103 @@ def gen_pfa():
       .balloon_return(0).balloon_take(1, 1))
 
 
-GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa}
+# ---------------------------------------------------------------- elf
+PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+def elf(phdrs, entry, data=b"", ident=b"\x7fELF\x02\x01\x01", etype=2, machine=62, phnum=None,
+        phentsize=56, phoff=64, pad=0):
+    """An ELF64 file: header, program headers at phoff, then `data`.
+    phdrs: (type, flags, offset, vaddr, paddr, filesz, memsz) tuples."""
+    h = bytearray(ident.ljust(16, b"\0"))
+    h += struct.pack("<HHIQQQIHHHHHH", etype, machine, 1, entry, phoff, 0, 0, 64, phentsize,
+                     len(phdrs) if phnum is None else phnum, 64, 0, 0)
+    body = bytearray(h.ljust(phoff, b"\0"))
+    for t, fl, off, va, pa, fs, ms in phdrs:
+        body += struct.pack("<IIQQQQQQ", t, fl, off, va, pa, fs, ms, 0x1000)
+    return bytes(body + data + b"\0" * pad)
+
+
+def blimp_shaped(entry_at=None):
+    """blimp.elf's own program headers and entry (from build/blimp.elf when
+    present), with each segment's file bytes cut to a few dozen so the seed
+    stays small: offsets are renumbered to follow the headers. entry_at moves
+    the entry point that many bytes into the code, for smaller files still."""
+    path = os.path.join(ROOT, "..", "..", "build", "blimp.elf")
+    try:
+        raw = open(path, "rb").read()
+        entry, phoff = struct.unpack_from("<QQ", raw, 24)
+        phnum = struct.unpack_from("<H", raw, 56)[0]
+        src = [struct.unpack_from("<IIQQQQQ", raw, phoff + 56 * i) for i in range(phnum)]
+    except OSError:  # the layout of blimp.elf when this was written
+        entry = 0x10261C
+        src = [(1, PF_R | PF_X, 0x1000, 0x100000, 0x100000, 0x2C498, 0x2C498),
+               (1, PF_R | PF_W, 0x2E000, 0x12D000, 0x12D000, 0x4D00, 0x9F3000),
+               (4, PF_R, 0x2D348, 0x12C348, 0x12C348, 0x18, 0x18)]
+    if entry_at is not None:
+        entry = next(x[4] for x in src if x[0] == PT_LOAD and x[1] & PF_X) + entry_at
+    off = 64 + 56 * len(src)
+    out = []
+    for t, fl, _, va, pa, fs, ms in src:
+        keep = min(fs, 48)
+        if t == PT_LOAD and fl & PF_X and pa <= entry < pa + fs:
+            keep = min(fs, entry - pa + 16)  # the entry point stays in the file bytes
+        out.append([t, fl, off, va, pa, keep, ms])
+        off += keep
+    return entry, out, off - 64 - 56 * len(src)
+
+
+def gen_elf():
+    w = lambda name, *a, **k: write("elf", name, elf(*a, **k))
+    entry, ph, n = blimp_shaped()
+    data = bytes(range(256)) * (n // 256 + 1)
+    w("blimp-shaped", ph, entry, data[:n])
+    entry, ph, n = blimp_shaped(entry_at=8)  # the variants: same layout, a few hundred bytes
+
+    def variant(name, change, entry_=entry, **k):
+        p = [list(x) for x in ph]
+        change(p)
+        w(name, [tuple(x) for x in p], entry_, data[:n], **k)
+
+    def kind(i, t):
+        return lambda p: p[i].__setitem__(0, t)
+
+    def field(i, f, v):
+        return lambda p: p[i].__setitem__(f, v)
+
+    variant("interp", kind(2, PT_INTERP))
+    variant("overlap", lambda p: (p[1].__setitem__(3, p[0][3] + 0x10), p[1].__setitem__(4, p[0][4] + 0x10)))
+    variant("entry-outside", lambda p: None, entry_=0x4000)
+    variant("entry-in-data", lambda p: None, entry_=ph[1][4] + 4)
+    variant("entry-past-file-bytes", lambda p: None, entry_=ph[0][4] + ph[0][5])
+    variant("vaddr-not-paddr", field(0, 3, 0xFFFFFFFF80100000))
+    variant("filesz-over-memsz", field(1, 5, ph[1][6] + 1))
+    variant("file-bytes-outside", field(1, 2, 0xFFFFFFFFFFFFFFF0))
+    variant("wraps", lambda p: (p[1].__setitem__(3, 2**64 - 0x1000), p[1].__setitem__(4, 2**64 - 0x1000)))
+    variant("page-end-wraps", lambda p: (p[1].__setitem__(3, 2**64 - 0x2000), p[1].__setitem__(4, 2**64 - 0x2000),
+                                         p[1].__setitem__(6, 0x2000 - 100)))
+    variant("zero-memsz-ignored", lambda p: p.append([PT_LOAD, PF_R, 0, 0, 0, 0, 0]))
+    variant("unsorted", lambda p: p.reverse())
+    variant("shared-page", lambda p: p.append([PT_LOAD, PF_R, p[1][2], p[0][3] + p[0][6],
+                                               p[0][4] + p[0][6], 4, 8]))
+    # Sixteen loads are fine; seventeen are refused.
+    many = [(PT_LOAD, PF_R | PF_X, 0, 0x200000 + 0x1000 * i, 0x200000 + 0x1000 * i, 16, 0x1000)
+            for i in range(17)]
+    w("sixteen-loads", many[:16], 0x200004)
+    w("seventeen-loads", many, 0x200004)
+    w("phnum-xnum", ph, entry, data[:n], phnum=0xFFFF)
+    w("phnum-zero", [], entry, data[:n])
+    w("phentsize-32", ph, entry, data[:n], phentsize=32)
+    write("elf", "phoff-outside", elf(ph, entry, data[:n])[:64 + 56 * len(ph) - 1])
+    w("class32", ph, entry, data[:n], ident=b"\x7fELF\x01\x01\x01")
+    w("big-endian", ph, entry, data[:n], ident=b"\x7fELF\x02\x02\x01")
+    w("et-dyn", ph, entry, data[:n], etype=3)
+    w("aarch64", ph, entry, data[:n], machine=183)
+    write("elf", "short", b"\x7fELF\x02\x01\x01" + b"\0" * 20)
+
+
+GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
