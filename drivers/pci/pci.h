@@ -71,6 +71,15 @@ extern int pci_ndevs;
 /* Find every device on every bus; map nothing yet. Returns the count. */
 int pci_scan(void);
 
+/* ---- pci_cap.c: what configuration space says (host-compilable) ---- */
+
+/* Size and read the BARs (header type 0: six, type 1: two), decoding off
+ * meanwhile; a BAR the device describes impossibly is reported and left
+ * with size 0. Command register and BARs are restored afterwards. */
+void pci_size_bars(struct pci_dev *d);
+
+/* Configuration space: pci_read32/pci_write32 are pci.c's (ports or ECAM,
+ * or the fuzz harness's simulated device); the narrower ones are pci_cap.c's. */
 uint32_t pci_read32(const struct pci_dev *d, uint16_t off);
 uint16_t pci_read16(const struct pci_dev *d, uint16_t off);
 uint8_t pci_read8(const struct pci_dev *d, uint16_t off);

@@ -7,49 +7,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include "virtio_pci.h"
+#include "virtio_pci_regs.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
 #include "arch/x86_64/ioapic.h"
+#include "arch/x86_64/mmio.h"
 #include "kernel/clock.h"
 #include "kernel/cmdline.h"
 #include "kernel/event.h"
 #include "kernel/mm.h"
 #include "kernel/shell.h"
 
-#define CFG_COMMON 1
-#define CFG_NOTIFY 2
-#define CFG_ISR 3
-#define CFG_DEVICE 4
-
-#define C_DEVICE_FEATURE_SELECT 0x00
-#define C_DEVICE_FEATURE 0x04
-#define C_DRIVER_FEATURE_SELECT 0x08
-#define C_DRIVER_FEATURE 0x0c
-#define C_CONFIG_MSIX_VECTOR 0x10
-#define C_NUM_QUEUES 0x12
-#define C_DEVICE_STATUS 0x14
-#define C_CONFIG_GENERATION 0x15
-#define C_QUEUE_SELECT 0x16
-#define C_QUEUE_SIZE 0x18
-#define C_QUEUE_MSIX_VECTOR 0x1a
-#define C_QUEUE_ENABLE 0x1c
-#define C_QUEUE_NOTIFY_OFF 0x1e
-#define C_QUEUE_DESC 0x20
-#define C_QUEUE_DRIVER 0x28
-#define C_QUEUE_DEVICE 0x30
-#define NO_VECTOR 0xffff
-
 #define MAX_INDIRECT 32 /* free page reporting sends up to 32 blocks a buffer */
 
 struct virtio_dev virtio_devs[VIRTIO_MAX_DEVICES];
 int virtio_ndevs;
 
-static uint8_t rd8(struct virtio_dev *vd, unsigned off) { return *(volatile uint8_t *)(vd->common + off); }
-static uint16_t rd16(struct virtio_dev *vd, unsigned off) { return *(volatile uint16_t *)(vd->common + off); }
-static uint32_t rd32(struct virtio_dev *vd, unsigned off) { return *(volatile uint32_t *)(vd->common + off); }
-static void wr8(struct virtio_dev *vd, unsigned off, uint8_t v) { *(volatile uint8_t *)(vd->common + off) = v; }
-static void wr16(struct virtio_dev *vd, unsigned off, uint16_t v) { *(volatile uint16_t *)(vd->common + off) = v; }
-static void wr32(struct virtio_dev *vd, unsigned off, uint32_t v) { *(volatile uint32_t *)(vd->common + off) = v; }
+static uint8_t rd8(struct virtio_dev *vd, unsigned off) { return mmio_read8(vd->common + off); }
+static uint16_t rd16(struct virtio_dev *vd, unsigned off) { return mmio_read16(vd->common + off); }
+static uint32_t rd32(struct virtio_dev *vd, unsigned off) { return mmio_read32(vd->common + off); }
+static void wr8(struct virtio_dev *vd, unsigned off, uint8_t v) { mmio_write8(vd->common + off, v); }
+static void wr16(struct virtio_dev *vd, unsigned off, uint16_t v) { mmio_write16(vd->common + off, v); }
+static void wr32(struct virtio_dev *vd, unsigned off, uint32_t v) { mmio_write32(vd->common + off, v); }
 static void wr64(struct virtio_dev *vd, unsigned off, uint64_t v)
 {
 	wr32(vd, off, (uint32_t)v);
@@ -59,11 +38,6 @@ static void wr64(struct virtio_dev *vd, unsigned off, uint64_t v)
 bool virtio_has(const struct virtio_dev *vd, unsigned bit)
 {
 	return vd->features & (1ULL << bit);
-}
-
-static const char *dev_name(const struct virtio_dev *vd)
-{
-	return vd->type == VIRTIO_ID_BALLOON ? "balloon" : vd->type == VIRTIO_ID_RNG ? "rng" : "virtio";
 }
 
 /* Device type from the PCI id: 0x1040 + type (modern), or the transitional table. */
@@ -77,22 +51,6 @@ static unsigned virtio_type(uint16_t device)
 	return 0;
 }
 
-/* Map the region one virtio capability describes; NULL (and a message) if bad. */
-static volatile uint8_t *map_cap(struct pci_dev *d, uint8_t cap, uint32_t *len)
-{
-	uint8_t bar = pci_read8(d, cap + 4);
-	uint32_t off = pci_read32(d, cap + 8), length = pci_read32(d, cap + 12);
-	if (bar > 5 || d->bar[bar].io || d->bar[bar].size == 0 ||
-	    (uint64_t)off + length > d->bar[bar].size) {
-		printf("virtio %02x:%02x.%x: capability at %#x names BAR %u offset %#x length %#x, "
-		       "outside the BAR; device refused\n", d->bus, d->dev, d->fn, cap, bar, off, length);
-		return NULL;
-	}
-	volatile uint8_t *base = pci_map_bar(d, bar);
-	*len = length;
-	return base ? base + off : NULL;
-}
-
 int virtio_pci_probe(void)
 {
 	virtio_ndevs = 0;
@@ -104,44 +62,8 @@ int virtio_pci_probe(void)
 		memset(vd, 0, sizeof(*vd));
 		vd->pci = d;
 		vd->type = virtio_type(d->device);
-		bool bad = false;
-		uint32_t len = 0;
-		for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c && !bad; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
-			uint8_t cap_len = pci_read8(d, c + 2), type = pci_read8(d, c + 3), bar = pci_read8(d, c + 4);
-			volatile uint8_t **slot = type == CFG_COMMON ? &vd->common : type == CFG_ISR ? &vd->isr :
-						  type == CFG_DEVICE ? &vd->device_cfg : type == CFG_NOTIFY ? &vd->notify : NULL;
-			/* Other kinds, a reserved BAR number (to be ignored, 4.1.4), or a
-			 * second one of a kind: the first usable one is used. */
-			if (!slot || bar > 5 || *slot)
-				continue;
-			uint8_t need = type == CFG_NOTIFY ? 20 : 16;
-			uint32_t min_len = type == CFG_COMMON ? 0x38 : type == CFG_NOTIFY ? 2 : type == CFG_ISR ? 1 : 0;
-			if (cap_len < need || c + cap_len > 0x100) {
-				printf("virtio %02x:%02x.%x: capability at %#x (type %u) is %u bytes long, "
-				       "needs %u within the header; device refused\n", d->bus, d->dev, d->fn, c, type,
-				       cap_len, need);
-				bad = true;
-				break;
-			}
-			*slot = map_cap(d, c, &len);
-			if (*slot && len < min_len) {
-				printf("virtio %02x:%02x.%x: capability at %#x (type %u) covers %u bytes, "
-				       "fewer than the %u its registers need; device refused\n", d->bus, d->dev, d->fn,
-				       c, type, len, min_len);
-				*slot = NULL;
-			}
-			bad = !*slot;
-			if (type == CFG_DEVICE)
-				vd->device_cfg_len = len;
-			if (type == CFG_NOTIFY) {
-				vd->notify_len = len;
-				vd->notify_mult = pci_read32(d, c + 16);
-			}
-		}
-		if (bad || !vd->common || !vd->isr || !vd->notify) {
-			printf("virtio %02x:%02x.%x: no usable modern interface; device skipped\n", d->bus, d->dev, d->fn);
+		if (virtio_pci_parse_caps(vd) < 0)
 			continue;
-		}
 		virtio_ndevs++;
 	}
 	return virtio_ndevs;
@@ -157,10 +79,10 @@ struct virtio_dev *virtio_find(unsigned type)
 
 static int fail_device(struct virtio_dev *vd, const char *why)
 {
-	printf("virtio %s: %s; device marked FAILED\n", dev_name(vd), why);
+	printf("virtio %s: %s; device marked FAILED\n", virtio_dev_name(vd), why);
 	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_FAILED);
 	vd->failed = true;
-	event_emit("virtio_failed", "\"device\":\"%s\",\"why\":\"%s\"", dev_name(vd), why);
+	event_emit("virtio_failed", "\"device\":\"%s\",\"why\":\"%s\"", virtio_dev_name(vd), why);
 	return -EIO;
 }
 
@@ -251,7 +173,7 @@ static int setup_msix(struct virtio_dev *vd)
 	wr16(vd, C_CONFIG_MSIX_VECTOR, 0);
 	if (rd16(vd, C_CONFIG_MSIX_VECTOR) != 0) {
 		printf("virtio %s: device refused MSI-X vector 0 for configuration changes; using INTx\n",
-		       dev_name(vd));
+		       virtio_dev_name(vd));
 		wr16(vd, C_CONFIG_MSIX_VECTOR, NO_VECTOR);
 		pci_msix_disable(vd->pci);
 		return -EIO;
@@ -366,7 +288,7 @@ int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_qu
 	if (vd->irq_mode == VIRTIO_IRQ_INTX) {
 		int rc = pci_enable_intx(vd->pci, intx_handler, vd);
 		if (rc < 0) {
-			printf("virtio %s: INTx not routable (%d); polling instead\n", dev_name(vd), rc);
+			printf("virtio %s: INTx not routable (%d); polling instead\n", virtio_dev_name(vd), rc);
 			vd->irq_mode = VIRTIO_IRQ_POLL;
 		}
 	}
@@ -378,7 +300,7 @@ int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_qu
 	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
 	static const char *const modes[] = { "none", "intx", "msix", "poll" };
 	event_emit("virtio_ready", "\"device\":\"%s\",\"pci_device\":%u,\"features\":%lu,\"irq\":\"%s\","
-		   "\"gsi\":%d,\"queues\":%u", dev_name(vd), vd->pci->device, (unsigned long)vd->features,
+		   "\"gsi\":%d,\"queues\":%u", virtio_dev_name(vd), vd->pci->device, (unsigned long)vd->features,
 		   modes[vd->irq_mode], vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, vd->num_queues);
 	return 0;
 }
@@ -390,45 +312,14 @@ void virtio_pci_notify(struct virtio_dev *vd, uint16_t index)
 		*(volatile uint16_t *)(vd->notify + (uint32_t)vd->queue_notify_off[index] * vd->notify_mult) = index;
 }
 
-int virtio_pci_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len)
-{
-	if (!vd->device_cfg || off > vd->device_cfg_len || len > vd->device_cfg_len - off)
-		return -EIO;
-	for (int tries = 0; tries < 16; tries++) {
-		uint8_t gen = rd8(vd, C_CONFIG_GENERATION);
-		for (uint32_t i = 0; i < len;) {
-			if (!((off + i) & 3) && len - i >= 4) {
-				uint32_t v = *(volatile uint32_t *)(vd->device_cfg + off + i);
-				memcpy((uint8_t *)buf + i, &v, 4);
-				i += 4;
-			} else {
-				((uint8_t *)buf)[i] = vd->device_cfg[off + i];
-				i++;
-			}
-		}
-		if (rd8(vd, C_CONFIG_GENERATION) == gen)
-			return 0;
-	}
-	printf("virtio %s: configuration kept changing while read\n", dev_name(vd));
-	return -EIO;
-}
-
-int virtio_pci_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v)
-{
-	if (!vd->device_cfg || off > vd->device_cfg_len || 4 > vd->device_cfg_len - off || (off & 3))
-		return -EIO;
-	*(volatile uint32_t *)(vd->device_cfg + off) = v;
-	return 0;
-}
-
 uint8_t virtio_pci_status(struct virtio_dev *vd)
 {
 	uint8_t s = rd8(vd, C_DEVICE_STATUS);
 	if ((s & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)) && !vd->failed) {
 		vd->failed = true;
-		printf("virtio %s: device status %#x: %s\n", dev_name(vd), s,
+		printf("virtio %s: device status %#x: %s\n", virtio_dev_name(vd), s,
 		       (s & VIRTIO_STATUS_NEEDS_RESET) ? "DEVICE_NEEDS_RESET (the device hit an error)" : "FAILED");
-		event_emit("virtio_failed", "\"device\":\"%s\",\"status\":%u", dev_name(vd), s);
+		event_emit("virtio_failed", "\"device\":\"%s\",\"status\":%u", virtio_dev_name(vd), s);
 	}
 	return s;
 }
@@ -463,7 +354,7 @@ static int cmd_virtio(int argc, char **argv)
 		struct virtio_dev *vd = &virtio_devs[i];
 		uint8_t s = virtio_pci_status(vd);
 		printf("%02x:%02x.%x %s (1af4:%04x) status %#x%s%s, interrupts: %s", vd->pci->bus, vd->pci->dev,
-		       vd->pci->fn, dev_name(vd), vd->pci->device, s, (s & VIRTIO_STATUS_DRIVER_OK) ? " DRIVER_OK" : "",
+		       vd->pci->fn, virtio_dev_name(vd), vd->pci->device, s, (s & VIRTIO_STATUS_DRIVER_OK) ? " DRIVER_OK" : "",
 		       vd->failed ? " FAILED" : "", modes[vd->irq_mode]);
 		if (vd->irq_mode == VIRTIO_IRQ_INTX)
 			printf(" (GSI %d, line fired %lu)", vd->gsi, (unsigned long)pci_intx_count(vd->gsi));
@@ -481,7 +372,7 @@ static int cmd_virtio(int argc, char **argv)
 				       vq_broken_reason(vd->queues[q]));
 		event_emit("virtio_device", "\"device\":\"%s\",\"pci_device\":%u,\"status\":%u,\"features\":%lu,"
 			   "\"device_features\":%lu,\"irq\":\"%s\",\"gsi\":%d,\"irqs\":%lu,\"config_irqs\":%lu,\"queue_irqs\":%lu",
-			   dev_name(vd), vd->pci->device, s, (unsigned long)vd->features,
+			   virtio_dev_name(vd), vd->pci->device, s, (unsigned long)vd->features,
 			   (unsigned long)vd->device_features, modes[vd->irq_mode],
 			   vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, (unsigned long)vd->irqs,
 			   (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);

@@ -75,6 +75,18 @@ extern int virtio_ndevs;
  * A device whose capabilities are malformed is reported and skipped. */
 int virtio_pci_probe(void);
 
+/*
+ * virtio_pci_cap.c: find vd->pci's common, notify, ISR and device
+ * configuration in its vendor capabilities and map them (the first usable
+ * capability of each kind; reserved kinds and BAR numbers ignored, 4.1.4).
+ * Each region must lie within its BAR and be long enough for its registers.
+ * Returns 0, or -ENODEV with a message saying what is wrong.
+ */
+int virtio_pci_parse_caps(struct virtio_dev *vd);
+
+/* "balloon", "rng" or "virtio", for messages. */
+const char *virtio_dev_name(const struct virtio_dev *vd);
+
 /* The first device of `type` that no driver has taken, or NULL. */
 struct virtio_dev *virtio_find(unsigned type);
 
