@@ -134,6 +134,10 @@ int paging_init(const struct boot_info *bi)
 
 int paging_map_mmio(uint64_t pa, uint64_t size)
 {
+	/* Past the limit, walk() would index the tables with the wrong bits and
+	 * overwrite the mapping of some other, low, address. */
+	if (size == 0 || pa >= PAGING_PHYS_LIMIT || size > PAGING_PHYS_LIMIT - pa)
+		return -EINVAL;
 	uint64_t start = pa & ~(PAGE_SIZE - 1);
 	return map_identity(start, pa + size - start, PTE_P | PTE_W | PTE_PCD | PTE_PWT);
 }

@@ -29,7 +29,12 @@ void paging_set_frame_provider(paging_frame_fn fn);
 /* Build the direct map from the memory map and switch CR3 to it. */
 int paging_init(const struct boot_info *bi);
 
-/* Identity-map [pa, pa+size) as uncached device memory. Returns 0 or -ENOMEM. */
+/* x86-64 physical addresses have at most 52 bits (MAXPHYADDR); a page
+ * table entry cannot name anything at or above this. */
+#define PAGING_PHYS_LIMIT (1ULL << 52)
+
+/* Identity-map [pa, pa+size) as uncached device memory. Returns 0, -EINVAL
+ * (empty, wrapping, or reaching PAGING_PHYS_LIMIT) or -ENOMEM. */
 int paging_map_mmio(uint64_t pa, uint64_t size);
 
 /* Remove / restore [pa, pa+size) of RAM in the direct map (4 KiB aligned).

@@ -38,24 +38,32 @@ void pci_size_bars(struct pci_dev *d)
 		uint32_t mask_lo = pci_read32(d, off);
 		pci_write32(d, off, lo);
 		uint64_t base = lo & (b->io ? ~3u : ~15u), mask = mask_lo & (b->io ? ~3u : ~15u);
-		if (b->is64 && i < 5) {
+		bool last = i == nbars - 1; /* a bridge has two BARs; 0x18 is its bus numbers */
+		if (b->is64 && !last) {
 			uint32_t hi = pci_read32(d, off + 4);
 			pci_write32(d, off + 4, 0xffffffff);
 			uint32_t mask_hi = pci_read32(d, off + 4);
 			pci_write32(d, off + 4, hi);
 			base |= (uint64_t)hi << 32;
 			mask |= (uint64_t)mask_hi << 32;
-		} else {
+		} else if (mask) {
 			mask |= b->io ? 0xffff0000ULL : 0xffffffff00000000ULL;
 		}
 		b->base = base;
+		/* No writable bit: the BAR is not implemented (it must not read as 4 GiB). */
 		b->size = mask ? (~mask + 1) & (b->io ? 0xffff : UINT64_MAX) : 0;
 		/* The writable bits of a BAR are its high ones: a size that is not
 		 * a power of two, or a 64-bit BAR with no room for its high half,
 		 * is a device lying about itself. */
-		if ((b->size & (b->size - 1)) || (b->is64 && i == 5)) {
+		if ((b->size & (b->size - 1)) || (b->is64 && last)) {
 			printf("pci %02x:%02x.%x: BAR %d reads back mask %#lx%s; BAR ignored\n", d->bus, d->dev,
-			       d->fn, i, (unsigned long)mask, b->is64 && i == 5 ? " as 64-bit in the last slot" : "");
+			       d->fn, i, (unsigned long)mask, b->is64 && last ? " as 64-bit in the last slot" : "");
+			b->size = 0;
+		}
+		/* Nor can a BAR end past what a physical address can name. */
+		if (b->size && !b->io && (b->base >= PAGING_PHYS_LIMIT || b->size > PAGING_PHYS_LIMIT - b->base)) {
+			printf("pci %02x:%02x.%x: BAR %d at %#lx size %#lx ends past 2^52; BAR ignored\n", d->bus,
+			       d->dev, d->fn, i, (unsigned long)b->base, (unsigned long)b->size);
 			b->size = 0;
 		}
 		if (b->is64)
