@@ -43,8 +43,22 @@ int virtio_pci_parse_caps(struct virtio_dev *vd)
 	struct pci_dev *d = vd->pci;
 	bool bad = false;
 	uint32_t len = 0;
-	for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c && !bad; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
-		uint8_t cap_len = pci_read8(d, c + 2), type = pci_read8(d, c + 3), bar = pci_read8(d, c + 4);
+	/* One walk, bounded: 48 capabilities fill the header, so a list that
+	 * goes on is a loop (pci_find_cap's own bound is per search, and vendor
+	 * capabilities pointing at each other would restart it for ever). */
+	int seen = 0;
+	for (uint8_t c = pci_next_cap(d, 0); c && !bad; c = pci_next_cap(d, c)) {
+		if (++seen > 48) {
+			printf("virtio %02x:%02x.%x: capability list loops; device refused\n", d->bus, d->dev, d->fn);
+			bad = true;
+			break;
+		}
+		if (pci_read8(d, c) != PCI_CAP_VENDOR)
+			continue;
+		uint8_t cap_len = pci_read8(d, c + 2), type = pci_read8(d, c + 3);
+		/* A capability at 0xfc has its BAR byte past the header (0x100, which
+		 * port I/O aliases to offset 0): no BAR, so it is ignored. */
+		uint8_t bar = c + 4 < 0x100 ? pci_read8(d, c + 4) : 0xff;
 		volatile uint8_t **slot = type == CFG_COMMON ? &vd->common : type == CFG_ISR ? &vd->isr :
 					  type == CFG_DEVICE ? &vd->device_cfg : type == CFG_NOTIFY ? &vd->notify : NULL;
 		/* Other kinds, a reserved BAR number (to be ignored, 4.1.4), or a
