@@ -308,7 +308,85 @@ def gen_elf():
     write("elf", "short", b"\x7fELF\x02\x01\x01" + b"\0" * 20)
 
 
-GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf}
+# ---------------------------------------------------------------- pci
+def pci_input(cfg, sizing, gens=(0, 0), ops=(), map_fails=False):
+    """fuzz_pci.c's input: BAR sizing answers, flags, generations, reads, config space."""
+    b = bytearray()
+    for v in sizing:
+        b += u32(v)
+    b += bytes([1 if map_fails else 0, len(gens)]) + bytes(gens)
+    b += bytes([len(ops)]) + b"".join(bytes(o) for o in ops)
+    return bytes(b + cfg)
+
+
+def virtio_cfg(caps, bar1=0xFEBD1000, bar4=0xFE00000C, bar5=0, header=0, status=0x10, cap_ptr=None):
+    """A virtio-balloon-pci (1af4:1045) configuration header shaped like QEMU's:
+    BAR1 a 4 KiB MSI-X table, BAR4 a 16 KiB 64-bit BAR holding the virtio
+    regions. caps: (offset, id, next, payload bytes after id/next)."""
+    c = bytearray(256)
+    struct.pack_into("<HHHH", c, 0, 0x1AF4, 0x1045, 0x0007, status)
+    struct.pack_into("<I", c, 8, 0x00FF0001)  # class: other, revision 1
+    c[0x0E] = header
+    struct.pack_into("<IIIII", c, 0x14, bar1, 0, 0, bar4, bar5)
+    c[0x34] = caps[0][0] if cap_ptr is None else cap_ptr
+    c[0x3D] = 1
+    for off, cid, nxt, payload in caps:
+        c[off], c[off + 1] = cid, nxt
+        c[off + 2:off + 2 + len(payload)] = payload
+    return bytes(c)
+
+
+def vcap(length, kind, bar, offset, size, extra=b""):
+    return bytes([length, kind, bar, 0, 0, 0]) + u32(offset) + u32(size) + extra
+
+
+QEMU_SIZING = [0, 0xFFFFF000, 0, 0, 0xFFFFC00C, 0xFFFFFFFF]
+
+
+def qemu_caps(common=None, notify=None, isr=None, device=None):
+    return [
+        (0x98, 0x11, 0x84, u16(0x0002) + u32(0x1) + u32(0x801)),  # MSI-X: 3 entries in BAR1
+        (0x84, 0x09, 0x70, vcap(0x14, 5, 0, 0, 0, u32(0))),         # PCI cfg access: not used
+        (0x70, 0x09, 0x60, notify or vcap(0x14, 2, 4, 0x3000, 0x1000, u32(4))),
+        (0x60, 0x09, 0x50, device or vcap(0x10, 4, 4, 0x2000, 0x1000)),
+        (0x50, 0x09, 0x40, isr or vcap(0x10, 3, 4, 0x1000, 0x1000)),
+        (0x40, 0x09, 0x00, common or vcap(0x10, 1, 4, 0x0000, 0x1000)),
+    ]
+
+
+def gen_pci():
+    w = lambda name, *a, **k: write("pci", name, pci_input(*a, **k))
+    reads = [(0, 4, 0), (4, 4, 0), (1, 7, 0), (8, 8, 0), (0, 4, 1), (2, 4, 1), (250, 10, 0)]
+    w("qemu-balloon", virtio_cfg(qemu_caps()), QEMU_SIZING, (0, 0), reads)
+    w("generation-moves-once", virtio_cfg(qemu_caps()), QEMU_SIZING, (0, 1, 1, 1), [(0, 8, 0)])
+    w("generation-never-settles", virtio_cfg(qemu_caps()), QEMU_SIZING, tuple(range(40)), [(0, 8, 0)])
+    small_dev = vcap(0x10, 4, 4, 0x2000, 8)
+    w("device-config-8-bytes", virtio_cfg(qemu_caps(device=small_dev)), QEMU_SIZING, (5, 5),
+      [(0, 8, 0), (4, 4, 0), (4, 5, 0), (8, 0, 0), (9, 0, 0), (4, 4, 1), (6, 4, 1)])
+    w("region-outside-bar", virtio_cfg(qemu_caps(common=vcap(0x10, 1, 4, 0x3000, 0x2000))), QEMU_SIZING)
+    w("region-offset-wraps", virtio_cfg(qemu_caps(common=vcap(0x10, 1, 4, 0xFFFFF000, 0x2000))), QEMU_SIZING)
+    w("common-too-short", virtio_cfg(qemu_caps(common=vcap(0x10, 1, 4, 0, 0x20))), QEMU_SIZING)
+    w("notify-cap-short", virtio_cfg(qemu_caps(notify=vcap(0x10, 2, 4, 0x3000, 0x1000))), QEMU_SIZING)
+    w("cap-len-past-header", virtio_cfg(qemu_caps(common=vcap(0xF0, 1, 4, 0, 0x1000))), QEMU_SIZING)
+    reserved = [(0x40, 0x09, 0x44, vcap(0x10, 1, 7, 0, 0x1000))] + [
+        (0x44 + 0x10 * i, cid, (0x54 + 0x10 * i) if i < 3 else 0, pl)
+        for i, (_, cid, _, pl) in enumerate(qemu_caps()[2:])]
+    w("reserved-bar-ignored", virtio_cfg(reserved), QEMU_SIZING)
+    w("io-bar", virtio_cfg(qemu_caps(), bar4=0xC001, bar5=0), [0, 0xFFFFF000, 0, 0, 0xFFFFFFC1, 0])
+    w("unimplemented-bars", virtio_cfg(qemu_caps()), [0] * 6)
+    w("bar-size-not-power-of-2", virtio_cfg(qemu_caps()), [0, 0xFFFFF000, 0, 0, 0xFFFF500C, 0xFFFFFFFF])
+    w("64-bit-bar-in-last-slot", virtio_cfg(qemu_caps(), bar4=0, bar5=0xFE00000C), [0, 0xFFFFF000, 0, 0, 0, 0xFFFFC00C])
+    w("map-fails", virtio_cfg(qemu_caps()), QEMU_SIZING, map_fails=True)
+    w("no-capability-list", virtio_cfg(qemu_caps(), status=0), QEMU_SIZING)
+    w("cap-pointer-misaligned", virtio_cfg(qemu_caps(), cap_ptr=0x41), QEMU_SIZING)
+    w("cap-pointer-in-header", virtio_cfg(qemu_caps(), cap_ptr=0x10), QEMU_SIZING)
+    loop = qemu_caps()
+    loop[-1] = (0x40, 0x11, 0x98, loop[-1][3])  # the last points back to the first
+    w("msix-cap-loop", virtio_cfg(loop), QEMU_SIZING)
+    w("bridge-header", virtio_cfg(qemu_caps(), header=1), QEMU_SIZING)
+
+
+GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
