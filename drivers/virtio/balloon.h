@@ -24,18 +24,14 @@
  * Queues are numbered compactly (5.5.2): inflate 0, deflate 1, stats 2 if
  * STATS_VQ, free page hint next if FREE_PAGE_HINT, reporting next if
  * REPORTING.
+ *
+ * The state machine is host-compilable (balloon_core.h, balloon_core.c,
+ * balloon_report.c); balloon.c is the kernel glue around it.
  */
 #ifndef BLIMP_BALLOON_H
 #define BLIMP_BALLOON_H
 
-#include <stdint.h>
-
-#define VIRTIO_BALLOON_F_MUST_TELL_HOST 0
-#define VIRTIO_BALLOON_F_STATS_VQ 1
-#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
-#define VIRTIO_BALLOON_F_FREE_PAGE_HINT 3
-#define VIRTIO_BALLOON_F_PAGE_POISON 4
-#define VIRTIO_BALLOON_F_REPORTING 5
+#include "balloon_core.h" /* feature bits, the state machine */
 
 /* Bring up the first virtio-balloon device, if any. */
 void balloon_init(void);

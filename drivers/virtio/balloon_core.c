@@ -1,0 +1,690 @@
+/*
+ * balloon_core: inflate, deflate, deflate-on-OOM and the target (see
+ * balloon_core.h; statistics, reporting and hints are in balloon_report.c).
+ *
+ * The path of an inflate, in this file:
+ *   balloon_config_changed (num_pages, checked) -> ops->queue_work ->
+ *   balloon_step, one batch at a time: start_inflate (pfa_balloon_take,
+ *   whole 2 MiB blocks first; room in the run list reserved; ops->unmap) ->
+ *   post (PFNs on the inflate queue, ops->notify) -> reap -> inflate_done
+ *   (runs recorded, held grows) -> `actual` written -> next batch until
+ *   held == target.
+ * Deflate is the reverse: start_deflate moves runs off the list (splitting
+ * one when only part must go), and frames are mapped and freed only in
+ * deflate_done, after the host acknowledged them (MUST_TELL_HOST always holds).
+ *
+ * Accounting: held = frames in the run list + frames in deflate batches in
+ * flight; in_flight_in = frames in inflate batches in flight. Everything the
+ * allocator counts as BALLOONED is one of those (balloon_check).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "balloon_core.h"
+#include "kernel/addr.h"
+
+#ifdef BLIMP_KERNEL
+#include "kernel/panic.h"
+#define balloon_bug(...) panic(__VA_ARGS__)
+#else
+#define balloon_bug(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr), abort())
+#endif
+
+/* Runs a deflate can add by splitting: one per order, at most. */
+#define SPLIT_ROOM (PFA_MAX_ORDER + 1)
+
+static const char *const queue_names[BALLOON_NQ] = { "inflate", "deflate", "stats", "hint", "report" };
+
+/* ---------------------------------------------------------------- messages */
+
+void balloon_say(struct balloon *b, const char *fmt, ...)
+{
+	static char line[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (b->ops->log)
+		b->ops->log(b->ctx, line);
+}
+
+void balloon_event(struct balloon *b, const char *name, const char *fmt, ...)
+{
+	static char fields[640];
+	if (!b->ops->event)
+		return;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(fields, sizeof(fields), fmt, ap);
+		va_end(ap);
+	}
+	b->ops->event(b->ctx, name, fmt ? fields : NULL);
+}
+
+void balloon_refuse(struct balloon *b, const char *what, const char *fmt, ...)
+{
+	static char detail[240];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	for (char *c = detail; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+			*c = '\'';  /* the detail goes into a JSON string as it is */
+	b->refusals++;
+	balloon_say(b, "balloon: refused %s: %s", what, detail);
+	balloon_event(b, "balloon_refused", "\"what\":\"%s\",\"detail\":\"%s\"", what, detail);
+}
+
+/* Said once per queue: a broken queue stays broken (virtqueue.h). */
+void balloon_queue_broken(struct balloon *b, enum balloon_queue q)
+{
+	if (b->broken_said[q])
+		return;
+	b->broken_said[q] = true;
+	balloon_refuse(b, "queue", "the %s queue (device queue %u) broke: %s; its buffers stay with the "
+		       "device and their frames stay accounted for", queue_names[q], b->qidx[q],
+		       vq_broken_reason(b->vq[q]));
+}
+
+void balloon_arm(struct balloon *b, enum balloon_timer t, uint64_t delay_ns)
+{
+	b->timer_armed[t] = true;
+	b->ops->timer_arm(b->ctx, t, delay_ns);
+}
+
+static void disarm(struct balloon *b, enum balloon_timer t)
+{
+	b->timer_armed[t] = false;
+	b->ops->timer_cancel(b->ctx, t);
+}
+
+static bool device_failed(struct balloon *b)
+{
+	return b->ops->device_failed && b->ops->device_failed(b->ctx);
+}
+
+static uint64_t now_ms(struct balloon *b)
+{
+	return b->ops->now_ns(b->ctx) / 1000000;
+}
+
+static void write_actual(struct balloon *b)
+{
+	if (b->ops->config_write32(b->ctx, BALLOON_CFG_ACTUAL, b->held) < 0)
+		balloon_say(b, "balloon: cannot write actual = %u", b->held);
+}
+
+/* ---------------------------------------------------------------- the run list */
+
+/* Room for `extra` more runs; 0 or -ENOMEM. */
+static int reserve_runs(struct balloon *b, size_t extra)
+{
+	if (b->n_runs + extra <= b->cap_runs)
+		return 0;
+	size_t cap = b->cap_runs ? b->cap_runs : 256;
+	while (cap < b->n_runs + extra)
+		cap *= 2;
+	struct pfa_run *n = realloc(b->runs, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	b->runs = n;
+	b->cap_runs = cap;
+	return 0;
+}
+
+/* Room was reserved before the frames left the list or went to the host. */
+static void push_run(struct balloon *b, struct pfa_run r)
+{
+	if (b->n_runs == b->cap_runs)
+		balloon_bug("balloon push_run: no room for run %#lx order %u (%zu runs)", (unsigned long)r.pfn,
+			    r.order, b->n_runs);
+	b->runs[b->n_runs++] = r;
+}
+
+/* Runs in inflate batches in flight: each will need a place in the list. */
+static size_t runs_coming_in(const struct balloon *b)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < b->p.inflight; i++)
+		if (b->batch[i].busy && b->batch[i].inflate)
+			n += b->batch[i].n_runs;
+	return n;
+}
+
+static void give_back(struct balloon *b, const struct pfa_run *r, bool mapped)
+{
+	if (!mapped)
+		b->ops->map(b->ctx, r->pfn, r->order);
+	int rc = pfa_balloon_return(b->pfa, r->pfn, r->order, __func__);
+	if (rc < 0)
+		balloon_bug("balloon give_back: run %#lx order %u not ballooned (%d)", (unsigned long)r->pfn,
+			    r->order, rc);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+static struct balloon_batch *free_batch(struct balloon *b)
+{
+	for (uint32_t i = 0; i < b->p.inflight; i++)
+		if (!b->batch[i].busy)
+			return &b->batch[i];
+	return NULL;
+}
+
+static void fill_pfns(struct balloon_batch *bt)
+{
+	bt->n = 0;
+	for (size_t i = 0; i < bt->n_runs; i++)
+		for (uint64_t p = 0; p < (1ULL << bt->runs[i].order); p++)
+			bt->pfns[bt->n++] = (uint32_t)(bt->runs[i].pfn + p);
+}
+
+/* Take up to `want` pages for an inflate batch: 0, or -ENOMEM when none
+ * could be had (or no room to remember them: they go straight back). */
+static int start_inflate(struct balloon *b, struct balloon_batch *bt, uint32_t want)
+{
+	bt->n = 0;
+	uint64_t got = pfa_balloon_take(b->pfa, want, bt->runs, b->p.batch_pages, &bt->n_runs);
+	if (got == 0)
+		return -ENOMEM;
+	/* Room for these runs when they come back, and for the splits of a later
+	 * deflate: the OOM path, which cannot allocate, then rarely has to. */
+	if (reserve_runs(b, runs_coming_in(b) + bt->n_runs + SPLIT_ROOM) < 0) {
+		for (size_t i = 0; i < bt->n_runs; i++)
+			give_back(b, &bt->runs[i], true);
+		bt->n_runs = 0;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < bt->n_runs; i++)
+		b->ops->unmap(b->ctx, bt->runs[i].pfn, bt->runs[i].order);
+	bt->inflate = true;
+	fill_pfns(bt);
+	return 0;
+}
+
+/* Move up to `want` held pages into a deflate batch. With `exact`, a run is
+ * split when only part of it must go (room for SPLIT_ROOM more runs must be
+ * reserved); without, only whole runs go, the last one maybe more than asked,
+ * none bigger than what is left of the buffer. */
+static void start_deflate(struct balloon *b, struct balloon_batch *bt, uint32_t want, bool exact)
+{
+	uint32_t taken = 0;
+	bt->n_runs = 0;
+	while (taken < want && b->n_runs > 0 && bt->n_runs < b->p.batch_pages) {
+		struct pfa_run *r = &b->runs[b->n_runs - 1];
+		if (!exact && taken + (1u << r->order) > b->p.batch_pages)
+			break;
+		while (exact && (1u << r->order) > want - taken) {
+			if (pfa_balloon_split(b->pfa, r->pfn, r->order) < 0)
+				balloon_bug("balloon start_deflate: cannot split run %#lx order %u",
+					    (unsigned long)r->pfn, r->order);
+			/* keep the lower half held, consider the upper half */
+			r->order--;
+			push_run(b, (struct pfa_run){ r->pfn + (1ULL << r->order), r->order });
+			r = &b->runs[b->n_runs - 1];
+		}
+		bt->runs[bt->n_runs++] = *r;
+		taken += 1u << r->order;
+		b->n_runs--;
+	}
+	bt->inflate = false;
+	fill_pfns(bt);
+}
+
+static int post(struct balloon *b, struct balloon_batch *bt)
+{
+	enum balloon_queue q = bt->inflate ? BALLOON_Q_INFLATE : BALLOON_Q_DEFLATE;
+	struct vq_seg seg = { virt_to_phys(bt->pfns), bt->n * 4 };
+	int rc = vq_add(b->vq[q], &seg, 1, NULL, 0, bt);
+	if (rc < 0)
+		return rc;
+	bt->busy = true;
+	if (bt->inflate)
+		b->in_flight_in += bt->n;
+	else
+		b->in_flight_out += bt->n;
+	b->ops->notify(b->ctx, b->qidx[q]);
+	return 0;
+}
+
+/* The queue would not take a batch: undo it. The host never saw it, so
+ * inflated frames go straight back and deflated runs are held again. */
+static void cancel_batch(struct balloon *b, struct balloon_batch *bt, int rc)
+{
+	enum balloon_queue q = bt->inflate ? BALLOON_Q_INFLATE : BALLOON_Q_DEFLATE;
+	for (size_t i = 0; i < bt->n_runs; i++)
+		if (bt->inflate)
+			give_back(b, &bt->runs[i], false);
+		else
+			push_run(b, bt->runs[i]);
+	bt->n = 0;
+	bt->n_runs = 0;
+	if (rc == -EIO)
+		balloon_queue_broken(b, q);
+	else
+		balloon_say(b, "balloon: the %s queue has no room for a batch (%d); later", queue_names[q], rc);
+}
+
+static void inflate_done(struct balloon *b, struct balloon_batch *bt)
+{
+	for (size_t i = 0; i < bt->n_runs; i++)
+		push_run(b, bt->runs[i]); /* room reserved in start_inflate */
+	b->in_flight_in -= bt->n;
+	b->held += bt->n;
+	b->pages_in += bt->n;
+	b->inflations++;
+	bt->busy = false;
+}
+
+static void deflate_done(struct balloon *b, struct balloon_batch *bt)
+{
+	for (size_t i = 0; i < bt->n_runs; i++)
+		give_back(b, &bt->runs[i], false);
+	b->in_flight_out -= bt->n;
+	b->held -= bt->n;
+	b->pages_out += bt->n;
+	b->deflations++;
+	bt->busy = false;
+}
+
+/* Is `tok`, returned on queue q, one of our batches in flight there? */
+static struct balloon_batch *batch_of(struct balloon *b, void *tok, enum balloon_queue q)
+{
+	for (uint32_t i = 0; i < b->p.inflight; i++)
+		if (tok == &b->batch[i] && b->batch[i].busy &&
+		    b->batch[i].inflate == (q == BALLOON_Q_INFLATE))
+			return &b->batch[i];
+	return NULL;
+}
+
+/* Collect what the device acknowledged on both queues; returns how many.
+ * (The queue itself checks ids, index jumps and lengths: these buffers are
+ * device-readable only, so any length but 0 breaks it.) */
+static int reap(struct balloon *b)
+{
+	int got = 0;
+	for (enum balloon_queue q = BALLOON_Q_INFLATE; q <= BALLOON_Q_DEFLATE; q++) {
+		void *tok;
+		uint32_t len;
+		int rc;
+		while ((rc = vq_get_used(b->vq[q], &tok, &len)) == 1) {
+			struct balloon_batch *bt = batch_of(b, tok, q);
+			if (!bt) {
+				balloon_refuse(b, "completion", "the %s queue returned token %p, not a batch in "
+					       "flight there; ignored", queue_names[q], tok);
+				continue;
+			}
+			if (bt->inflate)
+				inflate_done(b, bt);
+			else
+				deflate_done(b, bt);
+			got++;
+		}
+		if (rc < 0)
+			balloon_queue_broken(b, q);
+	}
+	if (got)
+		write_actual(b);
+	return got;
+}
+
+/* ---------------------------------------------------------------- the step */
+
+static void stall(struct balloon *b, uint32_t level, uint32_t target)
+{
+	const struct pfa *a = b->pfa;
+	bool floor = a->st.free <= a->reserve_floor;
+	b->alloc_failures++;
+	b->stalled = true;
+	balloon_say(b, "balloon: holding %u of %u pages: %s; retrying in %lu ms", level, target,
+		    floor ? "the reserve floor is reached" : "no free memory", (unsigned long)b->backoff_ms);
+	balloon_event(b, "balloon_stalled", "\"held\":%u,\"target\":%u,\"reason\":\"%s\",\"free\":%lu,"
+		      "\"reserve_floor\":%lu,\"retry_ms\":%lu", level, target, floor ? "reserve floor" : "no memory",
+		      (unsigned long)a->st.free, (unsigned long)a->reserve_floor, (unsigned long)b->backoff_ms);
+	balloon_arm(b, BALLOON_T_RETRY, b->backoff_ms * 1000000);
+	if (b->backoff_ms < 8000)
+		b->backoff_ms *= 2;
+}
+
+static uint32_t min_u32(uint32_t x, uint32_t y)
+{
+	return x < y ? x : y;
+}
+
+/* One round: reap, then post batches toward the target. Does a bounded
+ * amount and asks to run again, so other work (the shell) gets its turn. */
+void balloon_step(struct balloon *b)
+{
+	if (!b->started || b->in_step || device_failed(b))
+		return; /* the OOM path is mid-deflate; it queues us again when done */
+	uint64_t t0 = b->ops->now_ns(b->ctx);
+	b->in_step = true;
+	reap(b);
+	bool posted = false;
+	struct balloon_batch *bt;
+	while ((bt = free_batch(b)) != NULL) {
+		uint32_t level = b->held + b->in_flight_in - b->in_flight_out;
+		uint32_t target = b->oom_hold && b->target > level ? level : b->target;
+		if (level < target && !b->stalled && !b->vq[BALLOON_Q_INFLATE]->broken) {
+			if (start_inflate(b, bt, min_u32(target - level, b->p.batch_pages)) < 0) {
+				stall(b, level, target);
+				break;
+			}
+		} else if (level > target && !b->vq[BALLOON_Q_DEFLATE]->broken) {
+			if (reserve_runs(b, runs_coming_in(b) + SPLIT_ROOM) < 0) {
+				balloon_say(b, "balloon: no memory to track a deflate; later");
+				break;
+			}
+			start_deflate(b, bt, min_u32(level - target, b->p.batch_pages), true);
+			if (bt->n == 0)
+				break; /* the rest is still on its way in */
+		} else {
+			break;
+		}
+		int rc = post(b, bt);
+		if (rc < 0) {
+			cancel_batch(b, bt, rc);
+			break;
+		}
+		posted = true;
+		reap(b); /* QEMU under TCG answers during the notify */
+	}
+	b->in_step = false;
+	b->step_ns += b->ops->now_ns(b->ctx) - t0;
+	if (posted) {
+		balloon_event(b, "balloon_progress", "\"held\":%u,\"target\":%u,\"free\":%lu", b->held, b->target,
+			      (unsigned long)b->pfa->st.free);
+		b->ops->queue_work(b->ctx); /* more next round, after other work had a turn */
+	} else if (b->held == b->target && !b->done_reported && !b->in_flight_in && !b->in_flight_out) {
+		b->done_reported = true;
+		b->backoff_ms = 250;
+		balloon_event(b, "balloon_done", "\"held\":%u,\"target\":%u,\"ms\":%lu", b->held, b->target,
+			      (unsigned long)(now_ms(b) - b->target_since_ms));
+	}
+}
+
+/* ---------------------------------------------------------------- the host */
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void balloon_config_changed(struct balloon *b, const void *cfg, size_t len)
+{
+	const uint8_t *c = cfg;
+	if (len < 8) {
+		balloon_refuse(b, "config", "%zu bytes of configuration; num_pages and actual take 8", len);
+		return;
+	}
+	uint32_t num_pages = le32(c + BALLOON_CFG_NUM_PAGES);
+	uint32_t target = num_pages;
+	/* No honest host asks for more than the guest has: QEMU's num_pages is
+	 * at most its RAM, which the memory map covers. */
+	if (num_pages > b->pfa->pfn_limit) {
+		target = (uint32_t)b->pfa->pfn_limit;
+		if (num_pages != b->num_pages)
+			balloon_refuse(b, "num_pages", "the device asks for %u pages, but the guest's memory ends "
+				       "at frame %u: aiming for that", num_pages, target);
+	}
+	b->num_pages = num_pages;
+	if (target != b->target) {
+		b->oom_hold = false; /* a new target from the host: follow it again */
+		b->stalled = false;
+		b->backoff_ms = 250;
+		if (b->timer_armed[BALLOON_T_RETRY])
+			disarm(b, BALLOON_T_RETRY);
+	}
+	b->target = target;
+	b->target_since_ms = now_ms(b);
+	if (b->has_hint) {
+		if (len >= 12)
+			balloon_hint_command(b, le32(c + BALLOON_CFG_HINT_CMD_ID));
+		else
+			balloon_refuse(b, "config", "%zu bytes of configuration: no hint command id", len);
+	}
+	b->done_reported = false;
+	b->ops->queue_work(b->ctx);
+}
+
+void balloon_queue_ready(struct balloon *b)
+{
+	if (!b->started)
+		return;
+	b->ops->queue_work(b->ctx); /* inflate/deflate completions */
+	if (b->has_stats)
+		balloon_stats_ready(b);
+	if (b->has_report)
+		balloon_report_ready(b);
+}
+
+void balloon_timer_fired(struct balloon *b, enum balloon_timer t)
+{
+	b->timer_armed[t] = false;
+	if (t == BALLOON_T_RETRY) {
+		b->stalled = false;
+		b->ops->queue_work(b->ctx);
+	} else if (t == BALLOON_T_REPORT) {
+		balloon_report_fired(b);
+	} else if (t == BALLOON_T_HINT) {
+		balloon_hint_pump(b);
+	}
+}
+
+/* ---------------------------------------------------------------- OOM */
+
+uint64_t balloon_oom(void *ctx, uint64_t wanted)
+{
+	struct balloon *b = ctx;
+	if (!b->has_oom || !b->started || b->in_step || b->held == 0 || device_failed(b))
+		return 0;
+	b->in_step = true;
+	reap(b);
+	uint64_t pages = wanted < 256 ? 256 : wanted;
+	uint64_t out0 = b->pages_out;
+	struct balloon_batch *bt;
+	while (b->pages_out - out0 < pages && b->held > b->in_flight_out && (bt = free_batch(b)) != NULL &&
+	       !b->vq[BALLOON_Q_DEFLATE]->broken) {
+		uint64_t left = pages - (b->pages_out - out0);
+		/* Exact when there is room to track the split halves; when the
+		 * heap cannot grow (it may be what is failing), whole runs. */
+		bool exact = reserve_runs(b, runs_coming_in(b) + SPLIT_ROOM) == 0;
+		start_deflate(b, bt, left < b->p.batch_pages ? (uint32_t)left : b->p.batch_pages, exact);
+		if (bt->n == 0)
+			break;
+		int rc = post(b, bt);
+		if (rc < 0) {
+			cancel_batch(b, bt, rc);
+			break;
+		}
+		/* Poll, bounded: running other work here could re-enter whatever
+		 * is allocating (the shell, the heap). */
+		uint64_t start = now_ms(b);
+		while (b->in_flight_out && now_ms(b) - start < 1000) {
+			reap(b);
+			if (b->in_flight_out)
+				b->ops->relax(b->ctx);
+		}
+		if (b->in_flight_out)
+			break;
+	}
+	uint64_t freed = b->pages_out - out0; /* acknowledged and back in the allocator */
+	b->in_step = false;
+	b->ops->queue_work(b->ctx);
+	b->oom_hold = true; /* no re-inflating until the host sets a new target */
+	b->oom_deflates++;
+	b->oom_pages += freed;
+	balloon_event(b, "balloon_oom", "\"wanted\":%lu,\"deflated\":%lu,\"held\":%u", (unsigned long)wanted,
+		      (unsigned long)freed, b->held);
+	return freed;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+uint64_t balloon_wanted_features(const struct balloon_params *p)
+{
+	uint64_t f = 1ULL << VIRTIO_BALLOON_F_MUST_TELL_HOST;
+	if (p->stats)
+		f |= 1ULL << VIRTIO_BALLOON_F_STATS_VQ;
+	if (p->reporting)
+		f |= 1ULL << VIRTIO_BALLOON_F_REPORTING;
+	if (p->oom)
+		f |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
+	if (p->hint)
+		f |= 1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT;
+	/* Only when freed frames really hold a poison value: the host then
+	 * knows not to discard reported pages (their content matters). */
+	if (p->poison >= 0)
+		f |= 1ULL << VIRTIO_BALLOON_F_PAGE_POISON;
+	return f;
+}
+
+int balloon_core_init(struct balloon *b, struct pfa *pfa, const struct balloon_ops *ops, void *ctx,
+		      const struct balloon_params *p, uint64_t features)
+{
+	memset(b, 0, sizeof(*b));
+	b->pfa = pfa;
+	b->ops = ops;
+	b->ctx = ctx;
+	b->p = *p;
+	if (b->p.batch_pages < 1 || b->p.batch_pages > BALLOON_MAX_BATCH)
+		b->p.batch_pages = 4096;
+	if (b->p.inflight < 1 || b->p.inflight > BALLOON_MAX_INFLIGHT)
+		b->p.inflight = 2;
+	b->backoff_ms = 250;
+	uint64_t wanted = balloon_wanted_features(&b->p);
+	uint64_t device_bits = features & ((1ULL << 24) - 1); /* 0-23: device-specific (6) */
+	if (device_bits & ~wanted)
+		balloon_refuse(b, "features", "negotiated %#lx, beyond the %#lx asked for: the extra ones are "
+			       "not used", (unsigned long)device_bits, (unsigned long)wanted);
+	b->features = features & (wanted | ~((1ULL << 24) - 1));
+	b->has_stats = b->features & (1ULL << VIRTIO_BALLOON_F_STATS_VQ);
+	b->has_report = b->features & (1ULL << VIRTIO_BALLOON_F_REPORTING);
+	b->has_oom = b->features & (1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	b->has_hint = b->features & (1ULL << VIRTIO_BALLOON_F_FREE_PAGE_HINT);
+	if (b->features & (1ULL << VIRTIO_BALLOON_F_PAGE_POISON)) {
+		/* The value of the byte in all four bytes of the le32. */
+		uint32_t v = (uint32_t)(b->p.poison & 0xff) * 0x01010101u;
+		if (ops->config_write32(ctx, BALLOON_CFG_POISON_VAL, v) < 0)
+			balloon_say(b, "balloon: cannot write poison_val");
+	}
+	/* Queues are numbered compactly (5.5.2): absent ones take no number. */
+	b->qidx[BALLOON_Q_INFLATE] = b->nq++;
+	b->qidx[BALLOON_Q_DEFLATE] = b->nq++;
+	if (b->has_stats)
+		b->qidx[BALLOON_Q_STATS] = b->nq++;
+	if (b->has_hint)
+		b->qidx[BALLOON_Q_HINT] = b->nq++;
+	if (b->has_report)
+		b->qidx[BALLOON_Q_REPORT] = b->nq++;
+
+	for (uint32_t i = 0; i < b->p.inflight; i++) {
+		b->batch[i].pfns = ops->dma_alloc(ctx, b->p.batch_pages * 4);
+		b->batch[i].runs = malloc(b->p.batch_pages * sizeof(struct pfa_run));
+		if (!b->batch[i].pfns || !b->batch[i].runs)
+			return -ENOMEM;
+	}
+	if (b->has_stats && !(b->stats = ops->dma_alloc(ctx, BALLOON_STATS_TAGS * sizeof(struct balloon_stat))))
+		return -ENOMEM;
+	if (b->has_hint) {
+		b->hint_id_buf = ops->dma_alloc(ctx, 2 * sizeof(uint32_t));
+		b->hint_blocks = malloc(BALLOON_MAX_HINT_BLOCKS * sizeof(struct pfa_run));
+		if (!b->hint_id_buf || !b->hint_blocks)
+			return -ENOMEM;
+	}
+	return b->nq;
+}
+
+void balloon_core_start(struct balloon *b, struct vq *const *queues)
+{
+	static const bool always = true;
+	const bool *has[BALLOON_NQ] = { &always, &always, &b->has_stats, &b->has_hint, &b->has_report };
+	for (int q = 0; q < BALLOON_NQ; q++)
+		b->vq[q] = *has[q] ? queues[b->qidx[q]] : NULL;
+	b->started = true;
+	if (b->has_hint)
+		vq_disable_cb(b->vq[BALLOON_Q_HINT]); /* polled: see balloon_hint_pump */
+	if (b->has_stats)
+		balloon_post_stats(b);
+	if (b->has_oom)
+		pfa_set_oom_handler(b->pfa, balloon_oom, b);
+	if (b->has_report) {
+		pfa_set_free_hook(b->pfa, balloon_free_block_formed, b);
+		balloon_free_block_formed(b); /* report what is free from the start */
+	}
+}
+
+void balloon_core_destroy(struct balloon *b)
+{
+	if (b->pfa && b->pfa->oom_ctx == b)
+		pfa_set_oom_handler(b->pfa, NULL, NULL);
+	if (b->pfa && b->pfa->free_hook_ctx == b)
+		pfa_set_free_hook(b->pfa, NULL, NULL);
+	for (int i = 0; i < BALLOON_MAX_INFLIGHT; i++)
+		free(b->batch[i].runs);
+	free(b->runs);
+	free(b->hint_blocks);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---------------------------------------------------------------- check */
+
+#define FAIL(...) do { snprintf(why, why_len, __VA_ARGS__); return -EFAULT; } while (0)
+
+static int check_run(const struct balloon *b, const struct pfa_run *r, const char *where, char *why,
+		     size_t why_len)
+{
+	if (r->order > PFA_MAX_ORDER || (r->pfn & ((1ULL << r->order) - 1)))
+		FAIL("%s: run %#lx order %u is not a block", where, (unsigned long)r->pfn, r->order);
+	for (uint64_t f = r->pfn; f < r->pfn + (1ULL << r->order); f++)
+		if (pfa_frame_state(b->pfa, f) != PFA_BALLOONED)
+			FAIL("%s: frame %#lx of run %#lx order %u is in state %d, not ballooned", where,
+			     (unsigned long)f, (unsigned long)r->pfn, r->order, (int)pfa_frame_state(b->pfa, f));
+	return 0;
+}
+
+int balloon_check(const struct balloon *b, char *why, size_t why_len)
+{
+	uint64_t listed = 0, inflating = 0, deflating = 0;
+	for (size_t i = 0; i < b->n_runs; i++) {
+		if (check_run(b, &b->runs[i], "run list", why, why_len) < 0)
+			return -EFAULT;
+		listed += 1ULL << b->runs[i].order;
+	}
+	for (uint32_t i = 0; i < b->p.inflight; i++) {
+		const struct balloon_batch *bt = &b->batch[i];
+		if (!bt->busy)
+			continue;
+		uint64_t pages = 0;
+		for (size_t j = 0; j < bt->n_runs; j++) {
+			if (check_run(b, &bt->runs[j], bt->inflate ? "inflate batch" : "deflate batch", why,
+				      why_len) < 0)
+				return -EFAULT;
+			for (uint64_t p = 0; p < (1ULL << bt->runs[j].order); p++, pages++)
+				if (pages >= bt->n || bt->pfns[pages] != bt->runs[j].pfn + p)
+					FAIL("batch %u: pfns[%lu] does not match its runs", i, (unsigned long)pages);
+		}
+		if (pages != bt->n)
+			FAIL("batch %u: %u pfns for runs of %lu pages", i, bt->n, (unsigned long)pages);
+		*(bt->inflate ? &inflating : &deflating) += bt->n;
+	}
+	if (inflating != b->in_flight_in || deflating != b->in_flight_out)
+		FAIL("in flight: counted %u in, %u out; batches hold %lu in, %lu out", b->in_flight_in,
+		     b->in_flight_out, (unsigned long)inflating, (unsigned long)deflating);
+	if (listed + deflating != b->held)
+		FAIL("held %u, but the run list has %lu pages and deflate batches %lu", b->held,
+		     (unsigned long)listed, (unsigned long)deflating);
+	if (b->pfa->st.ballooned != (uint64_t)b->held + b->in_flight_in)
+		FAIL("the allocator has %lu frames ballooned, the balloon %u held + %u on their way in",
+		     (unsigned long)b->pfa->st.ballooned, b->held, b->in_flight_in);
+	if (b->cap_runs < b->n_runs + runs_coming_in(b))
+		FAIL("room for %zu runs: %zu held and %zu on their way in", b->cap_runs, b->n_runs,
+		     runs_coming_in(b));
+	if (b->target > b->pfa->pfn_limit)
+		FAIL("target %u beyond the guest's %lu frames", b->target, (unsigned long)b->pfa->pfn_limit);
+	return balloon_check_reports(b, why, why_len);
+}
