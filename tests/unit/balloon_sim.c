@@ -1,0 +1,569 @@
+/*
+ * balloon_sim: the balloon core on a simulated machine (see balloon_sim.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "balloon_sim.h"
+#include "kernel/addr.h"
+
+#define LIE INT64_MIN
+
+static const char *const role_names[BALLOON_NQ] = { "inflate", "deflate", "stats", "hint", "report" };
+
+static void fail(struct bsim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct bsim *s, const char *fmt, ...)
+{
+	if (s->failure[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->failure, sizeof(s->failure), fmt, ap);
+	va_end(ap);
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static void op_unmap(void *ctx, uint64_t pfn, unsigned order)
+{
+	struct bsim *s = ctx;
+	for (uint64_t f = pfn; f < pfn + (1ULL << order); f++) {
+		if (f >= s->c.frames || !s->mapped[f]) {
+			fail(s, "unmap: frame %#lx of run %#lx order %u is not mapped", (unsigned long)f,
+			     (unsigned long)pfn, order);
+			return;
+		}
+		s->mapped[f] = 0;
+	}
+}
+
+static void op_map(void *ctx, uint64_t pfn, unsigned order)
+{
+	struct bsim *s = ctx;
+	for (uint64_t f = pfn; f < pfn + (1ULL << order); f++) {
+		if (f >= s->c.frames || s->mapped[f]) {
+			fail(s, "map: frame %#lx of run %#lx order %u is already mapped", (unsigned long)f,
+			     (unsigned long)pfn, order);
+			return;
+		}
+		s->mapped[f] = 1;
+	}
+}
+
+static enum balloon_queue role_of(struct bsim *s, uint16_t idx)
+{
+	for (int q = 0; q < BALLOON_NQ; q++)
+		if (s->live[q] && s->b.qidx[q] == idx)
+			return (enum balloon_queue)q;
+	return BALLOON_NQ;
+}
+
+static void op_notify(void *ctx, uint16_t idx)
+{
+	struct bsim *s = ctx;
+	enum balloon_queue q = role_of(s, idx);
+	if (q == BALLOON_NQ) {
+		fail(s, "notify of device queue %u, which the balloon does not have", idx);
+		return;
+	}
+	s->notifies[q]++;
+	if (s->c.auto_answer & (1u << q))
+		bsim_answer_all(s, q); /* like QEMU under TCG: during the notify */
+}
+
+/* Pages the guest has seen acknowledged on queue d (inflate 0, deflate 1):
+ * the first vq.completed pushes. */
+static int64_t consumed_pages(struct bsim *s, int d)
+{
+	uint64_t n = s->vq[d].completed;
+	if (n > s->n_pushes[d]) {
+		fail(s, "the %s queue consumed %lu completions, the device pushed %u", role_names[d],
+		     (unsigned long)n, s->n_pushes[d]);
+		return 0;
+	}
+	int64_t sum = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		if (s->push_pages[d][i] == LIE) {
+			fail(s, "the %s queue accepted completion %lu, a lie", role_names[d], (unsigned long)i);
+			return 0;
+		}
+		sum += s->push_pages[d][i];
+	}
+	return sum;
+}
+
+static int op_config_write32(void *ctx, uint32_t off, uint32_t val)
+{
+	struct bsim *s = ctx;
+	if (off == BALLOON_CFG_ACTUAL) {
+		int64_t acked = consumed_pages(s, 0) - consumed_pages(s, 1);
+		if ((int64_t)val != acked)
+			fail(s, "actual written as %u, but the guest has seen %ld pages acknowledged", val, (long)acked);
+		s->actual = val;
+		s->actual_writes++;
+	} else if (off == BALLOON_CFG_POISON_VAL) {
+		s->poison_val = val;
+		s->poison_writes++;
+	} else {
+		fail(s, "write of %#x to configuration offset %u", val, off);
+		return -EIO;
+	}
+	memcpy(s->cfg + off, &val, 4);
+	return 0;
+}
+
+static void op_queue_work(void *ctx)
+{
+	((struct bsim *)ctx)->work_pending = true;
+}
+
+static void op_timer_arm(void *ctx, enum balloon_timer t, uint64_t delay_ns)
+{
+	struct bsim *s = ctx;
+	s->timer_armed[t] = true;
+	s->timer_due[t] = s->now_ns + delay_ns;
+}
+
+static void op_timer_cancel(void *ctx, enum balloon_timer t)
+{
+	((struct bsim *)ctx)->timer_armed[t] = false;
+}
+
+static uint64_t op_now_ns(void *ctx)
+{
+	return ((struct bsim *)ctx)->now_ns;
+}
+
+static void op_relax(void *ctx)
+{
+	struct bsim *s = ctx;
+	s->now_ns += 1000000;
+	if (s->c.oom_answers && !s->in_relax) {
+		s->in_relax = true;
+		bsim_answer_all(s, BALLOON_Q_DEFLATE);
+		s->in_relax = false;
+	}
+}
+
+static void *op_dma_alloc(void *ctx, size_t bytes)
+{
+	struct bsim *s = ctx;
+	if (s->n_dma == sizeof(s->dma) / sizeof(s->dma[0]))
+		return NULL;
+	void *p = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
+	if (p) {
+		memset(p, 0, bytes);
+		s->dma[s->n_dma++] = p;
+	}
+	return p;
+}
+
+static void op_log(void *ctx, const char *line)
+{
+	if (((struct bsim *)ctx)->verbose)
+		printf("  | %s\n", line);
+}
+
+static void op_event(void *ctx, const char *name, const char *fields)
+{
+	struct bsim *s = ctx;
+	s->events++;
+	if (!strcmp(name, "balloon_refused"))
+		s->refusals++;
+	if (s->verbose)
+		printf("  @ %s %s\n", name, fields ? fields : "");
+}
+
+static const struct balloon_ops sim_ops = {
+	.unmap = op_unmap, .map = op_map, .notify = op_notify, .config_write32 = op_config_write32,
+	.queue_work = op_queue_work, .timer_arm = op_timer_arm, .timer_cancel = op_timer_cancel,
+	.now_ns = op_now_ns, .relax = op_relax, .device_failed = NULL, .dma_alloc = op_dma_alloc,
+	.log = op_log, .event = op_event,
+};
+
+/* ---------------------------------------------------------------- set up */
+
+int bsim_init(struct bsim *s, const struct bsim_config *c)
+{
+	memset(s, 0, sizeof(*s));
+	s->c = *c;
+	s->verbose = getenv("BSIM_VERBOSE") != NULL;
+	size_t meta = pfa_metadata_size(c->frames);
+	s->meta = malloc(meta);
+	s->mapped = malloc(c->frames);
+	s->host_has = calloc(c->frames, 1);
+	s->push_pages[0] = malloc(BSIM_MAX_PUSHES * sizeof(int64_t));
+	s->push_pages[1] = malloc(BSIM_MAX_PUSHES * sizeof(int64_t));
+	memset(s->mapped, 1, c->frames);
+	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
+		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
+		return -1;
+	}
+	pfa_set_reserve_floor(&s->pfa, c->reserve_floor);
+	uint64_t features = (balloon_wanted_features(&c->p) & c->offered) | c->extra;
+	s->nq = balloon_core_init(&s->b, &s->pfa, &sim_ops, s, &c->p, features);
+	if (s->nq < 0) {
+		fail(s, "balloon_core_init: %d", s->nq);
+		return -1;
+	}
+	const bool has[BALLOON_NQ] = { true, true, s->b.has_stats, s->b.has_hint, s->b.has_report };
+	for (int q = 0; q < BALLOON_NQ; q++) {
+		if (!has[q])
+			continue;
+		uint16_t size = c->queue_size;
+		s->ring[q] = aligned_alloc(4096, (vq_ring_bytes(size) + 4095) & ~(size_t)4095);
+		s->tables[q] = c->indirect ? aligned_alloc(64, (vq_indirect_bytes(size, 64) + 63) & ~(size_t)63) : NULL;
+		if (vq_init(&s->vq[q], s->b.qidx[q], size, s->ring[q], c->event_idx, s->tables[q], 64) < 0) {
+			fail(s, "vq_init(size %u) failed", size);
+			return -1;
+		}
+		vsim_attach(&s->dev[q], &s->vq[q]);
+		s->queues[s->b.qidx[q]] = &s->vq[q];
+		s->live[q] = true;
+	}
+	balloon_core_start(&s->b, s->queues);
+	return 0;
+}
+
+void bsim_destroy(struct bsim *s)
+{
+	balloon_core_destroy(&s->b);
+	for (int q = 0; q < BALLOON_NQ; q++) {
+		if (s->live[q])
+			vq_destroy(&s->vq[q]);
+		free(s->ring[q]);
+		free(s->tables[q]);
+		for (unsigned k = 0; k < s->n_popped[q]; k++)
+			free(s->popped[q][k].pfns);
+	}
+	for (unsigned i = 0; i < s->n_dma; i++)
+		free(s->dma[i]);
+	free(s->push_pages[0]);
+	free(s->push_pages[1]);
+	free(s->meta);
+	free(s->mapped);
+	free(s->host_has);
+}
+
+/* ---------------------------------------------------------------- the host */
+
+static void config_changed(struct bsim *s)
+{
+	balloon_config_changed(&s->b, s->cfg, s->b.has_hint ? 12 : 8);
+}
+
+void bsim_set_num_pages(struct bsim *s, uint32_t num_pages)
+{
+	memcpy(s->cfg + BALLOON_CFG_NUM_PAGES, &num_pages, 4);
+	config_changed(s);
+}
+
+void bsim_set_hint_cmd(struct bsim *s, uint32_t id)
+{
+	memcpy(s->cfg + BALLOON_CFG_HINT_CMD_ID, &id, 4);
+	config_changed(s);
+}
+
+void bsim_run_work(struct bsim *s)
+{
+	for (int i = 0; i < 64 && s->work_pending; i++) {
+		s->work_pending = false;
+		balloon_step(&s->b);
+	}
+}
+
+bool bsim_fire_timer(struct bsim *s, enum balloon_timer t)
+{
+	if (!s->timer_armed[t])
+		return false;
+	s->timer_armed[t] = false;
+	if (s->timer_due[t] > s->now_ns)
+		s->now_ns = s->timer_due[t];
+	balloon_timer_fired(&s->b, t);
+	return true;
+}
+
+void bsim_interrupt(struct bsim *s)
+{
+	balloon_queue_ready(&s->b);
+}
+
+/* ---------------------------------------------------------------- the device */
+
+static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped *p)
+{
+	const struct vsim_buf *bf = &p->buf;
+	if (bf->n_out != 1 || bf->n_in != 0 || bf->seg[0].len % 4 || bf->seg[0].len / 4 > s->b.p.batch_pages) {
+		fail(s, "%s buffer: %u readable, %u writable segments, %u bytes", role_names[q], bf->n_out, bf->n_in,
+		     bf->seg[0].len);
+		return false;
+	}
+	p->n = bf->seg[0].len / 4;
+	p->pfns = malloc(p->n * 4 + 1);
+	memcpy(p->pfns, phys_to_virt(bf->seg[0].addr), p->n * 4);
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint32_t f = p->pfns[i];
+		if (f >= s->c.frames || pfa_frame_state(&s->pfa, f) != PFA_BALLOONED || s->mapped[f]) {
+			fail(s, "%s buffer: frame %#x is not a ballooned, unmapped frame (state %d)", role_names[q], f,
+			     f < s->c.frames ? (int)pfa_frame_state(&s->pfa, f) : -1);
+			return false;
+		}
+		/* host_has: 0 no, 1 the host's, 2 in an inflate buffer, 3 in a deflate buffer */
+		uint8_t want = q == BALLOON_Q_INFLATE ? 0 : 1;
+		if (s->host_has[f] != want) {
+			fail(s, "%s buffer: frame %#x is %s", role_names[q], f,
+			     (const char *[]){ "not the host's", "already the host's", "already in an inflate buffer",
+					       "already in a deflate buffer" }[s->host_has[f]]);
+			return false;
+		}
+		s->host_has[f] = q == BALLOON_Q_INFLATE ? 2 : 3;
+	}
+	return true;
+}
+
+static bool check_blocks(struct bsim *s, enum balloon_queue q, const struct vsim_buf *bf, enum pfa_state st)
+{
+	for (unsigned i = bf->n_out; i < bf->n_out + bf->n_in; i++) {
+		uint64_t a = bf->seg[i].addr, len = bf->seg[i].len;
+		if (a % HUGE_PAGE_SIZE || len < HUGE_PAGE_SIZE || (len & (len - 1))) {
+			fail(s, "%s buffer: segment %#lx+%#lx is not a 2 MiB-aligned block", role_names[q],
+			     (unsigned long)a, (unsigned long)len);
+			return false;
+		}
+		for (uint64_t f = a >> PAGE_SHIFT; f < (a + len) >> PAGE_SHIFT; f++)
+			if (pfa_frame_state(&s->pfa, f) != st) {
+				fail(s, "%s buffer: frame %#lx is in state %d, not %d", role_names[q], (unsigned long)f,
+				     (int)pfa_frame_state(&s->pfa, f), (int)st);
+				return false;
+			}
+	}
+	return true;
+}
+
+bool bsim_take(struct bsim *s, enum balloon_queue q)
+{
+	if (!s->live[q] || s->n_popped[q] == BSIM_MAX_POPPED)
+		return false;
+	struct bsim_popped *p = &s->popped[q][s->n_popped[q]];
+	memset(p, 0, sizeof(*p));
+	int rc = vsim_pop(&s->dev[q], &p->buf);
+	if (rc == 0)
+		return false;
+	if (rc < 0) {
+		fail(s, "%s queue: the driver posted a malformed chain", role_names[q]);
+		return false;
+	}
+	s->n_popped[q]++;
+	const struct vsim_buf *bf = &p->buf;
+	switch (q) {
+	case BALLOON_Q_INFLATE:
+	case BALLOON_Q_DEFLATE:
+		check_pfns(s, q, p);
+		break;
+	case BALLOON_Q_STATS: {
+		const struct balloon_stat *st = phys_to_virt(bf->seg[0].addr);
+		if (bf->n_out != 1 || bf->n_in || bf->seg[0].len != BALLOON_STATS_TAGS * sizeof(*st))
+			fail(s, "stats buffer: %u+%u segments, %u bytes", bf->n_out, bf->n_in, bf->seg[0].len);
+		else
+			for (uint16_t t = 0; t < BALLOON_STATS_TAGS; t++)
+				if (st[t].tag != t)
+					fail(s, "stats buffer: entry %u has tag %u", t, st[t].tag);
+		break;
+	}
+	case BALLOON_Q_REPORT:
+		if (bf->n_out || !bf->n_in)
+			fail(s, "report buffer: %u readable, %u writable segments", bf->n_out, bf->n_in);
+		check_blocks(s, q, bf, PFA_ISOLATED);
+		break;
+	case BALLOON_Q_HINT:
+		if (bf->n_out == 1 && !bf->n_in) {
+			if (bf->seg[0].len != 4)
+				fail(s, "hint id buffer of %u bytes", bf->seg[0].len);
+			else
+				s->hint_ids[s->n_hint_ids++ % 8] = *(const uint32_t *)phys_to_virt(bf->seg[0].addr);
+		} else if (bf->n_out || !bf->n_in) {
+			fail(s, "hint buffer: %u readable, %u writable segments", bf->n_out, bf->n_in);
+		} else {
+			check_blocks(s, q, bf, PFA_USED);
+		}
+		break;
+	default:
+		break;
+	}
+	return true;
+}
+
+static void record_push(struct bsim *s, enum balloon_queue q, int64_t pages)
+{
+	if (q > BALLOON_Q_DEFLATE)
+		return;
+	if (s->n_pushes[q] == BSIM_MAX_PUSHES) {
+		fail(s, "harness: more than %u completions on one queue", BSIM_MAX_PUSHES);
+		return;
+	}
+	s->push_pages[q][s->n_pushes[q]++] = pages;
+}
+
+bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t len)
+{
+	if (!s->live[q] || !s->n_popped[q] || (q <= BALLOON_Q_DEFLATE && s->n_pushes[q] == BSIM_MAX_PUSHES))
+		return false;
+	k %= s->n_popped[q];
+	struct bsim_popped *p = &s->popped[q][k];
+	bool honest = len <= p->buf.in_len;
+	vsim_push(&s->dev[q], p->buf.head, len);
+	if (q <= BALLOON_Q_DEFLATE) {
+		if (honest) {
+			for (uint32_t i = 0; i < p->n; i++) {
+				uint8_t was = s->host_has[p->pfns[i]];
+				s->host_has[p->pfns[i]] = q == BALLOON_Q_INFLATE;
+				if (was == 2)
+					s->host_pages++;
+				else if (was == 3)
+					s->host_pages--;
+			}
+		} else {
+			s->lied[q] = true;
+		}
+		record_push(s, q, honest ? p->n : LIE);
+	} else if (!honest) {
+		s->lied[q] = true;
+	}
+	free(p->pfns);
+	s->popped[q][k] = s->popped[q][--s->n_popped[q]];
+	return true;
+}
+
+unsigned bsim_answer_all(struct bsim *s, enum balloon_queue q)
+{
+	unsigned n = 0;
+	while (bsim_take(s, q))
+		;
+	while (s->n_popped[q] && bsim_complete(s, q, 0, 0))
+		n++;
+	return n;
+}
+
+void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
+{
+	if (!s->live[q])
+		return;
+	struct vq *vq = &s->vq[q];
+	struct vsim *d = &s->dev[q];
+	s->lied[q] = true;
+	if (kind == 1 && s->n_popped[q]) {
+		unsigned k = arg % s->n_popped[q];
+		bsim_complete(s, q, k, s->popped[q][k].buf.in_len + 1 + arg % 4096);
+		return;
+	}
+	if (kind == 2) {
+		vsim_set_used_idx(d, (uint16_t)(d->used_idx + vq->in_flight + 1 + arg % 64));
+		return;
+	}
+	/* an id that is not a buffer in flight: out of range, or a free slot */
+	uint32_t id = vq->size + arg % 1000;
+	for (uint16_t i = 0; i < vq->size; i++) {
+		uint16_t c = (uint16_t)((arg + i) % vq->size);
+		if (!vq->shadow[c].token) {
+			id = c;
+			break;
+		}
+	}
+	vsim_push(d, id, 0);
+	if (q <= BALLOON_Q_DEFLATE)
+		record_push(s, q, LIE);
+}
+
+/* ---------------------------------------------------------------- the guest */
+
+int64_t bsim_alloc(struct bsim *s, unsigned order)
+{
+	return pfa_alloc_block(&s->pfa, order);
+}
+
+int bsim_free(struct bsim *s, uint64_t pfn, unsigned order)
+{
+	return pfa_free_block(&s->pfa, pfn, order, __func__);
+}
+
+/* ---------------------------------------------------------------- invariants */
+
+static int check_queue(struct bsim *s, enum balloon_queue q)
+{
+	const struct vq *vq = &s->vq[q];
+	unsigned out = 0, descs = 0;
+	for (uint16_t i = 0; i < vq->size; i++)
+		if (vq->shadow[i].token) {
+			out++;
+			descs += vq->shadow[i].ndesc;
+		}
+	if (out != vq->in_flight || descs + vq->num_free != vq->size) {
+		fail(s, "%s queue: %u buffers (%u descriptors) outstanding, in_flight %u, %u free of %u",
+		     role_names[q], out, descs, vq->in_flight, vq->num_free, vq->size);
+		return -1;
+	}
+	return 0;
+}
+
+int bsim_check(struct bsim *s)
+{
+	char why[256];
+	if (s->failure[0])
+		return -1;
+	if (pfa_check(&s->pfa, why, sizeof(why)) < 0) {
+		fail(s, "pfa_check: %s", why);
+		return -1;
+	}
+	if (balloon_check(&s->b, why, sizeof(why)) < 0) {
+		fail(s, "balloon_check: %s", why);
+		return -1;
+	}
+	uint64_t host = 0;
+	for (uint64_t f = 0; f < s->c.frames; f++) {
+		bool ballooned = pfa_frame_state(&s->pfa, f) == PFA_BALLOONED;
+		if (ballooned == s->mapped[f]) {
+			fail(s, "frame %#lx: %s but %s", (unsigned long)f, ballooned ? "ballooned" : "not ballooned",
+			     s->mapped[f] ? "mapped" : "unmapped");
+			return -1;
+		}
+		if (s->host_has[f] && !ballooned) {
+			fail(s, "frame %#lx: the host holds it (%u) but the guest has it back", (unsigned long)f,
+			     s->host_has[f]);
+			return -1;
+		}
+		host += s->host_has[f] == 1;
+	}
+	if (host != s->host_pages) {
+		fail(s, "harness: host holds %lu frames, counted %lu", (unsigned long)host, (unsigned long)s->host_pages);
+		return -1;
+	}
+	for (int q = 0; q < BALLOON_NQ; q++)
+		if (s->live[q] && check_queue(s, (enum balloon_queue)q) < 0)
+			return -1;
+	for (int t = 0; t < BALLOON_NT; t++)
+		if (s->timer_armed[t] != s->b.timer_armed[t]) {
+			fail(s, "timer %d: armed %d for the kernel, %d for the balloon", t, s->timer_armed[t],
+			     s->b.timer_armed[t]);
+			return -1;
+		}
+	if ((s->actual_writes ? s->actual : 0) != s->b.held) {
+		fail(s, "actual last written %u, the balloon holds %u", s->actual, s->b.held);
+		return -1;
+	}
+	bool poison = s->b.features & (1ULL << VIRTIO_BALLOON_F_PAGE_POISON);
+	if (poison ? s->poison_writes != 1 || s->poison_val != (uint32_t)(s->c.p.poison & 0xff) * 0x01010101u
+		   : s->poison_writes != 0) {
+		fail(s, "poison_val written %lu times, last %#x (poison %d, negotiated %d)",
+		     (unsigned long)s->poison_writes, s->poison_val, s->c.p.poison, poison);
+		return -1;
+	}
+	uint32_t num_pages;
+	memcpy(&num_pages, s->cfg, 4);
+	if (s->b.target != (num_pages < s->c.frames ? num_pages : s->c.frames)) {
+		fail(s, "target %u for num_pages %u over %lu frames", s->b.target, num_pages, (unsigned long)s->c.frames);
+		return -1;
+	}
+	return 0;
+}
