@@ -65,7 +65,8 @@ struct bsim {
 	bool lied[BALLOON_NQ];
 	/* inflate/deflate completions pushed, in used-ring order, and pages */
 	int64_t *push_pages[2];
-	unsigned n_pushes[2];
+	unsigned n_pushes[2], n_consumed[2];
+	int64_t consumed[2];   /* pages in the first n_consumed pushes */
 	uint8_t cfg[16];
 	bool work_pending, in_relax;
 	uint64_t timer_due[BALLOON_NT];
