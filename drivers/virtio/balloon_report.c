@@ -22,6 +22,15 @@
 #include "balloon_core.h"
 #include "kernel/addr.h"
 
+/* Blocks one buffer may carry on `vq`: a chain longer than the ring (no
+ * indirect tables) would never be taken, and the report or hint would be
+ * retried for ever. */
+static size_t max_blocks(const struct vq *vq)
+{
+	size_t n = vq->indirect ? vq->max_indirect : vq->size;
+	return n < BALLOON_MAX_REPORT_RUNS ? n : BALLOON_MAX_REPORT_RUNS;
+}
+
 /* ---------------------------------------------------------------- statistics */
 
 static void fill_stats(struct balloon *b)
@@ -102,7 +111,7 @@ void balloon_report_fired(struct balloon *b)
 	if (!b->has_report || b->report_busy || vq->broken ||
 	    (b->ops->device_failed && b->ops->device_failed(b->ctx)))
 		return;
-	b->report_n = pfa_report_take(b->pfa, PFA_HUGE_ORDER, b->report_runs, BALLOON_MAX_REPORT_RUNS);
+	b->report_n = pfa_report_take(b->pfa, PFA_HUGE_ORDER, b->report_runs, max_blocks(vq));
 	if (b->report_n == 0)
 		return;
 	struct vq_seg segs[BALLOON_MAX_REPORT_RUNS];
@@ -255,8 +264,8 @@ void balloon_hint_pump(struct balloon *b)
 		hint_start_round(b);
 	while (b->hint_running && b->hint_posted < b->hint_n) {
 		size_t n = b->hint_n - b->hint_posted;
-		if (n > BALLOON_MAX_REPORT_RUNS)
-			n = BALLOON_MAX_REPORT_RUNS;
+		if (n > max_blocks(vq))
+			n = max_blocks(vq);
 		struct vq_seg segs[BALLOON_MAX_REPORT_RUNS];
 		for (size_t i = 0; i < n; i++) {
 			struct pfa_run *r = &b->hint_blocks[b->hint_posted + i];

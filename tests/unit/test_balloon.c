@@ -450,6 +450,28 @@ static void hint_blocks_wait_for_the_device(void **state)
 	assert_int_equal(S.pfa.st.used, 0);
 }
 
+/* A report of 32 blocks on a queue of 4 descriptors without indirect
+ * tables was refused (-EINVAL), put back, and tried again for ever. */
+static void a_report_fits_a_small_queue(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.queue_size = 4;
+	c.indirect = false;
+	boot(&c);
+	assert_true(bsim_fire_timer(&S, BALLOON_T_REPORT));
+	ok();
+	assert_true(S.b.report_busy);
+	assert_int_equal(S.b.report_n, 4);
+	uint64_t pages = 0;
+	for (int i = 0; i < 4; i++)
+		pages += 1ULL << S.b.report_runs[i].order;
+	bsim_answer_all(&S, BALLOON_Q_REPORT);
+	bsim_interrupt(&S);
+	ok();
+	assert_int_equal(S.pfa.st.reported, pages);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +491,7 @@ int main(void)
 		cmocka_unit_test_teardown(stats_returned_at_once_is_answered_once, teardown),
 		cmocka_unit_test_teardown(the_hint_id_is_not_overwritten_by_stop, teardown),
 		cmocka_unit_test_teardown(hint_blocks_wait_for_the_device, teardown),
+		cmocka_unit_test_teardown(a_report_fits_a_small_queue, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
