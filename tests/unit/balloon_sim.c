@@ -194,8 +194,6 @@ int bsim_init(struct bsim *s, const struct bsim_config *c)
 	s->meta = malloc(meta);
 	s->mapped = malloc(c->frames);
 	s->host_has = calloc(c->frames, 1);
-	s->push_pages[0] = malloc(BSIM_MAX_PUSHES * sizeof(int64_t));
-	s->push_pages[1] = malloc(BSIM_MAX_PUSHES * sizeof(int64_t));
 	memset(s->mapped, 1, c->frames);
 	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
 		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
@@ -395,20 +393,30 @@ bool bsim_take(struct bsim *s, enum balloon_queue q)
 	return true;
 }
 
+/* Room to remember one more completion on q; false when the harness will
+ * not remember more (the device then stops answering). */
+static bool push_room(struct bsim *s, enum balloon_queue q)
+{
+	if (q > BALLOON_Q_DEFLATE || s->n_pushes[q] < s->cap_pushes[q])
+		return true;
+	unsigned cap = s->cap_pushes[q] ? 2 * s->cap_pushes[q] : 1024;
+	int64_t *n = cap <= BSIM_MAX_PUSHES ? realloc(s->push_pages[q], cap * sizeof(*n)) : NULL;
+	if (!n)
+		return false;
+	s->push_pages[q] = n;
+	s->cap_pushes[q] = cap;
+	return true;
+}
+
 static void record_push(struct bsim *s, enum balloon_queue q, int64_t pages)
 {
-	if (q > BALLOON_Q_DEFLATE)
-		return;
-	if (s->n_pushes[q] == BSIM_MAX_PUSHES) {
-		fail(s, "harness: more than %u completions on one queue", BSIM_MAX_PUSHES);
-		return;
-	}
-	s->push_pages[q][s->n_pushes[q]++] = pages;
+	if (q <= BALLOON_Q_DEFLATE)
+		s->push_pages[q][s->n_pushes[q]++] = pages;
 }
 
 bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t len)
 {
-	if (!s->live[q] || !s->n_popped[q] || (q <= BALLOON_Q_DEFLATE && s->n_pushes[q] == BSIM_MAX_PUSHES))
+	if (!s->live[q] || !s->n_popped[q] || !push_room(s, q))
 		return false;
 	k %= s->n_popped[q];
 	struct bsim_popped *p = &s->popped[q][k];
@@ -448,7 +456,7 @@ unsigned bsim_answer_all(struct bsim *s, enum balloon_queue q)
 
 void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 {
-	if (!s->live[q])
+	if (!s->live[q] || !push_room(s, q))
 		return;
 	struct vq *vq = &s->vq[q];
 	struct vsim *d = &s->dev[q];
@@ -472,8 +480,7 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		}
 	}
 	vsim_push(d, id, 0);
-	if (q <= BALLOON_Q_DEFLATE)
-		record_push(s, q, LIE);
+	record_push(s, q, LIE);
 }
 
 /* ---------------------------------------------------------------- the guest */

@@ -26,7 +26,7 @@
 #include "tests/unit/virtio_sim.h"
 
 #define BSIM_MAX_POPPED 128
-#define BSIM_MAX_PUSHES 8192
+#define BSIM_MAX_PUSHES (1u << 20) /* completions remembered per queue */
 
 struct bsim_popped {
 	struct vsim_buf buf;
@@ -65,7 +65,7 @@ struct bsim {
 	bool lied[BALLOON_NQ];
 	/* inflate/deflate completions pushed, in used-ring order, and pages */
 	int64_t *push_pages[2];
-	unsigned n_pushes[2], n_consumed[2];
+	unsigned n_pushes[2], cap_pushes[2], n_consumed[2];
 	int64_t consumed[2];   /* pages in the first n_consumed pushes */
 	uint8_t cfg[16];
 	bool work_pending, in_relax;
