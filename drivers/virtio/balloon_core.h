@@ -174,7 +174,7 @@ void balloon_timer_fired(struct balloon *b, enum balloon_timer t);
 uint64_t balloon_oom(void *b, uint64_t wanted);
 
 /*
- * Check the balloon's own invariants against the allocator: held and in-flight
+ * balloon_check.c: check the balloon's own invariants against the allocator: held and in-flight
  * counts match the run list and batches, every frame the balloon holds is
  * BALLOONED, the allocator's ballooned count is exactly the balloon's, report
  * and hint blocks are in the state they should be. 0, or -EFAULT with `why`.
@@ -196,6 +196,5 @@ void balloon_report_ready(struct balloon *b);
 void balloon_free_block_formed(void *b);
 void balloon_hint_command(struct balloon *b, uint32_t id);
 void balloon_hint_pump(struct balloon *b);
-int balloon_check_reports(const struct balloon *b, char *why, size_t why_len);
 
 #endif
