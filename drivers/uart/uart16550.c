@@ -72,8 +72,16 @@ void uart_write(const char *s, size_t n)
 		uart_putc(s[i]);
 }
 
+/*
+ * Called from the interrupt handler and from ordinary code (polling mode,
+ * and uart_enable_rx_irq draining what came before the route). Interrupts
+ * stay off while the ring moves: an interrupt between storing a byte and
+ * advancing rx_head would drain the UART into the same slots, and the
+ * interrupted store would then put rx_head back, losing what it took.
+ */
 bool uart_poll(void)
 {
+	bool was = irq_save();
 	bool got = false;
 	while (inb(COM1 + REG_LSR) & LSR_DATA_READY) {
 		unsigned next = (rx_head + 1) % RX_RING;
@@ -87,6 +95,7 @@ bool uart_poll(void)
 		rx_head = next;
 		got = true;
 	}
+	irq_restore(was);
 	return got;
 }
 
