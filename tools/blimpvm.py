@@ -139,18 +139,20 @@ class BlimpVM:
                 raw, pending = pending.split(b"\n", 1)
                 self._add_line(raw)
         if pending:
-            self._add_line(pending)
+            # Cut off when QEMU stopped (killed by close(), or it died): kept
+            # as a line, but not judged as an event the guest meant to send.
+            self._add_line(pending, complete=False)
         with self.cond:
             self.cond.notify_all()
 
-    def _add_line(self, raw):
+    def _add_line(self, raw, complete=True):
         # OVMF writes ANSI escapes and \r; the kernel writes \r\n.
         line = raw.decode("utf-8", "replace").replace("\r", "")
         now = time.monotonic()
         with self.cond:
             self.lines.append(line)
             try:
-                ev = parse_event(line)
+                ev = parse_event(line) if complete else None
             except EventFormatError as e:
                 self.bad_lines.append(str(e))
                 ev = None
