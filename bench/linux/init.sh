@@ -1,0 +1,97 @@
+#!/bin/sh
+# init.sh: /init of the Linux reference guest (run by busybox sh as PID 1).
+#
+# The benchmark (make bench) compares blimp's balloon with Linux's on the same
+# QEMU, driven by the same host code (tools/blimpvm.py). So this guest speaks
+# blimp's console protocol, the part the benchmark uses:
+#
+#   - event lines, one JSON object each, at the start of a line:
+#       @ev {"ev":"ready","t_ms":T,"boot":"linux","mem_usable":BYTES}
+#       @ev {"ev":"cmd","t_ms":T,"name":"touch","rc":STATUS}
+#       @ev {"ev":"cmd_error","t_ms":T,"name":"WORD"}
+#     t_ms is milliseconds since the kernel started (/proc/uptime); the host
+#     rejects any line starting with "@ev " that is not such an object.
+#   - commands, one a line on the console (ttyS0):
+#       touch N    run /touchmem N: map N MiB, write every page, unmap
+#       meminfo    print /proc/meminfo
+#       poweroff   power off at once (QEMU exits with status 0)
+#
+# Before "ready": mount proc, sysfs and devtmpfs; quieten the kernel so its
+# messages cannot land inside an event line; load the virtio modules the
+# balloon needs, in the order build_guest.py wrote to /lib/modules/load-order;
+# turn off the console's echo so what the host types does not come back.
+# Any step failing prints "init: ..." and powers off, so the host sees QEMU
+# exit with the reason on the serial log instead of waiting for "ready".
+
+PATH=/bin
+export PATH
+set -f    # command words are data: no pathname expansion of "*" and friends
+
+fail() {
+    echo "init: $*" >&2
+    poweroff -f
+    exit 1
+}
+
+# Milliseconds since boot. /proc/uptime reads "SECONDS.HUNDREDTHS IDLE".
+now_ms() {
+    read -r uptime_text idle_text < /proc/uptime
+    whole=${uptime_text%.*}
+    hundredths=${uptime_text#*.}
+    hundredths=${hundredths#0}    # "05" -> "5": a leading zero would mean octal
+    echo $((whole * 1000 + hundredths * 10))
+}
+
+# event NAME [',"field":value...']  -- one event line; the extra fields are JSON.
+event() {
+    echo "@ev {\"ev\":\"$1\",\"t_ms\":$(now_ms)$2}"
+}
+
+# A word typed by the host made safe inside a JSON string.
+json_word() {
+    printf '%s' "$1" | sed 's/[^A-Za-z0-9_.:+=-]/?/g'
+}
+
+mount -t proc proc /proc || fail "cannot mount /proc"
+# Only emergencies reach the console from now on (quiet already hides info).
+echo 1 > /proc/sys/kernel/printk || fail "cannot set the console log level"
+mount -t sysfs sysfs /sys || fail "cannot mount /sys"
+mount -t devtmpfs devtmpfs /dev || fail "cannot mount devtmpfs on /dev"
+
+while read -r module_file; do
+    [ -n "$module_file" ] || continue
+    insmod "/lib/modules/$module_file" || fail "insmod /lib/modules/$module_file failed"
+done < /lib/modules/load-order
+
+stty -echo || fail "cannot turn off the console echo (stty -echo)"
+
+mem_total_kib=$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo)
+[ -n "$mem_total_kib" ] || fail "no MemTotal in /proc/meminfo"
+event ready ",\"boot\":\"linux\",\"mem_usable\":$((mem_total_kib * 1024))"
+
+while read -r line; do
+    set -- $line
+    [ $# -gt 0 ] || continue
+    command_word=$1
+    shift
+    case "$command_word" in
+    touch)
+        /touchmem "$@"
+        event cmd ",\"name\":\"touch\",\"rc\":$?"
+        ;;
+    meminfo)
+        cat /proc/meminfo
+        event cmd ",\"name\":\"meminfo\",\"rc\":0"
+        ;;
+    poweroff)
+        poweroff -f
+        fail "poweroff -f returned"
+        ;;
+    *)
+        event cmd_error ",\"name\":\"$(json_word "$command_word")\""
+        ;;
+    esac
+done
+
+# The console closed (the host went away): nothing more will come.
+poweroff -f

@@ -1,0 +1,85 @@
+"""The Linux reference guest of the benchmark (bench/linux): it builds from
+Debian's packages, boots under QEMU, speaks blimp's event lines, touches
+memory on command, and its virtio-balloon driver follows QMP targets both ways.
+
+`make bench` compares blimp with this guest; these tests make sure the
+comparison has a working opponent. The build is skipped (not failed) only
+when apt-get cannot download the packages (build_guest.py exits 3).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")
+OUT = os.path.join(ROOT, "build", "bench", "linux")
+EXIT_DOWNLOAD_FAILED = 3   # build_guest.py: a package could not be downloaded
+
+MIB = 1 << 20
+RAM_MIB = 512
+
+
+def run_build_guest():
+    return subprocess.run([sys.executable, BUILD_GUEST, "--out", OUT], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def linux_guest():
+    """guest.json of a freshly built (or up to date) Linux guest."""
+    done = run_build_guest()
+    if done.returncode == EXIT_DOWNLOAD_FAILED:
+        pytest.skip(f"Debian's packages cannot be downloaded here:\n{done.stdout}")
+    if done.returncode != 0:
+        pytest.fail(f"build_guest.py failed with status {done.returncode}:\n{done.stdout}")
+    with open(os.path.join(OUT, "guest.json")) as f:
+        return json.load(f)
+
+
+def wait_actual(vm, want_bytes, timeout=60):
+    """Poll query-balloon until the guest reports `actual` == want_bytes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        actual = vm.qmp.execute("query-balloon")["actual"]
+        if actual == want_bytes:
+            return
+        if time.monotonic() > deadline:
+            vm.fail(f"query-balloon actual {actual} never reached {want_bytes}")
+        time.sleep(0.05)
+
+
+def test_second_build_is_up_to_date(linux_guest):
+    done = run_build_guest()
+    assert done.returncode == 0, done.stdout
+    assert "up to date" in done.stdout, done.stdout
+    for key in ("kernel", "initrd", "append", "kernel_version", "packages", "modules"):
+        assert key in linux_guest, f"guest.json has no {key!r}"
+    assert "virtio_balloon" in linux_guest["modules"] + linux_guest["builtin"]
+
+
+def test_linux_boots_touches_memory_and_balloons(linux_guest, boot):
+    vm = boot(kernel=linux_guest["kernel"], append=linux_guest["append"],
+              extra_args=["-initrd", linux_guest["initrd"]], mem=f"{RAM_MIB}M",
+              devices=["virtio-balloon-pci,id=bal0"])
+    ready = vm.wait_event("ready", timeout=90)
+    assert ready["boot"] == "linux"
+    assert 0 < ready["mem_usable"] <= RAM_MIB * MIB
+
+    ev, out = vm.shell("touch 64", timeout=60)
+    assert ev["rc"] == 0
+    assert any("touched and freed 64 MiB" in line for line in out), out
+    _, out = vm.shell("meminfo")
+    assert any(line.startswith("MemFree:") for line in out), out
+    ev, _ = vm.shell('nosuch"command', expect_rc=None)
+    assert ev["ev"] == "cmd_error" and ev["name"] == "nosuch?command"
+
+    vm.qmp.execute("balloon", value=(RAM_MIB - 128) * MIB)
+    wait_actual(vm, (RAM_MIB - 128) * MIB)
+    vm.qmp.execute("balloon", value=RAM_MIB * MIB)
+    wait_actual(vm, RAM_MIB * MIB)
+
+    assert vm.poweroff() == 0    # poweroff -f: ACPI power off, QEMU exits 0
