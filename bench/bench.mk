@@ -1,6 +1,10 @@
-# bench/: benchmarks, printed side by side with their baselines.
-#   make bench    every benchmark below (more land with the balloon driver)
+# bench/: blimp against a Linux guest on the same QEMU, and against the host's limit.
+#   make bench         the full table (median of BENCH_RUNS runs; about half an hour)
+#   make bench-quick   one run, small sizes: the harness end to end (make test runs it)
+# The Linux guest is built from Debian's packages by bench/linux/build_guest.py.
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I.
+BENCH_RUNS ?= 5
+BENCH_ARGS ?=
 
 $(BUILD)/bench/pfa_bench: bench/pfa_bench.c kernel/pfa.c kernel/pfa_check.c kernel/pfa.h | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
@@ -10,10 +14,19 @@ $(BUILD)/bench/host_limit: bench/host_limit.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $<
 
-bench: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit all
-	@echo "== page-frame allocator (host build, 8 GiB of frames; median of 5)"
-	$(Q)$(BUILD)/bench/pfa_bench | tee $(BUILD)/bench/pfa.json
-	@echo "== host discard ceilings (1.5 GiB, 5 runs alternated; MiB/s)"
-	$(Q)$(BUILD)/bench/host_limit 1536 5 | tee $(BUILD)/bench/host_limit.json
-	@echo "== balloon under QEMU (PVH, q35, 2 GiB; 1.5 GiB moved; median of 5)"
-	$(Q)$(PYTHON) bench/balloon_bench.py --runs 5 --json $(BUILD)/bench/balloon.json
+# Always run: the script itself decides from its stamp whether to rebuild.
+bench-linux: $(BUILD)/.deps
+	$(Q)$(PYTHON) bench/linux/build_guest.py --out $(BUILD)/bench/linux
+
+BENCH_DEPS := $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit all bench-linux
+
+bench: $(BENCH_DEPS)
+	$(Q)$(PYTHON) bench/bench.py --runs $(BENCH_RUNS) --out $(BUILD)/bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_DEPS)
+	$(Q)$(PYTHON) bench/bench.py --quick --out $(BUILD)/bench/quick $(BENCH_ARGS)
+
+.PHONY: bench bench-quick bench-linux
+
+# make test runs the quick bench (tests/qemu/test_bench.py): it needs these too.
+qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit bench-linux

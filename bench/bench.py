@@ -1,0 +1,278 @@
+"""bench: blimp against a Linux guest on the same QEMU, and against the host's limit.
+
+Run by `make bench` (after bench/linux/build_guest.py has built the Linux
+guest from Debian's packages). Every figure is measured here, in this run,
+on this machine; nothing is assumed or kept from elsewhere.
+
+Method (issue 8):
+  - each guest figure is the median of --runs runs, with min and max;
+  - the guests are alternated within each run (blimp, Linux, Linux with
+    init_on_alloc=0, blimp, ...), so a slow phase of the host (a VM itself,
+    whose discards slow down several-fold at times) hits all of them;
+  - an inflate or deflate is timed from QMP `balloon` to `query-balloon`
+    showing the target (BALLOON_CHANGE events are rate-limited to 1/s);
+  - during each balloon step the trace points virtio_queue_notify and
+    virtio_notify are on (QMP trace-event-set-state, log in a file): from a
+    kick to the device's last completion before the next kick, the vCPU
+    thread is doing QEMU's work (under TCG guest and host never overlap on
+    one vCPU); the rest of the step is the guest's share;
+  - QEMU's RSS is read from /proc before and after, and sampled during the
+    inflate and reporting steps for the plot.
+
+    /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
+        [--report-mib 1024] [--ram-mib 2048] [--out build/bench] [--quick]
+
+--quick (used by make test): one run, small sizes, UEFI boot skipped; the
+same code paths, no figure asserted.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guests import ROOT, Blimp, Linux  # noqa: E402
+import report  # noqa: E402
+
+MIB = 1 << 20
+TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
+
+
+# ------------------------------------------------------------------ tracing
+def trace(vm, on):
+    for name in TRACE_POINTS:
+        vm.qmp.execute("trace-event-set-state", name=name, enable=on)
+
+
+TRACE_LINE = re.compile(r"^\d+@(\d+\.\d+):(virtio_queue_notify|virtio_notify) (.*)$")
+
+
+def host_share_s(trace_log, start_offset):
+    """Seconds the vCPU thread spent in QEMU's queue handling since start_offset
+    of the trace log: from each kick to the last completion before the next."""
+    with open(trace_log, "rb") as f:
+        f.seek(start_offset)
+        text = f.read().decode("utf-8", "replace")
+    host = 0.0
+    kick = last_done = None
+    for line in text.splitlines():
+        m = TRACE_LINE.match(line)
+        if not m:
+            continue
+        t = float(m.group(1))
+        if m.group(2) == "virtio_queue_notify":
+            if kick is not None and last_done is not None:
+                host += last_done - kick
+            kick, last_done = t, None
+        elif kick is not None:
+            last_done = t
+    if kick is not None and last_done is not None:
+        host += last_done - kick
+    return host
+
+
+def trace_offset(trace_log):
+    return os.path.getsize(trace_log) if os.path.exists(trace_log) else 0
+
+
+# ------------------------------------------------------------------ steps
+def wait_actual(vm, want, samples, t0, timeout=900):
+    """Poll query-balloon until `actual` is `want`; sample QEMU's RSS on the way."""
+    deadline = time.monotonic() + timeout
+    last_sample = 0.0
+    while True:
+        actual = vm.qmp.execute("query-balloon")["actual"]
+        now = time.monotonic()
+        if now - last_sample > 0.05:
+            samples.append((round(now - t0, 3), vm.rss() >> 20))
+            last_sample = now
+        if actual == want:
+            return now
+        if now > deadline:
+            raise RuntimeError(f"{vm.name}: balloon actual {actual >> 20} MiB, "
+                               f"never reached {want >> 20} MiB in {timeout}s")
+        time.sleep(0.002)
+
+
+def balloon_step(vm, target_bytes, trace_log):
+    """One timed balloon step: seconds, host share, RSS after, RSS samples."""
+    samples = []
+    off = trace_offset(trace_log)
+    trace(vm, True)
+    t0 = time.monotonic()
+    vm.qmp.execute("balloon", value=target_bytes)
+    t1 = wait_actual(vm, target_bytes, samples, t0)
+    trace(vm, False)
+    vm.qmp.execute("query-status")  # the log holds everything up to here
+    return {"s": t1 - t0, "host_s": host_share_s(trace_log, off), "rss_after_mib": vm.rss() >> 20,
+            "rss_samples": samples}
+
+
+def run_boot(guest, ram_mib, timeout):
+    with guest.vm(ram_mib, reporting=False) as vm:
+        ready = vm.wait_event("ready", timeout=timeout)
+        return ready["_host_time"]
+
+
+def run_inflate_deflate(guest, ram_mib, size_mib, tmp, reporting=False):
+    """Touch and free size_mib, inflate by it, deflate back. With reporting on,
+    wait first until reporting has returned the freed memory to the host."""
+    trace_log = os.path.join(tmp, f"trace-{guest.name}-{os.getpid()}-{time.monotonic_ns()}.log")
+    with guest.vm(ram_mib, reporting=reporting, trace_log=trace_log) as vm:
+        vm.wait_event("ready", timeout=600)
+        guest.touch_and_free(vm, size_mib)
+        if reporting:
+            wait_rss_below(vm, vm.rss() - 0.8 * size_mib * MIB, [], time.monotonic(), 120)
+        rss0 = vm.rss() >> 20
+        inflate = balloon_step(vm, (ram_mib - size_mib) * MIB, trace_log)
+        deflate = balloon_step(vm, ram_mib * MIB, trace_log)
+    os.unlink(trace_log)
+    return {"rss_before_mib": rss0, "inflate": inflate, "deflate": deflate}
+
+
+def wait_rss_below(vm, goal_bytes, samples, t0, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        rss = vm.rss()
+        now = time.monotonic()
+        samples.append((round(now - t0, 3), rss >> 20))
+        if rss <= goal_bytes:
+            return now
+        if now > deadline:
+            raise RuntimeError(f"{vm.name}: QEMU's RSS {rss >> 20} MiB never fell to "
+                               f"{int(goal_bytes) >> 20} MiB in {timeout}s")
+        time.sleep(0.01)
+
+
+def run_reporting(guest, ram_mib, size_mib):
+    """Touch size_mib, free it, time until QEMU's RSS has fallen by 80 % of it.
+    blimp: from sending `free all`; Linux: from the end of the touching
+    process (its exit frees the memory)."""
+    with guest.vm(ram_mib, reporting=True) as vm:
+        vm.wait_event("ready", timeout=600)
+        if isinstance(guest, Blimp):
+            free = guest.touch(vm, size_mib)
+            touched = vm.rss()
+            t0 = time.monotonic()
+            free()
+        else:
+            guest.touch_and_free(vm, size_mib)
+            t0 = time.monotonic()
+            touched = vm.rss()
+        samples = []
+        t1 = wait_rss_below(vm, touched - 0.8 * size_mib * MIB, samples, t0, 300)
+        return {"s": t1 - t0, "touched_rss_mib": touched >> 20, "rss_samples": samples}
+
+
+def run_idle(guest, ram_mib):
+    with guest.vm(ram_mib, reporting=False) as vm:
+        vm.wait_event("ready", timeout=600)
+        return guest.idle_used_bytes(vm)
+
+
+# ------------------------------------------------------------------ host programs
+def host_limit(size_mib, runs):
+    exe = os.path.join(ROOT, "build", "bench", "host_limit")
+    out = subprocess.run([exe, str(size_mib), str(runs)], check=True, capture_output=True, text=True)
+    return {o["what"]: o["mib_per_s"] for o in map(json.loads, out.stdout.splitlines())}
+
+
+def pfa_bench():
+    exe = os.path.join(ROOT, "build", "bench", "pfa_bench")
+    out = subprocess.run([exe], check=True, capture_output=True, text=True)
+    return {o["what"]: o for o in map(json.loads, out.stdout.splitlines())}
+
+
+def image_bytes():
+    """blimp's kernel image: the ELF file and what it occupies once loaded."""
+    path = os.path.join(ROOT, "build", "blimp.elf")
+    out = subprocess.run(["readelf", "-lW", path], check=True, capture_output=True, text=True).stdout
+    loaded = 0
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            loaded += int(f[5], 16)   # MemSiz
+    return {"file": os.path.getsize(path), "loaded": loaded}
+
+
+# ------------------------------------------------------------------ main
+def machine_description():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                          text=True).stdout.splitlines()[0]
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(),
+            "kernel": platform.release(), "qemu": qemu, "accel": "tcg",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--size-mib", type=int, default=1536)
+    ap.add_argument("--report-mib", type=int, default=1024)
+    ap.add_argument("--ram-mib", type=int, default=2048)
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
+    ap.add_argument("--quick", action="store_true", help="one run, small sizes (make test)")
+    args = ap.parse_args()
+    if args.quick:
+        args.runs, args.size_mib, args.report_mib, args.ram_mib = 1, 128, 128, 512
+    if args.runs < 1 or not 0 < args.size_mib < args.ram_mib or not 0 < args.report_mib < args.ram_mib:
+        ap.error("need runs >= 1 and 0 < size, report size < RAM")
+    os.makedirs(args.out, exist_ok=True)
+
+    blimp, blimp_uefi = Blimp("pvh"), Blimp("uefi")
+    linux, linux_nozero = Linux(), Linux(init_on_alloc=0)
+    balloon_guests = [blimp, linux, linux_nozero]
+    raw = {"machine": machine_description(), "args": vars(args), "runs": []}
+    boot_timeout = 600
+
+    print(f"== host limits ({args.size_mib} MiB, {args.runs} runs)", flush=True)
+    raw["host_limit"] = host_limit(args.size_mib, args.runs)
+    print(json.dumps(raw["host_limit"]), flush=True)
+    print("== allocator (host build)", flush=True)
+    raw["pfa"] = pfa_bench()
+    raw["image"] = image_bytes()
+
+    for r in range(args.runs):
+        run = {"boot_s": {}, "balloon": {}, "reporting_inflate": {}, "reporting": {}, "idle_bytes": {}}
+        boot_guests = [blimp, linux] + ([] if args.quick else [blimp_uefi])
+        for g in boot_guests:
+            run["boot_s"][g.name] = run_boot(g, args.ram_mib, boot_timeout)
+        for g in balloon_guests:
+            run["balloon"][g.name] = run_inflate_deflate(g, args.ram_mib, args.size_mib, args.out)
+        for g in (blimp, linux):
+            run["reporting_inflate"][g.name] = run_inflate_deflate(g, args.ram_mib, args.size_mib,
+                                                                   args.out, reporting=True)
+        for g in (blimp, linux):
+            run["reporting"][g.name] = run_reporting(g, args.ram_mib, args.report_mib)
+        for g in (blimp, linux):
+            run["idle_bytes"][g.name] = run_idle(g, args.ram_mib)
+        raw["runs"].append(run)
+        print(f"== run {r + 1}/{args.runs}: " + report.run_line(run, args.size_mib), flush=True)
+
+    table = report.build_table(raw)
+    raw["table"] = table
+    text = report.format_table(raw)
+    print(text)
+    json_path = os.path.join(args.out, "bench.json")
+    with open(json_path, "w") as f:
+        json.dump(raw, f, indent=1)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(report.format_markdown(raw))
+    svg = os.path.join(args.out, "rss.svg")
+    report.write_plot(raw, svg)
+    print(f"figures: {json_path}; table: {os.path.join(args.out, 'table.md')}; plot: {svg}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""guests: the guests the bench compares, booted the same way on the same QEMU.
+
+Each guest knows how to boot with a given memory size and balloon device,
+and how to touch and free memory inside itself. blimp does it with its shell
+(`alloc`, `free all`); the Linux guest (bench/linux, Debian's cloud kernel
+and busybox) with its init's `touch N`, a process that touches N MiB and
+exits. Both speak the same event lines, so tools/blimpvm.py drives both.
+"""
+import json
+import os
+import sys
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from blimpvm import BlimpVM  # noqa: E402
+
+BALLOON = "virtio-balloon-pci,id=bal0"
+LINUX_GUEST_JSON = os.path.join(ROOT, "build", "bench", "linux", "guest.json")
+
+
+def balloon_device(reporting):
+    return BALLOON + (",free-page-reporting=on" if reporting else "")
+
+
+class Guest:
+    """One guest kind. `name` is what the table calls it."""
+    name = "?"
+    family = "?"          # "blimp" or "linux": the table's two columns
+
+    def vm(self, mem_mib, reporting, trace_log=None):
+        raise NotImplementedError
+
+    def touch_and_free(self, vm, mib):
+        raise NotImplementedError
+
+    def touch(self, vm, mib):
+        """Touch mib MiB and keep it; returns a function that frees it."""
+        raise NotImplementedError
+
+
+def _trace_args(trace_log):
+    # Trace points go to a file, with wall-clock stamps, and stay off until
+    # the bench turns some on over QMP for one step.
+    return ["-msg", "timestamp=on", "-D", trace_log] if trace_log else []
+
+
+class Blimp(Guest):
+    family = "blimp"
+
+    def __init__(self, boot="pvh"):
+        self.boot = boot
+        self.name = f"blimp-{boot}"
+
+    def vm(self, mem_mib, reporting, trace_log=None):
+        return BlimpVM(mem=f"{mem_mib}M", boot=self.boot, devices=[balloon_device(reporting)],
+                       append="" if reporting else "balloon.no_reporting",
+                       extra_args=_trace_args(trace_log), name=self.name)
+
+    def touch_and_free(self, vm, mib):
+        self.touch(vm, mib)()
+
+    def touch(self, vm, mib):
+        vm.shell(f"alloc {mib}M", timeout=900)
+        return lambda: vm.shell("free all", timeout=900)
+
+    def idle_used_bytes(self, vm):
+        """Guest memory blimp itself holds at idle: usable RAM not free in the allocator."""
+        ready = [e for e in vm.events if e["ev"] == "ready"][0]
+        ev, _ = vm.shell("pfa")
+        pfa = [e for e in vm.events if e["ev"] == "pfa"][-1]
+        return ready["mem_usable"] - pfa["free"] * 4096
+
+
+class Linux(Guest):
+    family = "linux"
+
+    def __init__(self, init_on_alloc=None):
+        self.init_on_alloc = init_on_alloc
+        self.name = "linux" if init_on_alloc is None else f"linux-init_on_alloc={init_on_alloc}"
+        with open(LINUX_GUEST_JSON) as f:
+            self.info = json.load(f)
+
+    def vm(self, mem_mib, reporting, trace_log=None):
+        append = self.info["append"]
+        if self.init_on_alloc is not None:
+            append += f" init_on_alloc={self.init_on_alloc}"
+        return BlimpVM(mem=f"{mem_mib}M", kernel=self.info["kernel"], append=append,
+                       devices=[balloon_device(reporting)],
+                       extra_args=["-initrd", self.info["initrd"]] + _trace_args(trace_log),
+                       name=self.name)
+
+    def touch_and_free(self, vm, mib):
+        vm.shell(f"touch {mib}", timeout=900)
+
+    def idle_used_bytes(self, vm):
+        ready = [e for e in vm.events if e["ev"] == "ready"][0]
+        _, out = vm.shell("meminfo")
+        free = [int(line.split()[1]) * 1024 for line in out if line.startswith("MemFree:")][0]
+        return ready["mem_usable"] - free

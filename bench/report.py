@@ -1,0 +1,188 @@
+"""report: bench.py's raw figures turned into the table, its Markdown form and a plot.
+
+Every cell is median (min-max) over the runs of this bench. "ratio" is how
+many times better blimp is than Linux (speed / speed, or time / time the
+other way round), so above 1 is blimp ahead; "% of limit" is blimp's median
+against the host's median ceiling for the same work.
+"""
+import statistics
+
+MIB = 1 << 20
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def _per_run(raw, fn):
+    out = []
+    for run in raw["runs"]:
+        try:
+            out.append(fn(run))
+        except KeyError:
+            pass
+    return stats(out)
+
+
+def build_table(raw):
+    size = raw["args"]["size_mib"]
+    rep = raw["args"]["report_mib"]
+    lim = {k: stats(v) for k, v in raw["host_limit"].items()}
+    rows = []
+
+    def row(figure, unit, blimp, linux, better, limit=None, note=""):
+        ratio = None
+        if better != "none" and blimp and linux and blimp["median"] and linux["median"]:
+            ratio = (blimp["median"] / linux["median"] if better == "higher"
+                     else linux["median"] / blimp["median"])
+        pct = 100 * blimp["median"] / limit["median"] if blimp and limit else None
+        rows.append({"figure": figure, "unit": unit, "blimp": blimp, "linux": linux,
+                     "ratio": ratio, "limit": limit, "pct_of_limit": pct, "note": note})
+
+    boot = lambda name: _per_run(raw, lambda r: r["boot_s"][name] * 1000)  # noqa: E731
+    row("boot to ready, PVH", "ms", boot("blimp-pvh"), boot("linux"), "lower",
+        note="Linux: bzImage + initramfs to its shell")
+    if any("blimp-uefi" in r["boot_s"] for r in raw["runs"]):
+        row("boot to ready, UEFI (OVMF)", "ms", boot("blimp-uefi"), boot("linux"), "lower")
+
+    def speed(kind, name, step):
+        return _per_run(raw, lambda r: size / r[kind][name][step]["s"])
+
+    def host_pct(kind, name, step):
+        return _per_run(raw, lambda r: 100 * r[kind][name][step]["host_s"] / r[kind][name][step]["s"])
+
+    for step, limit_key, what in (("inflate", "dontneed_4k_touched", "DONTNEED 4 KiB"),
+                                  ("deflate", "willneed_4k_absent", "WILLNEED 4 KiB")):
+        row(f"{step} {size} MiB vs Linux as shipped", "MiB/s", speed("balloon", "blimp-pvh", step),
+            speed("balloon", "linux", step), "higher", lim[limit_key], f"limit: {what}")
+        row(f"{step} {size} MiB vs Linux init_on_alloc=0", "MiB/s",
+            speed("balloon", "blimp-pvh", step), speed("balloon", "linux-init_on_alloc=0", step),
+            "higher", lim[limit_key], f"limit: {what}")
+        row(f"{step}: QEMU's share of the time", "%", host_pct("balloon", "blimp-pvh", step),
+            host_pct("balloon", "linux", step), "none",
+            note="kick to last completion, traced; the rest is the guest's")
+    row(f"inflate {size} MiB, reporting on (already reported)", "MiB/s",
+        speed("reporting_inflate", "blimp-pvh", "inflate"),
+        speed("reporting_inflate", "linux", "inflate"), "higher", lim["dontneed_4k_touched"],
+        "limit: DONTNEED 4 KiB over touched memory")
+    row(f"reporting: 80 % of {rep} MiB back to the host", "s",
+        _per_run(raw, lambda r: r["reporting"]["blimp-pvh"]["s"]),
+        _per_run(raw, lambda r: r["reporting"]["linux"]["s"]), "lower")
+    row(f"QEMU RSS after inflating {size} MiB", "MiB",
+        _per_run(raw, lambda r: r["balloon"]["blimp-pvh"]["inflate"]["rss_after_mib"]),
+        _per_run(raw, lambda r: r["balloon"]["linux"]["inflate"]["rss_after_mib"]), "lower")
+    row("guest memory in use at idle", "MiB",
+        _per_run(raw, lambda r: r["idle_bytes"]["blimp-pvh"] / MIB),
+        _per_run(raw, lambda r: r["idle_bytes"]["linux"] / MIB), "lower",
+        note="blimp: usable - allocator free; Linux: MemTotal - MemFree")
+    pfa = raw["pfa"]
+    for key, label in (("alloc_free_4k", "allocator: alloc+free 4 KiB"),
+                       ("alloc_free_2m", "allocator: alloc+free 2 MiB")):
+        p = pfa[key]
+        row(label, "M pairs/s", {"median": p["median"] / 1e6, "min": p["min"] / 1e6,
+                                 "max": p["max"] / 1e6, "n": 5}, None, "none", note="host build")
+    meta = pfa["metadata"]
+    one = lambda v: {"median": v, "min": v, "max": v, "n": 1}  # noqa: E731
+    row("allocator metadata", "% of RAM", one(meta["percent_of_ram"]), None, "none",
+        note=f"{meta['bytes_per_frame']:.3f} bytes per 4 KiB frame")
+    row("kernel image (loaded)", "KiB", one(raw["image"]["loaded"] / 1024), None, "none",
+        note=f"ELF file {raw['image']['file'] // 1024} KiB")
+    return rows
+
+
+def _cell(s, digits=None):
+    if s is None:
+        return "-"
+    m = s["median"]
+    d = digits if digits is not None else (0 if abs(m) >= 100 else 1 if abs(m) >= 10 else 2 if abs(m) >= 1 else 3)
+    if s.get("n", 1) > 1 and s["min"] != s["max"]:
+        return f"{m:.{d}f} ({s['min']:.{d}f}-{s['max']:.{d}f})"
+    return f"{m:.{d}f}"
+
+
+def _cells(r):
+    return [f"{r['figure']} [{r['unit']}]", _cell(r["blimp"]), _cell(r["linux"]),
+            f"{r['ratio']:.2f}x" if r["ratio"] else "-", _cell(r["limit"]),
+            f"{r['pct_of_limit']:.0f} %" if r["pct_of_limit"] is not None else "-", r["note"]]
+
+
+HEAD = ["figure", "blimp", "Linux", "ratio", "host limit", "% of limit", "note"]
+
+
+def _header(raw):
+    m = raw["machine"]
+    a = raw["args"]
+    return (f"{m['date']} on {m['host']}: {m['cpus']} x {m['cpu']}, host kernel {m['kernel']}, "
+            f"{m['qemu']}, {m['accel'].upper()}; guests {a['ram_mib']} MiB, 1 vCPU, q35; "
+            f"{a['runs']} run(s), median (min-max). One run of one machine: the figures are this "
+            f"machine's, measured in this run.")
+
+
+def format_table(raw):
+    rows = [HEAD] + [_cells(r) for r in raw["table"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
+    lines = [_header(raw), ""]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_markdown(raw):
+    lines = [_header(raw), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    for r in raw["table"]:
+        lines.append("| " + " | ".join(_cells(r)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_line(run, size):
+    parts = []
+    for name, b in run["balloon"].items():
+        parts.append(f"{name} inflate {size / b['inflate']['s']:.0f} MiB/s "
+                     f"deflate {size / b['deflate']['s']:.0f} MiB/s")
+    for name, rp in run["reporting"].items():
+        parts.append(f"{name} reporting 80 % in {rp['s']:.1f} s")
+    return "; ".join(parts)
+
+
+COLORS = {"blimp-pvh": "#1f77b4", "linux": "#d62728", "linux-init_on_alloc=0": "#ff7f0e"}
+
+
+def _panel(x0, y0, w, h, title, series):
+    """One plot panel: RSS (MiB) over seconds, a polyline per guest."""
+    pts = [p for _, s in series for p in s]
+    if not pts:
+        return ""
+    tmax = max(p[0] for p in pts) or 1
+    rmax = max(p[1] for p in pts) or 1
+    out = [f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#888"/>',
+           f'<text x="{x0}" y="{y0 - 6}" font-size="13">{title}</text>',
+           f'<text x="{x0}" y="{y0 + h + 16}" font-size="11">0 s</text>',
+           f'<text x="{x0 + w - 50}" y="{y0 + h + 16}" font-size="11">{tmax:.1f} s</text>',
+           f'<text x="{x0 + 4}" y="{y0 + 14}" font-size="11">{rmax} MiB RSS</text>']
+    for i, (name, s) in enumerate(series):
+        if not s:
+            continue
+        poly = " ".join(f"{x0 + w * t / tmax:.1f},{y0 + h - h * r / rmax:.1f}" for t, r in s)
+        color = COLORS.get(name, "#333")
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{poly}"/>')
+        out.append(f'<text x="{x0 + w - 170}" y="{y0 + 16 + 14 * i}" font-size="11" '
+                   f'fill="{color}">{name}</text>')
+    return "\n".join(out)
+
+
+def write_plot(raw, path):
+    """RSS over time in the first run: the inflate of each guest, and reporting."""
+    run = raw["runs"][0]
+    inflate = [(n, b["inflate"]["rss_samples"]) for n, b in run["balloon"].items()]
+    reporting = [(n, r["rss_samples"]) for n, r in run["reporting"].items()]
+    body = _panel(50, 40, 600, 260, "QEMU RSS during the inflate (run 1)", inflate) + "\n" + \
+        _panel(50, 380, 600, 260, "QEMU RSS after the free, reporting on (run 1)", reporting)
+    with open(path, "w") as f:
+        f.write('<svg xmlns="http://www.w3.org/2000/svg" width="700" height="680" '
+                'font-family="sans-serif">\n' + body + "\n</svg>\n")
