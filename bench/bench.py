@@ -269,9 +269,9 @@ def main():
         json.dump(raw, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(report.format_markdown(raw))
-    svg = os.path.join(args.out, "rss.svg")
-    report.write_plot(raw, svg)
-    print(f"figures: {json_path}; table: {os.path.join(args.out, 'table.md')}; plot: {svg}")
+    plot = os.path.join(args.out, "rss.png")
+    report.write_plot(raw, plot)
+    print(f"figures: {json_path}; table: {os.path.join(args.out, 'table.md')}; plot: {plot}")
 
 
 if __name__ == "__main__":

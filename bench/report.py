@@ -150,39 +150,24 @@ def run_line(run, size):
     return "; ".join(parts)
 
 
-COLORS = {"blimp-pvh": "#1f77b4", "linux": "#d62728", "linux-init_on_alloc=0": "#ff7f0e"}
-
-
-def _panel(x0, y0, w, h, title, series):
-    """One plot panel: RSS (MiB) over seconds, a polyline per guest."""
-    pts = [p for _, s in series for p in s]
-    if not pts:
-        return ""
-    tmax = max(p[0] for p in pts) or 1
-    rmax = max(p[1] for p in pts) or 1
-    out = [f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#888"/>',
-           f'<text x="{x0}" y="{y0 - 6}" font-size="13">{title}</text>',
-           f'<text x="{x0}" y="{y0 + h + 16}" font-size="11">0 s</text>',
-           f'<text x="{x0 + w - 50}" y="{y0 + h + 16}" font-size="11">{tmax:.1f} s</text>',
-           f'<text x="{x0 + 4}" y="{y0 + 14}" font-size="11">{rmax} MiB RSS</text>']
-    for i, (name, s) in enumerate(series):
-        if not s:
-            continue
-        poly = " ".join(f"{x0 + w * t / tmax:.1f},{y0 + h - h * r / rmax:.1f}" for t, r in s)
-        color = COLORS.get(name, "#333")
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{poly}"/>')
-        out.append(f'<text x="{x0 + w - 170}" y="{y0 + 16 + 14 * i}" font-size="11" '
-                   f'fill="{color}">{name}</text>')
-    return "\n".join(out)
-
-
 def write_plot(raw, path):
-    """RSS over time in the first run: the inflate of each guest, and reporting."""
+    """RSS over time in the first run: each guest's inflate, and reporting (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     run = raw["runs"][0]
-    inflate = [(n, b["inflate"]["rss_samples"]) for n, b in run["balloon"].items()]
-    reporting = [(n, r["rss_samples"]) for n, r in run["reporting"].items()]
-    body = _panel(50, 40, 600, 260, "QEMU RSS during the inflate (run 1)", inflate) + "\n" + \
-        _panel(50, 380, 600, 260, "QEMU RSS after the free, reporting on (run 1)", reporting)
-    with open(path, "w") as f:
-        f.write('<svg xmlns="http://www.w3.org/2000/svg" width="700" height="680" '
-                'font-family="sans-serif">\n' + body + "\n</svg>\n")
+    panels = (("QEMU RSS during the inflate (run 1)", "seconds since QMP balloon",
+               [(n, b["inflate"]["rss_samples"]) for n, b in run["balloon"].items()]),
+              ("QEMU RSS after the free, reporting on (run 1)", "seconds since the free",
+               [(n, r["rss_samples"]) for n, r in run["reporting"].items()]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (title, xlabel, series) in zip(axes, panels):
+        for name, samples in series:
+            ax.plot([s[0] for s in samples], [s[1] for s in samples], label=name, lw=1.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("MiB")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

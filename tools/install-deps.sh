@@ -6,7 +6,7 @@
 # one command that would install what is missing, and fails.
 set -eu
 
-PACKAGES="gcc make binutils qemu-system-x86 ovmf gnu-efi newlib-source xz-utils \
+PACKAGES="gcc libc6-dev make binutils qemu-system-x86 ovmf gnu-efi newlib-source xz-utils \
 python3 python3-pytest python3-matplotlib libcmocka-dev clang libclang-rt-14-dev \
 mtools dosfstools"
 
