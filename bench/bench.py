@@ -21,6 +21,7 @@ Method (issue 8):
 
     /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
         [--report-mib 1024] [--ram-mib 2048] [--out build/bench] [--quick]
+    /usr/bin/python3 bench/bench.py --report build/bench/bench.json
 
 --quick (used by make test): one run, small sizes, UEFI boot skipped; the
 same code paths, no figure asserted.
@@ -223,7 +224,16 @@ def main():
     ap.add_argument("--ram-mib", type=int, default=2048)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--quick", action="store_true", help="one run, small sizes (make test)")
+    ap.add_argument("--report", metavar="JSON",
+                    help="measure nothing: print the table again from a bench.json")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            raw = json.load(f)
+        raw["table"] = report.build_table(raw)
+        print(report.format_table(raw))
+        print(report.format_markdown(raw))
+        return
     if args.quick:
         args.runs, args.size_mib, args.report_mib, args.ram_mib = 1, 128, 128, 512
     if args.runs < 1 or not 0 < args.size_mib < args.ram_mib or not 0 < args.report_mib < args.ram_mib:
