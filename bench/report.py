@@ -78,6 +78,9 @@ def build_table(raw):
     row(f"reporting: 80 % of {rep} MiB back to the host", "s",
         _per_run(raw, lambda r: r["reporting"]["blimp-pvh"]["s"]),
         _per_run(raw, lambda r: r["reporting"]["linux"]["s"]), "lower")
+    row("QEMU RSS before inflating (touched, freed)", "MiB",
+        _per_run(raw, lambda r: r["balloon"]["blimp-pvh"]["rss_before_mib"]),
+        _per_run(raw, lambda r: r["balloon"]["linux"]["rss_before_mib"]), "none")
     row(f"QEMU RSS after inflating {size} MiB", "MiB",
         _per_run(raw, lambda r: r["balloon"]["blimp-pvh"]["inflate"]["rss_after_mib"]),
         _per_run(raw, lambda r: r["balloon"]["linux"]["inflate"]["rss_after_mib"]), "lower")
