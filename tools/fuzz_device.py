@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 
@@ -48,6 +49,11 @@ CONFIGS = {
     # the modern-only device (1af4:1045), defaults otherwise
     "modern": (["virtio-balloon-pci,id=bal0,disable-legacy=on,deflate-on-oom=on"], []),
 }
+# How long a replay that ran every op waits for QEMU to exit before it
+# calls the run "ok" (an ok replay costs this much). A device in an
+# iothread acts after the guest's last command returned; otherwise QEMU's
+# device work is done in the vCPU thread before the command ends.
+SETTLE_S = {"sync": 0.3, "iothread": 2.0}
 GUEST_EXIT = {37: "blimp panicked", 39: "blimp took an unexpected exception"}
 # Known QEMU bugs: a crash whose output holds this text is that finding.
 KNOWN = {"tcg_handle_interrupt": "QEMU-1 (docs/findings.md)"}
@@ -67,7 +73,11 @@ def judge(vm, finished, hang):
     status = vm.proc.poll()
     text = "\n".join(vm.lines)
     known = next((name for key, name in KNOWN.items() if key in text), None)
-    if status is not None and not finished:
+    # QEMU's own fatal messages (its stderr shares the pipe with the serial
+    # port; the guest never starts a line this way) mean a crash even if the
+    # process has not finished exiting yet.
+    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in vm.lines)
+    if (status is not None and not finished) or qemu_fatal:
         if status in GUEST_EXIT:
             return "guest", GUEST_EXIT[status], vm.tail(30)
         crash_lines = [ln for ln in vm.lines if ln.startswith("qemu-system") or "ssertion" in ln]
@@ -169,10 +179,19 @@ def replay(ops, config, hang_s=30):
                     except Exception:
                         hang = "qemu"
                 break
-        if vm.proc.poll() is None:
-            time.sleep(0.3)  # an asynchronous device (an iothread) may still act
+        if finished:
+            # QEMU may still be dying: an iothread acts after the guest's
+            # last command, and an abort takes a while to end the process.
+            # Deciding "ok" while it was on its way out once turned the kept
+            # QEMU-1 reproducer into a pass, so wait for the exit, bounded.
+            try:
+                vm.proc.wait(SETTLE_S["iothread" if "iothread" in " ".join(CONFIGS[config][1])
+                                      else "sync"])
+            except subprocess.TimeoutExpired:
+                pass
             finished = vm.proc.poll() is None
-        vm.reader.join(0.5) if vm.proc.poll() is not None else None
+        if vm.proc.poll() is not None:
+            vm.reader.join(5)  # the crash message is in the last output
         kind, sig, _ = judge(vm, finished, hang)
         return kind, sig, list(vm.lines)
     finally:
