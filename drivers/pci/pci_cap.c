@@ -16,9 +16,18 @@
 uint16_t pci_read16(const struct pci_dev *d, uint16_t off) { return (uint16_t)(pci_read32(d, off) >> ((off & 2) * 8)); }
 uint8_t pci_read8(const struct pci_dev *d, uint16_t off) { return (uint8_t)(pci_read32(d, off) >> ((off & 3) * 8)); }
 
+/*
+ * Configuration writes are whole dwords, so a 16-bit write reads the other
+ * half and writes it back. The status register (0x06) shares the command
+ * register's dword, and its error bits are write-1-to-clear: writing back
+ * what was read would wipe an error the device reported. Zeros there
+ * change nothing (the rest of status is read-only).
+ */
 void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v)
 {
 	uint32_t old = pci_read32(d, off & ~3);
+	if ((off & ~3) == 0x04)
+		old &= 0x0000ffff;
 	unsigned shift = (off & 2) * 8;
 	pci_write32(d, off & ~3, (old & ~(0xffffu << shift)) | ((uint32_t)v << shift));
 }

@@ -63,7 +63,7 @@ fuzz-smoke: $(FUZZ_BINS)
 	    bin=$(BUILD)/fuzz/fuzz_$$t; corpus=tests/fuzz/corpus/$$t; \
 	    mkdir -p $(BUILD)/fuzz/smoke/$$t; \
 	    n=$$(ls $$corpus 2>/dev/null | wc -l); \
-	    if $$bin -runs=0 $$corpus >$(BUILD)/fuzz/smoke/$$t.replay.log 2>&1 && \
+	    if $$bin -runs=0 -artifact_prefix=$(BUILD)/fuzz/smoke/$$t/ $$corpus >$(BUILD)/fuzz/smoke/$$t.replay.log 2>&1 && \
 	       $$bin -max_total_time=$(FUZZ_SMOKE_SECONDS) -artifact_prefix=$(BUILD)/fuzz/smoke/$$t/ \
 	           $(BUILD)/fuzz/smoke/$$t $$corpus >$(BUILD)/fuzz/smoke/$$t.log 2>&1; then \
 	        echo "fuzz_$$t: corpus of $$n replayed, $$(grep -o '#[0-9]*[[:space:]]*DONE' $(BUILD)/fuzz/smoke/$$t.log | grep -o '[0-9]*') execs in $(FUZZ_SMOKE_SECONDS) s: ok"; \

@@ -59,6 +59,9 @@ static char msg[16384];
 static FILE *msgs;
 
 static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+/* Status bits a write of 1 clears: parity, signaled/received aborts, SERR, parity error. */
+#define STATUS_W1C 0xf900u
 
 static int nbars(void)
 {
@@ -91,6 +94,13 @@ void pci_write32(const struct pci_dev *d, uint16_t off, uint32_t v)
 			return;
 	} else if (r != 0x04) {
 		fh_fail("configuration write of %#x at %#x: only command and BARs are written", v, off);
+	} else {
+		/* Status (0x06): error bits are write-1-to-clear, the rest read-only. */
+		uint16_t status = le16(cfg + 0x06);
+		if ((v >> 16) & status & STATUS_W1C)
+			fh_fail("command write %#x clears status bits %#x the device set", v,
+				(v >> 16) & status & STATUS_W1C);
+		v = (v & 0xffff) | ((uint32_t)status << 16);
 	}
 	memcpy(cfg + r, (uint8_t[]){ (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) }, 4);
 }
