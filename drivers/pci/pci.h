@@ -39,7 +39,7 @@
 struct pci_bar {
 	uint64_t base;  /* physical address (or I/O port) */
 	uint64_t size;  /* 0: not implemented */
-	bool io, is64, mapped;
+	bool io, is64, mapped; /* mapped: part of it is, and decoding is on */
 };
 
 struct pci_dev {
@@ -90,9 +90,12 @@ void pci_write16(const struct pci_dev *d, uint16_t off, uint16_t v);
  * 0 if none. A list that loops or points outside the header is reported. */
 uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t after);
 
-/* Map memory BAR `i` (uncached) and turn on memory decoding and bus
- * mastering. Returns a pointer to it, or NULL (with a message). */
-volatile void *pci_map_bar(struct pci_dev *d, int i);
+/* Map bytes [off, off + len) of memory BAR `i` (uncached) and turn on
+ * memory decoding and bus mastering. Only that range is mapped: a device
+ * may claim a BAR of terabytes, and page tables for all of it would eat
+ * the guest's memory. Returns a pointer to byte `off`, or NULL (with a
+ * message) if the BAR is not memory or the range is not inside it. */
+volatile void *pci_map_bar(struct pci_dev *d, int i, uint64_t off, uint64_t len);
 
 /* Next capability after config offset `at` (0: the first), whatever its
  * id; 0 at the end. A pointer outside 0x40..0xfc, misaligned, or a list

@@ -111,21 +111,26 @@ uint8_t pci_find_cap(const struct pci_dev *d, uint8_t id, uint8_t after)
 	return 0;
 }
 
-volatile void *pci_map_bar(struct pci_dev *d, int i)
+volatile void *pci_map_bar(struct pci_dev *d, int i, uint64_t off, uint64_t len)
 {
 	struct pci_bar *b = i >= 0 && i <= 5 ? &d->bar[i] : NULL;
 	if (!b || b->io || b->size == 0 || b->base == 0) {
 		printf("pci %02x:%02x.%x: BAR %d is not a memory BAR\n", d->bus, d->dev, d->fn, i);
 		return NULL;
 	}
+	if (off > b->size || len > b->size - off) {
+		printf("pci %02x:%02x.%x: range %#lx+%#lx is outside BAR %d (%#lx bytes)\n", d->bus, d->dev,
+		       d->fn, (unsigned long)off, (unsigned long)len, i, (unsigned long)b->size);
+		return NULL;
+	}
+	if (len && paging_map_mmio(b->base + off, len) < 0) { /* an empty region maps nothing */
+		printf("pci %02x:%02x.%x: cannot map BAR %d at %#lx+%#lx\n", d->bus, d->dev, d->fn, i,
+		       (unsigned long)b->base, (unsigned long)off);
+		return NULL;
+	}
 	if (!b->mapped) {
-		if (paging_map_mmio(b->base, b->size) < 0) {
-			printf("pci %02x:%02x.%x: cannot map BAR %d at %#lx\n", d->bus, d->dev, d->fn, i,
-			       (unsigned long)b->base);
-			return NULL;
-		}
 		b->mapped = true;
 		pci_write16(d, 0x04, pci_read16(d, 0x04) | 0x6); /* memory space, bus master */
 	}
-	return phys_to_virt(b->base);
+	return phys_to_virt(b->base + off);
 }

@@ -184,10 +184,10 @@ int pci_msix_enable(struct pci_dev *d)
 		       "MSI-X not used\n", d->bus, d->dev, d->fn, bir, (unsigned long)off, d->msix_size);
 		return -EINVAL;
 	}
-	volatile uint8_t *base = pci_map_bar(d, bir);
-	if (!base)
+	volatile uint8_t *table_va = pci_map_bar(d, bir, off, (uint64_t)d->msix_size * 16);
+	if (!table_va)
 		return -ENOMEM;
-	d->msix_table = (volatile uint32_t *)(base + off);
+	d->msix_table = (volatile uint32_t *)table_va;
 	for (uint16_t i = 0; i < d->msix_size; i++)
 		d->msix_table[i * 4 + 3] = 1; /* masked until given a vector */
 	uint16_t ctl = pci_read16(d, d->msix_cap + 2);

@@ -32,9 +32,9 @@ static volatile uint8_t *map_cap(struct pci_dev *d, uint8_t cap, uint32_t *len)
 		       "outside the BAR; device refused\n", d->bus, d->dev, d->fn, cap, bar, off, length);
 		return NULL;
 	}
-	volatile uint8_t *base = pci_map_bar(d, bar);
+	volatile uint8_t *region = pci_map_bar(d, bar, off, length);
 	*len = length;
-	return base ? base + off : NULL;
+	return region;
 }
 
 /* See virtio_pci.h. A capability is refused with a message naming it. */

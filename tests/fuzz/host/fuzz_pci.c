@@ -49,7 +49,7 @@ static uint32_t sizing_answer[6];
 static bool sizing[6];
 static bool map_fails;
 static unsigned cfg_reads, max_read;
-static struct { uint64_t base, size; } maps[8];
+static struct { uint64_t base, size; } maps[16];
 static unsigned nmaps;
 static const uint8_t *gens;
 static unsigned ngens, gen_reads;
@@ -112,8 +112,12 @@ int paging_map_mmio(uint64_t pa, uint64_t size)
 			(unsigned long long)pa, (unsigned long long)size);
 	if (map_fails)
 		return -ENOMEM;
-	if (nmaps == 8)
-		fh_fail("more than 8 BARs mapped");
+	/* Only what a capability names is mapped: its length is 32 bits. */
+	if (size > (1ULL << 32))
+		fh_fail("paging_map_mmio(%#llx, %#llx): more than a capability can name "
+			"(a huge BAR mapped whole)", (unsigned long long)pa, (unsigned long long)size);
+	if (nmaps == 16)
+		fh_fail("more than 16 regions mapped");
 	maps[nmaps].base = pa;
 	maps[nmaps++].size = size;
 	return 0;
@@ -184,6 +188,8 @@ static void check_region(const char *what, const volatile uint8_t *p, uint64_t l
 	if (len < min)
 		fh_fail("%s region of %llu bytes, its registers need %llu", what, (unsigned long long)len,
 			(unsigned long long)min);
+	if (len == 0)
+		return; /* nothing in it is ever read, so nothing need be mapped */
 	uint64_t a = (uintptr_t)p;
 	for (unsigned i = 0; i < nmaps; i++)
 		if (a >= maps[i].base && a - maps[i].base <= maps[i].size &&
