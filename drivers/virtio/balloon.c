@@ -26,7 +26,7 @@
 #include "kernel/shell.h"
 #include "kernel/work.h"
 
-CMDLINE_OPTION(balloon_batch, "balloon.batch", "pages per inflate/deflate buffer (default 4096; 256 for strict devices)");
+CMDLINE_OPTION(balloon_batch, "balloon.batch", "pages per inflate/deflate buffer (default 32768; 256 for strict devices)");
 CMDLINE_OPTION(balloon_inflight, "balloon.inflight", "inflate/deflate buffers in flight, 1-4 (default 2)");
 CMDLINE_OPTION(balloon_report_delay, "balloon.report_delay_ms", "delay before free 2 MiB blocks are reported (default 100)");
 CMDLINE_OPTION(balloon_no_stats, "balloon.no_stats", "do not negotiate STATS_VQ");
@@ -171,7 +171,7 @@ void balloon_init(void)
 	if (!dev)
 		return;
 	struct balloon_params p = {
-		.batch_pages = (uint32_t)cmdline_get_u64("balloon.batch", 4096),
+		.batch_pages = (uint32_t)cmdline_get_u64("balloon.batch", BALLOON_DEFAULT_BATCH),
 		.inflight = (uint32_t)cmdline_get_u64("balloon.inflight", 2),
 		.report_delay_ms = cmdline_get_u64("balloon.report_delay_ms", 100),
 		.stats = !cmdline_has("balloon.no_stats"),

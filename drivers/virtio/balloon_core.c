@@ -552,7 +552,7 @@ int balloon_core_init(struct balloon *b, struct pfa *pfa, const struct balloon_o
 	b->ctx = ctx;
 	b->p = *p;
 	if (b->p.batch_pages < 1 || b->p.batch_pages > BALLOON_MAX_BATCH)
-		b->p.batch_pages = 4096;
+		b->p.batch_pages = BALLOON_DEFAULT_BATCH;
 	if (b->p.inflight < 1 || b->p.inflight > BALLOON_MAX_INFLIGHT)
 		b->p.inflight = 2;
 	b->backoff_ms = 250;
