@@ -82,22 +82,40 @@ def trace_offset(trace_log):
 
 
 # ------------------------------------------------------------------ steps
-def wait_actual(vm, want, samples, t0, timeout=900):
-    """Poll query-balloon until `actual` is `want`; sample QEMU's RSS on the way."""
+def poll(vm, reached, failure, samples, t0, timeout, period, sample_every):
+    """Call reached() every `period` s until it is true, recording QEMU's RSS
+    into samples (seconds since t0, MiB) at most every `sample_every` s.
+    Returns when it became true; past `timeout`, fails with failure()."""
     deadline = time.monotonic() + timeout
-    last_sample = 0.0
+    last_sample = None
     while True:
-        actual = vm.qmp.execute("query-balloon")["actual"]
+        ok = reached()
         now = time.monotonic()
-        if now - last_sample > 0.05:
+        if ok or last_sample is None or now - last_sample >= sample_every:
             samples.append((round(now - t0, 3), vm.rss() >> 20))
             last_sample = now
-        if actual == want:
+        if ok:
             return now
         if now > deadline:
-            raise RuntimeError(f"{vm.name}: balloon actual {actual >> 20} MiB, "
-                               f"never reached {want >> 20} MiB in {timeout}s")
-        time.sleep(0.002)
+            raise RuntimeError(f"{vm.name}: {failure()} in {timeout}s")
+        time.sleep(period)
+
+
+def wait_actual(vm, want, samples, t0, timeout=900):
+    """Poll query-balloon until `actual` is `want`."""
+    actual = [None]
+
+    def reached():
+        actual[0] = vm.qmp.execute("query-balloon")["actual"]
+        return actual[0] == want
+    return poll(vm, reached, lambda: f"balloon actual {actual[0] >> 20} MiB, never reached "
+                f"{want >> 20} MiB", samples, t0, timeout, period=0.002, sample_every=0.05)
+
+
+def wait_rss_below(vm, goal_bytes, samples, t0, timeout):
+    return poll(vm, lambda: vm.rss() <= goal_bytes,
+                lambda: f"QEMU's RSS {vm.rss() >> 20} MiB never fell to {int(goal_bytes) >> 20} MiB",
+                samples, t0, timeout, period=0.01, sample_every=0)
 
 
 def balloon_step(vm, target_bytes, trace_log):
@@ -134,20 +152,6 @@ def run_inflate_deflate(guest, ram_mib, size_mib, tmp, reporting=False):
         deflate = balloon_step(vm, ram_mib * MIB, trace_log)
     os.unlink(trace_log)
     return {"rss_before_mib": rss0, "inflate": inflate, "deflate": deflate}
-
-
-def wait_rss_below(vm, goal_bytes, samples, t0, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        rss = vm.rss()
-        now = time.monotonic()
-        samples.append((round(now - t0, 3), rss >> 20))
-        if rss <= goal_bytes:
-            return now
-        if now > deadline:
-            raise RuntimeError(f"{vm.name}: QEMU's RSS {rss >> 20} MiB never fell to "
-                               f"{int(goal_bytes) >> 20} MiB in {timeout}s")
-        time.sleep(0.01)
 
 
 def run_reporting(guest, ram_mib, size_mib):

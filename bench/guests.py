@@ -65,9 +65,9 @@ class Blimp(Guest):
 
     def idle_used_bytes(self, vm):
         """Guest memory blimp itself holds at idle: usable RAM not free in the allocator."""
-        ready = [e for e in vm.events if e["ev"] == "ready"][0]
-        ev, _ = vm.shell("pfa")
-        pfa = [e for e in vm.events if e["ev"] == "pfa"][-1]
+        ready = vm.events_named("ready")[0]
+        vm.shell("pfa")
+        pfa = vm.events_named("pfa")[-1]
         return ready["mem_usable"] - pfa["free"] * 4096
 
 
@@ -93,7 +93,7 @@ class Linux(Guest):
         vm.shell(f"touch {mib}", timeout=900)
 
     def idle_used_bytes(self, vm):
-        ready = [e for e in vm.events if e["ev"] == "ready"][0]
+        ready = vm.events_named("ready")[0]
         _, out = vm.shell("meminfo")
         free = [int(line.split()[1]) * 1024 for line in out if line.startswith("MemFree:")][0]
         return ready["mem_usable"] - free
