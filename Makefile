@@ -5,7 +5,8 @@
 #   make shell    boot into blimp's shell, QEMU monitor on the same terminal (Ctrl-A C)
 #   make test     every test: host unit tests, then QEMU integration tests
 #   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
-#   make bench    benchmarks
+#   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
+#   make bench-quick  the same once, small (make test runs it)
 #   make clean    remove build/
 #
 # Missing Debian packages are installed first (tools/install-deps.sh).
