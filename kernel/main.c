@@ -110,7 +110,7 @@ void kernel_main(void)
 
 	if (bootmem_init(&boot_info, (uint64_t)(uintptr_t)_kernel_end) < 0)
 		panic("kernel_main: no usable RAM above the kernel image (ends at %p)", _kernel_end);
-	paging_set_frame_provider(bootmem_alloc_frame);
+	paging_set_frame_provider(bootmem_alloc_frame, NULL);
 	int rc = paging_init(&boot_info);
 	if (rc < 0)
 		panic("kernel_main: paging_init failed (%d)", rc);

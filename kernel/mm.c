@@ -94,7 +94,7 @@ void mm_init(void)
 	if (pfa_reserve_range(&kernel_pfa, k0, k1 - k0) < 0 ||
 	    pfa_reserve_range(&kernel_pfa, bm_start >> PAGE_SHIFT, (bm_end - bm_start) >> PAGE_SHIFT) < 0)
 		panic("mm_init: cannot reserve the kernel image or boot memory");
-	paging_set_frame_provider(mm_alloc_table_frame);
+	paging_set_frame_provider(mm_alloc_table_frame, mm_free_table_frame);
 
 	uint64_t managed = kernel_pfa.st.managed;
 	uint64_t floor = managed / 20 > (16 << 20) >> PAGE_SHIFT ? managed / 20 : (16 << 20) >> PAGE_SHIFT;
@@ -116,12 +116,21 @@ void mm_init(void)
 
 uint64_t mm_alloc_table_frame(void)
 {
-	int64_t pfn = pfa_alloc_block(&kernel_pfa, 0);
+	/* No OOM handler: page tables are asked for in the middle of a balloon
+	 * step or deflate, and paging keeps a reserve for when this fails. */
+	int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
 	if (pfn < 0)
 		return 0;
 	uint64_t pa = (uint64_t)pfn << PAGE_SHIFT;
 	memset(phys_to_virt(pa), 0, PAGE_SIZE);
 	return pa;
+}
+
+void mm_free_table_frame(uint64_t pa)
+{
+	/* Tables built at boot came from boot memory, which stays reserved. */
+	if (pfa_frame_state(&kernel_pfa, pa >> PAGE_SHIFT) == PFA_USED)
+		pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
 }
 
 static unsigned order_for(size_t bytes)

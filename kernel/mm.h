@@ -18,8 +18,10 @@ extern struct pfa kernel_pfa;
 /* Build the allocator from boot_info's memory map. Panics if impossible. */
 void mm_init(void);
 
-/* A zeroed 4 KiB frame for page tables (a paging_frame_fn); 0 if none. */
+/* A zeroed 4 KiB frame for page tables (a paging_frame_fn), without
+ * calling the OOM handler; 0 if none. mm_free_table_frame takes one back. */
 uint64_t mm_alloc_table_frame(void);
+void mm_free_table_frame(uint64_t pa);
 
 /* Physically contiguous, zeroed, page-aligned memory a device may use
  * (rings, buffers), rounded up to a power-of-two number of frames. NULL

@@ -462,19 +462,31 @@ uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, s
 	return taken;
 }
 
-int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+static int balloon_back(struct pfa *a, const char *fn, uint64_t pfn, unsigned order, bool host_released,
+			const void *caller)
 {
-	int rc = check_block(a, "pfa_balloon_return", pfn, order, PFA_BALLOONED, caller);
+	int rc = check_block(a, fn, pfn, order, PFA_BALLOONED, caller);
 	if (rc < 0)
 		return rc;
 	if (a->release_hook)
 		a->release_hook(a->release_hook_ctx, pfn, order);
 	mark_block(a, pfn, order, PFA_FREE, false);
-	/* The host holds nothing for these frames until they are touched
-	 * (unless the release hook just poisoned them). */
-	insert_free(a, pfn, order, a->release_hook == NULL);
+	/* Released by the host: it holds nothing for these frames until they
+	 * are touched (unless the release hook just poisoned them). Never seen
+	 * by the host: still backed, so still worth reporting. */
+	insert_free(a, pfn, order, host_released && a->release_hook == NULL);
 	a->st.ballooned -= 1ULL << order;
 	return 0;
+}
+
+int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+{
+	return balloon_back(a, "pfa_balloon_return", pfn, order, true, caller);
+}
+
+int pfa_balloon_cancel(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+{
+	return balloon_back(a, "pfa_balloon_cancel", pfn, order, false, caller);
 }
 
 int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order)

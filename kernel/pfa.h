@@ -128,8 +128,12 @@ int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *call
 uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, size_t max_out,
 			  size_t *n_out);
 
-/* Return a ballooned run to the free lists (deflate). 0, -EFAULT or -EINVAL. */
+/* Return a ballooned run to the free lists (deflate): the host let it go,
+ * so it is free and reported (the host holds nothing for it). 0, -EFAULT or
+ * -EINVAL. pfa_balloon_cancel is the same for a run the host never saw (an
+ * inflate undone before it was sent): free and not reported. */
 int pfa_balloon_return(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);
+int pfa_balloon_cancel(struct pfa *a, uint64_t pfn, unsigned order, const void *caller);
 
 /* Split a ballooned block into two ballooned halves (pfn and pfn + 2^(order-1)),
  * so a deflate can give back exactly what it must. 0 or -EFAULT. */

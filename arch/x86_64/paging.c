@@ -15,17 +15,34 @@
 #define PTE_W (1ULL << 1)
 #define PTE_PWT (1ULL << 3)
 #define PTE_PCD (1ULL << 4)
+#define PTE_A (1ULL << 5)
+#define PTE_D (1ULL << 6)
 #define PTE_PS (1ULL << 7)
+#define PTE_AD (PTE_A | PTE_D) /* set by the CPU: not part of what we asked for */
 #define PTE_ADDR 0x000ffffffffff000ULL
 #define GIB (1ULL << 30)
 
 static uint64_t *pml4;
 static paging_frame_fn frame_provider;
-static uint64_t table_frames;
+static paging_frame_free_fn frame_release;
+static uint64_t table_frames, tables_collapsed, reserve_uses;
 
-void paging_set_frame_provider(paging_frame_fn fn)
+/*
+ * Frames kept for page tables that must be had when the allocator has none:
+ * re-mapping part of a 2 MiB block the balloon gave back (a deflate on the
+ * OOM path, when the guest has taken every free frame) needs one new table,
+ * and failing there would leave frames nobody may touch. One deflate batch
+ * splits at most one 2 MiB block (balloon_core.c start_deflate), so a few
+ * suffice; the reserve is refilled before each range change.
+ */
+#define TABLE_RESERVE 4
+static uint64_t reserve[TABLE_RESERVE];
+static unsigned n_reserve;
+
+void paging_set_frame_provider(paging_frame_fn fn, paging_frame_free_fn release)
 {
 	frame_provider = fn;
+	frame_release = release;
 }
 
 uint64_t paging_table_frames(void)
@@ -33,13 +50,47 @@ uint64_t paging_table_frames(void)
 	return table_frames;
 }
 
+void paging_table_stats(struct paging_table_stats *st)
+{
+	st->tables = table_frames;
+	st->reserve = n_reserve;
+	st->reserve_uses = reserve_uses;
+	st->collapsed = tables_collapsed;
+}
+
 static uint64_t *new_table(void)
 {
 	uint64_t pa = frame_provider ? frame_provider() : 0;
+	if (!pa && n_reserve) {
+		pa = reserve[--n_reserve];
+		reserve_uses++;
+	}
 	if (!pa)
 		return NULL;
 	table_frames++;
 	return memset(phys_to_virt(pa), 0, PAGE_SIZE);
+}
+
+/* A table no longer in use: back to the reserve first, then to its owner. */
+static void drop_table(uint64_t pa)
+{
+	table_frames--;
+	if (n_reserve < TABLE_RESERVE)
+		reserve[n_reserve++] = pa;
+	else if (frame_release)
+		frame_release(pa);
+	/* else: a boot-time frame, and boot memory is never reused */
+}
+
+/* Top the reserve up from the allocator (not at boot: no release yet). */
+static void refill_reserve(void)
+{
+	while (n_reserve < TABLE_RESERVE && frame_release) {
+		uint64_t pa = frame_provider ? frame_provider() : 0;
+		if (!pa)
+			break;
+		reserve[n_reserve++] = pa;
+	}
 }
 
 /* The entry slot for `va` at `level` (3 = PML4 ... 0 = PT), creating tables
@@ -75,8 +126,33 @@ static uint64_t *walk(uint64_t va, int level, int split)
 	return &table[(va >> (12 + 9 * level)) & 511];
 }
 
+/* The 2 MiB block at `base` is split into 4 KiB entries that all point at
+ * themselves with `flags`: put the one 2 MiB entry back and let the table
+ * go, so deflated memory is mapped as it was before the balloon took it. */
+static void try_collapse(uint64_t base, uint64_t flags)
+{
+	uint64_t *e = walk(base, 1, 0);
+	if (!e || !(*e & PTE_P) || (*e & PTE_PS))
+		return;
+	uint64_t *pt = phys_to_virt(*e & PTE_ADDR);
+	for (int i = 0; i < 512; i++)
+		if ((pt[i] & ~PTE_AD) != ((base + i * PAGE_SIZE) | flags))
+			return;
+	uint64_t table = *e & PTE_ADDR;
+	*e = base | flags | PTE_PS;
+	/* Every 4 KiB translation of the block and the cached pointer to the
+	 * table must go before the table's frame can be reused. */
+	write_cr3(read_cr3());
+	tables_collapsed++;
+	drop_table(table);
+}
+
 /* Point [pa, pa+size) at itself with `flags` (0: unmap it), as 2 MiB
- * entries where aligned and not already split into 4 KiB ones. */
+ * entries where aligned and not already split into 4 KiB ones. A 2 MiB
+ * entry already in the wanted state is left alone (no split, no table);
+ * a block whose 4 KiB entries end up all mapped becomes one entry again.
+ * On -ENOMEM, the block that needed a table is unchanged; blocks before it
+ * in the range have been changed. */
 static int map_identity(uint64_t pa, uint64_t size, uint64_t flags)
 {
 	uint64_t end = pa + size;
@@ -95,12 +171,23 @@ static int map_identity(uint64_t pa, uint64_t size, uint64_t flags)
 			}
 			/* Already split into 4 KiB pages: set them one by one. */
 		}
+		e = walk(pa, 1, 0);
+		if (e && !(*e & PTE_P) && !flags) {
+			pa = (pa & ~(HUGE_PAGE_SIZE - 1)) + HUGE_PAGE_SIZE; /* already unmapped */
+			continue;
+		}
+		if (e && (*e & PTE_PS) && (*e & 0xfff & ~(PTE_PS | PTE_AD)) == flags) {
+			pa = (pa & ~(HUGE_PAGE_SIZE - 1)) + HUGE_PAGE_SIZE; /* already so, as 2 MiB */
+			continue;
+		}
 		e = walk(pa, 0, 1);
 		if (!e)
 			return -ENOMEM;
 		*e = flags ? pa | flags : 0;
 		invlpg(pa);
 		pa += PAGE_SIZE;
+		if (flags && ((pa & (HUGE_PAGE_SIZE - 1)) == 0 || pa >= end))
+			try_collapse((pa - 1) & ~(HUGE_PAGE_SIZE - 1), flags);
 	}
 	return 0;
 }
@@ -146,6 +233,7 @@ static int set_range(uint64_t pa, uint64_t size, int present)
 {
 	if ((pa | size) & (PAGE_SIZE - 1))
 		return -EINVAL;
+	refill_reserve();
 	return map_identity(pa, size, present ? PTE_P | PTE_W : 0);
 }
 

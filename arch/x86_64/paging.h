@@ -22,9 +22,12 @@
 #include <stdint.h>
 #include "boot/boot_info.h"
 
-/* Returns the physical address of a zeroed 4 KiB frame, or 0 when none. */
+/* Returns the physical address of a 4 KiB frame, or 0 when none; must not
+ * reclaim (it is called in the middle of a balloon step). `release` takes a
+ * frame back (NULL: tables are never given back, as at boot). */
 typedef uint64_t (*paging_frame_fn)(void);
-void paging_set_frame_provider(paging_frame_fn fn);
+typedef void (*paging_frame_free_fn)(uint64_t pa);
+void paging_set_frame_provider(paging_frame_fn fn, paging_frame_free_fn release);
 
 /* Build the direct map from the memory map and switch CR3 to it. */
 int paging_init(const struct boot_info *bi);
@@ -39,7 +42,11 @@ int paging_map_mmio(uint64_t pa, uint64_t size);
 
 /* Remove / restore [pa, pa+size) of RAM in the direct map (4 KiB aligned).
  * Whole aligned 2 MiB pieces are handled as one entry; others split a
- * 2 MiB page into 4 KiB ones. Returns 0, -EINVAL or -ENOMEM. */
+ * 2 MiB page into 4 KiB ones (a new table, from the provider or, when it
+ * has none, from a small reserve kept for this); a split block whose pages
+ * are all mapped again becomes one 2 MiB entry and its table is freed.
+ * Returns 0, -EINVAL or -ENOMEM (no table could be had: a range inside one
+ * 2 MiB block is then unchanged). */
 int paging_unmap_range(uint64_t pa, uint64_t size);
 int paging_map_range(uint64_t pa, uint64_t size);
 
@@ -55,5 +62,13 @@ int paging_is_mapped(uint64_t va);
 
 /* Page-table frames in use. */
 uint64_t paging_table_frames(void);
+
+struct paging_table_stats {
+	uint64_t tables;       /* page-table frames in use */
+	uint64_t reserve;      /* frames waiting in the reserve */
+	uint64_t reserve_uses; /* tables that had to come from the reserve */
+	uint64_t collapsed;    /* split 2 MiB blocks made whole again */
+};
+void paging_table_stats(struct paging_table_stats *st);
 
 #endif

@@ -42,16 +42,18 @@ static struct timer timers[BALLOON_NT];
 
 /* ---------------------------------------------------------------- ops */
 
-static void op_unmap(void *ctx, uint64_t pfn, unsigned order)
+/* A run is one buddy block: inside one 2 MiB block, or whole aligned 2 MiB
+ * blocks, so paging changes all of it or (on -ENOMEM) none of it. */
+static int op_unmap(void *ctx, uint64_t pfn, unsigned order)
 {
 	(void)ctx;
-	paging_unmap_range(pfn << PAGE_SHIFT, PAGE_SIZE << order);
+	return paging_unmap_range(pfn << PAGE_SHIFT, PAGE_SIZE << order);
 }
 
-static void op_map(void *ctx, uint64_t pfn, unsigned order)
+static int op_map(void *ctx, uint64_t pfn, unsigned order)
 {
 	(void)ctx;
-	paging_map_range(pfn << PAGE_SHIFT, PAGE_SIZE << order);
+	return paging_map_range(pfn << PAGE_SHIFT, PAGE_SIZE << order);
 }
 
 static void op_notify(void *ctx, uint16_t queue)

@@ -58,7 +58,7 @@ static int check_reports(const struct balloon *b, char *why, size_t why_len)
 
 int balloon_check(const struct balloon *b, char *why, size_t why_len)
 {
-	uint64_t listed = 0, inflating = 0, deflating = 0;
+	uint64_t listed = 0, inflating = 0, deflating = 0, remapping = 0;
 	size_t runs_in = 0;
 	for (size_t i = 0; i < b->n_runs; i++) {
 		if (check_run(b, &b->runs[i], "run list", why, why_len) < 0)
@@ -80,7 +80,9 @@ int balloon_check(const struct balloon *b, char *why, size_t why_len)
 		}
 		if (pages != bt->n)
 			FAIL("batch %u: %u pfns for runs of %lu pages", i, bt->n, (unsigned long)pages);
-		*(bt->inflate ? &inflating : &deflating) += bt->n;
+		if (bt->remap && bt->inflate)
+			FAIL("batch %u: an inflate batch waiting to be mapped", i);
+		*(bt->remap ? &remapping : bt->inflate ? &inflating : &deflating) += bt->n;
 		runs_in += bt->inflate ? bt->n_runs : 0;
 	}
 	if (inflating != b->in_flight_in || deflating != b->in_flight_out)
@@ -89,9 +91,12 @@ int balloon_check(const struct balloon *b, char *why, size_t why_len)
 	if (listed + deflating != b->held)
 		FAIL("held %u, but the run list has %lu pages and deflate batches %lu", b->held,
 		     (unsigned long)listed, (unsigned long)deflating);
-	if (b->pfa->st.ballooned != (uint64_t)b->held + b->in_flight_in)
-		FAIL("the allocator has %lu frames ballooned, the balloon %u held + %u on their way in",
-		     (unsigned long)b->pfa->st.ballooned, b->held, b->in_flight_in);
+	if (remapping != b->remapping)
+		FAIL("remapping: counted %u, batches hold %lu", b->remapping, (unsigned long)remapping);
+	if (b->pfa->st.ballooned != (uint64_t)b->held + b->in_flight_in + b->remapping)
+		FAIL("the allocator has %lu frames ballooned, the balloon %u held + %u on their way in + %u "
+		     "waiting to be mapped", (unsigned long)b->pfa->st.ballooned, b->held, b->in_flight_in,
+		     b->remapping);
 	if (b->cap_runs < b->n_runs + runs_in)
 		FAIL("room for %zu runs: %zu held and %zu on their way in", b->cap_runs, b->n_runs, runs_in);
 	if (b->target > b->pfa->pfn_limit)

@@ -14,8 +14,10 @@
  * deflate_done, after the host acknowledged them (MUST_TELL_HOST always holds).
  *
  * Accounting: held = frames in the run list + frames in deflate batches in
- * flight; in_flight_in = frames in inflate batches in flight. Everything the
- * allocator counts as BALLOONED is one of those (balloon_check).
+ * flight; in_flight_in = frames in inflate batches in flight; remapping =
+ * frames the host let go that wait for a page table to be mapped again
+ * (rare: see finish_deflate). Everything the allocator counts as BALLOONED
+ * is one of those (balloon_check).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -155,14 +157,34 @@ static size_t runs_coming_in(const struct balloon *b)
 	return n;
 }
 
-static void give_back(struct balloon *b, const struct pfa_run *r, bool mapped)
+/* Back to the allocator, mapped first unless it still is. `host_saw`: the
+ * host had the run ballooned and let it go (so it holds nothing for it).
+ * 0, or the map's error: then nothing changed and the run is still ours,
+ * ballooned and unmapped — a frame is never freed unmapped. */
+static int give_back(struct balloon *b, const struct pfa_run *r, bool mapped, bool host_saw)
 {
-	if (!mapped)
-		b->ops->map(b->ctx, r->pfn, r->order);
-	int rc = pfa_balloon_return(b->pfa, r->pfn, r->order, __func__);
+	if (!mapped) {
+		int rc = b->ops->map(b->ctx, r->pfn, r->order);
+		if (rc < 0)
+			return rc;
+	}
+	int rc = host_saw ? pfa_balloon_return(b->pfa, r->pfn, r->order, __func__)
+			  : pfa_balloon_cancel(b->pfa, r->pfn, r->order, __func__);
 	if (rc < 0)
 		balloon_bug("balloon give_back: run %#lx order %u not ballooned (%d)", (unsigned long)r->pfn,
 			    r->order, rc);
+	return 0;
+}
+
+/* Undo an unmap made in this same step. The page tables it needed are still
+ * there (a split block is only made whole again when all of it is mapped),
+ * so this cannot fail; if it does, paging broke its contract. */
+static void cancel_run(struct balloon *b, const struct pfa_run *r)
+{
+	int rc = give_back(b, r, false, false);
+	if (rc < 0)
+		balloon_bug("balloon cancel_run: run %#lx order %u unmapped in this step cannot be mapped "
+			    "again (%d)", (unsigned long)r->pfn, r->order, rc);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -195,12 +217,29 @@ static int start_inflate(struct balloon *b, struct balloon_batch *bt, uint32_t w
 	 * deflate: the OOM path, which cannot allocate, then rarely has to. */
 	if (reserve_runs(b, runs_coming_in(b) + bt->n_runs + SPLIT_ROOM) < 0) {
 		for (size_t i = 0; i < bt->n_runs; i++)
-			give_back(b, &bt->runs[i], true);
+			give_back(b, &bt->runs[i], true, false);
 		bt->n_runs = 0;
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < bt->n_runs; i++)
-		b->ops->unmap(b->ctx, bt->runs[i].pfn, bt->runs[i].order);
+	size_t unmapped = 0;
+	while (unmapped < bt->n_runs && b->ops->unmap(b->ctx, bt->runs[unmapped].pfn, bt->runs[unmapped].order) == 0)
+		unmapped++;
+	if (unmapped < bt->n_runs) {
+		/* No page table for the split: that run and the rest stay mapped
+		 * and go straight back (an unmap that fails changes nothing). */
+		balloon_say(b, "balloon: no page table to unmap run %#lx order %u; %zu of %zu runs go back",
+			    (unsigned long)bt->runs[unmapped].pfn, bt->runs[unmapped].order, bt->n_runs - unmapped,
+			    bt->n_runs);
+		for (size_t i = unmapped; i < bt->n_runs; i++)
+			give_back(b, &bt->runs[i], true, false);
+		bt->n_runs = unmapped;
+	}
+	/* Unmapping part of a 2 MiB mapping took page tables from free memory,
+	 * maybe below the reserve floor: give back runs until the floor holds. */
+	while (bt->n_runs > 0 && b->pfa->st.free < b->pfa->reserve_floor)
+		cancel_run(b, &bt->runs[--bt->n_runs]);
+	if (bt->n_runs == 0)
+		return -ENOMEM;
 	bt->inflate = true;
 	fill_pfns(bt);
 	return 0;
@@ -258,7 +297,7 @@ static void cancel_batch(struct balloon *b, struct balloon_batch *bt, int rc)
 	enum balloon_queue q = bt->inflate ? BALLOON_Q_INFLATE : BALLOON_Q_DEFLATE;
 	for (size_t i = 0; i < bt->n_runs; i++)
 		if (bt->inflate)
-			give_back(b, &bt->runs[i], false);
+			cancel_run(b, &bt->runs[i]);
 		else
 			push_run(b, bt->runs[i]);
 	bt->n = 0;
@@ -280,22 +319,58 @@ static void inflate_done(struct balloon *b, struct balloon_batch *bt)
 	bt->busy = false;
 }
 
+/* Map and free what the host let go. A run whose mapping needs a page table
+ * that cannot be had now stays in the batch (ballooned, unmapped, no longer
+ * held) and is tried again on the next step; the batch is free only when
+ * all of it is back. Returns true when it is. */
+static bool finish_deflate(struct balloon *b, struct balloon_batch *bt)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < bt->n_runs; i++)
+		if (give_back(b, &bt->runs[i], false, true) < 0)
+			bt->runs[keep++] = bt->runs[i];
+	bt->n_runs = keep;
+	fill_pfns(bt);
+	bool was = bt->remap;
+	bt->remap = keep > 0;
+	bt->busy = bt->remap;
+	b->remapping = 0;
+	for (uint32_t i = 0; i < b->p.inflight; i++)
+		if (b->batch[i].remap)
+			b->remapping += b->batch[i].n;
+	if (!bt->remap)
+		return true;
+	if (!was) {
+		b->map_failures++;
+		balloon_say(b, "balloon: no page table to map %u deflated pages again; they wait, unmapped, "
+			    "for the next step", bt->n);
+	}
+	balloon_arm(b, BALLOON_T_RETRY, 10 * 1000000ULL);
+	return false;
+}
+
 static void deflate_done(struct balloon *b, struct balloon_batch *bt)
 {
-	for (size_t i = 0; i < bt->n_runs; i++)
-		give_back(b, &bt->runs[i], false);
 	b->in_flight_out -= bt->n;
 	b->held -= bt->n;
 	b->pages_out += bt->n;
 	b->deflations++;
-	bt->busy = false;
+	finish_deflate(b, bt);
+}
+
+/* Deflated runs still waiting for a mapping: try again. */
+static void retry_remaps(struct balloon *b)
+{
+	for (uint32_t i = 0; i < b->p.inflight; i++)
+		if (b->batch[i].busy && b->batch[i].remap)
+			finish_deflate(b, &b->batch[i]);
 }
 
 /* Is `tok`, returned on queue q, one of our batches in flight there? */
 static struct balloon_batch *batch_of(struct balloon *b, void *tok, enum balloon_queue q)
 {
 	for (uint32_t i = 0; i < b->p.inflight; i++)
-		if (tok == &b->batch[i] && b->batch[i].busy &&
+		if (tok == &b->batch[i] && b->batch[i].busy && !b->batch[i].remap &&
 		    b->batch[i].inflate == (q == BALLOON_Q_INFLATE))
 			return &b->batch[i];
 	return NULL;
@@ -364,6 +439,7 @@ void balloon_step(struct balloon *b)
 	uint64_t t0 = b->ops->now_ns(b->ctx);
 	b->in_step = true;
 	reap(b);
+	retry_remaps(b);
 	bool posted = false;
 	struct balloon_batch *bt;
 	while ((bt = free_batch(b)) != NULL) {
@@ -484,6 +560,7 @@ uint64_t balloon_oom(void *ctx, uint64_t wanted)
 		return 0;
 	b->in_step = true;
 	reap(b);
+	retry_remaps(b);
 	uint64_t pages = wanted < 256 ? 256 : wanted;
 	uint64_t out0 = b->pages_out;
 	struct balloon_batch *bt;

@@ -63,8 +63,10 @@ enum balloon_timer { BALLOON_T_RETRY, BALLOON_T_REPORT, BALLOON_T_HINT, BALLOON_
 
 /* Side effects, supplied by whoever runs the core. `ctx` is theirs. */
 struct balloon_ops {
-	void (*unmap)(void *ctx, uint64_t pfn, unsigned order); /* out of the direct map */
-	void (*map)(void *ctx, uint64_t pfn, unsigned order);   /* back in, before reuse */
+	/* Out of the direct map / back in before reuse: 0, or a negative errno
+	 * (no page table could be had) with the mapping of the run unchanged. */
+	int (*unmap)(void *ctx, uint64_t pfn, unsigned order);
+	int (*map)(void *ctx, uint64_t pfn, unsigned order);
 	void (*notify)(void *ctx, uint16_t queue);              /* device queue index */
 	int (*config_write32)(void *ctx, uint32_t off, uint32_t val); /* 0 or negative */
 	void (*queue_work)(void *ctx);                          /* run balloon_step soon */
@@ -89,6 +91,7 @@ struct balloon_params {
 
 struct balloon_batch {
 	bool busy, inflate;
+	bool remap;              /* deflated, acknowledged, runs still to be mapped */
 	uint32_t *pfns;          /* DMA: what the device reads */
 	uint32_t n;              /* pages in it */
 	struct pfa_run *runs;    /* the same pages as allocator runs */
@@ -113,6 +116,7 @@ struct balloon {
 
 	/* inflate and deflate */
 	uint32_t target, num_pages, held, in_flight_in, in_flight_out;
+	uint32_t remapping;      /* deflated pages waiting for a mapping (batch.remap) */
 	struct pfa_run *runs;    /* what the balloon holds, acknowledged */
 	size_t n_runs, cap_runs;
 	struct balloon_batch batch[BALLOON_MAX_INFLIGHT];
@@ -139,7 +143,7 @@ struct balloon {
 	/* counters */
 	uint64_t inflations, deflations, pages_in, pages_out, alloc_failures;
 	uint64_t reports, reported_pages, oom_deflates, oom_pages, stats_requests, step_ns;
-	uint64_t hints, hinted_pages, refusals;
+	uint64_t hints, hinted_pages, refusals, map_failures;
 };
 
 /* Feature bits to offer to negotiate for these parameters. */

@@ -26,30 +26,110 @@ static void fail(struct bsim *s, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- ops */
 
-static void op_unmap(void *ctx, uint64_t pfn, unsigned order)
+/*
+ * The direct map's page tables, as arch/x86_64/paging.c keeps them, one
+ * 2 MiB block at a time: a block without a table is all mapped or all
+ * unmapped (one 2 MiB entry); changing part of it needs a table, a frame
+ * from the allocator (never through the OOM handler) or, when it has none,
+ * from a reserve of BSIM_TABLE_RESERVE frames refilled before every change.
+ * A block whose frames are all mapped again gives its table back. Frames
+ * outside [256, frames) are always mapped (firmware, MMIO in the kernel).
+ */
+#define BLOCK 512u
+
+static bool frame_mapped(const struct bsim *s, uint64_t f)
 {
-	struct bsim *s = ctx;
-	for (uint64_t f = pfn; f < pfn + (1ULL << order); f++) {
-		if (f >= s->c.frames || !s->mapped[f]) {
-			fail(s, "unmap: frame %#lx of run %#lx order %u is not mapped", (unsigned long)f,
-			     (unsigned long)pfn, order);
-			return;
-		}
-		s->mapped[f] = 0;
+	return f < 256 || f >= s->c.frames || s->mapped[f];
+}
+
+/* All frames of block `blk` in the state `mapped`? */
+static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
+{
+	for (uint64_t f = blk * BLOCK; f < (blk + 1) * BLOCK; f++)
+		if (frame_mapped(s, f) != mapped)
+			return false;
+	return true;
+}
+
+static int64_t table_alloc(struct bsim *s)
+{
+	int64_t pfn = pfa_alloc_block_flags(&s->pfa, 0, PFA_NO_OOM);
+	if (pfn < 0 && s->n_reserve > 0) {
+		pfn = (int64_t)s->reserve[--s->n_reserve];
+		s->reserve_uses++;
+	}
+	return pfn;
+}
+
+static void table_drop(struct bsim *s, uint64_t pfn)
+{
+	if (s->n_reserve < BSIM_TABLE_RESERVE)
+		s->reserve[s->n_reserve++] = pfn;
+	else if (pfa_free_block(&s->pfa, pfn, 0, __func__) < 0)
+		fail(s, "page table frame %#lx could not be freed", (unsigned long)pfn);
+}
+
+static void refill_reserve(struct bsim *s)
+{
+	while (s->n_reserve < BSIM_TABLE_RESERVE) {
+		int64_t pfn = pfa_alloc_block_flags(&s->pfa, 0, PFA_NO_OOM);
+		if (pfn < 0)
+			break;
+		s->reserve[s->n_reserve++] = (uint64_t)pfn;
 	}
 }
 
-static void op_map(void *ctx, uint64_t pfn, unsigned order)
+/* Map or unmap one run: a buddy block, so inside one 2 MiB block or whole
+ * 2 MiB blocks; 0, or -ENOMEM with nothing changed. `mapped` is the state
+ * the run must be in before (checked). */
+static int set_run(struct bsim *s, uint64_t pfn, unsigned order, bool map)
+{
+	const char *what = map ? "map" : "unmap";
+	uint64_t end = pfn + (1ULL << order);
+	for (uint64_t f = pfn; f < end; f++)
+		if (f < 256 || f >= s->c.frames || s->mapped[f] == map) {
+			fail(s, "%s: frame %#lx of run %#lx order %u is %s", what, (unsigned long)f, (unsigned long)pfn,
+			     order, f < 256 || f >= s->c.frames ? "not RAM" : map ? "already mapped" : "not mapped");
+			return -EINVAL;
+		}
+	refill_reserve(s);
+	uint64_t blk = pfn / BLOCK;
+	if (order < PFA_HUGE_ORDER && !s->table[blk]) {
+		int64_t t = table_alloc(s);
+		if (t < 0)
+			return -ENOMEM;
+		s->table[blk] = (uint64_t)t + 1;
+		s->page_tables++;
+	}
+	for (uint64_t f = pfn; f < end; f++)
+		s->mapped[f] = map;
+	for (uint64_t b = blk; map && b * BLOCK < end; b++)
+		if (s->table[b] && block_is(s, b, true)) {
+			table_drop(s, s->table[b] - 1);
+			s->table[b] = 0;
+			s->page_tables--;
+		}
+	return 0;
+}
+
+static int op_unmap(void *ctx, uint64_t pfn, unsigned order)
 {
 	struct bsim *s = ctx;
-	for (uint64_t f = pfn; f < pfn + (1ULL << order); f++) {
-		if (f >= s->c.frames || s->mapped[f]) {
-			fail(s, "map: frame %#lx of run %#lx order %u is already mapped", (unsigned long)f,
-			     (unsigned long)pfn, order);
-			return;
-		}
-		s->mapped[f] = 1;
+	if (s->fail_maps) {
+		s->fail_maps--;
+		return -ENOMEM;
 	}
+	return set_run(s, pfn, order, false);
+}
+
+static int op_map(void *ctx, uint64_t pfn, unsigned order)
+{
+	struct bsim *s = ctx;
+	if (s->fail_maps) {
+		s->fail_maps--;
+		return -ENOMEM;
+	}
+	return set_run(s, pfn, order, true);
 }
 
 static enum balloon_queue role_of(struct bsim *s, uint16_t idx)
@@ -194,6 +274,7 @@ int bsim_init(struct bsim *s, const struct bsim_config *c)
 	s->meta = malloc(meta);
 	s->mapped = malloc(c->frames);
 	s->host_has = calloc(c->frames, 1);
+	s->table = calloc(c->frames / BLOCK + 1, sizeof(*s->table));
 	memset(s->mapped, 1, c->frames);
 	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
 		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
@@ -243,6 +324,7 @@ void bsim_destroy(struct bsim *s)
 	free(s->meta);
 	free(s->mapped);
 	free(s->host_has);
+	free(s->table);
 }
 
 /* ---------------------------------------------------------------- the host */
@@ -548,6 +630,38 @@ NO_COVERAGE static int check_frames(struct bsim *s)
 	return 0;
 }
 
+/* Page tables: a block without one is all mapped or all unmapped; every
+ * table and reserve frame is an allocated, mapped frame. */
+NO_COVERAGE static int check_tables(struct bsim *s)
+{
+	uint64_t tables = 0;
+	for (uint64_t blk = 0; blk * BLOCK < s->c.frames; blk++) {
+		if (s->table[blk]) {
+			uint64_t t = s->table[blk] - 1;
+			tables++;
+			if (pfa_frame_state(&s->pfa, t) != PFA_USED || !frame_mapped(s, t)) {
+				fail(s, "the page table of block %#lx, frame %#lx, is in state %d%s", (unsigned long)blk,
+				     (unsigned long)t, (int)pfa_frame_state(&s->pfa, t), frame_mapped(s, t) ? "" : ", unmapped");
+				return -1;
+			}
+		} else if (!block_is(s, blk, true) && !block_is(s, blk, false)) {
+			fail(s, "2 MiB block %#lx is partly mapped but has no page table", (unsigned long)blk);
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < s->n_reserve; i++)
+		if (pfa_frame_state(&s->pfa, s->reserve[i]) != PFA_USED) {
+			fail(s, "reserve table frame %#lx is in state %d", (unsigned long)s->reserve[i],
+			     (int)pfa_frame_state(&s->pfa, s->reserve[i]));
+			return -1;
+		}
+	if (tables != s->page_tables) {
+		fail(s, "harness: %lu page tables counted, %lu found", (unsigned long)s->page_tables, (unsigned long)tables);
+		return -1;
+	}
+	return 0;
+}
+
 int bsim_check(struct bsim *s)
 {
 	char why[256];
@@ -561,7 +675,7 @@ int bsim_check(struct bsim *s)
 		fail(s, "balloon_check: %s", why);
 		return -1;
 	}
-	if (check_frames(s) < 0)
+	if (check_frames(s) < 0 || check_tables(s) < 0)
 		return -1;
 	for (int q = 0; q < BALLOON_NQ; q++)
 		if (s->live[q] && check_queue(s, (enum balloon_queue)q) < 0)

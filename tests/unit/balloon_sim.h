@@ -5,7 +5,9 @@
  * are never touched), the balloon's queues with a simulated device behind
  * each (virtio_sim), a direct map (one byte a frame: mapped or not), a clock,
  * timers, the work flag and the device configuration; and it plays the
- * device, honestly or not. Both tests/unit/test_balloon.c and
+ * device, honestly or not. The direct map has page tables like the
+ * kernel's: changing part of a 2 MiB block needs a table frame from the
+ * same allocator, so a map can fail for want of memory, as in the kernel. Both tests/unit/test_balloon.c and
  * tests/fuzz/host/fuzz_balloon.c drive the same core through it.
  *
  * The device side keeps its own model — which frames the host holds
@@ -27,6 +29,7 @@
 
 #define BSIM_MAX_POPPED 128
 #define BSIM_MAX_PUSHES (1u << 20) /* completions remembered per queue */
+#define BSIM_TABLE_RESERVE 4 /* as arch/x86_64/paging.c's TABLE_RESERVE */
 
 struct bsim_popped {
 	struct vsim_buf buf;
@@ -52,6 +55,11 @@ struct bsim {
 	void *meta;
 	uint8_t *mapped;       /* per frame: in the direct map */
 	uint8_t *host_has;     /* per frame: the device holds it */
+	uint64_t *table;       /* per 2 MiB block: its page table's frame + 1, or 0 */
+	uint64_t page_tables, reserve_uses;
+	uint64_t reserve[BSIM_TABLE_RESERVE];
+	unsigned n_reserve;
+	unsigned fail_maps;    /* the next this many map/unmap calls fail (-ENOMEM) */
 	uint64_t host_pages;
 	struct balloon b;
 	int nq;                /* balloon_core_init's answer */

@@ -109,7 +109,9 @@ static void inflates_to_target_and_deflates_back(void **state)
 	assert_int_equal(S.actual, 4000);
 	assert_int_equal(S.host_pages, 4000);
 	assert_int_equal(S.pfa.st.ballooned, 4000);
-	assert_int_equal(S.pfa.st.free, free0 - 4000);
+	/* and the page tables for the runs smaller than 2 MiB, and their reserve */
+	assert_int_equal(S.pfa.st.free, free0 - 4000 - S.page_tables - S.n_reserve);
+	assert_true(S.page_tables >= 1);
 	unsigned huge = 0;
 	for (size_t i = 0; i < S.b.n_runs; i++)
 		huge += S.b.runs[i].order == PFA_HUGE_ORDER;
@@ -120,7 +122,8 @@ static void inflates_to_target_and_deflates_back(void **state)
 	assert_int_equal(S.actual, 0);
 	assert_int_equal(S.host_pages, 0);
 	assert_int_equal(S.pfa.st.ballooned, 0);
-	assert_int_equal(S.pfa.st.free, free0);
+	assert_int_equal(S.page_tables, 0); /* every split 2 MiB block made whole again */
+	assert_int_equal(S.pfa.st.free, free0 - S.n_reserve);
 	assert_int_equal(S.refusals, 0);
 }
 
@@ -472,6 +475,148 @@ static void a_report_fits_a_small_queue(void **state)
 	assert_int_equal(S.pfa.st.reported, pages);
 }
 
+/* ---------------------------------------------------------------- page tables */
+
+/* Take every free frame without asking the balloon (as a guest does that
+ * allocates exactly what is free). */
+static uint64_t take_everything(void)
+{
+	uint64_t n = 0;
+	while (pfa_alloc_block_flags(&S.pfa, 0, PFA_NO_OOM) >= 0)
+		n++;
+	ok();
+	return n;
+}
+
+static unsigned last_run_order(void)
+{
+	return S.b.runs[S.b.n_runs - 1].order;
+}
+
+/* Regression (QEMU, 512 MiB guest: balloon 300M, alloc 300M -> CPU exception
+ * 14 in fill_run): an OOM deflate gives back 256 pages of a 2 MiB run whose
+ * mapping was removed whole; mapping half of it needs a page table, and the
+ * allocator had none: the map failed silently and the frames were freed
+ * unmapped. Now the table comes from paging's reserve. */
+static void an_oom_deflate_of_half_a_2mib_run_is_mapped(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.reserve_floor = 256;
+	boot(&c);
+	set_target(8192); /* 16 whole 2 MiB runs */
+	assert_int_equal(last_run_order(), PFA_HUGE_ORDER);
+	assert_int_equal(S.page_tables, 0);
+	take_everything();
+	int64_t pfn = bsim_alloc(&S, 0); /* OOM: 256 pages of the last run */
+	ok(); /* before the fix: "frame ...: not ballooned but unmapped" */
+	assert_true(pfn >= 0);
+	assert_int_equal(S.b.oom_deflates, 1);
+	assert_int_equal(S.b.held, 8192 - 256);
+	assert_true(S.reserve_uses >= 1);
+	assert_int_equal(S.b.remapping, 0);
+}
+
+/* The second route, no OOM: the guest holds every free frame, the host
+ * deflates by 1 MiB. */
+static void a_1mib_deflate_with_nothing_free_is_mapped(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.p.oom = false;
+	boot(&c);
+	set_target(8192);
+	take_everything();
+	set_target(8192 - 256);
+	assert_int_equal(S.b.held, 8192 - 256);
+	assert_int_equal(S.b.remapping, 0);
+	assert_true(S.reserve_uses >= 1);
+	assert_int_equal(S.page_tables, 1);
+}
+
+/* A map that fails leaves the deflated run ballooned and unmapped (never
+ * freed unmapped); the next step maps it. */
+static void a_deflate_that_cannot_be_mapped_waits(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	boot(&c);
+	set_target(4000);
+	S.fail_maps = 1000000; /* no page table to be had for a while */
+	set_target(1000);
+	/* Both batches were let go by the host and wait for their mapping;
+	 * with no batch free, the deflate pauses there. */
+	assert_true(S.b.held < 4000);
+	assert_true(S.b.remapping > 0);
+	assert_int_equal(S.pfa.st.ballooned, S.b.held + S.b.remapping);
+	assert_true(S.b.map_failures >= 1);
+	assert_true(S.b.timer_armed[BALLOON_T_RETRY]);
+	S.fail_maps = 0;
+	bsim_fire_timer(&S, BALLOON_T_RETRY);
+	settle();
+	assert_int_equal(S.b.remapping, 0);
+	assert_int_equal(S.b.held, 1000);
+	assert_int_equal(S.pfa.st.ballooned, 1000);
+}
+
+/* An unmap that fails gives that run and the rest of its batch back. */
+static void an_inflate_that_cannot_be_unmapped_gives_back(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	boot(&c);
+	S.fail_maps = 1;
+	set_target(4000);
+	assert_true(S.b.stalled);
+	assert_int_equal(S.b.held, 0);
+	assert_int_equal(S.pfa.st.ballooned, 0);
+	bsim_fire_timer(&S, BALLOON_T_RETRY);
+	settle();
+	assert_int_equal(S.b.held, 4000);
+}
+
+/* Regression (QEMU: balloon_stalled said free 6525, reserve_floor 6527):
+ * page tables for unmapping small runs came out of the floor. */
+static void page_tables_do_not_take_the_floor(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.p.reporting = false;
+	boot(&c);
+	/* Free memory in single frames: every other frame of 8 MiB. */
+	int64_t first = bsim_alloc(&S, 11);
+	assert_true(first >= 0);
+	assert_int_equal(bsim_free(&S, (uint64_t)first, 11), 0);
+	int64_t pfns[2048];
+	for (int i = 0; i < 2048; i++)
+		pfns[i] = bsim_alloc(&S, 0);
+	for (int i = 0; i < 2048; i += 2)
+		assert_int_equal(bsim_free(&S, (uint64_t)pfns[i], 0), 0);
+	ok();
+	set_target(16384);
+	assert_true(S.b.stalled);
+	assert_true(S.page_tables > 0);
+	assert_true(S.pfa.st.free >= S.pfa.reserve_floor);
+}
+
+/* Regression: an inflate undone before the host saw it (the queue was
+ * full) put its frames back marked reported, so they were never reported. */
+static void an_inflate_the_host_never_saw_stays_reportable(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.auto_answer = 0;
+	c.p.batch_pages = 256;
+	c.p.reporting = false;
+	c.queue_size = 1; /* two batches, room for one */
+	boot(&c);
+	bsim_set_num_pages(&S, 1000);
+	bsim_run_work(&S);
+	ok();
+	assert_int_equal(S.b.in_flight_in, 256);
+	assert_int_equal(S.pfa.st.reported, 0); /* before the fix: 256 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +637,12 @@ int main(void)
 		cmocka_unit_test_teardown(the_hint_id_is_not_overwritten_by_stop, teardown),
 		cmocka_unit_test_teardown(hint_blocks_wait_for_the_device, teardown),
 		cmocka_unit_test_teardown(a_report_fits_a_small_queue, teardown),
+		cmocka_unit_test_teardown(an_oom_deflate_of_half_a_2mib_run_is_mapped, teardown),
+		cmocka_unit_test_teardown(a_1mib_deflate_with_nothing_free_is_mapped, teardown),
+		cmocka_unit_test_teardown(a_deflate_that_cannot_be_mapped_waits, teardown),
+		cmocka_unit_test_teardown(an_inflate_that_cannot_be_unmapped_gives_back, teardown),
+		cmocka_unit_test_teardown(page_tables_do_not_take_the_floor, teardown),
+		cmocka_unit_test_teardown(an_inflate_the_host_never_saw_stays_reportable, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
