@@ -33,9 +33,10 @@ def slow_rng(tmp_path):
     os.close(fd)
 
 
-def boot_slow(boot, slow_rng):
+def boot_slow(boot, slow_rng, append=""):
     args, answer = slow_rng
-    vm = boot(mem="128M", devices=["virtio-rng-pci,id=rng0,rng=slow"], extra_args=args)
+    vm = boot(mem="128M", devices=["virtio-rng-pci,id=rng0,rng=slow"], extra_args=args,
+              append=append)
     vm.wait_event("ready", timeout=30)
     return vm, answer
 
@@ -69,8 +70,11 @@ def test_a_line_typed_while_rng_waits_is_kept_and_runs_after_it(boot, slow_rng):
     assert any("poweroff" in line for line in vm.lines)
 
 
-def test_a_command_typed_during_a_wait_runs_after_it(boot, slow_rng):
-    vm, _ = boot_slow(boot, slow_rng)
+# irq=poll: the wait itself polls the console and the device (no interrupt
+# brings either), and must still keep the typed line and see the answer.
+@pytest.mark.parametrize("append", ["", "irq=poll"])
+def test_a_command_typed_during_a_wait_runs_after_it(boot, slow_rng, append):
+    vm, answer = boot_slow(boot, slow_rng, append)
     start_waiting(vm, "rng 16 1500")
     vm.send("pfa\n")
     vm.wait_event("cmd", timeout=30, where={"name": "pfa"})
@@ -78,6 +82,15 @@ def test_a_command_typed_during_a_wait_runs_after_it(boot, slow_rng):
     # The wait ran no other work: pfa's output follows rng's failure line.
     text = "\n".join(vm.lines)
     assert text.index("error: rng:") < text.index("frames (4 KiB)")
+    # And an answer that comes during a wait ends it.
+    answer(16)
+    vm.wait_event("rng_late", timeout=30)
+    start_waiting(vm, "rng 8 10000")
+    vm.send("help\n")
+    answer(8)
+    assert vm.wait_event("rng", timeout=30)["bytes"] == 8
+    vm.wait_event("cmd", timeout=30, where={"name": "help"})
+    assert cmd_events(vm)[2:] == [("rng", 0), ("help", 0)]
 
 
 def test_a_late_rng_answer_is_discarded_not_given_to_the_next_request(boot, slow_rng):
