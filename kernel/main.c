@@ -27,6 +27,7 @@
 #include "arch/x86_64/lapic.h"
 #include "arch/x86_64/paging.h"
 #include "arch/x86_64/qemu_exit.h"
+#include "arch/x86_64/stack.h"
 #include "drivers/uart/uart16550.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
@@ -36,7 +37,7 @@
 struct boot_info boot_info;
 
 CMDLINE_OPTION(fault, "fault",
-	       "provoke a CPU exception at boot, to test the handler: pagefault|ud|gp|div");
+	       "provoke a CPU exception at boot, to test the handler: pagefault|ud|gp|div|stack");
 
 const char *boot_path_name(void)
 {
@@ -58,6 +59,19 @@ void boot_uefi(const struct boot_info *bi)
 	kernel_main();
 }
 
+/* Recurse until the stack runs into its guard page. The volatile bound
+ * (never reached) keeps the compiler from proving the recursion infinite,
+ * and the volatile frame keeps it from turning it into a loop. */
+static volatile uint64_t recurse_limit = UINT64_MAX;
+static uint64_t recurse(uint64_t depth)
+{
+	volatile uint8_t frame[256];
+	frame[0] = (uint8_t)depth;
+	if (depth == recurse_limit)
+		return frame[0];
+	return recurse(depth + 1) + frame[0];
+}
+
 /* Provoke the exception named by fault=..., to prove the handler works. */
 static void provoke_fault(const char *kind)
 {
@@ -73,8 +87,10 @@ static void provoke_fault(const char *kind)
 		/* In assembly: the compiler turns 1/x into a compare, no divide. */
 		__asm__ volatile("xor %%edx, %%edx; xor %%ecx, %%ecx; mov $1, %%eax; div %%ecx"
 				 : : : "eax", "ecx", "edx");
+	} else if (strcmp(kind, "stack") == 0) {
+		printf("recursed %lu times\n", (unsigned long)recurse(0)); /* never printed */
 	} else {
-		printf("fault=%s: unknown kind (pagefault|ud|gp|div)\n", kind);
+		printf("fault=%s: unknown kind (pagefault|ud|gp|div|stack)\n", kind);
 	}
 }
 
@@ -114,6 +130,9 @@ void kernel_main(void)
 	int rc = paging_init(&boot_info);
 	if (rc < 0)
 		panic("kernel_main: paging_init failed (%d)", rc);
+	rc = stack_guards_init();
+	if (rc < 0)
+		panic("kernel_main: stack_guards_init failed (%d)", rc);
 	mm_init();
 
 	if (acpi_init(boot_info.rsdp) < 0)

@@ -344,7 +344,7 @@ static int cmd_pfa(int argc, char **argv)
 	printf("free blocks per order:");
 	for (unsigned o = 0; o <= PFA_MAX_ORDER; o++)
 		printf(" %u:%lu", o, (unsigned long)s->free_blocks[o]);
-	printf("\nallocations %lu, frees %lu, failures %lu; 2 MiB allocations %lu, failures %lu\n",
+	printf("\nallocations %lu, frees %lu, failures %lu; huge-pool allocations %lu, failures %lu\n",
 	       (unsigned long)s->allocs, (unsigned long)s->frees, (unsigned long)s->alloc_failures,
 	       (unsigned long)s->huge_allocs, (unsigned long)s->huge_failures);
 	uint64_t mbpf = pfa_metadata_millibytes_per_frame(&kernel_pfa);

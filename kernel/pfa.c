@@ -380,8 +380,6 @@ int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
 		if (pfn >= 0) {
 			a->st.allocs++;
 			a->st.used += 1ULL << order;
-			if (order >= PFA_HUGE_ORDER)
-				a->st.huge_allocs++;
 			return pfn;
 		}
 		/* Bounded: a handler that frees something useless cannot loop us. */
@@ -394,8 +392,6 @@ int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
 			break;
 	}
 	a->st.alloc_failures++;
-	if (order >= PFA_HUGE_ORDER)
-		a->st.huge_failures++;
 	return -ENOMEM;
 }
 
@@ -548,7 +544,7 @@ int64_t pfa_pool_alloc(struct pfa *a)
 		if (STATE(a->frame[a->pool[i]]) == PFA_POOL_FREE) {
 			mark_block(a, a->pool[i], PFA_HUGE_ORDER, PFA_POOL_USED, false);
 			a->st.pool_free--;
-			a->st.huge_allocs++;
+			a->st.huge_allocs++; /* as hugetlbfs counts: pool pages only */
 			return (int64_t)a->pool[i];
 		}
 	a->st.huge_failures++;

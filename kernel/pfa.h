@@ -63,7 +63,10 @@ struct pfa_stats {
 	uint64_t used, ballooned, reported, isolated, reserved;
 	uint64_t pool_total, pool_free; /* huge-pool pages (2 MiB each) */
 	uint64_t allocs, frees, alloc_failures;
-	uint64_t huge_allocs, huge_failures; /* order >= PFA_HUGE_ORDER requests */
+	/* Huge-page pool requests (pfa_pool_alloc), as Linux counts hugetlbfs
+	 * (HTLB_PGALLOC/HTLB_PGFAIL): pages given, and requests that found the
+	 * pool empty. 2 MiB blocks from the free lists are not huge pages. */
+	uint64_t huge_allocs, huge_failures;
 	uint64_t oom_calls, oom_freed;
 };
 
@@ -157,7 +160,9 @@ size_t pfa_report_take(struct pfa *a, unsigned min_order, struct pfa_run *out, s
 int pfa_report_done(struct pfa *a, uint64_t pfn, unsigned order, bool reported);
 
 /* Huge-page pool: set `pages` 2 MiB blocks apart (returns how many it could),
- * then allocate and free them. The balloon and reporting never see them. */
+ * then allocate and free them. The balloon and reporting never see them.
+ * pfa_pool_alloc returns a pool page's first pfn or -ENOMEM (pool empty);
+ * it alone moves huge_allocs and huge_failures. */
 uint64_t pfa_pool_init(struct pfa *a, uint64_t pages);
 int64_t pfa_pool_alloc(struct pfa *a);
 int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller);

@@ -4,7 +4,10 @@
  * Bytes arrive in the UART's receive ring from its interrupt handler, which
  * queues shell_work; the work item drains the ring, edits the line (echo,
  * backspace) and runs a command when a line ends. A command runs in the main
- * loop with interrupts on.
+ * loop with interrupts on. Work never nests (work.h), so bytes typed while a
+ * command runs, or waits for a device, stay in the receive ring and are
+ * edited and echoed once it has returned: the line being executed is never
+ * touched under it, and no command runs inside another.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -3,12 +3,20 @@
  *
  * The queue is a singly linked FIFO protected by turning interrupts off, the
  * only concurrency a single-CPU kernel has. Timers are a list sorted by
- * deadline; the LAPIC one-shot timer is always armed for the earliest.
+ * deadline; the LAPIC one-shot timer is armed for the earliest, except while
+ * work_wait borrows it for its own deadline.
+ *
+ * Work items never nest: one runs to its end before the next starts, and a
+ * wait inside one (work_wait) only halts and polls. Nesting let a command's
+ * wait run the shell's own work item, which took half-typed lines into the
+ * line being executed and ran commands inside commands, each a frame deeper
+ * on the one boot stack (issue 12).
  */
 #include <errno.h>
 #include <stddef.h>
 #include "work.h"
 #include "clock.h"
+#include "panic.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
 #include "arch/x86_64/lapic.h"
@@ -16,6 +24,8 @@
 static struct work *head, *tail;
 static struct timer *timers;
 static uint64_t halts;
+/* A work item or timer is running: running another now would nest. */
+static bool in_work;
 
 void work_queue(struct work *w)
 {
@@ -86,11 +96,15 @@ static struct timer *timer_pop_due(void)
 
 int work_run_pending(void)
 {
+	if (in_work)
+		panic("work_run_pending: called from inside a work item (nesting)");
 	int ran = 0;
 	for (;;) {
 		struct timer *t = timer_pop_due();
 		if (t) {
+			in_work = true;
 			t->fn(t);
+			in_work = false;
 			ran++;
 			continue;
 		}
@@ -105,7 +119,9 @@ int work_run_pending(void)
 		irq_restore(was);
 		if (!w)
 			break;
+		in_work = true;
 		w->fn(w);
+		in_work = false;
 		ran++;
 	}
 	bool was = irq_save();
@@ -145,36 +161,36 @@ void work_add_poll(void (*fn)(void), uint64_t period_ns)
 		timer_arm(&poll_timer, poll_period);
 }
 
-static void wake_only(struct timer *t)
-{
-	(void)t; /* firing is enough: it ends the halt */
-}
-
 int work_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ms)
 {
 	uint64_t deadline = clock_ns() + timeout_ms * 1000000;
-	struct timer wake = { .fn = wake_only };
-	timer_arm(&wake, timeout_ms * 1000000);
+	bool was = irq_save();
 	int rc = 0;
 	for (;;) {
-		work_run_pending();
-		irq_disable();
+		/* Interrupts are off from here to the halt, so a completion
+		 * cannot slip in between the check and the sleep. */
 		if (done(ctx))
 			break;
-		if (clock_ns() >= deadline) {
+		uint64_t now = clock_ns();
+		if (now >= deadline) {
 			rc = -ETIMEDOUT;
 			break;
 		}
-		/* Work queued by an interrupt since work_run_pending: run it
-		 * instead of sleeping through it (interrupts are off here, so
-		 * nothing slips in between this check and the halt). */
-		if (!head)
-			cpu_idle();
-		else
-			irq_enable();
+		/* The LAPIC timer is ours until the end: other timers wait, as
+		 * queued work does. With polled devices, wake at their period and
+		 * poll them here, which only moves bytes and queues work, the same
+		 * as their interrupt handlers would. */
+		uint64_t slice = deadline - now;
+		if (n_polls && poll_period < slice)
+			slice = poll_period;
+		lapic_timer_oneshot(slice);
+		cpu_idle(); /* sti; hlt: returns after the next interrupt */
+		irq_disable();
+		for (int i = 0; i < n_polls; i++)
+			polls[i]();
 	}
-	irq_enable();
-	timer_cancel(&wake);
+	lapic_rearm(); /* give the timer back to the timer list */
+	irq_restore(was);
 	return rc;
 }
 

@@ -5,7 +5,8 @@
  * runs queued work with interrupts on, fires due timers, and halts the CPU
  * when there is nothing to do. There are no threads: a work function runs to
  * completion, so it should do a bounded amount and re-queue itself for more
- * (that keeps the shell and other work responsive).
+ * (that keeps the shell and other work responsive). Work never nests: no
+ * work item or timer runs while another one is running, waits included.
  */
 #ifndef BLIMP_WORK_H
 #define BLIMP_WORK_H
@@ -34,13 +35,19 @@ void work_queue(struct work *w);
 void timer_arm(struct timer *t, uint64_t delay_ns);
 void timer_cancel(struct timer *t);
 
-/* Run queued work and due timers until none is left; returns how many ran. */
+/* Run queued work and due timers until none is left; returns how many ran.
+ * Only the kernel loop calls it: from inside a work item it panics. */
 int work_run_pending(void);
 
 /*
- * Wait, running other work and halting in between, until done(ctx) is true
- * or `timeout_ms` passes. Returns 0 or -ETIMEDOUT. A timer bounds the halt,
- * so a device that never answers cannot hang the caller.
+ * Halt until done(ctx) is true or `timeout_ms` passes. Returns 0 or
+ * -ETIMEDOUT. done() is called with interrupts off, after each interrupt,
+ * so it should look at (poll) the device itself: no other work item or timer
+ * runs during the wait — interrupts only queue work for later — and the
+ * caller's own completion work may not have run either. Polled devices and
+ * the console are polled (their bytes kept, their work queued). The LAPIC
+ * timer bounds the halt, so a device that never answers cannot hang the
+ * caller; other work waits up to `timeout_ms`, so keep it short.
  */
 int work_wait(bool (*done)(void *ctx), void *ctx, uint64_t timeout_ms);
 

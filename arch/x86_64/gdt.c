@@ -4,11 +4,13 @@
  * Long mode ignores segment bases and limits, but still needs a code segment
  * with the L bit, a data segment, and a TSS for the interrupt stack table:
  * without IST, a stack overflow that faults would fault again pushing the
- * exception frame, and the machine would reset with no message.
+ * exception frame, and the machine would reset with no message. The stacks
+ * themselves, each with a guard page, are in stack.c.
  */
 #include <stdint.h>
 #include <string.h>
 #include "interrupt.h"
+#include "stack.h"
 
 struct tss {
 	uint32_t reserved0;
@@ -21,7 +23,6 @@ struct tss {
 } __attribute__((packed));
 
 static struct tss tss;
-static uint8_t ist_stacks[2][16384] __attribute__((aligned(16)));
 static uint64_t gdt[5];
 
 #define GDT_KERNEL_CODE 0x08
@@ -33,8 +34,8 @@ void gdt_init(void)
 	uint64_t base = (uint64_t)(uintptr_t)&tss, limit = sizeof(tss) - 1;
 
 	memset(&tss, 0, sizeof(tss));
-	tss.ist[0] = (uint64_t)(uintptr_t)(ist_stacks[0] + sizeof(ist_stacks[0])); /* IST1: #DF */
-	tss.ist[1] = (uint64_t)(uintptr_t)(ist_stacks[1] + sizeof(ist_stacks[1])); /* IST2: NMI, #MC */
+	for (unsigned i = 1; i <= STACK_IST_COUNT; i++)
+		tss.ist[i - 1] = stack_ist_top(i); /* IST1 #DF, IST2 NMI and #MC, IST3 #PF */
 	tss.iomap_base = sizeof(tss);
 
 	gdt[0] = 0;

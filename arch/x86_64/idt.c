@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "lapic.h"
 #include "qemu_exit.h"
+#include "stack.h"
 #include "drivers/uart/uart16550.h"
 #include "kernel/event.h"
 
@@ -63,9 +64,12 @@ void idt_init(void)
 {
 	for (int v = 0; v < 256; v++)
 		idt_set(v, isr_stub_table[v], 0);
-	idt_set(2, isr_stub_table[2], 2);  /* NMI */
-	idt_set(8, isr_stub_table[8], 1);  /* double fault */
-	idt_set(18, isr_stub_table[18], 2); /* machine check */
+	idt_set(2, isr_stub_table[2], STACK_IST_NMI_MC);
+	idt_set(8, isr_stub_table[8], STACK_IST_DOUBLE_FAULT);
+	/* A stack overflow is a page fault in a guard page: its handler needs
+	 * a stack other than the one that overflowed. */
+	idt_set(14, isr_stub_table[14], STACK_IST_PAGE_FAULT);
+	idt_set(18, isr_stub_table[18], STACK_IST_NMI_MC);
 
 	struct {
 		uint16_t limit;
@@ -115,10 +119,25 @@ static void fatal_line(const char *fmt, ...)
 
 static void exception_report(const struct interrupt_frame *f)
 {
+	/* An exception while reporting one (the report's own code faulted):
+	 * the IST stack starts over at its top, so reporting again would loop
+	 * for ever. Say so in as few instructions as possible and stop. */
+	static bool reporting;
+	if (reporting) {
+		static const char msg[] = "\n*** CPU exception while reporting a CPU exception\n";
+		uart_write(msg, sizeof(msg) - 1);
+		qemu_exit(QEMU_EXIT_EXCEPTION);
+	}
+	reporting = true;
+
 	uint64_t cr2 = read_cr2();
 	const char *name = exception_names[f->vector];
+	const char *overflowed = f->vector == 14 ? stack_guard_owner(cr2) : NULL;
 
 	fatal_line("\n*** CPU exception %lu (%s), error code %#lx\n", f->vector, name, f->error_code);
+	if (overflowed)
+		fatal_line("*** stack overflow: the %s ran into its guard page (CR2 %#lx)\n",
+			   overflowed, cr2);
 	fatal_line("    RIP %016lx  CS %04lx  RFLAGS %016lx\n", f->rip, f->cs, f->rflags);
 	fatal_line("    RSP %016lx  SS %04lx  CR2 %016lx  CR3 %016lx\n", f->rsp, f->ss, cr2, read_cr3());
 	fatal_line("    RAX %016lx  RBX %016lx  RCX %016lx  RDX %016lx\n", f->rax, f->rbx, f->rcx, f->rdx);
@@ -131,8 +150,12 @@ static void exception_report(const struct interrupt_frame *f)
 			   (f->error_code & 1) ? "a protected" : "an unmapped",
 			   (f->error_code & 4) ? "user" : "kernel",
 			   (f->error_code & 16) ? ", instruction fetch" : "");
+	char extra[64] = "";
+	if (overflowed)
+		snprintf(extra, sizeof(extra), ",\"stack_overflow\":\"%s\"", overflowed);
 	event_emit("exception", "\"vector\":%lu,\"name\":\"%s\",\"error_code\":%lu,"
-		   "\"rip\":\"%#lx\",\"cr2\":\"%#lx\"", f->vector, name, f->error_code, f->rip, cr2);
+		   "\"rip\":\"%#lx\",\"cr2\":\"%#lx\"%s", f->vector, name, f->error_code, f->rip, cr2,
+		   extra);
 	qemu_exit(QEMU_EXIT_EXCEPTION);
 }
 

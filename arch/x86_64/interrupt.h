@@ -31,7 +31,8 @@ struct interrupt_frame {
 
 typedef void (*irq_handler_fn)(void *ctx);
 
-/* Install the GDT (with a TSS for the double-fault stack) and the IDT. */
+/* Install the GDT (with a TSS naming the interrupt stacks of stack.h) and
+ * the IDT. */
 void gdt_init(void);
 void idt_init(void);
 

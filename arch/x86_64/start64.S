@@ -35,9 +35,14 @@ start64_common:
 	hlt
 	jmp 1b
 
+	/* The page under the stack is unmapped once paging is up
+	 * (arch/x86_64/stack.c), so an overflow faults at once instead of
+	 * running on into whatever .bss lies below. */
 	.section .bss
-	.align 16
-	.globl boot_stack_top
+	.align 4096
+	.globl boot_stack_guard, boot_stack_top
+boot_stack_guard:
+	.skip 4096
 boot_stack:
 	.skip 64 * 1024
 boot_stack_top:

@@ -49,6 +49,17 @@ def test_exception_is_reported_with_vector_and_exit_code(boot, kind, vector):
     assert any(line.strip().startswith("RAX ") for line in vm.lines)
 
 
+def test_stack_overflow_is_named_and_exits_with_the_exception_status(boot):
+    # Before the guard pages, the boot stack ran on down through the .bss
+    # and the image below it with no fault, and the machine reset with no
+    # message at all (QEMU exited 0 under -no-reboot).
+    vm = boot(append="fault=stack", mem="128M")
+    ev = vm.wait_event("exception", timeout=30)
+    assert ev["vector"] == 14 and ev.get("stack_overflow") == "boot stack", ev
+    assert vm.wait_exit() == EXIT_EXCEPTION
+    assert any("stack overflow" in line and "boot stack" in line for line in vm.lines)
+
+
 def test_unknown_command_is_reported_and_shell_goes_on(boot):
     vm = boot(mem="128M")
     vm.wait_event("ready", timeout=30)

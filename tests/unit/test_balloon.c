@@ -266,6 +266,37 @@ static void answers_stats_requests(void **state)
 	assert_int_equal(st[4].val, S.pfa.st.free << 12);
 }
 
+/* HTLB_PGALLOC/HTLB_PGFAIL (tags 8, 9) are the huge-page pool's figures, as
+ * Linux reports hugetlbfs: the guest's own 2 MiB allocations (hints, the
+ * alloc command) used to be counted, so a guest with no pool told the host
+ * hugetlb_pgfail=1250. */
+static void stats_count_huge_pages_from_the_pool_only(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	boot(&c);
+	int64_t blocks[4];
+	for (int i = 0; i < 4; i++)
+		assert_true((blocks[i] = pfa_alloc_block(&S.pfa, PFA_HUGE_ORDER)) >= 0);
+	assert_int_equal(pfa_pool_init(&S.pfa, 1), 1);
+	assert_true(pfa_pool_alloc(&S.pfa) >= 0);
+	assert_int_equal(pfa_pool_alloc(&S.pfa), -ENOMEM); /* the pool is empty */
+	assert_int_equal(pfa_pool_alloc(&S.pfa), -ENOMEM);
+	/* The host asks for fresh figures: the buffer comes back, is refilled. */
+	assert_true(bsim_take(&S, BALLOON_Q_STATS));
+	assert_true(bsim_complete(&S, BALLOON_Q_STATS, 0, 0));
+	bsim_interrupt(&S);
+	ok();
+	const struct balloon_stat *st = S.b.stats;
+	assert_int_equal(st[8].tag, 8); /* VIRTIO_BALLOON_S_HTLB_PGALLOC */
+	assert_int_equal(st[8].val, 1);
+	assert_int_equal(st[9].tag, 9); /* VIRTIO_BALLOON_S_HTLB_PGFAIL */
+	assert_int_equal(st[9].val, 2);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pfa_free_block(&S.pfa, (uint64_t)blocks[i], PFA_HUGE_ORDER, NULL), 0);
+	ok();
+}
+
 static void hints_a_migration(void **state)
 {
 	(void)state;
@@ -627,6 +658,7 @@ int main(void)
 		cmocka_unit_test_teardown(oom_with_a_silent_device_frees_nothing, teardown),
 		cmocka_unit_test_teardown(reports_free_blocks, teardown),
 		cmocka_unit_test_teardown(answers_stats_requests, teardown),
+		cmocka_unit_test_teardown(stats_count_huge_pages_from_the_pool_only, teardown),
 		cmocka_unit_test_teardown(hints_a_migration, teardown),
 		cmocka_unit_test_teardown(num_pages_beyond_memory_is_clamped, teardown),
 		cmocka_unit_test_teardown(a_lie_breaks_one_queue_and_loses_nothing, teardown),
