@@ -41,7 +41,27 @@ class GuestError(Exception):
 
 
 class EventFormatError(ValueError):
-    """A line behind the event prefix is not one JSON object with "ev" and "t_ms"."""
+    """A line behind the event prefix is not one JSON object with "ev" and
+    "t_ms", or lacks a field the host tools read (EVENT_FIELDS)."""
+
+
+# The fields the host tools (this file, scenario.py, fuzz_device.py, bench/)
+# read from each event, and their types. A line without one of them, or with
+# another type, is refused here like malformed JSON, so a tool never meets a
+# KeyError or TypeError deep inside a wait. docs/events.md lists every field.
+EVENT_FIELDS = {
+    "ready": {"boot": str, "mem_usable": int},
+    "cmd": {"name": str, "rc": int},
+    "cmd_error": {"name": str},
+    "pfa": {"check": str, "free": int},
+    "fuzz_finding": {"kind": str, "detail": str},
+    "fuzz_done": {"ops": int, "programs": int, "needs_reset_bad": int, "needs_reset_valid": int},
+}
+
+
+def _is(value, kind):
+    # JSON true is not a number here, though Python's bool is an int.
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
 def parse_event(line):
@@ -57,8 +77,11 @@ def parse_event(line):
         ev = json.loads(text)
     except json.JSONDecodeError as e:
         raise EventFormatError(f"malformed event line ({e.msg} at column {e.pos}): {line!r}")
-    if not isinstance(ev, dict) or not isinstance(ev.get("ev"), str) or not isinstance(ev.get("t_ms"), int):
+    if not isinstance(ev, dict) or not _is(ev.get("ev"), str) or not _is(ev.get("t_ms"), int):
         raise EventFormatError(f"event line without string 'ev' and integer 't_ms': {line!r}")
+    for field, kind in EVENT_FIELDS.get(ev["ev"], {}).items():
+        if not _is(ev.get(field), kind):
+            raise EventFormatError(f"{ev['ev']!r} event without {kind.__name__} field {field!r}: {line!r}")
     return ev
 
 
@@ -170,10 +193,15 @@ class BlimpVM:
         raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
 
     def wait_for(self, predicate, timeout, what):
-        """Wait until predicate() (called with the lock held) is true."""
+        """Wait until predicate() (called with the lock held) is true. Fails at
+        once, naming the line, if the guest has printed a malformed event."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
+                if self.bad_lines:
+                    # The event being waited for may be the malformed one:
+                    # say so now rather than time out on it.
+                    break
                 result = predicate()
                 if result:
                     return result
@@ -183,6 +211,9 @@ class BlimpVM:
                 if remaining <= 0:
                     break
                 self.cond.wait(min(remaining, 0.5))
+        if self.bad_lines:
+            self.fail(f"the guest printed a malformed event line while {what} was awaited: "
+                      f"{self.bad_lines[0]}")
         status = self.proc.poll()
         if status is not None:
             self.fail(f"QEMU exited with status {status} while waiting for {what}")
