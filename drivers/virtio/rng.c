@@ -11,11 +11,14 @@
 #include "kernel/clock.h"
 #include "kernel/event.h"
 #include "kernel/mm.h"
+#include "kernel/parse.h"
 #include "kernel/shell.h"
 #include "kernel/addr.h"
 
+#define RNG_BUF_BYTES 4096
+
 static struct virtio_dev *rng;
-static uint8_t *rng_buf;
+static uint8_t *rng_buf; /* RNG_BUF_BYTES, one request at a time */
 static volatile bool rng_done;
 static uint32_t rng_len;
 
@@ -34,7 +37,7 @@ void rng_init(void)
 	rng = virtio_find(VIRTIO_ID_RNG);
 	if (!rng)
 		return;
-	rng_buf = mm_alloc_dma(4096);
+	rng_buf = mm_alloc_dma(RNG_BUF_BYTES);
 	if (!rng_buf || virtio_pci_start(rng, 0) < 0 || virtio_pci_setup_queue(rng, 0, 64) < 0) {
 		printf("rng: device not usable\n");
 		return;
@@ -55,9 +58,12 @@ static int cmd_rng(int argc, char **argv)
 {
 	if (!rng || !rng->driver)
 		return -ENODEV;
-	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 16;
-	if (n == 0 || n > 4096)
+	/* atoi took "-1" and overflowed on long numbers: the parser checks. */
+	uint64_t n = 16;
+	if (argc > 1 && (parse_u64_max(argv[1], RNG_BUF_BYTES, &n) < 0 || n == 0)) {
+		printf("usage: rng [bytes], 1 to %d\n", RNG_BUF_BYTES);
 		return -EINVAL;
+	}
 	struct vq_seg in = { virt_to_phys(rng_buf), n };
 	rng_done = false;
 	uint64_t irqs = rng->queue_irqs;
