@@ -13,6 +13,7 @@
  *                            leaves at least this much free
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,13 @@ void mm_free_dma(void *p, size_t bytes)
  */
 #define MAX_ALLOCS 64
 #define PATTERN_STRIDE 512 /* bytes between pattern words: 8 per frame */
+/* Numbers typed at the shell are checked against these before use. Ids are
+ * ints (`free 4294967297` was once cut to an int and freed allocation 1);
+ * no x86-64 machine has more than 2^52 bytes of physical memory, and near
+ * 2^64 the round-up to frames wrapped (`alloc 18446744073709551615` took
+ * 0 KiB and said it succeeded). */
+#define ALLOC_ID_MAX INT_MAX
+#define ALLOC_BYTES_MAX (1ULL << 52)
 
 struct allocation {
 	int id;
@@ -234,8 +242,14 @@ static int release(struct allocation *a, bool quiet)
 
 static int cmd_alloc(int argc, char **argv)
 {
-	uint64_t bytes;
-	if (argc != 2 || parse_size(argv[1], &bytes) < 0 || bytes == 0) {
+	uint64_t bytes = 0;
+	int rc = argc == 2 ? parse_size_max(argv[1], ALLOC_BYTES_MAX, &bytes) : -EINVAL;
+	if (rc == -ERANGE) {
+		printf("alloc: %s is out of range: at most %lu TiB (x86-64's physical address space)\n",
+		       argv[1], (unsigned long)(ALLOC_BYTES_MAX >> 40));
+		return rc;
+	}
+	if (rc < 0 || bytes == 0) {
 		printf("usage: alloc <size>, e.g. alloc 512M\n");
 		return -EINVAL;
 	}
@@ -305,11 +319,16 @@ static int cmd_free(int argc, char **argv)
 {
 	uint64_t id = 0;
 	bool all = argc == 2 && strcmp(argv[1], "all") == 0;
-	if (argc != 2 || (!all && parse_u64(argv[1], &id) < 0)) {
+	int rc = argc != 2 ? -EINVAL : all ? 0 : parse_u64_max(argv[1], ALLOC_ID_MAX, &id);
+	if (rc == -ERANGE) {
+		printf("free: %s is out of range: allocation ids go from 1 to %d\n", argv[1], ALLOC_ID_MAX);
+		return rc;
+	}
+	if (rc < 0) {
 		printf("usage: free <id> | free all\n");
 		return -EINVAL;
 	}
-	int rc = 0, found = 0;
+	int found = 0;
 	for (int i = 0; i < MAX_ALLOCS; i++)
 		if (allocs[i] && (all || allocs[i]->id == (int)id)) {
 			int r = release(allocs[i], false);

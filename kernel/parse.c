@@ -73,3 +73,26 @@ int parse_size(const char *s, uint64_t *out)
 	*out = v << shift;
 	return 0;
 }
+
+/* The bound for both parsers; one place, so the two cannot drift apart. */
+static int bounded(int (*parse)(const char *, uint64_t *), const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	int rc = parse(s, &v);
+	if (rc < 0)
+		return rc;
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_u64_max(const char *s, uint64_t max, uint64_t *out)
+{
+	return bounded(parse_u64, s, max, out);
+}
+
+int parse_size_max(const char *s, uint64_t max, uint64_t *out)
+{
+	return bounded(parse_size, s, max, out);
+}

@@ -14,4 +14,11 @@ int parse_u64(const char *s, uint64_t *out);
  * case-insensitive, an optional trailing "iB"/"B"). Returns 0 or -EINVAL/-ERANGE. */
 int parse_size(const char *s, uint64_t *out);
 
+/* parse_u64 and parse_size with a bound: -ERANGE for a value above max, so
+ * a caller that keeps the number in something smaller (an int id, a frame
+ * count rounded up) never sees one that would be cut or wrap. *out is
+ * written only on success. */
+int parse_u64_max(const char *s, uint64_t max, uint64_t *out);
+int parse_size_max(const char *s, uint64_t max, uint64_t *out);
+
 #endif

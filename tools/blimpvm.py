@@ -11,10 +11,19 @@ caller waits for something else.
         vm.wait_event("ready")
         vm.shell("mem")
         print(vm.qmp.execute("query-balloon"), vm.rss())
+
+Every QEMU started here ends when its harness does, however that ends (see
+"Ending QEMU" below): close() in a `with` or `finally`, every guest still
+open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
+that Ctrl-C raises, and the kernel killing QEMU when the thread that
+started it dies (SIGKILL included).
 """
+import atexit
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -41,7 +50,27 @@ class GuestError(Exception):
 
 
 class EventFormatError(ValueError):
-    """A line behind the event prefix is not one JSON object with "ev" and "t_ms"."""
+    """A line behind the event prefix is not one JSON object with "ev" and
+    "t_ms", or lacks a field the host tools read (EVENT_FIELDS)."""
+
+
+# The fields the host tools (this file, scenario.py, fuzz_device.py, bench/)
+# read from each event, and their types. A line without one of them, or with
+# another type, is refused here like malformed JSON, so a tool never meets a
+# KeyError or TypeError deep inside a wait. docs/events.md lists every field.
+EVENT_FIELDS = {
+    "ready": {"boot": str, "mem_usable": int},
+    "cmd": {"name": str, "rc": int},
+    "cmd_error": {"name": str},
+    "pfa": {"check": str, "free": int},
+    "fuzz_finding": {"kind": str, "detail": str},
+    "fuzz_done": {"ops": int, "programs": int, "needs_reset_bad": int, "needs_reset_valid": int},
+}
+
+
+def _is(value, kind):
+    # JSON true is not a number here, though Python's bool is an int.
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
 def parse_event(line):
@@ -57,9 +86,59 @@ def parse_event(line):
         ev = json.loads(text)
     except json.JSONDecodeError as e:
         raise EventFormatError(f"malformed event line ({e.msg} at column {e.pos}): {line!r}")
-    if not isinstance(ev, dict) or not isinstance(ev.get("ev"), str) or not isinstance(ev.get("t_ms"), int):
+    if not isinstance(ev, dict) or not _is(ev.get("ev"), str) or not _is(ev.get("t_ms"), int):
         raise EventFormatError(f"event line without string 'ev' and integer 't_ms': {line!r}")
+    for field, kind in EVENT_FIELDS.get(ev["ev"], {}).items():
+        if not _is(ev.get(field), kind):
+            raise EventFormatError(f"{ev['ev']!r} event without {kind.__name__} field {field!r}: {line!r}")
     return ev
+
+
+# ------------------------------------------------------------- ending QEMU
+# A QEMU left behind holds its guest's RAM (a GiB, for some tests) until
+# someone notices. So each way a harness can end ends its QEMUs too:
+#   - returns or raises: close() from `with` / `finally` / pytest fixtures;
+#   - any exit of the interpreter, Ctrl-C included: the atexit hook below
+#     closes every guest not closed yet;
+#   - SIGTERM: turned into KeyboardInterrupt (if nobody else handles it), so
+#     the two cases above run;
+#   - SIGKILL, or a crash of Python itself: QEMU is started with
+#     PR_SET_PDEATHSIG, so the kernel kills it when the thread that started
+#     it ends. (Hence start() belongs in a thread that outlives the guest:
+#     every harness here starts guests from its main thread.)
+_open_vms = set()
+_open_lock = threading.Lock()
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+
+
+def _die_with_parent(parent):
+    """Run in the child between fork and exec (Popen's preexec_fn)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the request was in place
+
+
+def _close_all():
+    with _open_lock:
+        vms = list(_open_vms)
+    for vm in vms:
+        vm.close()
+
+
+atexit.register(_close_all)
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+
+def _handle_sigterm():
+    # Only where Python allows it (the main thread) and only if the program
+    # has not chosen its own way of handling SIGTERM.
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
 
 
 class BlimpVM:
@@ -115,16 +194,28 @@ class BlimpVM:
                 "-drive", f"format=raw,file=fat:rw:{esp}"]
 
     def start(self):
+        """Start QEMU and connect to it. If anything fails on the way (no QMP
+        answer, an interrupt), QEMU is ended before the exception leaves:
+        a caller whose start() raised has nothing to close."""
+        _handle_sigterm()
         self.qmp_path = os.path.join(self.tmp, "qmp.sock")
         self.cmd = self.command_line()
         self.start_time = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, bufsize=0)
-        self.reader = threading.Thread(target=self._read_serial, daemon=True)
-        self.reader.start()
-        if self.use_qmp:
-            from qmp import QMP
-            self.qmp = QMP(self.qmp_path)
+        with _open_lock:
+            _open_vms.add(self)
+        try:
+            parent = os.getpid()
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, bufsize=0,
+                                         preexec_fn=lambda: _die_with_parent(parent))
+            self.reader = threading.Thread(target=self._read_serial, daemon=True)
+            self.reader.start()
+            if self.use_qmp:
+                from qmp import QMP
+                self.qmp = QMP(self.qmp_path)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def _read_serial(self):
@@ -170,10 +261,15 @@ class BlimpVM:
         raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
 
     def wait_for(self, predicate, timeout, what):
-        """Wait until predicate() (called with the lock held) is true."""
+        """Wait until predicate() (called with the lock held) is true. Fails at
+        once, naming the line, if the guest has printed a malformed event."""
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
+                if self.bad_lines:
+                    # The event being waited for may be the malformed one:
+                    # say so now rather than time out on it.
+                    break
                 result = predicate()
                 if result:
                     return result
@@ -183,6 +279,9 @@ class BlimpVM:
                 if remaining <= 0:
                     break
                 self.cond.wait(min(remaining, 0.5))
+        if self.bad_lines:
+            self.fail(f"the guest printed a malformed event line while {what} was awaited: "
+                      f"{self.bad_lines[0]}")
         status = self.proc.poll()
         if status is not None:
             self.fail(f"QEMU exited with status {status} while waiting for {what}")
@@ -269,12 +368,16 @@ class BlimpVM:
         raise GuestError("no VmRSS for the QEMU process")
 
     def close(self):
+        """End QEMU (SIGKILL: nothing of the guest is kept) and remove this
+        guest's files. Safe to call more than once, and on a half-started guest."""
         if self.qmp:
             self.qmp.close()
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        with _open_lock:
+            _open_vms.discard(self)
 
     def __enter__(self):
         return self.start()

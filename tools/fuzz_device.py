@@ -7,8 +7,9 @@ runs it and judges each run:
 
   crash      QEMU exited on its own: abort, assertion, signal, error exit
   hang       no serial output for --hang seconds and QMP does not answer
-  guest      blimp itself panicked or faulted (exit status 37 or 39), or
-             stopped printing while QEMU still answers
+  guest      blimp itself panicked or faulted (exit status 37 or 39),
+             stopped printing while QEMU still answers, or printed a
+             malformed event line (named in the detail)
 
   finding    a guest-side oracle fired: DEVICE_NEEDS_RESET after a valid
              program, patterns lost in memory the device was never given, a
@@ -84,14 +85,18 @@ def judge(vm, finished, hang):
         fatal = [ln for ln in crash_lines if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
         sig = (fatal or crash_lines[-1:] or [f"QEMU exit status {status}"])[0]
         return "crash", (known + ": " if known else "") + sig, "\n".join(crash_lines[-5:]) or vm.tail(10)
+    if vm.bad_lines:
+        # blimp's own output is broken: a finding in the guest, and the
+        # events after it cannot be trusted to judge the device.
+        return "guest", "malformed event line", vm.bad_lines[0]
     if hang == "qemu":
         return "hang", "no serial output and no QMP answer", vm.tail(10)
     if hang:
         return "guest", "no serial output while QEMU still answers QMP", vm.tail(10)
     findings = [e for e in vm.events if e["ev"] == "fuzz_finding"]
     if findings:
-        f = findings[0]
-        return "finding", f"{f['kind']}", f.get("detail", "")
+        f = findings[0]  # blimpvm.parse_event checked its fields
+        return "finding", f["kind"], f["detail"]
     return "ok", "", ""
 
 
@@ -103,6 +108,8 @@ def wait_run(vm, hang_s, done_event="fuzz_done"):
     while True:
         if any(e["ev"] == done_event for e in vm.events):
             return True, None
+        if vm.bad_lines:
+            return False, None  # judge() names the line
         if vm.proc.poll() is not None:
             vm.reader.join(5)
             return any(e["ev"] == done_event for e in vm.events), None

@@ -19,9 +19,10 @@ durations s or ms.
     expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME | pfa-ok
 
 The runner samples QEMU's RSS, the balloon size and the guest's free memory
-(from its statistics) every 100 ms and, with --plot, draws them over time
-with the steps marked. A malformed line is refused with its file and line
-number before anything runs.
+(from its statistics) once the guest is ready, every 100 ms, and after the
+last step; with --plot it draws them over time with the steps marked. A
+malformed line is refused with its file and line number before anything
+runs.
 
     /usr/bin/python3 tools/scenario.py tools/scenarios/tour.scn --plot build/run/timeline.png
 """
@@ -36,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from blimpvm import BlimpVM, GuestError  # noqa: E402
 
 MIB = 1 << 20
+SAMPLE_PERIOD_S = 0.1
 
 
 class ScenarioError(Exception):
@@ -153,6 +155,7 @@ class Runner:
         self.rows = []      # summary: (step, seconds, rss MiB, balloon MiB)
         self.ram = 0
         self.stop = threading.Event()
+        self.sampler = None
         self.title = "scenario"
 
     def say(self, text):
@@ -164,19 +167,25 @@ class Runner:
     def balloon_bytes(self):
         return self.ram - self.vm.qmp.execute("query-balloon")["actual"]
 
+    def sample(self):
+        """Append one sample of QEMU's RSS, the balloon and the guest's free
+        memory; False if the guest is gone."""
+        try:
+            rss = self.vm.rss()
+            bal = self.balloon_bytes()
+            free = None
+            st = self.vm.qmp.execute("qom-get", path="/machine/peripheral/bal0", property="guest-stats")
+            if st.get("last-update"):
+                free = st["stats"].get("stat-free-memory")
+        except Exception:
+            return False
+        self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None))
+        return True
+
     def sample_loop(self):
-        path = "/machine/peripheral/bal0"
-        while not self.stop.wait(0.1):
-            try:
-                rss = self.vm.rss()
-                bal = self.balloon_bytes()
-                free = None
-                st = self.vm.qmp.execute("qom-get", path=path, property="guest-stats")
-                if st.get("last-update"):
-                    free = st["stats"].get("stat-free-memory")
-                self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None))
-            except Exception:
-                return  # the guest is gone
+        while not self.stop.wait(SAMPLE_PERIOD_S):
+            if not self.sample():
+                return
 
     def boot(self, where, args):
         opts = split_options(args, where, {"mem", "machine", "path", "append", "device"})
@@ -190,6 +199,10 @@ class Runner:
         self.t0 = time.monotonic() - ready["_host_time"]
         self.vm.qmp.execute("qom-set", path="/machine/peripheral/bal0",
                             property="guest-stats-polling-interval", value=1)
+        # The first point of the plot is taken here and the last in run(),
+        # not left to the sampler's period: a scenario may end before its
+        # first tick (reserve-floor.scn once did, 0.1 s after boot).
+        self.sample()
         self.sampler = threading.Thread(target=self.sample_loop, daemon=True)
         self.sampler.start()
         return f"booted ({ready['boot']}, {ready['mem_usable'] >> 20} MiB usable)"
@@ -293,6 +306,9 @@ class Runner:
             raise ScenarioError(str(e))
         finally:
             self.stop.set()
+            if self.sampler:
+                self.sampler.join()
+                self.sample()  # the last state, however soon after the last tick
             if self.vm:
                 self.vm.close()
 

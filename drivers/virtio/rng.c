@@ -20,13 +20,15 @@
 #include "kernel/clock.h"
 #include "kernel/event.h"
 #include "kernel/mm.h"
+#include "kernel/parse.h"
 #include "kernel/shell.h"
 #include "kernel/addr.h"
 
 #define RNG_TIMEOUT_MS 5000
+#define RNG_BUF_BYTES 4096
 
 static struct virtio_dev *rng;
-static uint8_t *rng_buf;
+static uint8_t *rng_buf;      /* RNG_BUF_BYTES, one request at a time */
 static uint64_t rng_gen;      /* the last request's generation, its buffer's token */
 static bool rng_posted;       /* rng_buf is the device's: posted, not yet returned */
 static bool rng_waiting;      /* the request of generation rng_gen still waits */
@@ -76,7 +78,7 @@ void rng_init(void)
 	rng = virtio_find(VIRTIO_ID_RNG);
 	if (!rng)
 		return;
-	rng_buf = mm_alloc_dma(4096);
+	rng_buf = mm_alloc_dma(RNG_BUF_BYTES);
 	if (!rng_buf || virtio_pci_start(rng, 0) < 0 || virtio_pci_setup_queue(rng, 0, 64) < 0) {
 		printf("rng: device not usable\n");
 		return;
@@ -102,10 +104,13 @@ static int cmd_rng(int argc, char **argv)
 {
 	if (!rng || !rng->driver)
 		return -ENODEV;
-	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 16;
-	long timeout_ms = argc > 2 ? atol(argv[2]) : RNG_TIMEOUT_MS;
-	if (n == 0 || n > 4096 || timeout_ms <= 0 || timeout_ms > 60000)
+	/* atoi took "-1" and overflowed on long numbers: the parser checks. */
+	uint64_t n = 16, timeout_ms = RNG_TIMEOUT_MS;
+	if ((argc > 1 && (parse_u64_max(argv[1], RNG_BUF_BYTES, &n) < 0 || n == 0)) ||
+	    (argc > 2 && (parse_u64_max(argv[2], 60000, &timeout_ms) < 0 || timeout_ms == 0))) {
+		printf("usage: rng [bytes [ms]], 1 to %d bytes, a timeout of 1 to 60000 ms\n", RNG_BUF_BYTES);
 		return -EINVAL;
+	}
 	rng_reap(); /* an answer whose work has not run yet frees the buffer */
 	if (!rng->driver)
 		return -ENODEV;
@@ -127,8 +132,8 @@ static int cmd_rng(int argc, char **argv)
 	rc = work_wait(rng_is_done, NULL, (uint64_t)timeout_ms);
 	rng_waiting = false;
 	if (rc < 0) {
-		printf("rng: no answer from the device in %ld ms (request %lu; its buffer stays "
-		       "with the device until it answers)\n", timeout_ms, (unsigned long)rng_gen);
+		printf("rng: no answer from the device in %lu ms (request %lu; its buffer stays "
+		       "with the device until it answers)\n", (unsigned long)timeout_ms, (unsigned long)rng_gen);
 		return rc;
 	}
 	printf("rng: %u bytes:", rng_len);

@@ -68,3 +68,28 @@ def test_huge_pool_and_reserve_floor_from_the_command_line(boot):
     assert s2["pool_free"] == 8 and s2["check"] == "ok"
     vm.shell("alloc 16M", expect_rc=-12)
     assert pfa(vm)["pool_free"] == 8
+
+
+ERANGE = 34  # newlib's errno.h
+
+
+def test_numbers_out_of_range_are_refused_not_cut(boot):
+    # Before issue 12 `free 4294967297` freed allocation 1 (the id was cut
+    # to an int) and `alloc 18446744073709551615` wrapped to 0 KiB and
+    # reported success.
+    vm = boot(mem="128M")
+    vm.wait_event("ready", timeout=30)
+    vm.shell("alloc 4M")
+    [held] = vm.events_named("alloc")
+    assert held["id"] == 1
+    for line, needle in [("free 4294967297", "allocation ids go from 1 to 2147483647"),
+                         ("free 18446744073709551616", "allocation ids go from 1 to 2147483647"),
+                         ("alloc 18446744073709551615", "at most 4096 TiB"),
+                         ("alloc 99999999999T", "at most 4096 TiB")]:
+        ev, out = vm.shell(line, expect_rc=-ERANGE)
+        assert any("out of range" in o and needle in o for o in out), (line, out)
+    assert not vm.events_named("free"), "allocation 1 was freed by an id out of range"
+    assert len(vm.events_named("alloc")) == 1 and not vm.events_named("alloc_failed")
+    vm.shell("free 1")
+    freed = vm.events_named("free")[-1]
+    assert freed["id"] == 1 and freed["bad_frames"] == 0

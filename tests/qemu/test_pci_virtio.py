@@ -162,3 +162,16 @@ def test_idle_guest_costs_no_cpu(boot):
     time.sleep(2)
     used = (cpu_seconds(vm.proc.pid) - c0) / (time.monotonic() - t0)
     assert used < 0.10, f"idle QEMU used {used:.0%} of a core"
+
+
+def test_rng_byte_count_out_of_range_is_refused(boot):
+    # `rng` once read its count with atoi: 4294967312 was cut to 16 and
+    # served, and -1 was taken as a number.
+    vm = boot(mem="128M", devices=[RNG])
+    vm.wait_event("ready", timeout=30)
+    for bad in ["rng 4294967312", "rng -1", "rng 4097", "rng 0", "rng lots"]:
+        ev, out = vm.shell(bad, expect_rc=-22)  # -EINVAL
+        assert any("usage: rng [bytes], 1 to 4096" in o for o in out), (bad, out)
+    assert not vm.events_named("rng")
+    vm.shell("rng 4096")
+    assert vm.events_named("rng")[-1]["bytes"] == 4096

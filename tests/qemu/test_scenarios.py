@@ -67,3 +67,19 @@ def test_malformed_event_line_is_refused_naming_it(line, needle):
     assert needle in str(e.value) and line in str(e.value)
     assert parse_event("blimp> plain text") is None
     assert parse_event('@ev {"ev":"ok","t_ms":5,"x":1}')["x"] == 1
+
+
+def test_scenario_that_ends_at_boot_still_plots_its_first_and_last_state(tmp_path):
+    # reserve-floor.scn once ended 0.1 s after boot, before the sampler's
+    # first 100 ms tick, and its plot failed with "nothing was sampled".
+    # A scenario with no step after boot ends sooner still: before the fix it
+    # failed every time.
+    p = tmp_path / "instant.scn"
+    p.write_text("boot mem=128M\n")
+    runner = scenario.Runner(scenario.parse(str(p)))
+    runner.run()
+    assert len(runner.samples) >= 2, runner.samples
+    first, last = runner.samples[0], runner.samples[-1]
+    assert first[0] <= last[0] and first[1] > 0 and last[1] > 0
+    runner.plot(str(tmp_path / "timeline.png"))
+    assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -155,6 +155,36 @@ static void sizes_parse_like_people_write_them(void **state)
 	assert_int_equal(parse_u64("12M", &v), -EINVAL);
 }
 
+/* The shell keeps ids in an int and rounds sizes up to frames: before
+ * issue 12 `free 4294967297` freed allocation 1 and `alloc
+ * 18446744073709551615` wrapped to 0 KiB. The bounded parsers refuse both. */
+static void bounded_numbers_refuse_what_is_above_the_bound(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+	assert_int_equal(parse_u64_max("4294967297", INT32_MAX, &v), -ERANGE);
+	assert_int_equal(v, 7); /* untouched on failure */
+	assert_int_equal(parse_u64_max("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(parse_u64_max("2147483648", INT32_MAX, &v), -ERANGE);
+	assert_int_equal(parse_u64_max("2147483647", INT32_MAX, &v), 0);
+	assert_int_equal(v, INT32_MAX);
+	assert_int_equal(parse_u64_max("0x10", 16, &v), 0);
+	assert_int_equal(v, 16);
+	assert_int_equal(parse_u64_max("x", 16, &v), -EINVAL); /* malformed beats out of range */
+	assert_int_equal(parse_u64_max("17z", 16, &v), -EINVAL);
+	assert_int_equal(parse_u64_max("-1", 4096, &v), -EINVAL);
+
+	uint64_t max = 1ULL << 52;
+	assert_int_equal(parse_size_max("18446744073709551615", max, &v), -ERANGE);
+	assert_int_equal(parse_size_max("4097T", max, &v), -ERANGE);
+	assert_int_equal(parse_size_max("99999999999T", max, &v), -ERANGE); /* overflows uint64 */
+	assert_int_equal(parse_size_max("4096T", max, &v), 0);
+	assert_int_equal(v, max);
+	assert_int_equal(parse_size_max("512M", max, &v), 0);
+	assert_int_equal(v, 512ULL << 20);
+	assert_int_equal(parse_size_max("512Q", max, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +194,7 @@ int main(void)
 		cmocka_unit_test(range_reaching_the_top_of_memory_saturates),
 		cmocka_unit_test(random_maps_stay_sorted_and_disjoint),
 		cmocka_unit_test(sizes_parse_like_people_write_them),
+		cmocka_unit_test(bounded_numbers_refuse_what_is_above_the_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
