@@ -1,0 +1,107 @@
+"""Squeeze and need: the host squeezes the guest, then the guest needs its
+memory back (deflate-on-OOM), frees it, and the host lets go. Nothing may
+break: no CPU exception, every allocation's pattern intact, the allocator's
+and the balloon's checks clean, and QEMU's memory back near its idle size.
+
+Regression for issue 12's first finding: on a 512 MiB guest, `balloon 300M`
+then `alloc 300M` ended in CPU exception 14 in fill_run (an OOM deflate of
+half a 2 MiB run freed frames it could not map). Run on both devices QEMU
+offers: the default transitional one (1af4:1002) and the modern-only one
+behind a PCIe root port (1af4:1045), as libvirt builds it on q35.
+"""
+import time
+
+import pytest
+
+MIB = 1 << 20
+PAGE = 4096
+
+
+def balloon_devices(modern, reporting):
+    props = "deflate-on-oom=on" + (",free-page-reporting=on" if reporting else "")
+    if modern:
+        return ["pcie-root-port,id=rp1,bus=pcie.0,chassis=1",
+                f"virtio-balloon-pci,id=bal0,bus=rp1,disable-legacy=on,{props}"]
+    return [f"virtio-balloon-pci,id=bal0,{props}"]
+
+
+def squeeze(vm, target_bytes):
+    """Set the target and wait until the guest is there or says it stops."""
+    held_wanted = (vm.mem_pages * PAGE - target_bytes) // PAGE  # QEMU's num_pages
+    vm.qmp.execute("balloon", value=target_bytes)
+
+    def settled(e):
+        return e["ev"] in ("balloon_done", "balloon_stalled")
+    while True:
+        ev = vm.wait_for(lambda: next((e for e in vm.events[vm.consumed:] if settled(e)), None), 120,
+                         "balloon_done or balloon_stalled")
+        vm.consumed = vm.events.index(ev) + 1
+        if ev["target"] == held_wanted or (ev["ev"] == "balloon_stalled" and ev["target"] >= held_wanted):
+            return ev
+
+
+def wait_rss_within(vm, goal, timeout=60):
+    deadline = time.monotonic() + timeout
+    while vm.rss() > goal:
+        if time.monotonic() > deadline:
+            vm.fail(f"QEMU RSS {vm.rss() / MIB:.1f} MiB never came back to {goal / MIB:.1f} MiB")
+        time.sleep(0.2)
+    return vm.rss()
+
+
+def pfa(vm):
+    vm.shell("pfa")
+    return vm.events_named("pfa")[-1]
+
+
+@pytest.mark.parametrize("mem_mib", [512, 2048])
+@pytest.mark.parametrize("reporting", [True, False], ids=["reporting", "no-reporting"])
+@pytest.mark.parametrize("modern", [False, True], ids=["transitional", "modern"])
+def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
+    vm = boot(mem=f"{mem_mib}M", devices=balloon_devices(modern, reporting))
+    vm.mem_pages = mem_mib * MIB // PAGE
+    ready = vm.wait_event("ready", timeout=60)
+    if reporting:
+        vm.wait_event("balloon_report", timeout=60)  # what is free from the start
+    time.sleep(0.5)
+    idle = vm.rss()
+
+    for share in (30, 10, 0):  # percent of RAM left to the guest; 0: the floor stops it
+        ev = squeeze(vm, max(mem_mib * MIB * share // 100, MIB))  # QEMU refuses a target of 0
+    assert ev["ev"] == "balloon_stalled" and ev["reason"] == "reserve floor", ev
+    assert ev["free"] >= ev["reserve_floor"], f"the balloon went under the floor: {ev}"
+
+    # The guest needs memory: two allocations that only OOM deflates can feed,
+    # in sizes that split 2 MiB runs (the OOM path asks for 1 MiB at least).
+    vm.shell(f"alloc {mem_mib * 45 // 100}M", timeout=300)
+    vm.shell(f"alloc {mem_mib * 15 // 100 + 1}M", timeout=300)
+    assert vm.events_named("balloon_oom"), "no OOM deflate happened: the test squeezed too little"
+    vm.shell("free all", timeout=300)  # rc 0 only when every pattern is intact
+    frees = vm.events_named("free")
+    assert len(frees) == 2 and all(f["bad_frames"] == 0 for f in frees), frees
+
+    vm.qmp.execute("balloon", value=mem_mib * MIB)
+    deadline = time.monotonic() + 120
+    while vm.qmp.execute("query-balloon")["actual"] != mem_mib * MIB:
+        if time.monotonic() > deadline:
+            vm.fail("the balloon never deflated fully")
+        time.sleep(0.1)
+
+    s = pfa(vm)
+    assert s["check"] == "ok" and s["ballooned"] == 0, s
+    vm.shell("balloon")
+    b = vm.events_named("balloon")[-1]
+    assert b["check"] == "ok", b
+    assert not vm.events_named("exception") and not vm.events_named("panic")
+
+    if reporting:
+        # Free page reporting hands back what the guest freed: at least 95 %
+        # of free memory once it has had its delay, and QEMU's RSS with it.
+        def reported_enough():
+            p = pfa(vm)
+            return p if p["reported"] >= 0.95 * p["free"] else None
+        vm.wait_for(reported_enough, 60, "95 % of free memory reported")
+        # Within 5 % of idle plus what the allocator cannot report yet: free
+        # blocks under 2 MiB that kernel frames pin (issue 12, part 2: not
+        # grouped yet; measured 10 MiB on 512 MiB after this sequence).
+        wait_rss_within(vm, idle + max(idle // 20, 4 * MIB) + 16 * MIB)
