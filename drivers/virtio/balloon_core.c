@@ -213,6 +213,26 @@ static int start_inflate(struct balloon *b, struct balloon_batch *bt, uint32_t w
 	uint64_t got = pfa_balloon_take(b->pfa, want, bt->runs, b->p.batch_pages, &bt->n_runs);
 	if (got == 0)
 		return -ENOMEM;
+	/* The queues carry 32-bit frame numbers (virtio 1.2, 5.5.6): a frame at
+	 * or above 16 TiB cannot be named, so it is not taken. */
+	size_t nameable = 0;
+	for (size_t i = 0; i < bt->n_runs; i++) {
+		const struct pfa_run *r = &bt->runs[i];
+		if (r->pfn + (1ULL << r->order) <= b->pfn_limit) {
+			bt->runs[nameable++] = *r;
+			continue;
+		}
+		if (!b->unnameable_said) {
+			b->unnameable_said = true;
+			balloon_refuse(b, "frame", "frame %#lx is beyond the %#lx frames a 32-bit frame number can "
+				       "name: memory there is not ballooned", (unsigned long)r->pfn,
+				       (unsigned long)b->pfn_limit);
+		}
+		give_back(b, r, true, false);
+	}
+	bt->n_runs = nameable;
+	if (nameable == 0)
+		return -ENOMEM;
 	/* Room for these runs when they come back, and for the splits of a later
 	 * deflate: the OOM path, which cannot allocate, then rarely has to. */
 	if (reserve_runs(b, runs_coming_in(b) + bt->n_runs + SPLIT_ROOM) < 0) {
@@ -633,6 +653,7 @@ int balloon_core_init(struct balloon *b, struct pfa *pfa, const struct balloon_o
 	if (b->p.inflight < 1 || b->p.inflight > BALLOON_MAX_INFLIGHT)
 		b->p.inflight = 2;
 	b->backoff_ms = 250;
+	b->pfn_limit = BALLOON_PFN_LIMIT;
 	uint64_t wanted = balloon_wanted_features(&b->p);
 	uint64_t device_bits = features & ((1ULL << 24) - 1); /* 0-23: device-specific (6) */
 	if (device_bits & ~wanted)

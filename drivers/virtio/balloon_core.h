@@ -55,6 +55,7 @@
 #define BALLOON_MAX_REPORT_RUNS 32
 #define BALLOON_MAX_HINT_BLOCKS 4096 /* 2 MiB blocks held while the host migrates: 8 GiB */
 #define BALLOON_STATS_TAGS 10
+#define BALLOON_PFN_LIMIT (1ULL << 32) /* frames a le32 on the inflate queue can name */
 
 /* Queues by role; balloon_core_init numbers them for the device (5.5.2). */
 enum balloon_queue { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS, BALLOON_Q_HINT,
@@ -117,6 +118,8 @@ struct balloon {
 	/* inflate and deflate */
 	uint32_t target, num_pages, held, in_flight_in, in_flight_out;
 	uint32_t remapping;      /* deflated pages waiting for a mapping (batch.remap) */
+	uint64_t pfn_limit;      /* frames at or above it are never taken (BALLOON_PFN_LIMIT) */
+	bool unnameable_said;
 	struct pfa_run *runs;    /* what the balloon holds, acknowledged */
 	size_t n_runs, cap_runs;
 	struct balloon_batch batch[BALLOON_MAX_INFLIGHT];
