@@ -19,11 +19,11 @@ void *heap_sbrk(intptr_t increment)
 		return NULL;
 	uint64_t want = (brk + increment + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 	while (mapped < want) {
-		int64_t pfn = pfa_alloc_block(&kernel_pfa, 0);
+		int64_t pfn = kframe_alloc(&kernel_kframes, 0); /* may deflate the balloon */
 		if (pfn < 0)
 			goto undo;
 		if (paging_map_page(HEAP_VIRT_BASE + mapped, (uint64_t)pfn << PAGE_SHIFT) < 0) {
-			pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
+			kframe_free(&kernel_kframes, (uint64_t)pfn);
 			goto undo;
 		}
 		mapped += PAGE_SIZE;
@@ -32,7 +32,7 @@ void *heap_sbrk(intptr_t increment)
 		mapped -= PAGE_SIZE;
 		uint64_t pa = paging_unmap_page(HEAP_VIRT_BASE + mapped);
 		if (pa)
-			pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
+			kframe_free(&kernel_kframes, pa >> PAGE_SHIFT);
 	}
 	brk += increment;
 	return (void *)(uintptr_t)(HEAP_VIRT_BASE + old);

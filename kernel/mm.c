@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mm.h"
+#include "kframe.h"
 #include "addr.h"
 #include "bootmem.h"
 #include "clock.h"
@@ -30,6 +31,7 @@
 #include "arch/x86_64/paging.h"
 
 struct pfa kernel_pfa;
+struct kframes kernel_kframes;
 
 CMDLINE_OPTION(reserve, "reserve",
 	       "memory the balloon always leaves free, e.g. reserve=32M (default: 5% of RAM, at least 16M)");
@@ -95,6 +97,7 @@ void mm_init(void)
 	if (pfa_reserve_range(&kernel_pfa, k0, k1 - k0) < 0 ||
 	    pfa_reserve_range(&kernel_pfa, bm_start >> PAGE_SHIFT, (bm_end - bm_start) >> PAGE_SHIFT) < 0)
 		panic("mm_init: cannot reserve the kernel image or boot memory");
+	kframe_init(&kernel_kframes, &kernel_pfa);
 	paging_set_frame_provider(mm_alloc_table_frame, mm_free_table_frame);
 
 	uint64_t managed = kernel_pfa.st.managed;
@@ -119,7 +122,7 @@ uint64_t mm_alloc_table_frame(void)
 {
 	/* No OOM handler: page tables are asked for in the middle of a balloon
 	 * step or deflate, and paging keeps a reserve for when this fails. */
-	int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
+	int64_t pfn = kframe_alloc(&kernel_kframes, PFA_NO_OOM);
 	if (pfn < 0)
 		return 0;
 	uint64_t pa = (uint64_t)pfn << PAGE_SHIFT;
@@ -131,7 +134,7 @@ void mm_free_table_frame(uint64_t pa)
 {
 	/* Tables built at boot came from boot memory, which stays reserved. */
 	if (pfa_frame_state(&kernel_pfa, pa >> PAGE_SHIFT) == PFA_USED)
-		pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
+		kframe_free(&kernel_kframes, pa >> PAGE_SHIFT);
 }
 
 static unsigned order_for(size_t bytes)
@@ -345,13 +348,53 @@ static int cmd_free(int argc, char **argv)
 }
 SHELL_COMMAND(free, "<id>|all", "check the pattern of an allocation and give it back", cmd_free);
 
+/* One character per 2 MiB block of RAM: what a host with 2 MiB pages sees
+ * (docs/allocator.md has the legend and pictures). */
+static char block_char(uint64_t blk)
+{
+	static const char whole[] = { '-', 'F', 'U', 'B', 'I', 'H', 'H' }; /* by pfa_state */
+	uint64_t first = blk << PFA_HUGE_ORDER;
+	if (kframe_in_chunk(&kernel_kframes, first))
+		return 'K';
+	enum pfa_state st = pfa_frame_state(&kernel_pfa, first);
+	bool reported = pfa_frame_reported(&kernel_pfa, first);
+	for (uint64_t f = first + 1; f < first + (1ULL << PFA_HUGE_ORDER); f++)
+		if (pfa_frame_state(&kernel_pfa, f) != st || pfa_frame_reported(&kernel_pfa, f) != reported)
+			return st == PFA_RESERVED || pfa_frame_state(&kernel_pfa, f) == PFA_RESERVED ? '-' : '*';
+	return st == PFA_FREE && reported ? 'R' : whole[st];
+}
+
+static void print_block_map(void)
+{
+	uint64_t blocks = kernel_pfa.pfn_limit >> PFA_HUGE_ORDER;
+	printf("2 MiB blocks: R free, reported  F free  U used  B ballooned  K kernel frames  H huge pool\n"
+	       "              I being reported  * mixed (kept from being whole)  - not RAM or the kernel's\n");
+	for (uint64_t b = 0; b < blocks; b += 64) {
+		char line[65];
+		unsigned n = 0;
+		for (; n < 64 && b + n < blocks; n++)
+			line[n] = block_char(b + n);
+		line[n] = 0;
+		printf("%#11lx %s\n", (unsigned long)(b << (PFA_HUGE_ORDER + PAGE_SHIFT)), line);
+	}
+}
+
 static int cmd_pfa(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
+	if (argc == 2 && !strcmp(argv[1], "map")) {
+		print_block_map();
+		return 0;
+	}
+	if (argc != 1) {
+		printf("usage: pfa [map]\n");
+		return -EINVAL;
+	}
 	const struct pfa_stats *s = &kernel_pfa.st;
+	const struct kframes *k = &kernel_kframes;
 	char why[200] = "ok";
 	int rc = pfa_check(&kernel_pfa, why, sizeof(why));
+	if (rc == 0)
+		rc = kframe_check(k, why, sizeof(why));
 	uint64_t meta = pfa_metadata_size(kernel_pfa.pfn_limit);
 	printf("frames (4 KiB): managed %lu, free %lu (reported %lu), used %lu, ballooned %lu, "
 	       "being reported %lu\n", (unsigned long)s->managed, (unsigned long)s->free,
@@ -372,19 +415,25 @@ static int cmd_pfa(int argc, char **argv)
 	       (unsigned long)(mbpf * 100 / 4096 / 1000), (unsigned long)(mbpf * 100 / 4096 % 1000),
 	       (unsigned long)(pfa_fragmentation_permille(&kernel_pfa) / 10),
 	       (unsigned long)(pfa_fragmentation_permille(&kernel_pfa) % 10));
+	printf("kernel frames: %u chunks of 2 MiB, %lu frames free in them, %lu outside any (chunks taken %lu, "
+	       "returned %lu)\n", k->n_chunks, (unsigned long)k->free_in_chunks, (unsigned long)k->strays,
+	       (unsigned long)k->chunks_taken, (unsigned long)k->chunks_returned);
 	printf("invariant check: %s\n", why);
 	char esc[420];
 	event_emit("pfa", "\"managed\":%lu,\"free\":%lu,\"used\":%lu,\"ballooned\":%lu,\"reported\":%lu,"
 		   "\"reserve_floor\":%lu,\"pool_total\":%lu,\"pool_free\":%lu,\"huge_allocs\":%lu,"
 		   "\"huge_failures\":%lu,\"meta_bytes\":%lu,\"meta_millibytes_per_frame\":%lu,"
-		   "\"frag_permille\":%lu,\"check\":\"%s\"",
+		   "\"frag_permille\":%lu,\"kframe_chunks\":%u,\"kframe_free\":%lu,\"kframe_strays\":%lu,"
+		   "\"check\":\"%s\"",
 		   (unsigned long)s->managed, (unsigned long)s->free, (unsigned long)s->used,
 		   (unsigned long)s->ballooned, (unsigned long)s->reported,
 		   (unsigned long)kernel_pfa.reserve_floor, (unsigned long)s->pool_total,
 		   (unsigned long)s->pool_free, (unsigned long)s->huge_allocs, (unsigned long)s->huge_failures,
 		   (unsigned long)meta, (unsigned long)mbpf,
-		   (unsigned long)pfa_fragmentation_permille(&kernel_pfa),
+		   (unsigned long)pfa_fragmentation_permille(&kernel_pfa), k->n_chunks,
+		   (unsigned long)k->free_in_chunks, (unsigned long)k->strays,
 		   event_json_escape(esc, sizeof(esc), why));
 	return rc;
 }
-SHELL_COMMAND(pfa, "", "page-frame allocator: totals, free blocks per order, metadata, invariant check", cmd_pfa);
+SHELL_COMMAND(pfa, "[map]", "page-frame allocator: totals, free blocks per order, metadata, invariant check; "
+	      "map: a character per 2 MiB block", cmd_pfa);

@@ -11,9 +11,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "kframe.h"
 #include "pfa.h"
 
 extern struct pfa kernel_pfa;
+/* The kernel's own single frames (page tables, heap), grouped in 2 MiB
+ * chunks so they do not pin free memory apart (kernel/kframe.h). */
+extern struct kframes kernel_kframes;
 
 /* Build the allocator from boot_info's memory map. Panics if impossible. */
 void mm_init(void);
