@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include "event.h"
 #include "clock.h"
-#include "drivers/uart/uart16550.h"
+#include "console.h"
 
 void event_emit(const char *name, const char *fields_fmt, ...)
 {
@@ -25,9 +25,7 @@ void event_emit(const char *name, const char *fields_fmt, ...)
 	line[n++] = '}';
 	line[n++] = '\n';
 	fflush(stdout); /* keep order with console text still in stdio */
-	if (!uart_at_line_start())
-		uart_putc('\n'); /* after a prompt or a half-written line */
-	uart_write(line, n);
+	console_write_line(line, n); /* whole or not at all, on a line of its own */
 }
 
 char *event_json_escape(char *dst, size_t dst_size, const char *s)

@@ -15,6 +15,7 @@
 #include "lapic.h"
 #include "qemu_exit.h"
 #include "drivers/uart/uart16550.h"
+#include "kernel/console.h"
 #include "kernel/event.h"
 
 struct idt_entry {
@@ -117,6 +118,8 @@ static void exception_report(const struct interrupt_frame *f)
 {
 	uint64_t cr2 = read_cr2();
 	const char *name = exception_names[f->vector];
+
+	console_sync(); /* queued output first, then the report straight out */
 
 	fatal_line("\n*** CPU exception %lu (%s), error code %#lx\n", f->vector, name, f->error_code);
 	fatal_line("    RIP %016lx  CS %04lx  RFLAGS %016lx\n", f->rip, f->cs, f->rflags);
