@@ -69,6 +69,19 @@ def test_unknown_option_is_reported_and_boot_goes_on(boot):
     assert vm.poweroff() == EXIT_SUCCESS
 
 
+def test_ready_with_the_longest_command_line_is_still_one_json_object(boot):
+    # 1023 characters, the most boot_info holds; the quotes double when
+    # escaped, so `ready` needs far more than an event line's 1024 bytes.
+    # Before, the line was cut mid-string and did not parse.
+    word = 'note="' + '"' * 400
+    append = (word + " " + "x" * 1023)[:1023]
+    vm = boot(mem="128M", append=append)
+    ready = vm.wait_event("ready", timeout=30)
+    assert ready.get("truncated") is True, ready
+    assert append.startswith(ready["cmdline"]) and len(ready["cmdline"]) > 100, ready
+    assert vm.poweroff() == EXIT_SUCCESS
+
+
 def test_long_and_odd_input_does_not_break_the_shell(boot):
     vm = boot(mem="128M")
     vm.wait_event("ready", timeout=30)
