@@ -15,10 +15,10 @@
 #include <string.h>
 #include "devfuzz.h"
 #include "arch/x86_64/cpu.h"
-#include "drivers/uart/uart16550.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "kernel/addr.h"
 #include "kernel/clock.h"
+#include "kernel/console.h"
 #include "kernel/event.h"
 #include "kernel/kernel.h"
 #include "kernel/mm.h"
@@ -558,7 +558,7 @@ int fz_exec(const struct fz_op *op)
 	char text[FZ_LINE_MAX + 16], why[160] = "";
 	if (fz_format(op, text, sizeof(text)) < 0)
 		return refuse("?", "op does not print");
-	if (!uart_at_line_start())
+	if (!console_at_line_start())
 		putchar('\n'); /* after a prompt: tools read ops from the start of a line */
 	printf("fz %s\n", text);
 	fz_counters.ops++;

@@ -15,11 +15,26 @@
 #include <stddef.h>
 
 #define EVENT_PREFIX "@ev "
+#define EVENT_LINE_MAX 1024 /* bytes of an event line, prefix and newline included */
+#define EVENT_TRUNCATED "\"truncated\":true"
 
 /* Emit one event. `fields_fmt` (printf format, may be NULL) produces the
- * remaining members, e.g. "\"pages\":%lu"; it must not start with a comma. */
+ * remaining members, e.g. "\"pages\":%lu"; it must not start with a comma.
+ * An event longer than EVENT_LINE_MAX is cut with event_fit_members: still
+ * one JSON object, ending in "truncated":true. */
 void event_emit(const char *name, const char *fields_fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Make `text`, the members of a JSON object without its braces (len bytes,
+ * possibly cut off anywhere by a full buffer), into valid members of at most
+ * `max` bytes, ending in EVENT_TRUNCATED: whole members are kept, a string
+ * value may be cut short (never inside an escape), objects and arrays still
+ * open are closed, a number or a key is never cut. Rewrites text in place
+ * (room for `max` bytes) and returns the new length; 0 if even the mark
+ * does not fit.
+ */
+size_t event_fit_members(char *text, size_t len, size_t max);
 
 /* Copy `s` into dst as the inside of a JSON string (quotes, backslashes and
  * control characters escaped), truncating to fit. Returns dst. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "shell.h"
 #include "cmdline.h"
+#include "console.h"
 #include "event.h"
 #include "work.h"
 #include "drivers/uart/uart16550.h"
@@ -114,7 +115,7 @@ static void shell_input(struct work *w)
 		} else if (ch == '\r' || ch == '\n') {
 			if (ch == '\n' && line_len == 0 && !line_overflow)
 				continue; /* the \n of a \r\n pair */
-			uart_write("\n", 1);
+			console_putc('\n');
 			line[line_len] = 0;
 			if (line_overflow)
 				printf("error: line longer than %d characters, ignored\n", LINE_MAX_LEN - 1);
@@ -126,12 +127,12 @@ static void shell_input(struct work *w)
 		} else if (ch == 0x7f || ch == 0x08) {
 			if (line_len > 0) {
 				line_len--;
-				uart_write("\b \b", 3);
+				console_write("\b \b", 3);
 			}
 		} else if (ch >= 0x20 && ch < 0x7f) {
 			if (line_len < LINE_MAX_LEN - 1) {
 				line[line_len++] = (char)ch;
-				uart_putc((char)ch);
+				console_putc((char)ch);
 			} else {
 				line_overflow = true;
 			}
@@ -144,10 +145,12 @@ static void shell_rx(void)
 	work_queue(&shell_work);
 }
 
+/* Polling mode: input, and the console's output the UART can take now. */
 static void shell_poll(void)
 {
 	if (uart_poll())
 		shell_rx();
+	console_drain();
 }
 
 CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
@@ -159,7 +162,7 @@ void shell_start(void)
 	bool poll = irq && strcmp(irq, "poll") == 0;
 	int rc = -ENODEV;
 	if (!poll && ioapic_present())
-		rc = uart_enable_rx_irq(shell_rx);
+		rc = uart_enable_irq(shell_rx, console_drain);
 	if (rc < 0) {
 		if (!poll)
 			printf("shell: no serial interrupt (%d), polling the console\n", rc);

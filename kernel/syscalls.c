@@ -2,8 +2,8 @@
  * syscalls: what newlib needs from the kernel underneath it.
  *
  * newlib was configured without its own system calls, so printf, malloc and
- * friends end up here: stdout and stderr go to the serial port, stdin reads
- * from it, and malloc's sbrk takes memory from the kernel heap (kernel/heap.c).
+ * friends end up here: stdout and stderr go to the console (kernel/console.c,
+ * which never waits for the serial port), stdin reads from the serial port, and malloc's sbrk takes memory from the kernel heap (kernel/heap.c).
  * There are no files and no processes; those calls fail with the usual errno.
  */
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include "heap.h"
 #include "arch/x86_64/qemu_exit.h"
+#include "console.h"
 #include "drivers/uart/uart16550.h"
 
 #undef errno
@@ -22,7 +23,7 @@ int write(int fd, const void *buf, int n)
 		errno = EBADF;
 		return -1;
 	}
-	uart_write(buf, n);
+	console_write(buf, n);
 	return n;
 }
 

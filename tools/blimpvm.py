@@ -17,6 +17,12 @@ Every QEMU started here ends when its harness does, however that ends (see
 open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
+
+With serial="socket" COM1 is a unix socket this process listens on instead
+of QEMU's stdout, and pause_reading()/resume_reading() stop and restart the
+reader, to play a host that reads the console only now and then (QEMU's
+socket chardev does not block the guest when the socket is full; a stdout
+pipe would block QEMU itself).
 """
 import atexit
 import ctypes
@@ -24,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -143,7 +150,10 @@ def _handle_sigterm():
 
 class BlimpVM:
     def __init__(self, mem="256M", machine="q35", boot="pvh", append="", devices=(),
-                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp"):
+                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio"):
+        if serial not in ("stdio", "socket"):
+            raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
+        self.serial = serial
         self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
         self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
         self.kernel, self.use_qmp, self.name = kernel, qmp, name
@@ -156,12 +166,21 @@ class BlimpVM:
         self.qmp = None
         self.start_time = None
         self.bad_lines = []
+        self.reading = threading.Event()  # cleared by pause_reading()
+        self.reading.set()
+        self.serial_sock = None
 
     # ------------------------------------------------------------- starting
     def command_line(self):
         cmd = ["qemu-system-x86_64", "-machine", self.machine, "-nodefaults", "-display", "none",
-               "-no-reboot", "-serial", "stdio", "-m", self.mem, "-smp", str(self.smp),
+               "-no-reboot", "-m", self.mem, "-smp", str(self.smp),
                "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+        if self.serial == "socket":
+            # QEMU connects to our socket as a client (server=off), at start.
+            cmd += ["-chardev", f"socket,id=ser0,path={self.serial_path},server=off",
+                    "-serial", "chardev:ser0"]
+        else:
+            cmd += ["-serial", "stdio"]
         if self.use_qmp:
             cmd += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if self.boot == "pvh":
@@ -199,7 +218,13 @@ class BlimpVM:
         a caller whose start() raised has nothing to close."""
         _handle_sigterm()
         self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        self.serial_path = os.path.join(self.tmp, "serial.sock")
         self.cmd = self.command_line()
+        listener = None
+        if self.serial == "socket":
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(self.serial_path)
+            listener.listen(1)
         self.start_time = time.monotonic()
         with _open_lock:
             _open_vms.add(self)
@@ -208,6 +233,17 @@ class BlimpVM:
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, bufsize=0,
                                          preexec_fn=lambda: _die_with_parent(parent))
+            if listener:
+                listener.settimeout(30)
+                try:
+                    self.serial_sock, _ = listener.accept()
+                except socket.timeout:
+                    self.fail(f"QEMU did not connect to the serial socket: {self.proc.stdout.read()!r}")
+                finally:
+                    listener.close()
+                # QEMU's own messages still come on stdout: kept as lines too.
+                threading.Thread(target=self._read_stream, args=(self._read_stdout,),
+                                 daemon=True).start()
             self.reader = threading.Thread(target=self._read_serial, daemon=True)
             self.reader.start()
             if self.use_qmp:
@@ -218,11 +254,35 @@ class BlimpVM:
             raise
         return self
 
+    def pause_reading(self):
+        """Stop taking serial output (socket serial only): the guest's bytes
+        pile up in the socket until resume_reading()."""
+        if self.serial != "socket":
+            raise ValueError("pause_reading needs serial='socket'")
+        self.reading.clear()
+
+    def resume_reading(self):
+        self.reading.set()
+
     def _read_serial(self):
+        if self.serial == "socket":
+            def recv(size):
+                self.reading.wait()
+                try:
+                    return self.serial_sock.recv(size)
+                except OSError:
+                    return b""
+            self._read_stream(recv)
+        else:
+            self._read_stream(self._read_stdout)
+
+    def _read_stdout(self, size):
+        return os.read(self.proc.stdout.fileno(), size)
+
+    def _read_stream(self, read):
         pending = b""
         while True:
-            chunk = self.proc.stdout.read1(65536) if hasattr(self.proc.stdout, "read1") \
-                else os.read(self.proc.stdout.fileno(), 65536)
+            chunk = read(65536)
             if not chunk:
                 break
             pending += chunk
@@ -320,6 +380,9 @@ class BlimpVM:
 
     # ------------------------------------------------------------- talking
     def send(self, text):
+        if self.serial_sock:
+            self.serial_sock.sendall(text.encode())
+            return
         self.proc.stdin.write(text.encode())
         self.proc.stdin.flush()
 
@@ -370,11 +433,14 @@ class BlimpVM:
     def close(self):
         """End QEMU (SIGKILL: nothing of the guest is kept) and remove this
         guest's files. Safe to call more than once, and on a half-started guest."""
+        self.reading.set()
         if self.qmp:
             self.qmp.close()
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self.serial_sock:
+            self.serial_sock.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
         with _open_lock:
             _open_vms.discard(self)

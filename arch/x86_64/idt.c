@@ -16,6 +16,7 @@
 #include "qemu_exit.h"
 #include "stack.h"
 #include "drivers/uart/uart16550.h"
+#include "kernel/console.h"
 #include "kernel/event.h"
 
 struct idt_entry {
@@ -133,6 +134,8 @@ static void exception_report(const struct interrupt_frame *f)
 	uint64_t cr2 = read_cr2();
 	const char *name = exception_names[f->vector];
 	const char *overflowed = f->vector == 14 ? stack_guard_owner(cr2) : NULL;
+
+	console_sync(); /* queued output first, then the report straight out */
 
 	fatal_line("\n*** CPU exception %lu (%s), error code %#lx\n", f->vector, name, f->error_code);
 	if (overflowed)

@@ -10,7 +10,8 @@
  *   0x11   35                a test or self-check failed
  *   0x12   37                kernel panic
  *   0x13   39                CPU exception
- *   0x14   41                the boot path failed (loader could not start the kernel)
+ *   0x14   41                the boot path failed (loader could not start the kernel,
+ *                            or the command line is too long for boot_info)
  *
  * Without the device (-device isa-debug-exit absent) the write is ignored and
  * the caller halts forever instead.

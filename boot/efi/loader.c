@@ -27,7 +27,9 @@
  *   3. Otherwise the command line is empty.
  * A command line longer than boot_info can hold is an error, not truncated.
  *
- * Any failure before the jump prints what went wrong, exits QEMU with status
+ * Any failure before the jump prints what went wrong, writes a boot_failed
+ * event line to COM1 (as the PVH path does for a command line too long; see
+ * docs/events.md), exits QEMU with status
  * 41 (QEMU_EXIT_BOOT_FAILED) through isa-debug-exit and, without that device,
  * returns the error to the firmware. Once ExitBootServices has been called
  * the firmware console may be gone: from then on messages go straight to
@@ -49,6 +51,11 @@
 
 /* After the first ExitBootServices call only memory services may be used. */
 static int efi_console_gone;
+
+/* Why the boot failed, for the boot_failed event; the command line's length
+ * when that was the reason. */
+static const char *efi_fail_why = "loader error";
+static UINT64 efi_fail_cmdline_len;
 
 static inline void efi_outb(UINT16 port, UINT8 v)
 {
@@ -98,6 +105,25 @@ static void efi_serial_dec(UINT64 v)
 		buf[--n] = (char)('0' + v % 10);
 	while (v /= 10);
 	efi_serial_puts(buf + n);
+}
+
+/*
+ * The boot_failed event (docs/events.md) straight to COM1, on a line of its
+ * own, for the tools that read event lines: the firmware console's text may
+ * carry terminal escapes. No clock yet: t_ms is 0.
+ */
+static void efi_boot_failed_event(void)
+{
+	efi_serial_puts("\r\n@ev {\"ev\":\"boot_failed\",\"t_ms\":0,\"boot\":\"uefi\",\"why\":\"");
+	efi_serial_puts(efi_fail_why);
+	efi_serial_puts("\"");
+	if (efi_fail_cmdline_len) {
+		efi_serial_puts(",\"cmdline_len\":");
+		efi_serial_dec(efi_fail_cmdline_len);
+		efi_serial_puts(",\"cmdline_max\":");
+		efi_serial_dec(BOOT_CMDLINE_MAX - 1);
+	}
+	efi_serial_puts("}\r\n");
 }
 
 /* Report a failure on the firmware console; returns `s` for the caller to pass up. */
@@ -290,9 +316,12 @@ static EFI_STATUS efi_cmdline_from_options(EFI_LOADED_IMAGE *li, char *out, int 
 		len--;
 	if (len == 0)
 		return EFI_SUCCESS;
-	if (len >= BOOT_CMDLINE_MAX)
+	if (len >= BOOT_CMDLINE_MAX) {
+		efi_fail_why = "command line too long";
+		efi_fail_cmdline_len = len;
 		return efi_error(EFI_BAD_BUFFER_SIZE, L"the command line (LoadOptions) is %ld characters; "
 				 L"boot_info holds at most %d", (UINT64)len, BOOT_CMDLINE_MAX - 1);
+	}
 	for (UINTN i = 0; i < len; i++)
 		out[i] = (char)opt[2 * i];
 	out[len] = 0;
@@ -350,9 +379,12 @@ static EFI_STATUS efi_cmdline_from_file(EFI_FILE_HANDLE root, char *out, int *fo
 			keep = len;
 	}
 	FreePool(text);
-	if (keep > BOOT_CMDLINE_MAX - 1)
+	if (keep > BOOT_CMDLINE_MAX - 1) {
+		efi_fail_why = "command line too long";
+		efi_fail_cmdline_len = keep;
 		return efi_error(EFI_BAD_BUFFER_SIZE, L"the command line in %s is %ld characters; "
 				 L"boot_info holds at most %d", EFI_CMDLINE_PATH, keep, BOOT_CMDLINE_MAX - 1);
+	}
 	len = keep;
 	out[len] = 0;
 	*found = 1;
@@ -640,6 +672,8 @@ static EFI_STATUS efi_boot(EFI_HANDLE image)
 
 	/* Boot services are gone: nothing to return to. */
 	efi_late_error("the kernel returned to the loader", EFI_ABORTED);
+	efi_fail_why = "the kernel returned";
+	efi_boot_failed_event();
 	efi_outb(QEMU_EXIT_PORT, QEMU_EXIT_BOOT_FAILED);
 	for (;;)
 		__asm__ volatile("cli; hlt");
@@ -655,6 +689,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	Print(L"blimp-efi: blimp's UEFI loader, on %s firmware 0x%x, UEFI %d.%02d\n", ST->FirmwareVendor,
 	      ST->FirmwareRevision, ST->Hdr.Revision >> 16, ST->Hdr.Revision & 0xffff);
 	EFI_STATUS s = efi_boot(image);
+	efi_boot_failed_event();
 	efi_outb(QEMU_EXIT_PORT, QEMU_EXIT_BOOT_FAILED);
 	if (!efi_console_gone)
 		Print(L"blimp-efi: no isa-debug-exit device to stop QEMU: returning to the firmware\n");

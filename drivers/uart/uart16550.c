@@ -10,12 +10,17 @@
 #define COM1 0x3f8
 #define REG_DATA 0
 #define REG_IER 1
-#define REG_FCR 2
+#define REG_IIR 2 /* read */
+#define REG_FCR 2 /* write */
 #define REG_LCR 3
 #define REG_MCR 4
 #define REG_LSR 5
 #define LSR_DATA_READY 0x01
-#define LSR_TX_EMPTY 0x20
+#define LSR_TX_EMPTY 0x20 /* holding register (FIFO) empty */
+#define LSR_TX_IDLE 0x40  /* and the shift register too: all bytes gone */
+#define IER_RX 0x01
+#define IER_TX 0x02
+#define IIR_NONE 0x01 /* no interrupt pending */
 #define COM1_ISA_IRQ 4
 
 /*
@@ -27,7 +32,17 @@
 static volatile char rx_ring[RX_RING];
 static volatile unsigned rx_head, rx_tail;
 static void (*rx_callback)(void);
+static void (*tx_callback)(void);
 static volatile bool rx_paused;
+/* What IER should hold: the receive interrupt unless paused, the transmit
+ * one while the console has bytes waiting. Written with interrupts off. */
+static bool irq_routed, want_rx, want_tx;
+
+static void ier_update(void)
+{
+	if (irq_routed)
+		outb(COM1 + REG_IER, (want_rx && !rx_paused ? IER_RX : 0) | (want_tx ? IER_TX : 0));
+}
 
 static unsigned rx_count(void)
 {
@@ -48,18 +63,10 @@ void uart_init(void)
 	outb(COM1 + REG_MCR, 0x0b); /* DTR, RTS, OUT2 (gates the IRQ line) */
 }
 
-static bool at_line_start = true;
-
-bool uart_at_line_start(void)
-{
-	return at_line_start;
-}
-
 void uart_putc(char c)
 {
 	if (c == '\n')
 		uart_putc('\r');
-	at_line_start = c == '\n';
 	/* Bounded: a stuck transmitter must not hang the kernel forever. */
 	for (int spins = 0; spins < 1000000 && !(inb(COM1 + REG_LSR) & LSR_TX_EMPTY); spins++)
 		cpu_relax();
@@ -70,6 +77,36 @@ void uart_write(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		uart_putc(s[i]);
+}
+
+bool uart_tx_ready(void)
+{
+	return inb(COM1 + REG_LSR) & LSR_TX_EMPTY;
+}
+
+bool uart_tx_idle(void)
+{
+	return inb(COM1 + REG_LSR) & LSR_TX_IDLE;
+}
+
+void uart_tx_put(char c)
+{
+	outb(COM1 + REG_DATA, (uint8_t)c);
+}
+
+/*
+ * Turning the transmit interrupt on while the transmitter is already empty
+ * raises it at once (as on the real part, and in QEMU), so a caller that saw
+ * it busy and then asks loses no wakeup if it emptied in between.
+ */
+void uart_tx_irq(bool on)
+{
+	bool was = irq_save();
+	if (want_tx != on) {
+		want_tx = on;
+		ier_update();
+	}
+	irq_restore(was);
 }
 
 /*
@@ -88,7 +125,7 @@ bool uart_poll(void)
 		if (next == rx_tail) {
 			/* Full: leave the rest in the UART until uart_getc makes room. */
 			rx_paused = true;
-			outb(COM1 + REG_IER, 0x00);
+			ier_update();
 			break;
 		}
 		rx_ring[rx_head] = (char)inb(COM1 + REG_DATA);
@@ -99,14 +136,25 @@ bool uart_poll(void)
 	return got;
 }
 
+/*
+ * IRQ 4 is edge-triggered: while any cause stays pending the line stays
+ * high and no new edge comes, so handle causes until the UART reports none
+ * (bounded, in case it never does).
+ */
 static void uart_irq(void *ctx)
 {
 	(void)ctx;
-	if (uart_poll() && rx_callback)
-		rx_callback();
+	for (int round = 0; round < 8; round++) {
+		if (uart_poll() && rx_callback)
+			rx_callback();
+		if (tx_callback)
+			tx_callback();
+		if (inb(COM1 + REG_IIR) & IIR_NONE)
+			break;
+	}
 }
 
-int uart_enable_rx_irq(void (*on_input)(void))
+int uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void))
 {
 	int vec = irq_alloc_vector();
 	if (vec < 0)
@@ -117,9 +165,16 @@ int uart_enable_rx_irq(void (*on_input)(void))
 	rc = ioapic_route_isa_irq(COM1_ISA_IRQ, vec);
 	if (rc < 0)
 		return rc;
+	bool was = irq_save();
 	rx_callback = on_input;
-	outb(COM1 + REG_IER, 0x01); /* received-data interrupt */
-	uart_poll();                /* bytes that came before the route existed */
+	tx_callback = on_tx_room;
+	irq_routed = true;
+	want_rx = true;
+	ier_update();
+	irq_restore(was);
+	uart_poll(); /* bytes that came before the route existed */
+	if (on_tx_room)
+		on_tx_room(); /* and output that waited for it */
 	return 0;
 }
 
@@ -134,8 +189,7 @@ int uart_getc(void)
 		 * (in polling mode the poll timer picks it up instead). */
 		bool was = irq_save();
 		rx_paused = false;
-		if (rx_callback)
-			outb(COM1 + REG_IER, 0x01);
+		ier_update();
 		irq_restore(was);
 	}
 	return (unsigned char)c;

@@ -1,9 +1,13 @@
 /*
  * uart16550: COM1, blimp's console and its line to the host tools.
  *
- * Output is by polling (it works before interrupts exist and from a fault
- * handler). Input arrives by interrupt into a small ring once the IOAPIC
- * routes IRQ 4 (uart_enable_rx_irq), or by uart_poll() in polling mode.
+ * Two ways out. uart_putc/uart_write wait for the transmitter (bounded):
+ * for the fatal paths and for flushing, never for ordinary output. The
+ * kernel's console (kernel/console.c) keeps its own transmit ring and feeds
+ * the UART only as fast as it takes bytes, through uart_tx_ready/uart_tx_put,
+ * woken by the transmit-empty interrupt (uart_tx_irq) or by polling.
+ * Input arrives by interrupt into a small ring once the IOAPIC routes IRQ 4
+ * (uart_enable_irq), or by uart_poll() in polling mode.
  */
 #ifndef BLIMP_UART16550_H
 #define BLIMP_UART16550_H
@@ -12,15 +16,34 @@
 #include <stdbool.h>
 
 void uart_init(void);
-void uart_putc(char c);                /* '\n' goes out as "\r\n" */
+
+/* Synchronous output: waits (a bounded number of polls per byte, then
+ * writes anyway) until the transmitter has room. '\n' goes out as "\r\n". */
+void uart_putc(char c);
 void uart_write(const char *s, size_t n);
 
-/* Was the last character written a newline? (Event lines must start a line.) */
-bool uart_at_line_start(void);
+/* Bytes the transmitter takes after it reports empty (its FIFO). */
+#define UART_TX_FIFO 16
 
-/* Route COM1's receive interrupt to `vector` and call `on_input` (from the
- * interrupt handler, so it must only queue work) when bytes arrive. */
-int uart_enable_rx_irq(void (*on_input)(void));
+/* Does the transmitter have room for UART_TX_FIFO bytes now? */
+bool uart_tx_ready(void);
+
+/* Hand one byte to the transmitter, no waiting: only after uart_tx_ready,
+ * at most UART_TX_FIFO bytes per time it said so. */
+void uart_tx_put(char c);
+
+/* Has the transmitter handed on every byte it was given? */
+bool uart_tx_idle(void);
+
+/* Ask for (on) or stop (off) the transmit-empty interrupt; it reaches the
+ * `on_tx_room` of uart_enable_irq. Ignored until the interrupt is routed. */
+void uart_tx_irq(bool on);
+
+/* Route COM1's interrupt (IRQ 4) to a vector. From the interrupt handler,
+ * so both must only move bytes or queue work: `on_input` is called when
+ * bytes arrived, `on_tx_room` on every interrupt (the transmitter may have
+ * room). Returns 0 or a negative errno value. */
+int uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void));
 
 /* Move any bytes waiting in the UART into the receive ring (polling mode). */
 bool uart_poll(void);

@@ -2,7 +2,7 @@
 the shell's basics and the command line's error handling."""
 import pytest
 
-from blimpvm import EXIT_EXCEPTION, EXIT_SUCCESS
+from blimpvm import EXIT_BOOT_FAILED, EXIT_EXCEPTION, EXIT_SUCCESS
 
 MIB = 1 << 20
 
@@ -78,6 +78,33 @@ def test_unknown_option_is_reported_and_boot_goes_on(boot):
     ready = vm.wait_event("ready", timeout=30)
     assert ready["cmdline"] == "no_such_option=3 fault"
     assert vm.poweroff() == EXIT_SUCCESS
+
+
+def test_ready_with_the_longest_command_line_is_still_one_json_object(boot):
+    # 1023 characters, the most boot_info holds; the quotes double when
+    # escaped, so `ready` needs far more than an event line's 1024 bytes.
+    # Before, the line was cut mid-string and did not parse.
+    word = 'note="' + '"' * 400
+    append = (word + " " + "x" * 1023)[:1023]
+    vm = boot(mem="128M", append=append)
+    ready = vm.wait_event("ready", timeout=30)
+    assert ready.get("truncated") is True, ready
+    assert append.startswith(ready["cmdline"]) and len(ready["cmdline"]) > 100, ready
+    assert vm.poweroff() == EXIT_SUCCESS
+
+
+@pytest.mark.parametrize("path", ["pvh", "uefi"])
+def test_a_command_line_too_long_is_refused_the_same_way_by_both_paths(boot, path):
+    # Before, PVH kept the first 1023 characters: here `reserve=1024M` would
+    # have been cut to `reserve=10`, silently. The UEFI loader refused it.
+    append = "x" * 1018 + " reserve=1024M"
+    vm = boot(mem="128M", boot=path, append=append)
+    failed = vm.wait_event("boot_failed", timeout=120 if path == "uefi" else 30)
+    assert failed["boot"] == path and failed["why"] == "command line too long", failed
+    assert failed["cmdline_len"] == len(append) and failed["cmdline_max"] == 1023, failed
+    assert vm.wait_exit(60) == EXIT_BOOT_FAILED
+    assert any(f"{len(append)} characters" in line and "at most 1023" in line for line in vm.lines)
+    assert not vm.events_named("ready")
 
 
 def test_long_and_odd_input_does_not_break_the_shell(boot):
