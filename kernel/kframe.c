@@ -45,6 +45,8 @@ bool kframe_in_chunk(const struct kframes *k, uint64_t pfn)
 
 int64_t kframe_alloc(struct kframes *k, unsigned pfa_flags)
 {
+	if (!k->pfa)
+		return -ENOMEM; /* before mm_init (an early boot error's printf) */
 	/* Keep frames ready before they run out: when the next one is needed
 	 * the guest may have no whole free block left (the OOM path). */
 	if (k->free_in_chunks <= KFRAME_LOW)

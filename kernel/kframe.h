@@ -55,8 +55,9 @@ struct kframes {
 
 void kframe_init(struct kframes *k, struct pfa *pfa);
 
-/* One frame: its pfn, or -ENOMEM. `pfa_flags` (PFA_NO_OOM) applies when it
- * must come from outside the chunks. */
+/* One frame: its pfn, or -ENOMEM (also before kframe_init: a zeroed
+ * struct kframes has no allocator). `pfa_flags` (PFA_NO_OOM) applies when
+ * it must come from outside the chunks. */
 int64_t kframe_alloc(struct kframes *k, unsigned pfa_flags);
 
 /* Give back a frame from kframe_alloc. 0, or -EFAULT (not handed out). */

@@ -171,7 +171,7 @@ def test_rng_byte_count_out_of_range_is_refused(boot):
     vm.wait_event("ready", timeout=30)
     for bad in ["rng 4294967312", "rng -1", "rng 4097", "rng 0", "rng lots"]:
         ev, out = vm.shell(bad, expect_rc=-22)  # -EINVAL
-        assert any("usage: rng [bytes], 1 to 4096" in o for o in out), (bad, out)
+        assert any("usage: rng [bytes [ms]], 1 to 4096 bytes" in o for o in out), (bad, out)
     assert not vm.events_named("rng")
     vm.shell("rng 4096")
     assert vm.events_named("rng")[-1]["bytes"] == 4096
