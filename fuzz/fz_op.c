@@ -226,7 +226,7 @@ static int parse_add(struct cursor *c, struct fz_op *op)
 	return 0;
 }
 
-int fz_parse(const char *text, struct fz_op *op, char *why, size_t why_len)
+static int parse_op(const char *text, struct fz_op *op, char *why, size_t why_len)
 {
 	struct cursor c = { text, why, why_len };
 	char tok[16];
@@ -404,4 +404,22 @@ int fz_format(const struct fz_op *op, char *buf, size_t len)
 		break;
 	}
 	return o.full ? -ENOSPC : (int)o.at;
+}
+
+int fz_parse(const char *text, struct fz_op *op, char *why, size_t why_len)
+{
+	int rc = parse_op(text, op, why, why_len);
+	if (rc < 0)
+		return rc;
+	/* Accepted text prints back in canonical form, which can be longer
+	 * (`a5` becomes `a0x5`, a short `d=0` all eight values): an op whose
+	 * canonical line would not fit is refused, or a replay log written
+	 * from it could not be read back (found by fuzz_fz_op). */
+	char line[FZ_LINE_MAX];
+	int n = fz_format(op, line, sizeof(line));
+	if (n < 0 || n >= FZ_LINE_MAX) {
+		snprintf(why, why_len, "line too long once written out in full (over %d characters)", FZ_LINE_MAX - 1);
+		return -EINVAL;
+	}
+	return 0;
 }
