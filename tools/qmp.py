@@ -34,7 +34,12 @@ class QMP:
         # One command and its answer at a time: a sampler thread and the
         # main thread may both ask.
         self.lock = threading.RLock()
+        # QEMU can broadcast an event (RESUME, as the guest starts) to a
+        # monitor that has just connected, ahead of the greeting: keep it.
         greeting = self._read()
+        while "event" in greeting and "QMP" not in greeting:
+            self.events.append(greeting)
+            greeting = self._read()
         if "QMP" not in greeting:
             raise QMPError(f"unexpected QMP greeting: {greeting}")
         self.execute("qmp_capabilities")
