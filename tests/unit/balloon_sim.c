@@ -276,6 +276,12 @@ int bsim_init(struct bsim *s, const struct bsim_config *c)
 	s->host_has = calloc(c->frames, 1);
 	s->table = calloc(c->frames / BLOCK + 1, sizeof(*s->table));
 	memset(s->mapped, 1, c->frames);
+	s->meta_size = meta;
+	s->snap_meta = malloc(meta);
+	s->snap_mapped = malloc(c->frames);
+	s->snap_host = malloc(c->frames);
+	s->snap_table = malloc((c->frames / BLOCK + 1) * sizeof(*s->snap_table));
+	s->blk_host = calloc(c->frames / BLOCK + 1, sizeof(*s->blk_host));
 	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
 		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
 		return -1;
@@ -325,6 +331,11 @@ void bsim_destroy(struct bsim *s)
 	free(s->mapped);
 	free(s->host_has);
 	free(s->table);
+	free(s->snap_meta);
+	free(s->snap_mapped);
+	free(s->snap_host);
+	free(s->snap_table);
+	free(s->blk_host);
 }
 
 /* ---------------------------------------------------------------- the host */
@@ -604,24 +615,51 @@ static int check_queue(struct bsim *s, enum balloon_queue q)
 #define NO_COVERAGE
 #endif
 
+/* Frames [lo, hi) of 2 MiB block `blk` (the last may be short). */
+static uint64_t block_end(const struct bsim *s, uint64_t blk)
+{
+	uint64_t hi = (blk + 1) * BLOCK;
+	return hi < s->c.frames ? hi : s->c.frames;
+}
+
+/* Must block `blk` be walked? Always, unless incremental and its frames'
+ * states, map, host_has and page table are what the last sound check saw. */
+NO_COVERAGE static bool block_dirty(const struct bsim *s, uint64_t blk)
+{
+	if (!s->incremental || !s->snap_valid)
+		return true;
+	uint64_t lo = blk * BLOCK, n = block_end(s, blk) - lo;
+	return s->table[blk] != s->snap_table[blk] || memcmp(s->pfa.frame + lo, s->snap_meta + lo, n) ||
+	       memcmp(s->mapped + lo, s->snap_mapped + lo, n) || memcmp(s->host_has + lo, s->snap_host + lo, n);
+}
+
 /* Ballooned exactly when unmapped; the host's frames still ballooned. */
 NO_COVERAGE static int check_frames(struct bsim *s)
 {
 	uint64_t host = 0;
 	const uint8_t *frame = s->pfa.frame; /* state in the low 3 bits (pfa.h) */
-	for (uint64_t f = 0; f < s->c.frames; f++) {
-		bool ballooned = (frame[f] & 7) == PFA_BALLOONED;
-		if (ballooned == s->mapped[f]) {
-			fail(s, "frame %#lx: %s but %s", (unsigned long)f, ballooned ? "ballooned" : "not ballooned",
-			     s->mapped[f] ? "mapped" : "unmapped");
-			return -1;
+	for (uint64_t blk = 0; blk * BLOCK < s->c.frames; blk++) {
+		if (!block_dirty(s, blk)) {
+			host += s->blk_host[blk];
+			continue;
 		}
-		if (s->host_has[f] && !ballooned) {
-			fail(s, "frame %#lx: the host holds it (%u) but the guest has it back", (unsigned long)f,
-			     s->host_has[f]);
-			return -1;
+		uint64_t in_blk = 0;
+		for (uint64_t f = blk * BLOCK; f < block_end(s, blk); f++) {
+			bool ballooned = (frame[f] & 7) == PFA_BALLOONED;
+			if (ballooned == s->mapped[f]) {
+				fail(s, "frame %#lx: %s but %s", (unsigned long)f,
+				     ballooned ? "ballooned" : "not ballooned", s->mapped[f] ? "mapped" : "unmapped");
+				return -1;
+			}
+			if (s->host_has[f] && !ballooned) {
+				fail(s, "frame %#lx: the host holds it (%u) but the guest has it back", (unsigned long)f,
+				     s->host_has[f]);
+				return -1;
+			}
+			in_blk += s->host_has[f] == 1 || s->host_has[f] == 3; /* a deflate taken: still the host's */
 		}
-		host += s->host_has[f] == 1 || s->host_has[f] == 3; /* a deflate taken: still the host's */
+		s->blk_host[blk] = in_blk;
+		host += in_blk;
 	}
 	if (host != s->host_pages) {
 		fail(s, "harness: host holds %lu frames, counted %lu", (unsigned long)host, (unsigned long)s->host_pages);
@@ -644,7 +682,7 @@ NO_COVERAGE static int check_tables(struct bsim *s)
 				     (unsigned long)t, (int)pfa_frame_state(&s->pfa, t), frame_mapped(s, t) ? "" : ", unmapped");
 				return -1;
 			}
-		} else if (!block_is(s, blk, true) && !block_is(s, blk, false)) {
+		} else if (block_dirty(s, blk) && !block_is(s, blk, true) && !block_is(s, blk, false)) {
 			fail(s, "2 MiB block %#lx is partly mapped but has no page table", (unsigned long)blk);
 			return -1;
 		}
@@ -662,12 +700,31 @@ NO_COVERAGE static int check_tables(struct bsim *s)
 	return 0;
 }
 
+/* The allocator as pfa_check last passed it? (pfa_check reads only the
+ * struct and its metadata.) */
+NO_COVERAGE static bool pfa_unchanged(const struct bsim *s)
+{
+	return s->incremental && s->snap_valid && !memcmp(&s->pfa, &s->snap_pfa, sizeof(s->pfa)) &&
+	       !memcmp(s->meta, s->snap_meta, s->meta_size);
+}
+
+/* Remember the state that just passed, for the next incremental check. */
+NO_COVERAGE static void snapshot(struct bsim *s)
+{
+	memcpy(&s->snap_pfa, &s->pfa, sizeof(s->pfa));
+	memcpy(s->snap_meta, s->meta, s->meta_size);
+	memcpy(s->snap_mapped, s->mapped, s->c.frames);
+	memcpy(s->snap_host, s->host_has, s->c.frames);
+	memcpy(s->snap_table, s->table, (s->c.frames / BLOCK + 1) * sizeof(*s->table));
+	s->snap_valid = true;
+}
+
 int bsim_check(struct bsim *s)
 {
 	char why[256];
 	if (s->failure[0])
 		return -1;
-	if (pfa_check(&s->pfa, why, sizeof(why)) < 0) {
+	if (!pfa_unchanged(s) && pfa_check(&s->pfa, why, sizeof(why)) < 0) {
 		fail(s, "pfa_check: %s", why);
 		return -1;
 	}
@@ -703,5 +760,9 @@ int bsim_check(struct bsim *s)
 		fail(s, "target %u for num_pages %u over %lu frames", s->b.target, num_pages, (unsigned long)s->c.frames);
 		return -1;
 	}
+	if (s->incremental)
+		snapshot(s);
+	else
+		s->snap_valid = false;
 	return 0;
 }

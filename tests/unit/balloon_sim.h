@@ -18,6 +18,15 @@
  * the driver writes must equal what it has seen acknowledged. A violation is
  * recorded in `failure` (the first one wins); bsim_check adds the
  * allocator's, the balloon's and the queues' own invariants.
+ *
+ * Check modes: by default bsim_check walks everything every time. With
+ * `incremental` set (the fuzz harness), it keeps a copy of what it last
+ * found sound — the allocator's metadata, the direct map, host_has, the page
+ * tables — and walks again only what differs: pfa_check only when the
+ * allocator changed at all, the per-frame and per-block checks only for the
+ * 2 MiB blocks that changed. What is skipped is byte for byte what passed
+ * before, so the verdict is the full check's. balloon_check, the queues, the
+ * timers and the configuration are checked in full every time.
  */
 #ifndef BLIMP_BALLOON_SIM_H
 #define BLIMP_BALLOON_SIM_H
@@ -88,6 +97,13 @@ struct bsim {
 	void *dma[16];
 	unsigned n_dma;
 	bool verbose;
+	bool incremental;      /* bsim_check walks only what changed (see above) */
+	bool snap_valid;       /* the copies below are of a state that passed */
+	size_t meta_size;
+	struct pfa snap_pfa;
+	uint8_t *snap_meta, *snap_mapped, *snap_host;
+	uint64_t *snap_table;
+	uint64_t *blk_host;    /* per 2 MiB block: frames the host holds, as counted */
 	char failure[400];
 };
 
