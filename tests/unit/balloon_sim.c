@@ -45,7 +45,10 @@ static bool frame_mapped(const struct bsim *s, uint64_t f)
 /* All frames of block `blk` in the state `mapped`? */
 static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
 {
-	for (uint64_t f = blk * BLOCK; f < (blk + 1) * BLOCK; f++)
+	uint64_t lo = blk * BLOCK;
+	if (lo >= 256 && lo + BLOCK <= s->c.frames) /* all RAM: one byte search */
+		return !memchr(s->mapped + lo, !mapped, BLOCK);
+	for (uint64_t f = lo; f < lo + BLOCK; f++)
 		if (frame_mapped(s, f) != mapped)
 			return false;
 	return true;
@@ -265,24 +268,99 @@ static const struct balloon_ops sim_ops = {
 
 /* ---------------------------------------------------------------- set up */
 
+/*
+ * The per-frame arrays outlive a machine: bsim_destroy keeps them and the
+ * next bsim_init over no more frames takes them back, cleared as new (the
+ * fuzzer builds a machine per input; malloc, page faults and ASan's
+ * poisoning of fresh memory were a good part of its time). So does the
+ * allocator as pfa_init and pfa_add_free_range leave it for a given size:
+ * the same metadata buffer is put back in that state by a copy.
+ */
+static struct {
+	uint64_t frames;       /* capacity of the arrays below; 0: none kept */
+	void *meta, *snap_meta;
+	uint8_t *mapped, *host_has, *snap_mapped, *snap_host;
+	uint64_t *table, *snap_table, *blk_host;
+	uint64_t tmpl_frames;  /* the allocator fresh over this many frames: */
+	struct pfa tmpl_pfa;
+	void *tmpl_meta;
+} spare;
+
+static void spare_release(void)
+{
+	free(spare.meta);
+	free(spare.snap_meta);
+	free(spare.tmpl_meta);
+	free(spare.mapped);
+	free(spare.host_has);
+	free(spare.snap_mapped);
+	free(spare.snap_host);
+	free(spare.table);
+	free(spare.snap_table);
+	free(spare.blk_host);
+	memset(&spare, 0, sizeof(spare));
+}
+
+/* Arrays for c->frames frames into s, reused when they fit. */
+static void take_arrays(struct bsim *s, uint64_t frames)
+{
+	if (spare.frames < frames) {
+		spare_release();
+		size_t meta = pfa_metadata_size(frames), blocks = frames / BLOCK + 1;
+		spare.frames = frames;
+		spare.meta = malloc(meta);
+		spare.snap_meta = malloc(meta);
+		spare.tmpl_meta = malloc(meta);
+		spare.mapped = malloc(frames);
+		spare.host_has = malloc(frames);
+		spare.snap_mapped = malloc(frames);
+		spare.snap_host = malloc(frames);
+		spare.table = malloc(blocks * sizeof(uint64_t));
+		spare.snap_table = malloc(blocks * sizeof(uint64_t));
+		spare.blk_host = malloc(blocks * sizeof(uint64_t));
+	}
+	size_t blocks = frames / BLOCK + 1;
+	s->meta_size = pfa_metadata_size(frames);
+	s->meta = spare.meta;
+	s->snap_meta = spare.snap_meta;
+	s->mapped = spare.mapped;
+	s->host_has = spare.host_has;
+	s->snap_mapped = spare.snap_mapped;
+	s->snap_host = spare.snap_host;
+	s->table = spare.table;
+	s->snap_table = spare.snap_table;
+	s->blk_host = spare.blk_host;
+	memset(s->mapped, 1, frames);
+	memset(s->host_has, 0, frames);
+	memset(s->table, 0, blocks * sizeof(uint64_t));
+	memset(s->blk_host, 0, blocks * sizeof(uint64_t));
+}
+
+/* The allocator over frames [256, frames) free, as pfa_init and
+ * pfa_add_free_range make it (copied when this size was made before). */
+static int fresh_pfa(struct bsim *s, uint64_t frames)
+{
+	if (spare.tmpl_frames == frames) {
+		memcpy(s->meta, spare.tmpl_meta, s->meta_size);
+		s->pfa = spare.tmpl_pfa;
+		return 0;
+	}
+	spare.tmpl_frames = 0;
+	if (pfa_init(&s->pfa, s->meta, s->meta_size, frames) < 0 || pfa_add_free_range(&s->pfa, 256, frames - 256) < 0)
+		return -1;
+	memcpy(spare.tmpl_meta, s->meta, s->meta_size);
+	spare.tmpl_pfa = s->pfa;
+	spare.tmpl_frames = frames;
+	return 0;
+}
+
 int bsim_init(struct bsim *s, const struct bsim_config *c)
 {
 	memset(s, 0, sizeof(*s));
 	s->c = *c;
 	s->verbose = getenv("BSIM_VERBOSE") != NULL;
-	size_t meta = pfa_metadata_size(c->frames);
-	s->meta = malloc(meta);
-	s->mapped = malloc(c->frames);
-	s->host_has = calloc(c->frames, 1);
-	s->table = calloc(c->frames / BLOCK + 1, sizeof(*s->table));
-	memset(s->mapped, 1, c->frames);
-	s->meta_size = meta;
-	s->snap_meta = malloc(meta);
-	s->snap_mapped = malloc(c->frames);
-	s->snap_host = malloc(c->frames);
-	s->snap_table = malloc((c->frames / BLOCK + 1) * sizeof(*s->snap_table));
-	s->blk_host = calloc(c->frames / BLOCK + 1, sizeof(*s->blk_host));
-	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
+	take_arrays(s, c->frames);
+	if (fresh_pfa(s, c->frames) < 0) {
 		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
 		return -1;
 	}
@@ -327,15 +405,7 @@ void bsim_destroy(struct bsim *s)
 		free(s->dma[i]);
 	free(s->push_pages[0]);
 	free(s->push_pages[1]);
-	free(s->meta);
-	free(s->mapped);
-	free(s->host_has);
-	free(s->table);
-	free(s->snap_meta);
-	free(s->snap_mapped);
-	free(s->snap_host);
-	free(s->snap_table);
-	free(s->blk_host);
+	/* the per-frame arrays stay for the next machine (see spare) */
 }
 
 /* ---------------------------------------------------------------- the host */
