@@ -24,8 +24,10 @@
  * found sound — the allocator's metadata, the direct map, host_has, the page
  * tables — and walks again only what differs: pfa_check only when the
  * allocator changed at all, the per-frame and per-block checks only for the
- * 2 MiB blocks that changed. What is skipped is byte for byte what passed
- * before, so the verdict is the full check's. balloon_check, the queues, the
+ * 2 MiB blocks that changed, balloon_check only when the allocator or what
+ * it reads of the balloon (the struct, its run list, busy batches and hint
+ * blocks, the queues' in_flight) changed. What is skipped is byte for byte
+ * what passed before, so the verdict is the full check's. The queues, the
  * timers and the configuration are checked in full every time.
  */
 #ifndef BLIMP_BALLOON_SIM_H
@@ -104,6 +106,9 @@ struct bsim {
 	uint8_t *snap_meta, *snap_mapped, *snap_host;
 	uint64_t *snap_table;
 	uint64_t *blk_host;    /* per 2 MiB block: frames the host holds, as counted */
+	bool same_pfa, same_frames; /* this check: allocator / per-frame arrays as last passed */
+	uint8_t *fp[2];        /* what balloon_check reads beyond the allocator: [0] as */
+	size_t fp_len[2], fp_cap[2]; /* last passed, [1] now */
 	char failure[400];
 };
 
