@@ -96,7 +96,7 @@ static void setup(struct input *in, struct bsim_config *c)
 	uint8_t m = byte(in), b = byte(in), f = byte(in), o = byte(in), q = byte(in), a = byte(in);
 	uint8_t x = byte(in), poison = byte(in);
 	static const uint32_t batches[8] = { 1, 3, 16, 64, 256, 512, 1000, 4096 };
-	c->frames = 1024u << (m & 3);                      /* 4 to 32 MiB */
+	c->frames = 1024u * (1 + (m & 3));                 /* 4, 8, 12 or 16 MiB */
 	c->reserve_floor = (uint64_t)(m >> 2) * 64;         /* up to 4 MiB */
 	c->p.batch_pages = batches[b & 7];
 	c->p.inflight = 1 + ((b >> 3) & 3);
