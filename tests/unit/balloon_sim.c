@@ -43,7 +43,7 @@ static bool frame_mapped(const struct bsim *s, uint64_t f)
 }
 
 /* All frames of block `blk` in the state `mapped`? */
-static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
+__attribute__((noinline)) static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
 {
 	uint64_t lo = blk * BLOCK;
 	if (lo >= 256 && lo + BLOCK <= s->c.frames) /* all RAM: one byte search */
@@ -85,7 +85,7 @@ static void refill_reserve(struct bsim *s)
 /* Map or unmap one run: a buddy block, so inside one 2 MiB block or whole
  * 2 MiB blocks; 0, or -ENOMEM with nothing changed. `mapped` is the state
  * the run must be in before (checked). */
-static int set_run(struct bsim *s, uint64_t pfn, unsigned order, bool map)
+__attribute__((noinline)) static int set_run(struct bsim *s, uint64_t pfn, unsigned order, bool map)
 {
 	const char *what = map ? "map" : "unmap";
 	uint64_t end = pfn + (1ULL << order);
@@ -158,7 +158,7 @@ static void op_notify(void *ctx, uint16_t idx)
 
 /* Pages the guest has seen acknowledged on queue d (inflate 0, deflate 1):
  * the first vq.completed pushes. */
-static int64_t consumed_pages(struct bsim *s, int d)
+__attribute__((noinline)) static int64_t consumed_pages(struct bsim *s, int d)
 {
 	uint64_t n = s->vq[d].completed;
 	if (n > s->n_pushes[d]) {
@@ -455,7 +455,9 @@ void bsim_interrupt(struct bsim *s)
 
 /* ---------------------------------------------------------------- the device */
 
-static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped *p)
+/* noinline: here and below, so that the fuzz harness's coverage ignorelist
+ * (tests/fuzz/host/balloon.ignore) can name these per-frame walks. */
+__attribute__((noinline)) static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped *p)
 {
 	const struct vsim_buf *bf = &p->buf;
 	if (bf->n_out != 1 || bf->n_in != 0 || bf->seg[0].len % 4 || bf->seg[0].len / 4 > s->b.p.batch_pages) {
@@ -486,7 +488,8 @@ static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped 
 	return true;
 }
 
-static bool check_blocks(struct bsim *s, enum balloon_queue q, const struct vsim_buf *bf, enum pfa_state st)
+__attribute__((noinline)) static bool check_blocks(struct bsim *s, enum balloon_queue q, const struct vsim_buf *bf,
+						 enum pfa_state st)
 {
 	for (unsigned i = bf->n_out; i < bf->n_out + bf->n_in; i++) {
 		uint64_t a = bf->seg[i].addr, len = bf->seg[i].len;
@@ -579,6 +582,20 @@ static void record_push(struct bsim *s, enum balloon_queue q, int64_t pages)
 		s->push_pages[q][s->n_pushes[q]++] = pages;
 }
 
+/* An honest inflate/deflate completion: the frames become the host's, or
+ * stop being. */
+__attribute__((noinline)) static void host_takes(struct bsim *s, enum balloon_queue q, const struct bsim_popped *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint8_t was = s->host_has[p->pfns[i]];
+		s->host_has[p->pfns[i]] = q == BALLOON_Q_INFLATE;
+		if (was == 2)
+			s->host_pages++;
+		else if (was == 3)
+			s->host_pages--;
+	}
+}
+
 bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t len)
 {
 	if (!s->live[q] || !s->n_popped[q] || !push_room(s, q))
@@ -589,14 +606,7 @@ bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t le
 	vsim_push(&s->dev[q], p->buf.head, len);
 	if (q <= BALLOON_Q_DEFLATE) {
 		if (honest) {
-			for (uint32_t i = 0; i < p->n; i++) {
-				uint8_t was = s->host_has[p->pfns[i]];
-				s->host_has[p->pfns[i]] = q == BALLOON_Q_INFLATE;
-				if (was == 2)
-					s->host_pages++;
-				else if (was == 3)
-					s->host_pages--;
-			}
+			host_takes(s, q, p);
 		} else {
 			s->lied[q] = true;
 		}
