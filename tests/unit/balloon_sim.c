@@ -43,9 +43,12 @@ static bool frame_mapped(const struct bsim *s, uint64_t f)
 }
 
 /* All frames of block `blk` in the state `mapped`? */
-static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
+__attribute__((noinline)) static bool block_is(const struct bsim *s, uint64_t blk, bool mapped)
 {
-	for (uint64_t f = blk * BLOCK; f < (blk + 1) * BLOCK; f++)
+	uint64_t lo = blk * BLOCK;
+	if (lo >= 256 && lo + BLOCK <= s->c.frames) /* all RAM: one byte search */
+		return !memchr(s->mapped + lo, !mapped, BLOCK);
+	for (uint64_t f = lo; f < lo + BLOCK; f++)
 		if (frame_mapped(s, f) != mapped)
 			return false;
 	return true;
@@ -82,7 +85,7 @@ static void refill_reserve(struct bsim *s)
 /* Map or unmap one run: a buddy block, so inside one 2 MiB block or whole
  * 2 MiB blocks; 0, or -ENOMEM with nothing changed. `mapped` is the state
  * the run must be in before (checked). */
-static int set_run(struct bsim *s, uint64_t pfn, unsigned order, bool map)
+__attribute__((noinline)) static int set_run(struct bsim *s, uint64_t pfn, unsigned order, bool map)
 {
 	const char *what = map ? "map" : "unmap";
 	uint64_t end = pfn + (1ULL << order);
@@ -155,7 +158,7 @@ static void op_notify(void *ctx, uint16_t idx)
 
 /* Pages the guest has seen acknowledged on queue d (inflate 0, deflate 1):
  * the first vq.completed pushes. */
-static int64_t consumed_pages(struct bsim *s, int d)
+__attribute__((noinline)) static int64_t consumed_pages(struct bsim *s, int d)
 {
 	uint64_t n = s->vq[d].completed;
 	if (n > s->n_pushes[d]) {
@@ -265,18 +268,99 @@ static const struct balloon_ops sim_ops = {
 
 /* ---------------------------------------------------------------- set up */
 
+/*
+ * The per-frame arrays outlive a machine: bsim_destroy keeps them and the
+ * next bsim_init over no more frames takes them back, cleared as new (the
+ * fuzzer builds a machine per input; malloc, page faults and ASan's
+ * poisoning of fresh memory were a good part of its time). So does the
+ * allocator as pfa_init and pfa_add_free_range leave it for a given size:
+ * the same metadata buffer is put back in that state by a copy.
+ */
+static struct {
+	uint64_t frames;       /* capacity of the arrays below; 0: none kept */
+	void *meta, *snap_meta;
+	uint8_t *mapped, *host_has, *snap_mapped, *snap_host;
+	uint64_t *table, *snap_table, *blk_host;
+	uint64_t tmpl_frames;  /* the allocator fresh over this many frames: */
+	struct pfa tmpl_pfa;
+	void *tmpl_meta;
+} spare;
+
+static void spare_release(void)
+{
+	free(spare.meta);
+	free(spare.snap_meta);
+	free(spare.tmpl_meta);
+	free(spare.mapped);
+	free(spare.host_has);
+	free(spare.snap_mapped);
+	free(spare.snap_host);
+	free(spare.table);
+	free(spare.snap_table);
+	free(spare.blk_host);
+	memset(&spare, 0, sizeof(spare));
+}
+
+/* Arrays for c->frames frames into s, reused when they fit. */
+static void take_arrays(struct bsim *s, uint64_t frames)
+{
+	if (spare.frames < frames) {
+		spare_release();
+		size_t meta = pfa_metadata_size(frames), blocks = frames / BLOCK + 1;
+		spare.frames = frames;
+		spare.meta = malloc(meta);
+		spare.snap_meta = malloc(meta);
+		spare.tmpl_meta = malloc(meta);
+		spare.mapped = malloc(frames);
+		spare.host_has = malloc(frames);
+		spare.snap_mapped = malloc(frames);
+		spare.snap_host = malloc(frames);
+		spare.table = malloc(blocks * sizeof(uint64_t));
+		spare.snap_table = malloc(blocks * sizeof(uint64_t));
+		spare.blk_host = malloc(blocks * sizeof(uint64_t));
+	}
+	size_t blocks = frames / BLOCK + 1;
+	s->meta_size = pfa_metadata_size(frames);
+	s->meta = spare.meta;
+	s->snap_meta = spare.snap_meta;
+	s->mapped = spare.mapped;
+	s->host_has = spare.host_has;
+	s->snap_mapped = spare.snap_mapped;
+	s->snap_host = spare.snap_host;
+	s->table = spare.table;
+	s->snap_table = spare.snap_table;
+	s->blk_host = spare.blk_host;
+	memset(s->mapped, 1, frames);
+	memset(s->host_has, 0, frames);
+	memset(s->table, 0, blocks * sizeof(uint64_t));
+	memset(s->blk_host, 0, blocks * sizeof(uint64_t));
+}
+
+/* The allocator over frames [256, frames) free, as pfa_init and
+ * pfa_add_free_range make it (copied when this size was made before). */
+static int fresh_pfa(struct bsim *s, uint64_t frames)
+{
+	if (spare.tmpl_frames == frames) {
+		memcpy(s->meta, spare.tmpl_meta, s->meta_size);
+		s->pfa = spare.tmpl_pfa;
+		return 0;
+	}
+	spare.tmpl_frames = 0;
+	if (pfa_init(&s->pfa, s->meta, s->meta_size, frames) < 0 || pfa_add_free_range(&s->pfa, 256, frames - 256) < 0)
+		return -1;
+	memcpy(spare.tmpl_meta, s->meta, s->meta_size);
+	spare.tmpl_pfa = s->pfa;
+	spare.tmpl_frames = frames;
+	return 0;
+}
+
 int bsim_init(struct bsim *s, const struct bsim_config *c)
 {
 	memset(s, 0, sizeof(*s));
 	s->c = *c;
 	s->verbose = getenv("BSIM_VERBOSE") != NULL;
-	size_t meta = pfa_metadata_size(c->frames);
-	s->meta = malloc(meta);
-	s->mapped = malloc(c->frames);
-	s->host_has = calloc(c->frames, 1);
-	s->table = calloc(c->frames / BLOCK + 1, sizeof(*s->table));
-	memset(s->mapped, 1, c->frames);
-	if (pfa_init(&s->pfa, s->meta, meta, c->frames) < 0 || pfa_add_free_range(&s->pfa, 256, c->frames - 256) < 0) {
+	take_arrays(s, c->frames);
+	if (fresh_pfa(s, c->frames) < 0) {
 		fail(s, "pfa_init over %lu frames failed", (unsigned long)c->frames);
 		return -1;
 	}
@@ -321,10 +405,9 @@ void bsim_destroy(struct bsim *s)
 		free(s->dma[i]);
 	free(s->push_pages[0]);
 	free(s->push_pages[1]);
-	free(s->meta);
-	free(s->mapped);
-	free(s->host_has);
-	free(s->table);
+	free(s->fp[0]);
+	free(s->fp[1]);
+	/* the per-frame arrays stay for the next machine (see spare) */
 }
 
 /* ---------------------------------------------------------------- the host */
@@ -372,7 +455,9 @@ void bsim_interrupt(struct bsim *s)
 
 /* ---------------------------------------------------------------- the device */
 
-static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped *p)
+/* noinline: here and below, so that the fuzz harness's coverage ignorelist
+ * (tests/fuzz/host/balloon.ignore) can name these per-frame walks. */
+__attribute__((noinline)) static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped *p)
 {
 	const struct vsim_buf *bf = &p->buf;
 	if (bf->n_out != 1 || bf->n_in != 0 || bf->seg[0].len % 4 || bf->seg[0].len / 4 > s->b.p.batch_pages) {
@@ -403,7 +488,8 @@ static bool check_pfns(struct bsim *s, enum balloon_queue q, struct bsim_popped 
 	return true;
 }
 
-static bool check_blocks(struct bsim *s, enum balloon_queue q, const struct vsim_buf *bf, enum pfa_state st)
+__attribute__((noinline)) static bool check_blocks(struct bsim *s, enum balloon_queue q, const struct vsim_buf *bf,
+						 enum pfa_state st)
 {
 	for (unsigned i = bf->n_out; i < bf->n_out + bf->n_in; i++) {
 		uint64_t a = bf->seg[i].addr, len = bf->seg[i].len;
@@ -496,6 +582,20 @@ static void record_push(struct bsim *s, enum balloon_queue q, int64_t pages)
 		s->push_pages[q][s->n_pushes[q]++] = pages;
 }
 
+/* An honest inflate/deflate completion: the frames become the host's, or
+ * stop being. */
+__attribute__((noinline)) static void host_takes(struct bsim *s, enum balloon_queue q, const struct bsim_popped *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		uint8_t was = s->host_has[p->pfns[i]];
+		s->host_has[p->pfns[i]] = q == BALLOON_Q_INFLATE;
+		if (was == 2)
+			s->host_pages++;
+		else if (was == 3)
+			s->host_pages--;
+	}
+}
+
 bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t len)
 {
 	if (!s->live[q] || !s->n_popped[q] || !push_room(s, q))
@@ -506,14 +606,7 @@ bool bsim_complete(struct bsim *s, enum balloon_queue q, unsigned k, uint32_t le
 	vsim_push(&s->dev[q], p->buf.head, len);
 	if (q <= BALLOON_Q_DEFLATE) {
 		if (honest) {
-			for (uint32_t i = 0; i < p->n; i++) {
-				uint8_t was = s->host_has[p->pfns[i]];
-				s->host_has[p->pfns[i]] = q == BALLOON_Q_INFLATE;
-				if (was == 2)
-					s->host_pages++;
-				else if (was == 3)
-					s->host_pages--;
-			}
+			host_takes(s, q, p);
 		} else {
 			s->lied[q] = true;
 		}
@@ -604,24 +697,53 @@ static int check_queue(struct bsim *s, enum balloon_queue q)
 #define NO_COVERAGE
 #endif
 
+/* Frames [lo, hi) of 2 MiB block `blk` (the last may be short). */
+static uint64_t block_end(const struct bsim *s, uint64_t blk)
+{
+	uint64_t hi = (blk + 1) * BLOCK;
+	return hi < s->c.frames ? hi : s->c.frames;
+}
+
+/* Must block `blk` be walked? Always, unless incremental and its frames'
+ * states, map, host_has and page table are what the last sound check saw. */
+NO_COVERAGE static bool block_dirty(const struct bsim *s, uint64_t blk)
+{
+	if (!s->incremental || !s->snap_valid)
+		return true;
+	if (s->same_frames)
+		return false;
+	uint64_t lo = blk * BLOCK, n = block_end(s, blk) - lo;
+	return s->table[blk] != s->snap_table[blk] || memcmp(s->pfa.frame + lo, s->snap_meta + lo, n) ||
+	       memcmp(s->mapped + lo, s->snap_mapped + lo, n) || memcmp(s->host_has + lo, s->snap_host + lo, n);
+}
+
 /* Ballooned exactly when unmapped; the host's frames still ballooned. */
 NO_COVERAGE static int check_frames(struct bsim *s)
 {
 	uint64_t host = 0;
 	const uint8_t *frame = s->pfa.frame; /* state in the low 3 bits (pfa.h) */
-	for (uint64_t f = 0; f < s->c.frames; f++) {
-		bool ballooned = (frame[f] & 7) == PFA_BALLOONED;
-		if (ballooned == s->mapped[f]) {
-			fail(s, "frame %#lx: %s but %s", (unsigned long)f, ballooned ? "ballooned" : "not ballooned",
-			     s->mapped[f] ? "mapped" : "unmapped");
-			return -1;
+	for (uint64_t blk = 0; blk * BLOCK < s->c.frames; blk++) {
+		if (!block_dirty(s, blk)) {
+			host += s->blk_host[blk];
+			continue;
 		}
-		if (s->host_has[f] && !ballooned) {
-			fail(s, "frame %#lx: the host holds it (%u) but the guest has it back", (unsigned long)f,
-			     s->host_has[f]);
-			return -1;
+		uint64_t in_blk = 0;
+		for (uint64_t f = blk * BLOCK; f < block_end(s, blk); f++) {
+			bool ballooned = (frame[f] & 7) == PFA_BALLOONED;
+			if (ballooned == s->mapped[f]) {
+				fail(s, "frame %#lx: %s but %s", (unsigned long)f,
+				     ballooned ? "ballooned" : "not ballooned", s->mapped[f] ? "mapped" : "unmapped");
+				return -1;
+			}
+			if (s->host_has[f] && !ballooned) {
+				fail(s, "frame %#lx: the host holds it (%u) but the guest has it back", (unsigned long)f,
+				     s->host_has[f]);
+				return -1;
+			}
+			in_blk += s->host_has[f] == 1 || s->host_has[f] == 3; /* a deflate taken: still the host's */
 		}
-		host += s->host_has[f] == 1 || s->host_has[f] == 3; /* a deflate taken: still the host's */
+		s->blk_host[blk] = in_blk;
+		host += in_blk;
 	}
 	if (host != s->host_pages) {
 		fail(s, "harness: host holds %lu frames, counted %lu", (unsigned long)host, (unsigned long)s->host_pages);
@@ -644,7 +766,7 @@ NO_COVERAGE static int check_tables(struct bsim *s)
 				     (unsigned long)t, (int)pfa_frame_state(&s->pfa, t), frame_mapped(s, t) ? "" : ", unmapped");
 				return -1;
 			}
-		} else if (!block_is(s, blk, true) && !block_is(s, blk, false)) {
+		} else if (block_dirty(s, blk) && !block_is(s, blk, true) && !block_is(s, blk, false)) {
 			fail(s, "2 MiB block %#lx is partly mapped but has no page table", (unsigned long)blk);
 			return -1;
 		}
@@ -662,16 +784,96 @@ NO_COVERAGE static int check_tables(struct bsim *s)
 	return 0;
 }
 
+/* The allocator as pfa_check last passed it? (pfa_check reads only the
+ * struct and its metadata.) */
+NO_COVERAGE static bool pfa_unchanged(const struct bsim *s)
+{
+	return s->incremental && s->snap_valid && !memcmp(&s->pfa, &s->snap_pfa, sizeof(s->pfa)) &&
+	       !memcmp(s->meta, s->snap_meta, s->meta_size);
+}
+
+/* Nothing per frame or per block changed since the last sound check? */
+NO_COVERAGE static bool frames_unchanged(const struct bsim *s)
+{
+	return s->incremental && s->snap_valid && !memcmp(s->meta, s->snap_meta, s->c.frames) &&
+	       !memcmp(s->mapped, s->snap_mapped, s->c.frames) && !memcmp(s->host_has, s->snap_host, s->c.frames) &&
+	       !memcmp(s->table, s->snap_table, (s->c.frames / BLOCK + 1) * sizeof(*s->table));
+}
+
+NO_COVERAGE static void fp_put(struct bsim *s, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	if (s->fp_len[1] + n > s->fp_cap[1]) {
+		size_t cap = 2 * (s->fp_len[1] + n);
+		uint8_t *m = realloc(s->fp[1], cap);
+		if (!m)
+			abort();
+		s->fp[1] = m;
+		s->fp_cap[1] = cap;
+	}
+	memcpy(s->fp[1] + s->fp_len[1], p, n);
+	s->fp_len[1] += n;
+}
+
+/* Everything balloon_check reads besides the allocator (balloon_check.c),
+ * into fp[1]; true when it is what fp[0] holds from the last sound check. */
+NO_COVERAGE static bool balloon_unchanged(struct bsim *s)
+{
+	const struct balloon *b = &s->b;
+	if (!s->incremental)
+		return false;
+	s->fp_len[1] = 0;
+	fp_put(s, b, sizeof(*b));
+	fp_put(s, b->runs, b->n_runs * sizeof(*b->runs));
+	for (uint32_t i = 0; i < b->p.inflight && i < BALLOON_MAX_INFLIGHT; i++)
+		if (b->batch[i].busy) {
+			fp_put(s, b->batch[i].runs, b->batch[i].n_runs * sizeof(*b->batch[i].runs));
+			fp_put(s, b->batch[i].pfns, b->batch[i].n * sizeof(*b->batch[i].pfns));
+		}
+	if (b->hint_blocks)
+		fp_put(s, b->hint_blocks, b->hint_n * sizeof(*b->hint_blocks));
+	for (int q = 0; q < BALLOON_NQ; q++)
+		if (b->vq[q])
+			fp_put(s, &b->vq[q]->in_flight, sizeof(b->vq[q]->in_flight));
+	return s->incremental && s->snap_valid && s->same_pfa && s->fp_len[0] == s->fp_len[1] &&
+	       !memcmp(s->fp[0], s->fp[1], s->fp_len[1]);
+}
+
+/* Remember the state that just passed, for the next incremental check. */
+NO_COVERAGE static void snapshot(struct bsim *s)
+{
+	if (!s->snap_valid || !s->same_pfa) {
+		memcpy(&s->snap_pfa, &s->pfa, sizeof(s->pfa));
+		memcpy(s->snap_meta, s->meta, s->meta_size);
+	}
+	if (!s->snap_valid || !s->same_frames) {
+		memcpy(s->snap_mapped, s->mapped, s->c.frames);
+		memcpy(s->snap_host, s->host_has, s->c.frames);
+		memcpy(s->snap_table, s->table, (s->c.frames / BLOCK + 1) * sizeof(*s->table));
+	}
+	uint8_t *fp = s->fp[0];
+	size_t cap = s->fp_cap[0];
+	s->fp[0] = s->fp[1];
+	s->fp_len[0] = s->fp_len[1];
+	s->fp_cap[0] = s->fp_cap[1];
+	s->fp[1] = fp;
+	s->fp_cap[1] = cap;
+	s->snap_valid = true;
+}
+
 int bsim_check(struct bsim *s)
 {
 	char why[256];
 	if (s->failure[0])
 		return -1;
-	if (pfa_check(&s->pfa, why, sizeof(why)) < 0) {
+	s->same_pfa = pfa_unchanged(s);
+	s->same_frames = s->same_pfa && frames_unchanged(s);
+	if (!s->same_pfa && pfa_check(&s->pfa, why, sizeof(why)) < 0) {
 		fail(s, "pfa_check: %s", why);
 		return -1;
 	}
-	if (balloon_check(&s->b, why, sizeof(why)) < 0) {
+	if (!balloon_unchanged(s) && balloon_check(&s->b, why, sizeof(why)) < 0) {
 		fail(s, "balloon_check: %s", why);
 		return -1;
 	}
@@ -703,5 +905,9 @@ int bsim_check(struct bsim *s)
 		fail(s, "target %u for num_pages %u over %lu frames", s->b.target, num_pages, (unsigned long)s->c.frames);
 		return -1;
 	}
+	if (s->incremental)
+		snapshot(s);
+	else
+		s->snap_valid = false;
 	return 0;
 }

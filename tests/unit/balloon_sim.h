@@ -18,6 +18,17 @@
  * the driver writes must equal what it has seen acknowledged. A violation is
  * recorded in `failure` (the first one wins); bsim_check adds the
  * allocator's, the balloon's and the queues' own invariants.
+ *
+ * Check modes: by default bsim_check walks everything every time. With
+ * `incremental` set (the fuzz harness), it keeps a copy of what it last
+ * found sound — the allocator's metadata, the direct map, host_has, the page
+ * tables — and walks again only what differs: pfa_check only when the
+ * allocator changed at all, the per-frame and per-block checks only for the
+ * 2 MiB blocks that changed, balloon_check only when the allocator or what
+ * it reads of the balloon (the struct, its run list, busy batches and hint
+ * blocks, the queues' in_flight) changed. What is skipped is byte for byte
+ * what passed before, so the verdict is the full check's. The queues, the
+ * timers and the configuration are checked in full every time.
  */
 #ifndef BLIMP_BALLOON_SIM_H
 #define BLIMP_BALLOON_SIM_H
@@ -88,6 +99,16 @@ struct bsim {
 	void *dma[16];
 	unsigned n_dma;
 	bool verbose;
+	bool incremental;      /* bsim_check walks only what changed (see above) */
+	bool snap_valid;       /* the copies below are of a state that passed */
+	size_t meta_size;
+	struct pfa snap_pfa;
+	uint8_t *snap_meta, *snap_mapped, *snap_host;
+	uint64_t *snap_table;
+	uint64_t *blk_host;    /* per 2 MiB block: frames the host holds, as counted */
+	bool same_pfa, same_frames; /* this check: allocator / per-frame arrays as last passed */
+	uint8_t *fp[2];        /* what balloon_check reads beyond the allocator: [0] as */
+	size_t fp_len[2], fp_cap[2]; /* last passed, [1] now */
 	char failure[400];
 };
 
