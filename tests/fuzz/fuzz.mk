@@ -34,7 +34,7 @@ FUZZ_DEVICE_ARGS ?=
 .PHONY: fuzz fuzz-smoke fuzz-build fuzz-device
 
 define fuzz_rule
-$(BUILD)/fuzz/fuzz_$(1): $$(FUZZ_SRCS_$(1)) $$(wildcard kernel/*.h drivers/*/*.h boot/*.h boot/efi/*.h tests/unit/*.h tests/fuzz/host/*.h tests/fuzz/host/*.ignore) | $(BUILD)/.deps
+$(BUILD)/fuzz/fuzz_$(1): $$(FUZZ_SRCS_$(1)) $$(wildcard kernel/*.h drivers/*/*.h boot/*.h boot/efi/*.h tests/unit/*.h tests/fuzz/host/*.h tests/fuzz/host/*.ignore tests/fuzz/host/*-ignore) | $(BUILD)/.deps
 	$$(Q)mkdir -p $$(dir $$@)
 	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(FUZZ_CFLAGS_$(1)) -o $$@ $$(FUZZ_SRCS_$(1))
 
