@@ -49,7 +49,7 @@ int64_t kframe_alloc(struct kframes *k, unsigned pfa_flags)
 		return -ENOMEM; /* before mm_init (an early boot error's printf) */
 	/* Keep frames ready before they run out: when the next one is needed
 	 * the guest may have no whole free block left (the OOM path). */
-	if (k->free_in_chunks <= KFRAME_LOW)
+	if (k->free_in_chunks <= KFRAME_LOW && !k->ungrouped)
 		take_chunk(k);
 	/* The fullest chunk first, so the emptier ones can drain and go back. */
 	struct kframe_chunk *best = NULL;

@@ -48,6 +48,7 @@ struct kframes {
 	struct pfa *pfa;
 	struct kframe_chunk chunk[KFRAME_CHUNKS];
 	unsigned n_chunks;
+	bool ungrouped;                  /* hand frames out from anywhere (mm.no_group) */
 	uint64_t free_in_chunks;         /* frames in chunks not handed out */
 	uint64_t strays;                 /* frames handed out from outside any chunk, now */
 	uint64_t chunks_taken, chunks_returned, stray_allocs;

@@ -36,6 +36,8 @@ struct kframes kernel_kframes;
 CMDLINE_OPTION(reserve, "reserve",
 	       "memory the balloon always leaves free, e.g. reserve=32M (default: 5% of RAM, at least 16M)");
 CMDLINE_OPTION(hugepages, "hugepages", "2 MiB pages set apart in the huge-page pool (default 0)");
+CMDLINE_OPTION(mm_no_group, "mm.no_group",
+	       "hand out page tables and heap pages from anywhere, not from 2 MiB chunks (to see what grouping saves)");
 CMDLINE_OPTION(poison, "poison",
 	       "fill every freed frame with this byte (e.g. poison=0xaa); off by default, it defeats reporting");
 
@@ -98,6 +100,7 @@ void mm_init(void)
 	    pfa_reserve_range(&kernel_pfa, bm_start >> PAGE_SHIFT, (bm_end - bm_start) >> PAGE_SHIFT) < 0)
 		panic("mm_init: cannot reserve the kernel image or boot memory");
 	kframe_init(&kernel_kframes, &kernel_pfa);
+	kernel_kframes.ungrouped = cmdline_has("mm.no_group");
 	paging_set_frame_provider(mm_alloc_table_frame, mm_free_table_frame);
 
 	uint64_t managed = kernel_pfa.st.managed;
