@@ -189,6 +189,75 @@ static void after_a_squeeze_free_memory_is_whole_again(void **state)
 	}
 }
 
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* Any sequence: random user allocations (any order up to 2 MiB) and frees,
+ * kernel frames taken and given back among them, memory often exhausted.
+ * Once the guest has freed its memory, at least 95 % of free memory is in
+ * whole 2 MiB blocks. The kernel's share is about what blimp's is (a few
+ * hundred frames in a 512 MiB guest, here some 300 of 32768): with ten
+ * times that (a kernel frame in every tenth operation), frames taken while
+ * no whole block was free (strays) pinned up to 15 % in one seed of 20 —
+ * moving them into chunks later is not done. KFRAME_SEED=<n> replays one. */
+static void any_sequence_leaves_free_memory_whole(void **state)
+{
+	(void)state;
+	const char *env = getenv("KFRAME_SEED");
+	uint64_t first = env ? strtoull(env, NULL, 0) : 1, worst = 1000;
+	for (uint64_t seed = first; seed < first + (env ? 1 : 20); seed++) {
+		rng_state = seed * 0x9e3779b97f4a7c15ULL | 1;
+		setup();
+		static struct { int64_t pfn; unsigned order; } user[FRAMES];
+		static int64_t kern[4096];
+		unsigned nu = 0, nk = 0;
+		for (unsigned op = 0; op < 20000; op++) {
+			unsigned r = (unsigned)(rnd() % 100);
+			if (r < 60) {
+				unsigned order = (unsigned)(rnd() % (PFA_HUGE_ORDER + 1));
+				int64_t p = pfa_alloc_block_flags(&A, order, PFA_NO_OOM);
+				if (p >= 0) {
+					user[nu].pfn = p;
+					user[nu++].order = order;
+				}
+			} else if (r < 97 && nu) {
+				unsigned i = (unsigned)(rnd() % nu);
+				assert_int_equal(pfa_free_block(&A, (uint64_t)user[i].pfn, user[i].order, NULL), 0);
+				user[i] = user[--nu];
+			} else if (r < 99 && nk < 4096) {
+				int64_t p = kframe_alloc(&K, PFA_NO_OOM);
+				if (p >= 0)
+					kern[nk++] = p;
+			} else if (nk) {
+				unsigned i = (unsigned)(rnd() % nk);
+				assert_int_equal(kframe_free(&K, (uint64_t)kern[i]), 0);
+				kern[i] = kern[--nk];
+			}
+		}
+		expect_ok();
+		while (nu) {
+			nu--;
+			assert_int_equal(pfa_free_block(&A, (uint64_t)user[nu].pfn, user[nu].order, NULL), 0);
+		}
+		expect_ok();
+		uint64_t whole = whole_permille();
+		if (whole < worst)
+			worst = whole;
+		if (whole < 950)
+			fail_msg("seed %lu: %lu.%lu%% of free memory in whole 2 MiB blocks, %u kernel frames "
+				 "(%lu outside chunks)", (unsigned long)seed, (unsigned long)(whole / 10),
+				 (unsigned long)(whole % 10), nk, (unsigned long)K.strays);
+	}
+	print_message("worst of the seeds: %lu.%lu%% of free memory in whole 2 MiB blocks\n",
+		      (unsigned long)(worst / 10), (unsigned long)(worst % 10));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +266,7 @@ int main(void)
 		cmocka_unit_test(strays_when_nothing_is_whole),
 		cmocka_unit_test(an_empty_chunk_goes_back),
 		cmocka_unit_test(after_a_squeeze_free_memory_is_whole_again),
+		cmocka_unit_test(any_sequence_leaves_free_memory_whole),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	free(meta);
