@@ -422,6 +422,29 @@ class BlimpVM:
         self.reader.join(5)
         return status
 
+    def wait_actual(self, want_bytes, timeout=120, why=""):
+        """Poll query-balloon until `actual` == want_bytes (BALLOON_CHANGE is
+        rate-limited to one a second, so events would be slow to say it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            actual = self.qmp.execute("query-balloon")["actual"]
+            if actual == want_bytes:
+                return actual
+            if time.monotonic() > deadline:
+                self.fail(f"query-balloon actual {actual} never reached {want_bytes} in {timeout} s"
+                          + (f" ({why})" if why else ""))
+            time.sleep(0.01)
+
+    def wait_rss_below(self, limit, timeout=60):
+        """Wait until QEMU's resident memory is at most `limit` bytes; returns it."""
+        deadline = time.monotonic() + timeout
+        while self.rss() > limit:
+            if time.monotonic() > deadline:
+                self.fail(f"QEMU RSS {self.rss() / (1 << 20):.1f} MiB never came down to "
+                          f"{limit / (1 << 20):.1f} MiB in {timeout} s")
+            time.sleep(0.1)
+        return self.rss()
+
     def rss(self):
         """Resident memory of the QEMU process in bytes (VmRSS)."""
         with open(f"/proc/{self.proc.pid}/status") as f:

@@ -17,16 +17,6 @@ def set_target(vm, ram_mib, target_mib):
     return ram_mib - target_mib  # MiB the balloon should hold
 
 
-def wait_actual(vm, want_bytes, timeout=120):
-    """Poll query-balloon (BALLOON_CHANGE is rate-limited) until actual == want."""
-    deadline = time.monotonic() + timeout
-    while True:
-        actual = vm.qmp.execute("query-balloon")["actual"]
-        if actual == want_bytes:
-            return actual
-        if time.monotonic() > deadline:
-            vm.fail(f"query-balloon actual {actual} never reached {want_bytes}")
-        time.sleep(0.05)
 
 
 def pfa(vm):
@@ -34,13 +24,6 @@ def pfa(vm):
     return vm.events_named("pfa")[-1]
 
 
-def wait_rss_below(vm, limit, timeout=30):
-    deadline = time.monotonic() + timeout
-    while vm.rss() > limit:
-        if time.monotonic() > deadline:
-            vm.fail(f"QEMU RSS {vm.rss() >> 20} MiB never fell below {limit >> 20} MiB")
-        time.sleep(0.1)
-    return vm.rss()
 
 
 @pytest.mark.parametrize("path,machine,mem", [
@@ -54,13 +37,13 @@ def test_inflate_returns_touched_memory_and_deflate_gives_it_back(boot, path, ma
     vm.shell("free all", timeout=120)
     before = vm.rss()
     set_target(vm, mem, mem - 400)
-    wait_actual(vm, (mem - 400) * MIB)
+    vm.wait_actual((mem - 400) * MIB)
     after = vm.rss()
     assert before - after >= 0.9 * 400 * MIB, f"RSS {before >> 20} -> {after >> 20} MiB"
     s = pfa(vm)
     assert s["ballooned"] == 400 * MIB // PAGE and s["check"] == "ok"
     set_target(vm, mem, mem)
-    wait_actual(vm, mem * MIB)
+    vm.wait_actual(mem * MIB)
     s = pfa(vm)
     assert s["ballooned"] == 0 and s["check"] == "ok"
     # All memory usable again, patterns intact.
@@ -75,10 +58,10 @@ def test_inflate_deflate_sizes_and_paths(boot, path, machine, mem):
     vm.wait_event("ready", timeout=120 if path == "uefi" else 30)
     take = min(mem // 2, 1024)
     set_target(vm, mem, mem - take)
-    wait_actual(vm, (mem - take) * MIB)
+    vm.wait_actual((mem - take) * MIB)
     assert pfa(vm)["ballooned"] == take * MIB // PAGE
     set_target(vm, mem, mem)
-    wait_actual(vm, mem * MIB)
+    vm.wait_actual(mem * MIB)
     assert pfa(vm)["check"] == "ok"
 
 
@@ -87,9 +70,9 @@ def test_ballooned_memory_is_unmapped_and_held_memory_untouched(boot):
     vm.wait_event("ready", timeout=30)
     vm.shell("alloc 100M")
     set_target(vm, 512, 256)
-    wait_actual(vm, 256 * MIB)
+    vm.wait_actual(256 * MIB)
     set_target(vm, 512, 512)
-    wait_actual(vm, 512 * MIB)
+    vm.wait_actual(512 * MIB)
     vm.shell("free all")
     assert vm.events_named("free")[-1]["bad_frames"] == 0
 
@@ -109,7 +92,7 @@ def test_reserve_floor_stops_the_balloon(boot):
     assert actual > 8 * MIB  # actual < target in balloon terms: it says so, the guest lives
     vm.shell("help")
     set_target(vm, 256, 256)
-    wait_actual(vm, 256 * MIB)
+    vm.wait_actual(256 * MIB)
 
 
 def test_flapping_target_converges_to_the_last(boot):
@@ -120,7 +103,7 @@ def test_flapping_target_converges_to_the_last(boot):
         last = 1024 - (i * 37 % 600)
         vm.qmp.execute("balloon", value=last * MIB)
         time.sleep(0.02)
-    wait_actual(vm, last * MIB)
+    vm.wait_actual(last * MIB)
     time.sleep(0.5)
     assert vm.qmp.execute("query-balloon")["actual"] == last * MIB
     assert pfa(vm)["ballooned"] == (1024 - last) * MIB // PAGE
@@ -130,12 +113,12 @@ def test_target_above_ram_and_tiny_targets(boot):
     vm = boot(mem="256M", devices=[balloon_dev()])
     vm.wait_event("ready", timeout=30)
     vm.qmp.execute("balloon", value=1 << 40)  # far above RAM: nothing to do
-    wait_actual(vm, 256 * MIB)
+    vm.wait_actual(256 * MIB)
     vm.qmp.execute("balloon", value=1)  # one byte: the floor stops it
     vm.wait_event("balloon_stalled", timeout=60)
     assert pfa(vm)["check"] == "ok"
     vm.qmp.execute("balloon", value=256 * MIB)
-    wait_actual(vm, 256 * MIB)
+    vm.wait_actual(256 * MIB)
 
 
 def test_free_page_reporting_returns_freed_memory_without_a_command(boot):
@@ -145,7 +128,7 @@ def test_free_page_reporting_returns_freed_memory_without_a_command(boot):
     touched = vm.rss()
     vm.shell("free all", timeout=120)
     t0 = time.monotonic()
-    wait_rss_below(vm, touched - int(0.8 * 512 * MIB), timeout=10)
+    vm.wait_rss_below(touched - int(0.8 * 512 * MIB), timeout=10)
     assert time.monotonic() - t0 < 10
     assert vm.events_named("balloon_report")
     assert pfa(vm)["check"] == "ok"

@@ -26,15 +26,6 @@ APPEND = "balloon.batch=4096"
 BALLOON = "virtio-balloon-pci,id=bal0"
 
 
-def wait_actual(vm, want_bytes, timeout, why):
-    deadline = time.monotonic() + timeout
-    while True:
-        actual = vm.qmp.execute("query-balloon")["actual"]
-        if actual == want_bytes:
-            return
-        if time.monotonic() > deadline:
-            vm.fail(f"query-balloon actual {actual} did not reach {want_bytes} in {timeout} s ({why})")
-        time.sleep(0.01)
 
 
 def deflate_seconds(vm, read_console, limit=60):
@@ -51,10 +42,10 @@ def deflate_seconds(vm, read_console, limit=60):
         time.sleep(0.5)
     why = "console read" if read_console else "console not read"
     vm.qmp.execute("balloon", value=LOW_MIB * MIB)
-    wait_actual(vm, LOW_MIB * MIB, 30, "the inflate, " + why)
+    vm.wait_actual(LOW_MIB * MIB, 30, why="the inflate, " + why)
     start = time.monotonic()
     vm.qmp.execute("balloon", value=RAM_MIB * MIB)
-    wait_actual(vm, RAM_MIB * MIB, limit, "the deflate, " + why)
+    vm.wait_actual(RAM_MIB * MIB, limit, why="the deflate, " + why)
     took = time.monotonic() - start
     vm.resume_reading()
     vm.wait_event("balloon_done", where={"target": 0}, timeout=60)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -40,16 +39,6 @@ def linux_guest():
         return json.load(f)
 
 
-def wait_actual(vm, want_bytes, timeout=60):
-    """Poll query-balloon until the guest reports `actual` == want_bytes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        actual = vm.qmp.execute("query-balloon")["actual"]
-        if actual == want_bytes:
-            return
-        if time.monotonic() > deadline:
-            vm.fail(f"query-balloon actual {actual} never reached {want_bytes}")
-        time.sleep(0.05)
 
 
 def test_second_build_is_up_to_date(linux_guest):
@@ -78,8 +67,8 @@ def test_linux_boots_touches_memory_and_balloons(linux_guest, boot):
     assert ev["ev"] == "cmd_error" and ev["name"] == "nosuch?command"
 
     vm.qmp.execute("balloon", value=(RAM_MIB - 128) * MIB)
-    wait_actual(vm, (RAM_MIB - 128) * MIB)
+    vm.wait_actual((RAM_MIB - 128) * MIB)
     vm.qmp.execute("balloon", value=RAM_MIB * MIB)
-    wait_actual(vm, RAM_MIB * MIB)
+    vm.wait_actual(RAM_MIB * MIB)
 
     assert vm.poweroff() == 0    # poweroff -f: ACPI power off, QEMU exits 0

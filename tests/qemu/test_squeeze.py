@@ -40,13 +40,6 @@ def squeeze(vm, target_bytes):
             return ev
 
 
-def wait_rss_within(vm, goal, timeout=60):
-    deadline = time.monotonic() + timeout
-    while vm.rss() > goal:
-        if time.monotonic() > deadline:
-            vm.fail(f"QEMU RSS {vm.rss() / MIB:.1f} MiB never came back to {goal / MIB:.1f} MiB")
-        time.sleep(0.2)
-    return vm.rss()
 
 
 def pfa(vm):
@@ -60,7 +53,7 @@ def pfa(vm):
 def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
     vm = boot(mem=f"{mem_mib}M", devices=balloon_devices(modern, reporting))
     vm.mem_pages = mem_mib * MIB // PAGE
-    ready = vm.wait_event("ready", timeout=60)
+    vm.wait_event("ready", timeout=60)
     if reporting:
         vm.wait_event("balloon_report", timeout=60)  # what is free from the start
     time.sleep(0.5)
@@ -81,11 +74,7 @@ def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
     assert len(frees) == 2 and all(f["bad_frames"] == 0 for f in frees), frees
 
     vm.qmp.execute("balloon", value=mem_mib * MIB)
-    deadline = time.monotonic() + 120
-    while vm.qmp.execute("query-balloon")["actual"] != mem_mib * MIB:
-        if time.monotonic() > deadline:
-            vm.fail("the balloon never deflated fully")
-        time.sleep(0.1)
+    vm.wait_actual(mem_mib * MIB, why="the full deflate")
 
     s = pfa(vm)
     assert s["check"] == "ok" and s["ballooned"] == 0, s
@@ -102,7 +91,7 @@ def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
             return p if p["reported"] >= 0.95 * p["free"] else None
         vm.wait_for(reported_enough, 60, "95 % of free memory reported")
         # Within 5 % of idle (at least 2 MiB: QEMU's own allocations move).
-        wait_rss_within(vm, idle + max(idle // 20, 2 * MIB))
+        vm.wait_rss_below(idle + max(idle // 20, 2 * MIB))
     else:
         # Without reporting the host keeps what the guest touched and freed
         # until the balloon takes it: squeeze once more and let go. All but
@@ -110,7 +99,7 @@ def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
         # comes back.
         floor = squeeze(vm, MIB)["reserve_floor"] * PAGE
         vm.qmp.execute("balloon", value=mem_mib * MIB)
-        wait_rss_within(vm, idle + floor + max(idle // 20, 2 * MIB))
+        vm.wait_rss_below(idle + floor + max(idle // 20, 2 * MIB))
 
 
 def test_kernel_frames_do_not_keep_freed_memory_from_the_host(boot):
@@ -129,14 +118,10 @@ def test_kernel_frames_do_not_keep_freed_memory_from_the_host(boot):
     vm.shell("alloc 200M", timeout=300)
     vm.shell("free all", timeout=300)
     vm.qmp.execute("balloon", value=1024 * MIB)
-    deadline = time.monotonic() + 120
-    while vm.qmp.execute("query-balloon")["actual"] != 1024 * MIB:
-        if time.monotonic() > deadline:
-            vm.fail("the balloon never deflated fully")
-        time.sleep(0.1)
+    vm.wait_actual(1024 * MIB, why="the full deflate")
     vm.wait_for(lambda: (lambda p: p if p["reported"] >= 0.95 * p["free"] else None)(pfa(vm)), 60,
                 "95 % of free memory reported")
-    rss = wait_rss_within(vm, idle + max(idle // 20, 2 * MIB))
+    rss = vm.wait_rss_below(idle + max(idle // 20, 2 * MIB))
     s = pfa(vm)
     assert s["check"] == "ok" and s["kframe_strays"] == 0, s
     vm.shell("pfa map")
