@@ -2,7 +2,7 @@
  * lapic: the local APIC — end of interrupt, and a one-shot timer.
  *
  * The timer wakes the idle loop when the earliest kernel timer is due
- * (kernel/timer.c); nothing ticks periodically, so an idle guest sleeps in
+ * (kernel/work.c); nothing ticks periodically, so an idle guest sleeps in
  * `hlt` and costs the host nothing.
  */
 #ifndef BLIMP_LAPIC_H
