@@ -59,7 +59,9 @@
 #define BALLOON_STATS_TAGS 10
 #define BALLOON_PFN_LIMIT (1ULL << 32) /* frames a le32 on the inflate queue can name */
 
-/* Queues by role; balloon_core_init numbers them for the device (5.5.2). */
+/* Queues by role; balloon_core_init numbers them for the device (5.5.2).
+ * Inflate and deflate are always device queues 0 and 1, so those two roles
+ * are also their indices (the device fuzzer, fuzz/fz_exec.c, uses them so). */
 enum balloon_queue { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS, BALLOON_Q_HINT,
 		     BALLOON_Q_REPORT, BALLOON_NQ };
 enum balloon_timer { BALLOON_T_RETRY, BALLOON_T_REPORT, BALLOON_T_HINT, BALLOON_NT };
