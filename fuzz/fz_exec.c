@@ -15,7 +15,10 @@
 #include <string.h>
 #include "devfuzz.h"
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/mmio.h"
+#include "drivers/virtio/balloon_core.h"
 #include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtio_pci_regs.h"
 #include "kernel/addr.h"
 #include "kernel/clock.h"
 #include "kernel/console.h"
@@ -24,25 +27,14 @@
 #include "kernel/mm.h"
 #include "kernel/pfa.h"
 
-#define C_DEVICE_FEATURE_SELECT 0x00
-#define C_DEVICE_FEATURE 0x04
-#define C_NUM_QUEUES 0x12
-#define C_DEVICE_STATUS 0x14
-#define C_QUEUE_SELECT 0x16
-#define C_QUEUE_SIZE 0x18
-#define C_QUEUE_ENABLE 0x1c
-#define C_QUEUE_NOTIFY_OFF 0x1e
-#define C_QUEUE_DESC 0x20
-#define C_QUEUE_DRIVER 0x28
-#define C_QUEUE_DEVICE 0x30
-#define C_RING_ADDR_END 0x38
-#define CAP_TYPE_COMMON 1
-#define CAP_TYPE_PCI_CFG 5
+/* The ring-address registers (desc, driver, device: le64 each), written
+ * only by qsetup so that the device never gets memory outside a ring. */
+#define RING_ADDR_FIRST VIRTIO_PCI_COMMON_QUEUE_DESC
+#define RING_ADDR_END (VIRTIO_PCI_COMMON_QUEUE_DEVICE + 8)
 #define RING_AVAIL_OFF (16 * FZ_RING_MAX)      /* desc table first, 16 KiB */
 #define RING_USED_OFF (RING_AVAIL_OFF + 4096)  /* avail ring, 2 KiB + 6 */
 #define RING_BYTES (RING_USED_OFF + 8 * FZ_RING_MAX + 8)
 #define PATTERN_WORDS 8                        /* checked words per arena frame */
-#define DEFLATE_QUEUE 1
 
 struct fz_ring {
 	uint8_t *mem;
@@ -121,27 +113,29 @@ static void expose(uint64_t first, uint64_t count)
 
 /* ---------------------------------------------------------------- registers */
 
-static uint64_t mmio_read(volatile uint8_t *p, unsigned width)
+/* One access of the op's width (1, 2, 4 or 8, fz_op.c checks), as the op
+ * says: a wrong width for the register is part of the fuzzing. */
+static uint64_t reg_read(volatile uint8_t *p, unsigned width)
 {
 	switch (width) {
-	case 1: return *(volatile uint8_t *)p;
-	case 2: return *(volatile uint16_t *)p;
-	case 4: return *(volatile uint32_t *)p;
-	default: return *(volatile uint64_t *)p;
+	case 1: return mmio_read8(p);
+	case 2: return mmio_read16(p);
+	case 4: return mmio_read32(p);
+	default: return mmio_read64(p);
 	}
 }
 
-static void mmio_write(volatile uint8_t *p, unsigned width, uint64_t v)
+static void reg_write(volatile uint8_t *p, unsigned width, uint64_t v)
 {
 	switch (width) {
-	case 1: *(volatile uint8_t *)p = (uint8_t)v; break;
-	case 2: *(volatile uint16_t *)p = (uint16_t)v; break;
-	case 4: *(volatile uint32_t *)p = (uint32_t)v; break;
-	default: *(volatile uint64_t *)p = v;
+	case 1: mmio_write8(p, (uint8_t)v); break;
+	case 2: mmio_write16(p, (uint16_t)v); break;
+	case 4: mmio_write32(p, (uint32_t)v); break;
+	default: mmio_write64(p, v);
 	}
 }
 
-static uint8_t status(void) { return *(volatile uint8_t *)(vd->common + C_DEVICE_STATUS); }
+static uint8_t status(void) { return mmio_read8(vd->common + VIRTIO_PCI_COMMON_DEVICE_STATUS); }
 
 static void forget_rings(void)
 {
@@ -169,12 +163,12 @@ int fz_exec_init(void)
 	vd->driver = &fz_state; /* taken: no driver binds it */
 	struct pci_dev *d = vd->pci;
 	for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
-		uint8_t type = pci_read8(d, c + 3);
-		if (type == CAP_TYPE_PCI_CFG && !window_cap)
+		uint8_t type = pci_read8(d, c + VIRTIO_PCI_CAP_CFG_TYPE);
+		if (type == VIRTIO_PCI_CAP_PCI_CFG && !window_cap)
 			window_cap = c;
-		if (type == CAP_TYPE_COMMON && !common_len) {
-			common_bar_off = pci_read32(d, c + 8);
-			common_len = pci_read32(d, c + 12);
+		if (type == VIRTIO_PCI_CAP_COMMON_CFG && !common_len) {
+			common_bar_off = pci_read32(d, c + VIRTIO_PCI_CAP_OFFSET);
+			common_len = pci_read32(d, c + VIRTIO_PCI_CAP_LENGTH);
 		}
 	}
 	for (unsigned i = 0; i < FZ_QUEUES; i++)
@@ -341,12 +335,12 @@ static int build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *ad
 			uint64_t base = r->arena ? fz_state.arena_pfn + r->start : r->start;
 			for (uint64_t k = 0; k < r->count; k++)
 				*p++ = (uint32_t)(base + k);
-			if (r->arena && !hide && q != DEFLATE_QUEUE)
+			if (r->arena && !hide && q != BALLOON_Q_DEFLATE)
 				expose(r->start, r->count);
-			if (r->arena && !s->writable && q == 0)
+			if (r->arena && !s->writable && q == BALLOON_Q_INFLATE)
 				for (uint64_t k = 0; k < r->count; k++)
 					fz_state.inflated[r->start + k] = true;
-			if (r->arena && q == DEFLATE_QUEUE)
+			if (r->arena && q == BALLOON_Q_DEFLATE)
 				for (uint64_t k = 0; k < r->count; k++)
 					fz_state.inflated[r->start + k] = false;
 		}
@@ -528,17 +522,17 @@ static int exec_qsetup(const struct fz_op *op, char *why, size_t why_len)
 	r->size = (uint16_t)op->off;
 	r->avail_idx = r->used_seen = 0;
 	volatile uint8_t *c = vd->common;
-	mmio_write(c + C_QUEUE_SELECT, 2, op->q);
-	mmio_write(c + C_QUEUE_SIZE, 2, op->off);
-	r->notify_off = (uint16_t)mmio_read(c + C_QUEUE_NOTIFY_OFF, 2);
+	mmio_write16(c + VIRTIO_PCI_COMMON_QUEUE_SELECT, op->q);
+	mmio_write16(c + VIRTIO_PCI_COMMON_QUEUE_SIZE, (uint16_t)op->off);
+	r->notify_off = mmio_read16(c + VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF);
 	uint64_t base = virt_to_phys(r->mem);
-	mmio_write(c + C_QUEUE_DESC, 4, (uint32_t)base);
-	mmio_write(c + C_QUEUE_DESC + 4, 4, base >> 32);
-	mmio_write(c + C_QUEUE_DRIVER, 4, (uint32_t)(base + RING_AVAIL_OFF));
-	mmio_write(c + C_QUEUE_DRIVER + 4, 4, (base + RING_AVAIL_OFF) >> 32);
-	mmio_write(c + C_QUEUE_DEVICE, 4, (uint32_t)(base + RING_USED_OFF));
-	mmio_write(c + C_QUEUE_DEVICE + 4, 4, (base + RING_USED_OFF) >> 32);
-	mmio_write(c + C_QUEUE_ENABLE, 2, 1);
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DESC, (uint32_t)base);
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DESC + 4, (uint32_t)(base >> 32));
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DRIVER, (uint32_t)(base + RING_AVAIL_OFF));
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DRIVER + 4, (uint32_t)((base + RING_AVAIL_OFF) >> 32));
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DEVICE, (uint32_t)(base + RING_USED_OFF));
+	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DEVICE + 4, (uint32_t)((base + RING_USED_OFF) >> 32));
+	mmio_write16(c + VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1);
 	fz_state.queue_size[op->q % FZ_QUEUES] = r->size;
 	fz_state.free_desc[op->q % FZ_QUEUES] = r->size;
 	return 0;
@@ -574,7 +568,7 @@ int fz_exec(const struct fz_op *op)
 		program_check();
 		return 0;
 	case FZ_RESET: {
-		mmio_write(c + C_DEVICE_STATUS, 1, 0);
+		mmio_write8(c + VIRTIO_PCI_COMMON_DEVICE_STATUS, 0);
 		uint64_t start = clock_ms();
 		while (status() != 0 && clock_ms() - start < 1000)
 			cpu_relax();
@@ -588,26 +582,26 @@ int fz_exec(const struct fz_op *op)
 	case FZ_CR:
 		if (op->off + op->width > common_len)
 			return refuse(text, "outside the common configuration");
-		if (op->kind == FZ_CW && op->off < C_RING_ADDR_END && op->off + op->width > C_QUEUE_DESC)
+		if (op->kind == FZ_CW && op->off < RING_ADDR_END && op->off + op->width > RING_ADDR_FIRST)
 			return refuse(text, "ring addresses are written only by qsetup");
 		if (op->kind == FZ_CW) {
-			mmio_write(c + op->off, op->width, op->value);
-			if (op->off == C_DEVICE_FEATURE_SELECT && op->width == 4)
+			reg_write(c + op->off, op->width, op->value);
+			if (op->off == VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT && op->width == 4)
 				feature_select = (uint32_t)op->value;
-			if (op->off == C_DEVICE_STATUS && op->width == 1) {
+			if (op->off == VIRTIO_PCI_COMMON_DEVICE_STATUS && op->width == 1) {
 				if (op->value == 0)
 					forget_rings();
 				fz_state.up = (op->value & VIRTIO_STATUS_DRIVER_OK) && (status() & VIRTIO_STATUS_DRIVER_OK);
 			}
 			break;
 		}
-		v = mmio_read(c + op->off, op->width);
+		v = reg_read(c + op->off, op->width);
 		printf("fz> = %#lx\n", (unsigned long)v);
-		if (op->off == C_DEVICE_FEATURE && op->width == 4 && feature_select < 2) {
+		if (op->off == VIRTIO_PCI_COMMON_DEVICE_FEATURE && op->width == 4 && feature_select < 2) {
 			int sh = feature_select ? 32 : 0;
 			fz_state.device_features = (fz_state.device_features & ~(0xffffffffULL << sh)) | v << sh;
 		}
-		if (op->off == C_NUM_QUEUES && op->width == 2)
+		if (op->off == VIRTIO_PCI_COMMON_NUM_QUEUES && op->width == 2)
 			fz_state.num_queues = (uint16_t)v;
 		break;
 	case FZ_DW:
@@ -615,9 +609,9 @@ int fz_exec(const struct fz_op *op)
 		if (!vd->device_cfg || op->off + op->width > vd->device_cfg_len)
 			return refuse(text, "outside the device configuration");
 		if (op->kind == FZ_DW)
-			mmio_write(vd->device_cfg + op->off, op->width, op->value);
+			reg_write(vd->device_cfg + op->off, op->width, op->value);
 		else
-			printf("fz> = %#lx\n", (unsigned long)mmio_read(vd->device_cfg + op->off, op->width));
+			printf("fz> = %#lx\n", (unsigned long)reg_read(vd->device_cfg + op->off, op->width));
 		break;
 	case FZ_WW:
 	case FZ_WR: {
@@ -625,18 +619,19 @@ int fz_exec(const struct fz_op *op)
 			return refuse(text, "the device has no PCI configuration window");
 		/* The window reaches the whole BAR whatever BAR it names (QEMU),
 		 * so the ring-address registers are guarded by offset alone. */
-		uint64_t lo = common_bar_off + C_QUEUE_DESC, hi = common_bar_off + C_RING_ADDR_END;
+		uint64_t lo = common_bar_off + RING_ADDR_FIRST, hi = common_bar_off + RING_ADDR_END;
 		if (op->kind == FZ_WW && op->off < hi && op->off + (op->width ? op->width : 1) > lo)
 			return refuse(text, "ring addresses are written only by qsetup");
 		struct pci_dev *d = vd->pci;
-		uint32_t head = pci_read32(d, window_cap + 4);
-		pci_write32(d, window_cap + 4, (head & ~0xffu) | op->q);
-		pci_write32(d, window_cap + 8, (uint32_t)op->off);
-		pci_write32(d, window_cap + 12, op->width);
+		/* The BAR byte shares a dword with id and padding: written as read. */
+		uint32_t head = pci_read32(d, window_cap + VIRTIO_PCI_CAP_BAR);
+		pci_write32(d, window_cap + VIRTIO_PCI_CAP_BAR, (head & ~0xffu) | op->q);
+		pci_write32(d, window_cap + VIRTIO_PCI_CAP_OFFSET, (uint32_t)op->off);
+		pci_write32(d, window_cap + VIRTIO_PCI_CAP_LENGTH, op->width);
 		if (op->kind == FZ_WW)
-			pci_write32(d, window_cap + 16, (uint32_t)op->value);
+			pci_write32(d, window_cap + VIRTIO_PCI_CAP_PCI_CFG_DATA, (uint32_t)op->value);
 		else
-			printf("fz> = %#x\n", pci_read32(d, window_cap + 16));
+			printf("fz> = %#x\n", pci_read32(d, window_cap + VIRTIO_PCI_CAP_PCI_CFG_DATA));
 		break;
 	}
 	case FZ_QSETUP:
@@ -655,7 +650,7 @@ int fz_exec(const struct fz_op *op)
 		uint64_t at = (uint64_t)rings[op->q % FZ_QUEUES].notify_off * vd->notify_mult;
 		if (op->q >= FZ_QUEUES || at + 2 > vd->notify_len)
 			return refuse(text, "no notify address for this queue");
-		*(volatile uint16_t *)(vd->notify + at) = op->q;
+		mmio_write16(vd->notify + at, op->q);
 		break;
 	}
 	case FZ_WAIT:

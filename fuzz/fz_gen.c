@@ -12,13 +12,10 @@
  */
 #include <string.h>
 #include "devfuzz.h"
+#include "drivers/virtio/balloon_core.h"
+#include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtio_pci_regs.h"
 
-#define F_STATS 1
-#define F_HINT 3
-#define F_POISON 4
-#define F_REPORTING 5
-#define F_INDIRECT 28
-#define F_VERSION_1 32
 #define MAIN_FRAMES (FZ_ARENA_FRAMES - FZ_GUARD_FRAMES)
 #define PENDING_MAX 64
 
@@ -79,7 +76,7 @@ static struct fz_op *push_add(uint16_t q, unsigned segs, bool anywhere)
 	uint16_t size = fz_state.queue_size[q % FZ_QUEUES];
 	if (size == 0)
 		return NULL;
-	bool ind = has(F_INDIRECT) && (segs > 1 ? chance(50) : chance(20));
+	bool ind = has(VIRTIO_F_RING_INDIRECT_DESC) && (segs > 1 ? chance(50) : chance(20));
 	unsigned ndesc = ind ? 1 : segs;
 	struct fz_op tmp;
 	fz_op_init(&tmp, FZ_ADD);
@@ -121,7 +118,7 @@ static void pick_frames(struct fz_seg *s, bool inflated, unsigned want)
 
 static void valid_inflate(void)
 {
-	struct fz_op *op = push_add(0, 1, false);
+	struct fz_op *op = push_add(BALLOON_Q_INFLATE, 1, false);
 	if (!op)
 		return;
 	pick_frames(&op->seg[0], false, chance(10) ? 1024 : 1 + (unsigned)below(128));
@@ -129,13 +126,13 @@ static void valid_inflate(void)
 		G.n_pending--;
 		return;
 	}
-	push_q(FZ_KICK, 0, 0);
-	push_q(FZ_WAIT, 0, 50);
+	push_q(FZ_KICK, BALLOON_Q_INFLATE, 0);
+	push_q(FZ_WAIT, BALLOON_Q_INFLATE, 50);
 }
 
 static void valid_deflate(void)
 {
-	struct fz_op *op = push_add(1, 1, false);
+	struct fz_op *op = push_add(BALLOON_Q_DEFLATE, 1, false);
 	if (!op)
 		return;
 	pick_frames(&op->seg[0], true, 1 + (unsigned)below(512));
@@ -143,8 +140,8 @@ static void valid_deflate(void)
 		G.n_pending--;
 		return;
 	}
-	push_q(FZ_KICK, 1, 0);
-	push_q(FZ_WAIT, 1, 50);
+	push_q(FZ_KICK, BALLOON_Q_DEFLATE, 0);
+	push_q(FZ_WAIT, BALLOON_Q_DEFLATE, 50);
 }
 
 static void valid_stats(void)
@@ -200,15 +197,16 @@ static void valid_report(void)
 
 static void valid_config(void)
 {
-	static const uint8_t offs[] = { 0, 4, 8, 12 };
-	uint64_t off = offs[below(has(F_HINT) || has(F_POISON) ? 4 : 2)];
+	static const uint8_t offs[] = { BALLOON_CFG_NUM_PAGES, BALLOON_CFG_ACTUAL, BALLOON_CFG_HINT_CMD_ID,
+					BALLOON_CFG_POISON_VAL };
+	uint64_t off = offs[below(has(VIRTIO_BALLOON_F_FREE_PAGE_HINT) || has(VIRTIO_BALLOON_F_PAGE_POISON) ? 4 : 2)];
 	if (off + 4 > fz_state.device_cfg_len)
 		return;
-	if (off == 4 && chance(50)) {
+	if (off == BALLOON_CFG_ACTUAL && chance(50)) {
 		unsigned held = 0;
 		for (unsigned f = 0; f < FZ_ARENA_FRAMES; f++)
 			held += fz_state.inflated[f];
-		push_reg(FZ_DW, 4, 4, held);
+		push_reg(FZ_DW, BALLOON_CFG_ACTUAL, 4, held);
 	} else {
 		push_reg(FZ_DR, off, 4, 0);
 	}
@@ -231,7 +229,7 @@ static void valid_hint(void)
 
 static uint16_t any_queue(void)
 {
-	int qs[] = { 0, 1, G.q_stats, G.q_hint, G.q_report };
+	int qs[] = { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, G.q_stats, G.q_hint, G.q_report };
 	int q;
 	do
 		q = qs[below(5)];
@@ -254,7 +252,7 @@ static void seg_frames_outside(struct fz_seg *s)
 
 static void bad_pfns(void)
 {
-	uint16_t q = chance(70) ? 0 : 1;
+	uint16_t q = chance(70) ? BALLOON_Q_INFLATE : BALLOON_Q_DEFLATE;
 	struct fz_op *op = push_add(q, 1, false);
 	if (!op)
 		return;
@@ -272,12 +270,12 @@ static void bad_pfns(void)
 		s->n_runs = 2;
 		break;
 	case 2: /* deflating frames never inflated, inflating inflated ones */
-		op->q = q = (uint16_t)(q ^ 1);
+		op->q = q = (uint16_t)(q ^ 1); /* inflate <-> deflate */
 		if (fz_state.queue_size[q] == 0) {
 			G.n_pending--;
 			return;
 		}
-		pick_frames(s, q == 0, 1 + (unsigned)below(128));
+		pick_frames(s, q == BALLOON_Q_INFLATE, 1 + (unsigned)below(128));
 		if (!s->n_runs)
 			s->run[s->n_runs++] = (struct fz_run){ true, below(MAIN_FRAMES), 1 };
 		break;
@@ -414,20 +412,21 @@ static void bad_registers(void)
 	case 0: /* status bits out of order */
 		{
 			const uint8_t sts[] = { 0x04, 0x08, 0x0f, 0x07, 0x8f, 0x4f, 0x01, 0x0d, 0xff };
-			push_reg(FZ_CW, 0x14, 1, sts[below(sizeof(sts))]);
+			push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, sts[below(sizeof(sts))]);
 		}
 		break;
 	case 1: /* features changed after FEATURES_OK */
-		push_reg(FZ_CW, 0x08, 4, below(3));
-		push_reg(FZ_CW, 0x0c, 4, (uint32_t)rnd());
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, below(3));
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, (uint32_t)rnd());
 		break;
 	case 2: /* a queue that does not exist */
-		push_reg(FZ_CW, 0x16, 2, chance(50) ? 0xffff : fz_state.num_queues + below(8));
-		push_reg(FZ_CR, 0x18, 2, 0);
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_QUEUE_SELECT, 2,
+			 chance(50) ? 0xffff : fz_state.num_queues + below(8));
+		push_reg(FZ_CR, VIRTIO_PCI_COMMON_QUEUE_SIZE, 2, 0);
 		if (chance(50))
-			push_reg(FZ_CW, 0x18, 2, 1u << below(11));
-		push_reg(FZ_CW, 0x1c, 2, 1);
-		push_reg(FZ_CR, 0x1e, 2, 0);
+			push_reg(FZ_CW, VIRTIO_PCI_COMMON_QUEUE_SIZE, 2, 1u << below(11));
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_QUEUE_ENABLE, 2, 1);
+		push_reg(FZ_CR, VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF, 2, 0);
 		break;
 	case 3: /* odd-width device configuration, poison_val with reporting */
 		if (fz_state.device_cfg_len == 0)
@@ -466,37 +465,37 @@ static void plan_bringup(void)
 	op->off = G.prog_no;
 	op->value = G.valid;
 	push(FZ_RESET);
-	push_reg(FZ_CW, 0x14, 1, 1);
-	push_reg(FZ_CW, 0x14, 1, 3);
-	push_reg(FZ_CW, 0x00, 4, 0);
-	push_reg(FZ_CR, 0x04, 4, 0);
-	push_reg(FZ_CW, 0x00, 4, 1);
-	push_reg(FZ_CR, 0x04, 4, 0);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 1);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 3);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 4, 0);
+	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_FEATURE, 4, 0);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 4, 1);
+	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_FEATURE, 4, 0);
 	G.phase = G_NEGOTIATE;
 }
 
 static void plan_negotiate(void)
 {
 	static const unsigned bits[] = { 0, 1, 2, 3, 4, 5, 28, 29 };
-	uint64_t offered = fz_state.device_features, want = 1ULL << F_VERSION_1;
+	uint64_t offered = fz_state.device_features, want = 1ULL << VIRTIO_F_VERSION_1;
 	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
 		if ((offered >> bits[i] & 1) && chance(70))
 			want |= 1ULL << bits[i];
 	if (!G.valid && chance(15))
-		want ^= 1ULL << (chance(50) ? F_VERSION_1 : below(64)); /* unoffered, or no VERSION_1 */
+		want ^= 1ULL << (chance(50) ? VIRTIO_F_VERSION_1 : below(64)); /* unoffered, or no VERSION_1 */
 	G.features = want & (G.valid ? offered : ~0ULL);
-	uint16_t q = 2;
-	G.q_stats = has(F_STATS) ? q++ : -1;
-	G.q_hint = has(F_HINT) ? q++ : -1;
-	G.q_report = has(F_REPORTING) ? q++ : -1;
-	push_reg(FZ_CW, 0x08, 4, 0);
-	push_reg(FZ_CW, 0x0c, 4, (uint32_t)G.features);
-	push_reg(FZ_CW, 0x08, 4, 1);
-	push_reg(FZ_CW, 0x0c, 4, G.features >> 32);
+	uint16_t q = BALLOON_Q_DEFLATE + 1; /* the optional queues follow, in this order (5.5.2) */
+	G.q_stats = has(VIRTIO_BALLOON_F_STATS_VQ) ? q++ : -1;
+	G.q_hint = has(VIRTIO_BALLOON_F_FREE_PAGE_HINT) ? q++ : -1;
+	G.q_report = has(VIRTIO_BALLOON_F_REPORTING) ? q++ : -1;
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, 0);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, (uint32_t)G.features);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, 1);
+	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, G.features >> 32);
 	if (G.valid || chance(80))
-		push_reg(FZ_CW, 0x14, 1, 0x0b);
-	push_reg(FZ_CR, 0x14, 1, 0);
-	push_reg(FZ_CR, 0x12, 2, 0);
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0b);
+	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0);
+	push_reg(FZ_CR, VIRTIO_PCI_COMMON_NUM_QUEUES, 2, 0);
 	G.phase = G_QUEUES;
 }
 
@@ -504,7 +503,7 @@ static void plan_queues(void)
 {
 	bool early_ok = !G.valid && chance(15); /* DRIVER_OK before the queues */
 	if (early_ok)
-		push_reg(FZ_CW, 0x14, 1, 0x0f);
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0f);
 	for (int q = 0; q < 2 + (G.q_stats >= 0) + (G.q_hint >= 0) + (G.q_report >= 0); q++) {
 		uint64_t size = 16ULL << below(4);
 		if (!G.valid && chance(10)) {
@@ -514,9 +513,10 @@ static void plan_queues(void)
 		push_q(FZ_QSETUP, (uint16_t)q, size);
 	}
 	if (!early_ok)
-		push_reg(FZ_CW, 0x14, 1, 0x0f);
-	if (has(F_POISON))
-		push_reg(FZ_DW, 12, 4, G.valid && has(F_REPORTING) ? 0 : (chance(50) ? 0 : 0xaaaaaaaa));
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0f);
+	if (has(VIRTIO_BALLOON_F_PAGE_POISON))
+		push_reg(FZ_DW, BALLOON_CFG_POISON_VAL, 4,
+			 G.valid && has(VIRTIO_BALLOON_F_REPORTING) ? 0 : (chance(50) ? 0 : 0xaaaaaaaa));
 	G.phase = G_BODY;
 	G.body_left = 8 + (unsigned)below(40);
 }

@@ -1,8 +1,8 @@
 /*
  * balloon: the virtio-balloon driver's kernel side (see balloon.h).
  *
- * The state machine is balloon_core.c and balloon_report.c, shared with the
- * host tests and fuzz harnesses. This file plugs it into the kernel: command
+ * The state machine is balloon_core.c, balloon_stats.c, balloon_reporting.c
+ * and balloon_hint.c, shared with the host tests and fuzz harnesses. This file plugs it into the kernel: command
  * line options, the PCI transport (features, queues, configuration, notify),
  * the direct map (paging), the work queue and timers, the console and event
  * lines, and the `balloon` shell command.

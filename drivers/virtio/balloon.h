@@ -26,7 +26,8 @@
  * REPORTING.
  *
  * The state machine is host-compilable (balloon_core.h, balloon_core.c,
- * balloon_report.c); balloon.c is the kernel glue around it.
+ * balloon_stats.c, balloon_reporting.c, balloon_hint.c); balloon.c is the
+ * kernel glue around it.
  */
 #ifndef BLIMP_BALLOON_H
 #define BLIMP_BALLOON_H

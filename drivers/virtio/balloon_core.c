@@ -1,6 +1,7 @@
 /*
  * balloon_core: inflate, deflate, deflate-on-OOM and the target (see
- * balloon_core.h; statistics, reporting and hints are in balloon_report.c).
+ * balloon_core.h; statistics, reporting and hints are in balloon_stats.c,
+ * balloon_reporting.c and balloon_hint.c, sharing balloon_internal.h).
  *
  * The path of an inflate, in this file:
  *   balloon_config_changed (num_pages, checked) -> ops->queue_work ->
@@ -24,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "balloon_core.h"
+#include "balloon_internal.h"
 #include "kernel/addr.h"
 
 #ifdef BLIMP_KERNEL

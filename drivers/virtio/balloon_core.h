@@ -4,8 +4,10 @@
  * Everything the balloon decides lives here: the target from the device
  * configuration, batches of frames taken from the allocator and sent on the
  * inflate queue, the run list of frames the host has acknowledged, deflate
- * (splitting a run when only part of it must go), deflate-on-OOM, statistics,
- * free page reporting and free page hints (balloon_report.c). It works on a
+ * (splitting a run when only part of it must go), deflate-on-OOM
+ * (balloon_core.c), statistics (balloon_stats.c), free page reporting
+ * (balloon_reporting.c) and free page hints (balloon_hint.c); those files
+ * share helpers through balloon_internal.h, nobody else's. It works on a
  * `struct pfa` and on `struct vq`s, and reaches the rest of the world only
  * through `struct balloon_ops`: the kernel (drivers/virtio/balloon.c) plugs
  * in paging, the PCI transport, timers and event lines; host tests and fuzz
@@ -57,7 +59,9 @@
 #define BALLOON_STATS_TAGS 10
 #define BALLOON_PFN_LIMIT (1ULL << 32) /* frames a le32 on the inflate queue can name */
 
-/* Queues by role; balloon_core_init numbers them for the device (5.5.2). */
+/* Queues by role; balloon_core_init numbers them for the device (5.5.2).
+ * Inflate and deflate are always device queues 0 and 1, so those two roles
+ * are also their indices (the device fuzzer, fuzz/fz_exec.c, uses them so). */
 enum balloon_queue { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS, BALLOON_Q_HINT,
 		     BALLOON_Q_REPORT, BALLOON_NQ };
 enum balloon_timer { BALLOON_T_RETRY, BALLOON_T_REPORT, BALLOON_T_HINT, BALLOON_NT };
@@ -194,21 +198,5 @@ uint64_t balloon_oom(void *b, uint64_t wanted);
  * and hint blocks are in the state they should be. 0, or -EFAULT with `why`.
  */
 int balloon_check(const struct balloon *b, char *why, size_t why_len);
-
-/* ---- between balloon_core.c and balloon_report.c ---- */
-void balloon_say(struct balloon *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void balloon_event(struct balloon *b, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void balloon_refuse(struct balloon *b, const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-void balloon_queue_broken(struct balloon *b, enum balloon_queue q);
-void balloon_arm(struct balloon *b, enum balloon_timer t, uint64_t delay_ns);
-void balloon_post_stats(struct balloon *b);
-void balloon_stats_ready(struct balloon *b);
-void balloon_report_fired(struct balloon *b);
-void balloon_report_ready(struct balloon *b);
-void balloon_free_block_formed(void *b);
-void balloon_hint_command(struct balloon *b, uint32_t id);
-void balloon_hint_pump(struct balloon *b);
 
 #endif

@@ -80,7 +80,7 @@ struct virtio_dev *virtio_find(unsigned type)
 static int fail_device(struct virtio_dev *vd, const char *why)
 {
 	printf("virtio %s: %s; device marked FAILED\n", virtio_dev_name(vd), why);
-	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_FAILED);
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) | VIRTIO_STATUS_FAILED);
 	vd->failed = true;
 	event_emit("virtio_failed", "\"device\":\"%s\",\"why\":\"%s\"", virtio_dev_name(vd), why);
 	return -EIO;
@@ -157,7 +157,7 @@ static uint16_t queue_entry(const struct virtio_dev *vd, uint16_t q)
 }
 
 /* Vectors for every entry used, then the configuration vector, read back:
- * a device that cannot take it answers NO_VECTOR (4.1.5.1.2). */
+ * a device that cannot take it answers VIRTIO_PCI_NO_VECTOR (4.1.5.1.2). */
 static int setup_msix(struct virtio_dev *vd)
 {
 	if (vd->pci->msix_size < 2 || pci_msix_enable(vd->pci) < 0)
@@ -170,11 +170,11 @@ static int setup_msix(struct virtio_dev *vd)
 		}
 		pci_msix_set_vector(vd->pci, e, v);
 	}
-	wr16(vd, C_CONFIG_MSIX_VECTOR, 0);
-	if (rd16(vd, C_CONFIG_MSIX_VECTOR) != 0) {
+	wr16(vd, VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR, 0);
+	if (rd16(vd, VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR) != 0) {
 		printf("virtio %s: device refused MSI-X vector 0 for configuration changes; using INTx\n",
 		       virtio_dev_name(vd));
-		wr16(vd, C_CONFIG_MSIX_VECTOR, NO_VECTOR);
+		wr16(vd, VIRTIO_PCI_COMMON_CONFIG_MSIX_VECTOR, VIRTIO_PCI_NO_VECTOR);
 		pci_msix_disable(vd->pci);
 		return -EIO;
 	}
@@ -187,29 +187,30 @@ int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
 {
 	vd->config_work.fn = config_work_fn;
 	vd->queue_work.fn = queue_work_fn;
-	wr8(vd, C_DEVICE_STATUS, 0);
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, 0);
 	uint64_t start = clock_ms();
-	while (rd8(vd, C_DEVICE_STATUS) != 0)
+	while (rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) != 0)
 		if (clock_ms() - start > 1000)
 			return fail_device(vd, "reset did not complete within 1 s");
-	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr32(vd, C_DEVICE_FEATURE_SELECT, 0);
-	uint64_t lo = rd32(vd, C_DEVICE_FEATURE);
-	wr32(vd, C_DEVICE_FEATURE_SELECT, 1);
-	vd->device_features = lo | (uint64_t)rd32(vd, C_DEVICE_FEATURE) << 32;
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 0);
+	uint64_t lo = rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE);
+	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 1);
+	vd->device_features = lo | (uint64_t)rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE) << 32;
 	if (!(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
 		return fail_device(vd, "device does not offer VIRTIO_F_VERSION_1");
 	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
 	vd->features = vd->device_features & wanted;
-	wr32(vd, C_DRIVER_FEATURE_SELECT, 0);
-	wr32(vd, C_DRIVER_FEATURE, (uint32_t)vd->features);
-	wr32(vd, C_DRIVER_FEATURE_SELECT, 1);
-	wr32(vd, C_DRIVER_FEATURE, (uint32_t)(vd->features >> 32));
-	wr8(vd, C_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	if (!(rd8(vd, C_DEVICE_STATUS) & VIRTIO_STATUS_FEATURES_OK))
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 0);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)vd->features);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 1);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)(vd->features >> 32));
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS,
+	    VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	if (!(rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) & VIRTIO_STATUS_FEATURES_OK))
 		return fail_device(vd, "device refused the negotiated features (FEATURES_OK cleared)");
-	vd->num_queues = rd16(vd, C_NUM_QUEUES);
+	vd->num_queues = rd16(vd, VIRTIO_PCI_COMMON_NUM_QUEUES);
 
 	const char *force = cmdline_get("virtio.irq");
 	const char *irq = cmdline_get("irq");
@@ -227,8 +228,8 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 {
 	if (index >= vd->num_queues || index >= VIRTIO_MAX_QUEUES || max_size == 0)
 		return -EINVAL;
-	wr16(vd, C_QUEUE_SELECT, index);
-	uint16_t size = rd16(vd, C_QUEUE_SIZE);
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SELECT, index);
+	uint16_t size = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE);
 	if (size == 0)
 		return -ENOENT;
 	if (size & (size - 1)) {
@@ -237,7 +238,7 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 		return fail_device(vd, why);
 	}
 	/* Checked before anything is allocated: a refused device keeps nothing. */
-	uint16_t notify_off = rd16(vd, C_QUEUE_NOTIFY_OFF);
+	uint16_t notify_off = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF);
 	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
 		char why[100];
 		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
@@ -246,7 +247,7 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 	}
 	while (size > max_size)
 		size /= 2;
-	wr16(vd, C_QUEUE_SIZE, size);
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE, size);
 	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
 	size_t ring = (vq_ring_bytes(size) + 63) & ~(size_t)63;
 	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
@@ -265,15 +266,15 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 		mm_free_dma(mem, bytes);
 		return rc;
 	}
-	wr64(vd, C_QUEUE_DESC, vq_desc_addr(vq));
-	wr64(vd, C_QUEUE_DRIVER, vq_avail_addr(vq));
-	wr64(vd, C_QUEUE_DEVICE, vq_used_addr(vq));
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DESC, vq_desc_addr(vq));
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DRIVER, vq_avail_addr(vq));
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DEVICE, vq_used_addr(vq));
 	if (vd->irq_mode == VIRTIO_IRQ_MSIX) {
-		wr16(vd, C_QUEUE_MSIX_VECTOR, queue_entry(vd, index));
-		if (rd16(vd, C_QUEUE_MSIX_VECTOR) == NO_VECTOR)
+		wr16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, queue_entry(vd, index));
+		if (rd16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == VIRTIO_PCI_NO_VECTOR)
 			return fail_device(vd, "device refused an MSI-X vector for a queue");
 	}
-	wr16(vd, C_QUEUE_ENABLE, 1);
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1);
 	vd->queues[index] = vq;
 	vd->queue_mem[index] = mem;
 	vd->queue_mem_bytes[index] = bytes;
@@ -297,7 +298,7 @@ int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_qu
 		polling = true; /* one timer polls every polled device */
 		work_add_poll(poll_all, 10 * 1000 * 1000);
 	}
-	wr8(vd, C_DEVICE_STATUS, rd8(vd, C_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
 	static const char *const modes[] = { "none", "intx", "msix", "poll" };
 	event_emit("virtio_ready", "\"device\":\"%s\",\"pci_device\":%u,\"features\":%lu,\"irq\":\"%s\","
 		   "\"gsi\":%d,\"queues\":%u", virtio_dev_name(vd), vd->pci->device, (unsigned long)vd->features,
@@ -314,7 +315,7 @@ void virtio_pci_notify(struct virtio_dev *vd, uint16_t index)
 
 uint8_t virtio_pci_status(struct virtio_dev *vd)
 {
-	uint8_t s = rd8(vd, C_DEVICE_STATUS);
+	uint8_t s = rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS);
 	if ((s & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)) && !vd->failed) {
 		vd->failed = true;
 		printf("virtio %s: device status %#x: %s\n", virtio_dev_name(vd), s,

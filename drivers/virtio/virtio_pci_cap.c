@@ -24,8 +24,9 @@ const char *virtio_dev_name(const struct virtio_dev *vd)
 /* Map the region one virtio capability describes; NULL (and a message) if bad. */
 static volatile uint8_t *map_cap(struct pci_dev *d, uint8_t cap, uint32_t *len)
 {
-	uint8_t bar = pci_read8(d, cap + 4);
-	uint32_t off = pci_read32(d, cap + 8), length = pci_read32(d, cap + 12);
+	uint8_t bar = pci_read8(d, cap + VIRTIO_PCI_CAP_BAR);
+	uint32_t off = pci_read32(d, cap + VIRTIO_PCI_CAP_OFFSET);
+	uint32_t length = pci_read32(d, cap + VIRTIO_PCI_CAP_LENGTH);
 	if (bar > 5 || d->bar[bar].io || d->bar[bar].size == 0 ||
 	    (uint64_t)off + length > d->bar[bar].size) {
 		printf("virtio %02x:%02x.%x: capability at %#x names BAR %u offset %#x length %#x, "
@@ -55,18 +56,22 @@ int virtio_pci_parse_caps(struct virtio_dev *vd)
 		}
 		if (pci_read8(d, c) != PCI_CAP_VENDOR)
 			continue;
-		uint8_t cap_len = pci_read8(d, c + 2), type = pci_read8(d, c + 3);
+		uint8_t cap_len = pci_read8(d, c + VIRTIO_PCI_CAP_LEN);
+		uint8_t type = pci_read8(d, c + VIRTIO_PCI_CAP_CFG_TYPE);
 		/* A capability at 0xfc has its BAR byte past the header (0x100, which
 		 * port I/O aliases to offset 0): no BAR, so it is ignored. */
-		uint8_t bar = c + 4 < 0x100 ? pci_read8(d, c + 4) : 0xff;
-		volatile uint8_t **slot = type == CFG_COMMON ? &vd->common : type == CFG_ISR ? &vd->isr :
-					  type == CFG_DEVICE ? &vd->device_cfg : type == CFG_NOTIFY ? &vd->notify : NULL;
+		uint8_t bar = c + VIRTIO_PCI_CAP_BAR < 0x100 ? pci_read8(d, c + VIRTIO_PCI_CAP_BAR) : 0xff;
+		volatile uint8_t **slot = type == VIRTIO_PCI_CAP_COMMON_CFG ? &vd->common :
+					  type == VIRTIO_PCI_CAP_ISR_CFG ? &vd->isr :
+					  type == VIRTIO_PCI_CAP_DEVICE_CFG ? &vd->device_cfg :
+					  type == VIRTIO_PCI_CAP_NOTIFY_CFG ? &vd->notify : NULL;
 		/* Other kinds, a reserved BAR number (to be ignored, 4.1.4), or a
 		 * second one of a kind: the first usable one is used. */
 		if (!slot || bar > 5 || *slot)
 			continue;
-		uint8_t need = type == CFG_NOTIFY ? 20 : 16;
-		uint32_t min_len = type == CFG_COMMON ? 0x38 : type == CFG_NOTIFY ? 2 : type == CFG_ISR ? 1 : 0;
+		uint8_t need = type == VIRTIO_PCI_CAP_NOTIFY_CFG ? 20 : 16;
+		uint32_t min_len = type == VIRTIO_PCI_CAP_COMMON_CFG ? VIRTIO_PCI_COMMON_LEN :
+				   type == VIRTIO_PCI_CAP_NOTIFY_CFG ? 2 : type == VIRTIO_PCI_CAP_ISR_CFG ? 1 : 0;
 		if (cap_len < need || c + cap_len > 0x100) {
 			printf("virtio %02x:%02x.%x: capability at %#x (type %u) is %u bytes long, "
 			       "needs %u within the header; device refused\n", d->bus, d->dev, d->fn, c, type,
@@ -82,11 +87,11 @@ int virtio_pci_parse_caps(struct virtio_dev *vd)
 			*slot = NULL;
 		}
 		bad = !*slot;
-		if (type == CFG_DEVICE)
+		if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
 			vd->device_cfg_len = len;
-		if (type == CFG_NOTIFY) {
+		if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
 			vd->notify_len = len;
-			vd->notify_mult = pci_read32(d, c + 16);
+			vd->notify_mult = pci_read32(d, c + VIRTIO_PCI_CAP_NOTIFY_MULT);
 		}
 	}
 	if (bad || !vd->common || !vd->isr || !vd->notify) {
@@ -101,7 +106,7 @@ int virtio_pci_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint3
 	if (!vd->device_cfg || off > vd->device_cfg_len || len > vd->device_cfg_len - off)
 		return -EIO;
 	for (int tries = 0; tries < 16; tries++) {
-		uint8_t gen = mmio_read8(vd->common + C_CONFIG_GENERATION);
+		uint8_t gen = mmio_read8(vd->common + VIRTIO_PCI_COMMON_CONFIG_GENERATION);
 		for (uint32_t i = 0; i < len;) {
 			if (!((off + i) & 3) && len - i >= 4) {
 				uint32_t v = mmio_read32(vd->device_cfg + off + i);
@@ -112,7 +117,7 @@ int virtio_pci_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint3
 				i++;
 			}
 		}
-		if (mmio_read8(vd->common + C_CONFIG_GENERATION) == gen)
+		if (mmio_read8(vd->common + VIRTIO_PCI_COMMON_CONFIG_GENERATION) == gen)
 			return 0;
 	}
 	printf("virtio %s: configuration kept changing while read\n", virtio_dev_name(vd));

@@ -1,6 +1,7 @@
 /*
  * Host tests for the balloon core (drivers/virtio/balloon_core.c,
- * balloon_report.c) on a simulated machine and device (balloon_sim.c).
+ * balloon_stats.c, balloon_reporting.c, balloon_hint.c) on a simulated
+ * machine and device (balloon_sim.c).
  *
  * The normal paths first — inflate to a target, deflate back, split runs,
  * deflate-on-OOM, reporting, statistics, hints — then a device that is slow

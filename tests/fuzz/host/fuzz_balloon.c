@@ -1,6 +1,7 @@
 /*
  * fuzz_balloon: the balloon state machine (drivers/virtio/balloon_core.c,
- * balloon_report.c) on a simulated machine (tests/unit/balloon_sim.c), with
+ * balloon_stats.c, balloon_reporting.c, balloon_hint.c) on a simulated
+ * machine (tests/unit/balloon_sim.c), with
  * the fuzzer playing the host, the device and the guest's other users of
  * memory. Statistics handling is part of it (the stats queue is one of the
  * queues the device may answer, repeat or lie on).
