@@ -59,15 +59,8 @@ static void poison_released(void *ctx, uint64_t pfn, unsigned order)
 		memset(phys_to_virt(pfn << PAGE_SHIFT), poison_byte, PAGE_SIZE << order);
 }
 
-void addr_not_direct_mapped(const void *p)
+void mm_init(const struct boot_info *bi)
 {
-	panic("virt_to_phys(%p): heap memory is not physically contiguous; "
-	      "device memory must come from mm_alloc_dma", p);
-}
-
-void mm_init(void)
-{
-	const struct boot_info *bi = &boot_info;
 	uint64_t limit = 0;
 	for (uint32_t i = 0; i < bi->memmap_count; i++)
 		if (bi->memmap[i].type == BOOT_MEM_USABLE)

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "boot/boot_info.h"
 #include "kframe.h"
 #include "pfa.h"
 
@@ -19,8 +20,9 @@ extern struct pfa kernel_pfa;
  * chunks so they do not pin free memory apart (kernel/kframe.h). */
 extern struct kframes kernel_kframes;
 
-/* Build the allocator from boot_info's memory map. Panics if impossible. */
-void mm_init(void);
+/* Build the allocator from the boot path's memory map (normalized).
+ * Panics if impossible. */
+void mm_init(const struct boot_info *bi);
 
 /* A zeroed 4 KiB frame for page tables (a paging_frame_fn), without
  * calling the OOM handler; 0 if none. mm_free_table_frame takes one back. */
