@@ -4,7 +4,8 @@
  * Owns the one page-frame allocator (kernel/pfa.c) over all usable RAM:
  * builds it from the boot memory map, keeps the low 1 MiB, the kernel image
  * and boot-time structures reserved, and feeds page tables, the heap and
- * device (DMA) memory from it. Also the shell's `alloc`, `free` and `pfa`.
+ * device (DMA) memory from it. The shell's `alloc`, `free` and `pfa` on it
+ * are in mm_cmds.c.
  */
 #ifndef BLIMP_MM_H
 #define BLIMP_MM_H
