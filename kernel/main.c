@@ -39,6 +39,17 @@ static const struct boot_info *boot;
 CMDLINE_OPTION(fault, "fault",
 	       "provoke a CPU exception at boot, to test the handler: pagefault|ud|gp|div|stack");
 
+/* The machine-wide interrupt policy; main hands it to the console's owner
+ * and to the virtio transport, which each also have their own reasons to
+ * poll (no IOAPIC, virtio.irq=poll). */
+CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
+
+static bool irq_poll(void)
+{
+	const char *irq = cmdline_get("irq");
+	return irq && strcmp(irq, "poll") == 0;
+}
+
 /* "pvh" or "uefi". */
 static const char *boot_path_name(void)
 {
@@ -131,7 +142,7 @@ void kernel_main(const struct boot_info *bi)
 	irq_enable();
 
 	pci_scan();
-	virtio_pci_probe();
+	virtio_pci_probe(irq_poll());
 	if (!devfuzz_start())
 		balloon_init();
 	rng_init();
@@ -149,7 +160,7 @@ void kernel_main(const struct boot_info *bi)
 		   "\"memmap_entries\":%u,\"cmdline\":\"%s\"",
 		   boot_path_name(), (unsigned long)usable, (unsigned long)usable_above_4g(),
 		   boot->memmap_count, event_json_escape(esc, sizeof(esc), boot->cmdline));
-	shell_start();
+	shell_start(irq_poll());
 	kernel_loop();
 }
 

@@ -175,13 +175,9 @@ static int shell_wire_uart_irq(void)
 	return 0;
 }
 
-CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
-
-void shell_start(void)
+void shell_start(bool poll)
 {
 	shell_work.fn = shell_input;
-	const char *irq = cmdline_get("irq");
-	bool poll = irq && strcmp(irq, "poll") == 0;
 	int rc = -ENODEV;
 	if (!poll && ioapic_present())
 		rc = shell_wire_uart_irq();
