@@ -59,7 +59,7 @@ $(NEWLIB_LIBC): | $(BUILD)/.deps
 
 # ---------------------------------------------------------------- kernel
 # Every .c and .S under the kernel's folders goes into the one kernel ELF.
-KERNEL_DIRS := arch/x86_64 boot/pvh kernel drivers/uart drivers/pci drivers/virtio fuzz
+KERNEL_DIRS := arch/x86_64 boot boot/pvh kernel drivers/uart drivers/pci drivers/virtio fuzz
 KERNEL_SRCS := $(sort $(foreach d,$(KERNEL_DIRS),$(wildcard $(d)/*.c $(d)/*.S)))
 KERNEL_OBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KERNEL_SRCS))
 GCC_INC := $(shell gcc -print-file-name=include)

@@ -49,4 +49,21 @@ struct boot_info {
 	struct boot_mem_range memmap[BOOT_MEMMAP_MAX];
 };
 
+#ifdef BLIMP_KERNEL
+/*
+ * The kernel's side of the hand-off (boot/boot_info.c, boot/pvh/pvh.c,
+ * boot/uefi_entry.c). The entry code (arch/x86_64/start64.S) calls one of
+ * the two entry points with the boot path's own data; it fills boot_info,
+ * normalized, and calls kernel_main(&boot_info).
+ */
+
+/* The kernel's own copy of what the boot path handed over. Owned by boot/:
+ * written once by an entry point, read-only afterwards. The kernel passes
+ * it down (kernel_main, mm_init, paging_init, bootmem_init). */
+extern struct boot_info boot_info;
+
+__attribute__((noreturn)) void boot_pvh(const void *hvm_start_info);
+__attribute__((noreturn)) void boot_uefi(const struct boot_info *bi);
+#endif
+
 #endif

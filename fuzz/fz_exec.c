@@ -23,7 +23,7 @@
 #include "kernel/clock.h"
 #include "kernel/console.h"
 #include "kernel/event.h"
-#include "kernel/kernel.h"
+#include "boot/boot_info.h"
 #include "kernel/mm.h"
 #include "kernel/pfa.h"
 

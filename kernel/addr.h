@@ -24,6 +24,7 @@
  * Device memory comes from the page-frame allocator (mm_alloc_dma).
  */
 #define HEAP_VIRT_BASE 0x0000400000000000ULL
+/* Panics naming the pointer: a heap address has no physical twin (addr.c). */
 __attribute__((noreturn)) void addr_not_direct_mapped(const void *p);
 #endif
 

@@ -21,6 +21,16 @@
  * The fatal paths (panic, CPU exception) call console_sync(): the ring goes
  * out first, then every later write goes straight to the UART. qemu_exit
  * flushes the ring, so a run's last lines reach the host before QEMU exits.
+ *
+ * Part of the kernel's base (console, event, work, panic, clock): the few
+ * modules arch/ calls into. The cycles among them are on purpose: event
+ * lines go out through the console and the console reports its drops as
+ * events; the console queues work, work panics, and a panic flushes the
+ * console and reports an event; the exception handler (arch/x86_64/idt.c)
+ * and qemu_exit report through the console and events, while work installs
+ * its timer vector through idt. Nothing in the base calls drivers or the
+ * rest of the kernel. (The kernel's other cycles stay inside one subsystem's
+ * files, as pci.c/pci_cap.c/pci_irq.c, or are the boot entry: stack.h.)
  */
 #ifndef BLIMP_CONSOLE_H
 #define BLIMP_CONSOLE_H

@@ -8,6 +8,9 @@
  * The prefix is fixed so a reader can pick events out of human console
  * text; each line is one JSON object. docs/events.md lists every event and
  * its fields.
+ *
+ * Part of the kernel's base (console, event, work, panic, clock); the
+ * cycles among them are on purpose, listed in kernel/console.h.
  */
 #ifndef BLIMP_EVENT_H
 #define BLIMP_EVENT_H

@@ -28,35 +28,32 @@
 #include "arch/x86_64/paging.h"
 #include "arch/x86_64/qemu_exit.h"
 #include "arch/x86_64/stack.h"
-#include "drivers/uart/uart16550.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/rng.h"
 
-struct boot_info boot_info;
+/* What the boot path handed over (boot/boot_info.h), for `mem` and the "ready" event. */
+static const struct boot_info *boot;
 
 CMDLINE_OPTION(fault, "fault",
 	       "provoke a CPU exception at boot, to test the handler: pagefault|ud|gp|div|stack");
 
-const char *boot_path_name(void)
+/* The machine-wide interrupt policy; main hands it to the console's owner
+ * and to the virtio transport, which each also have their own reasons to
+ * poll (no IOAPIC, virtio.irq=poll). */
+CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
+
+static bool irq_poll(void)
 {
-	return boot_info.path == BOOT_PATH_UEFI ? "uefi" : "pvh";
+	const char *irq = cmdline_get("irq");
+	return irq && strcmp(irq, "poll") == 0;
 }
 
-void boot_uefi(const struct boot_info *bi)
+/* "pvh" or "uefi". */
+static const char *boot_path_name(void)
 {
-	uart_init();
-	if (bi->magic != BOOT_INFO_MAGIC)
-		panic("boot_uefi: boot_info magic %#lx, expected %#llx",
-		      (unsigned long)bi->magic, BOOT_INFO_MAGIC);
-	/* Copy before anything else: the loader's pages are usable RAM to us. */
-	memcpy(&boot_info, bi, sizeof(boot_info));
-	boot_info.cmdline[BOOT_CMDLINE_MAX - 1] = 0;
-	if (boot_info.memmap_count > BOOT_MEMMAP_MAX)
-		boot_info.memmap_count = BOOT_MEMMAP_MAX;
-	memmap_normalize(boot_info.memmap, &boot_info.memmap_count, BOOT_MEMMAP_MAX);
-	kernel_main();
+	return boot->path == BOOT_PATH_UEFI ? "uefi" : "pvh";
 }
 
 /* Recurse until the stack runs into its guard page. The volatile bound
@@ -96,8 +93,8 @@ static void provoke_fault(const char *kind)
 
 static void print_memmap(void)
 {
-	for (uint32_t i = 0; i < boot_info.memmap_count; i++) {
-		const struct boot_mem_range *r = &boot_info.memmap[i];
+	for (uint32_t i = 0; i < boot->memmap_count; i++) {
+		const struct boot_mem_range *r = &boot->memmap[i];
 		printf("  %016lx-%016lx %-12s %8lu KiB\n", (unsigned long)r->base,
 		       (unsigned long)(r->base + r->size - 1), memmap_type_name(r->type),
 		       (unsigned long)(r->size >> 10));
@@ -107,35 +104,36 @@ static void print_memmap(void)
 static uint64_t usable_above_4g(void)
 {
 	uint64_t total = 0;
-	for (uint32_t i = 0; i < boot_info.memmap_count; i++) {
-		const struct boot_mem_range *r = &boot_info.memmap[i];
+	for (uint32_t i = 0; i < boot->memmap_count; i++) {
+		const struct boot_mem_range *r = &boot->memmap[i];
 		if (r->type == BOOT_MEM_USABLE && r->base + r->size > (4ULL << 30))
 			total += r->base + r->size - (r->base > (4ULL << 30) ? r->base : (4ULL << 30));
 	}
 	return total;
 }
 
-void kernel_main(void)
+void kernel_main(const struct boot_info *bi)
 {
+	boot = bi;
 	setvbuf(stdout, NULL, _IONBF, 0); /* console text and events stay in order */
 	gdt_init();
 	idt_init();
 	clock_init();
-	printf("\nblimp: booted by %s, command line \"%s\"\n", boot_path_name(), boot_info.cmdline);
-	cmdline_parse(boot_info.cmdline);
+	printf("\nblimp: booted by %s, command line \"%s\"\n", boot_path_name(), boot->cmdline);
+	cmdline_parse(boot->cmdline);
 
-	if (bootmem_init(&boot_info, (uint64_t)(uintptr_t)_kernel_end) < 0)
+	if (bootmem_init(boot, (uint64_t)(uintptr_t)_kernel_end) < 0)
 		panic("kernel_main: no usable RAM above the kernel image (ends at %p)", _kernel_end);
 	paging_set_frame_provider(bootmem_alloc_frame, NULL);
-	int rc = paging_init(&boot_info);
+	int rc = paging_init(boot);
 	if (rc < 0)
 		panic("kernel_main: paging_init failed (%d)", rc);
 	rc = stack_guards_init();
 	if (rc < 0)
 		panic("kernel_main: stack_guards_init failed (%d)", rc);
-	mm_init();
+	mm_init(boot);
 
-	if (acpi_init(boot_info.rsdp) < 0)
+	if (acpi_init(boot->rsdp) < 0)
 		printf("acpi: no tables; no IOAPIC, devices will be polled\n");
 	pic_disable();
 	lapic_init();
@@ -144,7 +142,7 @@ void kernel_main(void)
 	irq_enable();
 
 	pci_scan();
-	virtio_pci_probe();
+	virtio_pci_probe(irq_poll());
 	if (!devfuzz_start())
 		balloon_init();
 	rng_init();
@@ -153,7 +151,7 @@ void kernel_main(void)
 	if (fault)
 		provoke_fault(fault);
 
-	uint64_t usable = memmap_total(boot_info.memmap, boot_info.memmap_count, BOOT_MEM_USABLE);
+	uint64_t usable = memmap_total(boot->memmap, boot->memmap_count, BOOT_MEM_USABLE);
 	char esc[BOOT_CMDLINE_MAX * 2];
 	printf("blimp: %lu MiB usable RAM (%lu MiB above 4 GiB), TSC %lu MHz\n",
 	       (unsigned long)(usable >> 20), (unsigned long)(usable_above_4g() >> 20),
@@ -161,8 +159,8 @@ void kernel_main(void)
 	event_emit("ready", "\"boot\":\"%s\",\"mem_usable\":%lu,\"mem_above_4g\":%lu,"
 		   "\"memmap_entries\":%u,\"cmdline\":\"%s\"",
 		   boot_path_name(), (unsigned long)usable, (unsigned long)usable_above_4g(),
-		   boot_info.memmap_count, event_json_escape(esc, sizeof(esc), boot_info.cmdline));
-	shell_start();
+		   boot->memmap_count, event_json_escape(esc, sizeof(esc), boot->cmdline));
+	shell_start(irq_poll());
 	kernel_loop();
 }
 
@@ -170,7 +168,7 @@ static int cmd_mem(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	uint64_t usable = memmap_total(boot_info.memmap, boot_info.memmap_count, BOOT_MEM_USABLE);
+	uint64_t usable = memmap_total(boot->memmap, boot->memmap_count, BOOT_MEM_USABLE);
 	uint64_t bm_start, bm_end;
 	bootmem_used(&bm_start, &bm_end);
 	printf("memory map (%s):\n", boot_path_name());

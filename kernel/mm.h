@@ -4,13 +4,15 @@
  * Owns the one page-frame allocator (kernel/pfa.c) over all usable RAM:
  * builds it from the boot memory map, keeps the low 1 MiB, the kernel image
  * and boot-time structures reserved, and feeds page tables, the heap and
- * device (DMA) memory from it. Also the shell's `alloc`, `free` and `pfa`.
+ * device (DMA) memory from it. The shell's `alloc`, `free` and `pfa` on it
+ * are in mm_cmds.c.
  */
 #ifndef BLIMP_MM_H
 #define BLIMP_MM_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "boot/boot_info.h"
 #include "kframe.h"
 #include "pfa.h"
 
@@ -19,8 +21,9 @@ extern struct pfa kernel_pfa;
  * chunks so they do not pin free memory apart (kernel/kframe.h). */
 extern struct kframes kernel_kframes;
 
-/* Build the allocator from boot_info's memory map. Panics if impossible. */
-void mm_init(void);
+/* Build the allocator from the boot path's memory map (normalized).
+ * Panics if impossible. */
+void mm_init(const struct boot_info *bi);
 
 /* A zeroed 4 KiB frame for page tables (a paging_frame_fn), without
  * calling the OOM handler; 0 if none. mm_free_table_frame takes one back. */

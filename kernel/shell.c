@@ -18,6 +18,7 @@
 #include "event.h"
 #include "work.h"
 #include "drivers/uart/uart16550.h"
+#include "arch/x86_64/interrupt.h"
 #include "arch/x86_64/ioapic.h"
 
 extern const struct shell_command __start_shell_cmds[], __stop_shell_cmds[];
@@ -153,16 +154,33 @@ static void shell_poll(void)
 	console_drain();
 }
 
-CMDLINE_OPTION(irq, "irq", "poll devices and the console on a timer instead of using interrupts");
+/*
+ * The console's interrupt is wired here, by the console's owner, not by the
+ * UART driver: a vector, the driver's handler on it, COM1's line routed to
+ * it, then the UART's interrupts on, input to the shell and transmit room to
+ * the console's ring. Returns 0 or a negative errno value.
+ */
+static int shell_wire_uart_irq(void)
+{
+	int vec = irq_alloc_vector();
+	if (vec < 0)
+		return vec;
+	int rc = irq_set_handler(vec, uart_irq_handler, NULL);
+	if (rc < 0)
+		return rc;
+	rc = ioapic_route_isa_irq(UART_COM1_ISA_IRQ, vec);
+	if (rc < 0)
+		return rc;
+	uart_enable_irq(shell_rx, console_drain);
+	return 0;
+}
 
-void shell_start(void)
+void shell_start(bool poll)
 {
 	shell_work.fn = shell_input;
-	const char *irq = cmdline_get("irq");
-	bool poll = irq && strcmp(irq, "poll") == 0;
 	int rc = -ENODEV;
 	if (!poll && ioapic_present())
-		rc = uart_enable_irq(shell_rx, console_drain);
+		rc = shell_wire_uart_irq();
 	if (rc < 0) {
 		if (!poll)
 			printf("shell: no serial interrupt (%d), polling the console\n", rc);

@@ -9,6 +9,8 @@
 #ifndef BLIMP_SHELL_H
 #define BLIMP_SHELL_H
 
+#include <stdbool.h>
+
 struct shell_command {
 	const char *name;
 	const char *args; /* usage, e.g. "<size>" */
@@ -20,8 +22,9 @@ struct shell_command {
 	static const struct shell_command shell_command_##name_                  \
 		__attribute__((used, section("shell_cmds"), aligned(8))) = { #name_, args_, help_, fn_ }
 
-/* Start reading commands from the serial port (interrupts or polling). */
-void shell_start(void);
+/* Start reading commands from the serial port: by interrupt where it can
+ * be routed, by polling on a timer where not or when `poll` (irq=poll). */
+void shell_start(bool poll);
 
 /* Run one command line as if typed; returns its result. */
 int shell_execute(char *line);

@@ -7,6 +7,9 @@
  * completion, so it should do a bounded amount and re-queue itself for more
  * (that keeps the shell and other work responsive). Work never nests: no
  * work item or timer runs while another one is running, waits included.
+ *
+ * Part of the kernel's base (console, event, work, panic, clock); the
+ * cycles among them are on purpose, listed in kernel/console.h.
  */
 #ifndef BLIMP_WORK_H
 #define BLIMP_WORK_H

@@ -11,6 +11,12 @@
  * A device handler runs with interrupts off and must do the minimum (read and
  * acknowledge the device, queue work); the end-of-interrupt to the LAPIC is
  * sent by the dispatcher after the handler returns.
+ *
+ * arch/ calls into kernel/ only through the base: console, event, work,
+ * panic and clock (kernel/console.h has the cycles this makes, on purpose),
+ * plus kernel/addr.h's address rule and kernel/acpi.h's tables for the
+ * IOAPIC. Drivers and the shell allocate vectors here; nothing here calls
+ * them back except through the handlers they install.
  */
 #ifndef BLIMP_INTERRUPT_H
 #define BLIMP_INTERRUPT_H

@@ -20,6 +20,11 @@
  * the CPU could not push the exception frame, and a double fault (or a
  * silent reset) would follow instead of a report. The report names the
  * stack (stack_guard_owner).
+ *
+ * The boot stack itself is defined in start64.S, the entry that calls into
+ * the kernel; stack.c only reads its symbols (boot_stack_guard), so the
+ * entry -> kernel_main -> stack_guards_init -> entry loop in the call graph
+ * is a data reference, kept on purpose.
  */
 #ifndef BLIMP_STACK_H
 #define BLIMP_STACK_H

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include "boot/boot_info.h"
 #include "kernel/kernel.h"
 #include "kernel/event.h"
 #include "kernel/memmap.h"
@@ -88,5 +89,5 @@ void boot_pvh(const void *start_info)
 	}
 	boot_info.memmap_count = n;
 	memmap_normalize(boot_info.memmap, &boot_info.memmap_count, BOOT_MEMMAP_MAX);
-	kernel_main();
+	kernel_main(&boot_info);
 }

@@ -24,6 +24,9 @@
  * ignores polarity). A device behind a bridge reaches the bridge's pin
  * (S + P) % 4, bridge by bridge, until bus 0. Lines are shared: one vector
  * per GSI, every handler on it asked in turn.
+ *
+ * pci.c, pci_cap.c and pci_irq.c call one another on purpose: one driver in
+ * three files, all behind this header.
  */
 #ifndef BLIMP_PCI_H
 #define BLIMP_PCI_H

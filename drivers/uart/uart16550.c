@@ -5,7 +5,6 @@
 #include "uart16550.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
-#include "arch/x86_64/ioapic.h"
 
 #define COM1 0x3f8
 #define REG_DATA 0
@@ -21,7 +20,6 @@
 #define IER_RX 0x01
 #define IER_TX 0x02
 #define IIR_NONE 0x01 /* no interrupt pending */
-#define COM1_ISA_IRQ 4
 
 /*
  * Receive ring. When it is full, bytes stay in the UART and its receive
@@ -111,7 +109,7 @@ void uart_tx_irq(bool on)
 
 /*
  * Called from the interrupt handler and from ordinary code (polling mode,
- * and uart_enable_rx_irq draining what came before the route). Interrupts
+ * and uart_enable_irq draining what came before the route). Interrupts
  * stay off while the ring moves: an interrupt between storing a byte and
  * advancing rx_head would drain the UART into the same slots, and the
  * interrupted store would then put rx_head back, losing what it took.
@@ -141,7 +139,7 @@ bool uart_poll(void)
  * high and no new edge comes, so handle causes until the UART reports none
  * (bounded, in case it never does).
  */
-static void uart_irq(void *ctx)
+void uart_irq_handler(void *ctx)
 {
 	(void)ctx;
 	for (int round = 0; round < 8; round++) {
@@ -154,17 +152,8 @@ static void uart_irq(void *ctx)
 	}
 }
 
-int uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void))
+void uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void))
 {
-	int vec = irq_alloc_vector();
-	if (vec < 0)
-		return vec;
-	int rc = irq_set_handler(vec, uart_irq, NULL);
-	if (rc < 0)
-		return rc;
-	rc = ioapic_route_isa_irq(COM1_ISA_IRQ, vec);
-	if (rc < 0)
-		return rc;
 	bool was = irq_save();
 	rx_callback = on_input;
 	tx_callback = on_tx_room;
@@ -175,7 +164,6 @@ int uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void))
 	uart_poll(); /* bytes that came before the route existed */
 	if (on_tx_room)
 		on_tx_room(); /* and output that waited for it */
-	return 0;
 }
 
 int uart_getc(void)

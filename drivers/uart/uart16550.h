@@ -6,8 +6,12 @@
  * kernel's console (kernel/console.c) keeps its own transmit ring and feeds
  * the UART only as fast as it takes bytes, through uart_tx_ready/uart_tx_put,
  * woken by the transmit-empty interrupt (uart_tx_irq) or by polling.
- * Input arrives by interrupt into a small ring once the IOAPIC routes IRQ 4
- * (uart_enable_irq), or by uart_poll() in polling mode.
+ * Input arrives by interrupt into a small ring (uart_enable_irq), or by
+ * uart_poll() in polling mode.
+ *
+ * A leaf: the driver does not wire its own interrupt. Whoever owns the
+ * console (kernel/shell.c) allocates a vector, installs uart_irq_handler on
+ * it, routes UART_COM1_ISA_IRQ there and then calls uart_enable_irq.
  */
 #ifndef BLIMP_UART16550_H
 #define BLIMP_UART16550_H
@@ -39,11 +43,19 @@ bool uart_tx_idle(void);
  * `on_tx_room` of uart_enable_irq. Ignored until the interrupt is routed. */
 void uart_tx_irq(bool on);
 
-/* Route COM1's interrupt (IRQ 4) to a vector. From the interrupt handler,
- * so both must only move bytes or queue work: `on_input` is called when
- * bytes arrived, `on_tx_room` on every interrupt (the transmitter may have
- * room). Returns 0 or a negative errno value. */
-int uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void));
+/* COM1's ISA interrupt line (edge-triggered), for the owner to route. */
+#define UART_COM1_ISA_IRQ 4
+
+/* The interrupt handler (an irq_handler_fn; ctx is unused), for the owner to
+ * install on the vector it routes UART_COM1_ISA_IRQ to. */
+void uart_irq_handler(void *ctx);
+
+/* Turn the UART's interrupts on, once uart_irq_handler is installed and the
+ * line routed. From the interrupt handler, so both must only move bytes or
+ * queue work: `on_input` is called when bytes arrived, `on_tx_room` on every
+ * interrupt (the transmitter may have room). Picks up bytes and output that
+ * waited for the route. */
+void uart_enable_irq(void (*on_input)(void), void (*on_tx_room)(void));
 
 /* Move any bytes waiting in the UART into the receive ring (polling mode). */
 bool uart_poll(void);

@@ -182,6 +182,9 @@ void balloon_init(void)
 		.hint = cmdline_has("balloon.hint"),
 		.poison = mm_poison_value(),
 	};
+	static const char *const names[VIRTIO_DEVICE_FEATURE_BITS] = { "MUST_TELL_HOST/0", "STATS_VQ/1",
+		"DEFLATE_ON_OOM/2", "FREE_PAGE_HINT/3", "PAGE_POISON/4", "REPORTING/5" };
+	dev->feature_names = names; /* for the shell's `virtio` */
 	if (virtio_pci_start(dev, balloon_wanted_features(&p)) < 0)
 		return;
 	int nq = balloon_core_init(&B, &kernel_pfa, &kernel_ops, NULL, &p, dev->features);

@@ -51,8 +51,12 @@ static unsigned virtio_type(uint16_t device)
 	return 0;
 }
 
-int virtio_pci_probe(void)
+/* irq=poll, as main passed it to virtio_pci_probe. */
+static bool poll_devices;
+
+int virtio_pci_probe(bool poll)
 {
+	poll_devices = poll;
 	virtio_ndevs = 0;
 	for (int i = 0; i < pci_ndevs && virtio_ndevs < VIRTIO_MAX_DEVICES; i++) {
 		struct pci_dev *d = &pci_devs[i];
@@ -213,8 +217,7 @@ int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
 	vd->num_queues = rd16(vd, VIRTIO_PCI_COMMON_NUM_QUEUES);
 
 	const char *force = cmdline_get("virtio.irq");
-	const char *irq = cmdline_get("irq");
-	bool poll = (irq && strcmp(irq, "poll") == 0) || (force && strcmp(force, "poll") == 0) || !ioapic_present();
+	bool poll = poll_devices || (force && strcmp(force, "poll") == 0) || !ioapic_present();
 	if (!poll && !(force && strcmp(force, "intx") == 0) && setup_msix(vd) == 0)
 		vd->irq_mode = VIRTIO_IRQ_MSIX;
 	else if (!poll && (vd->gsi = pci_intx_gsi(vd->pci)) >= 0)
@@ -327,19 +330,22 @@ uint8_t virtio_pci_status(struct virtio_dev *vd)
 
 /* ---------------------------------------------------------------- shell */
 
-static const char *const feature_names[64] = {
-	[0] = "MUST_TELL_HOST/0", [1] = "STATS_VQ/1", [2] = "DEFLATE_ON_OOM/2", [3] = "FREE_PAGE_HINT/3",
-	[4] = "PAGE_POISON/4", [5] = "REPORTING/5", [28] = "INDIRECT_DESC", [29] = "EVENT_IDX",
-	[32] = "VERSION_1", [33] = "ACCESS_PLATFORM", [34] = "RING_PACKED", [35] = "IN_ORDER",
-	[40] = "RING_RESET",
+/* The transport's own bits; the device-type bits (0-23) are named by the
+ * driver (vd->feature_names). */
+static const char *const transport_feature_names[64] = {
+	[28] = "INDIRECT_DESC", [29] = "EVENT_IDX", [32] = "VERSION_1", [33] = "ACCESS_PLATFORM",
+	[34] = "RING_PACKED", [35] = "IN_ORDER", [40] = "RING_RESET",
 };
 
-static void print_features(uint64_t f)
+static void print_features(const struct virtio_dev *vd, uint64_t f)
 {
 	for (int b = 0; b < 64; b++)
 		if (f & (1ULL << b)) {
-			if (feature_names[b])
-				printf(" %s", feature_names[b]);
+			const char *name = b < VIRTIO_DEVICE_FEATURE_BITS
+				? (vd->feature_names ? vd->feature_names[b] : NULL)
+				: transport_feature_names[b];
+			if (name)
+				printf(" %s", name);
 			else
 				printf(" bit%d", b);
 		}
@@ -362,9 +368,9 @@ static int cmd_virtio(int argc, char **argv)
 		printf(", %lu (config %lu, queues %lu)\n", (unsigned long)vd->irqs,
 		       (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
 		printf("    offered:   ");
-		print_features(vd->device_features);
+		print_features(vd, vd->device_features);
 		printf("    negotiated:");
-		print_features(vd->features);
+		print_features(vd, vd->features);
 		for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 			if (vd->queues[q])
 				printf("    queue %d: size %u, in flight %u, added %lu, completed %lu%s%s\n", q,

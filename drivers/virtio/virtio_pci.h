@@ -24,6 +24,8 @@
 #include "drivers/virtio/virtqueue.h"
 #include "kernel/work.h"
 
+/* Feature bits 0-23 belong to the device type (spec 2.2, 6). */
+#define VIRTIO_DEVICE_FEATURE_BITS 24
 #define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_RING_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
@@ -65,6 +67,10 @@ struct virtio_dev {
 	struct work config_work, queue_work;
 	volatile bool config_pending, queue_pending;
 	void *driver;               /* the device driver's state */
+	/* The driver's names for the device-type feature bits, indexed by bit
+	 * (VIRTIO_DEVICE_FEATURE_BITS entries, NULL where unnamed), for the
+	 * shell's `virtio`; NULL prints them as bitN. */
+	const char *const *feature_names;
 	bool failed;
 };
 
@@ -72,8 +78,9 @@ extern struct virtio_dev virtio_devs[VIRTIO_MAX_DEVICES];
 extern int virtio_ndevs;
 
 /* Find virtio functions among the PCI devices and map their capabilities.
- * A device whose capabilities are malformed is reported and skipped. */
-int virtio_pci_probe(void);
+ * A device whose capabilities are malformed is reported and skipped. With
+ * `poll` (irq=poll) every device is polled instead of interrupting. */
+int virtio_pci_probe(bool poll);
 
 /*
  * virtio_pci_cap.c: find vd->pci's common, notify, ISR and device
