@@ -36,4 +36,7 @@ bench-quick: $(BENCH_DEPS)
 .PHONY: bench bench-quick bench-linux
 
 # make test runs the quick bench (tests/qemu/test_bench.py): it needs these too.
-qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit bench-linux
+# Not bench-linux: the tests that need the Linux guest build it themselves and
+# skip, saying why, when Debian's mirror cannot be reached, so the other QEMU
+# tests still run offline.
+qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit
