@@ -368,15 +368,12 @@ static uint64_t oom(void *ctx, uint64_t wanted)
 	return 0;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* The metadata buffers, as large as any input needs, once. */
+void fh_setup(void)
 {
-	(void)argc;
-	(void)argv;
-	fh_quiet();
 	meta_cap = pfa_metadata_size(MAX_FRAMES);
 	meta = malloc(meta_cap);
 	snap_meta = malloc(meta_cap);
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
