@@ -99,10 +99,16 @@ UNIT_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -I. -DBLIMP_HOST=1 \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_BINS := $(patsubst %,$(BUILD)/unit/test_%,$(UNIT_TESTS))
 
+# Each test compiles to its own objects (its flags may differ) with -MMD -MP,
+# so a change to any header it includes, wherever it lives, rebuilds it.
 define unit_rule
-$(BUILD)/unit/test_$(1): $$(UNIT_SRCS_$(1)) $$(wildcard kernel/*.h drivers/*/*.h boot/*.h tests/unit/*.h) | $(BUILD)/.deps
+UNIT_OBJS_$(1) := $$(patsubst %.c,$(BUILD)/unit/obj/$(1)/%.o,$$(UNIT_SRCS_$(1)))
+$$(UNIT_OBJS_$(1)): $(BUILD)/unit/obj/$(1)/%.o: %.c | $(BUILD)/.deps
 	$$(Q)mkdir -p $$(dir $$@)
-	$$(Q)$$(HOST_CC) $$(UNIT_CFLAGS) $$(UNIT_CFLAGS_$(1)) -o $$@ $$(UNIT_SRCS_$(1)) -lcmocka
+	$$(Q)$$(HOST_CC) $$(UNIT_CFLAGS) $$(UNIT_CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+$(BUILD)/unit/test_$(1): $$(UNIT_OBJS_$(1))
+	$$(Q)$$(HOST_CC) $$(UNIT_CFLAGS) $$(UNIT_CFLAGS_$(1)) -o $$@ $$^ -lcmocka
+-include $$(UNIT_OBJS_$(1):.o=.d)
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 

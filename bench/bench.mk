@@ -6,13 +6,20 @@ BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I.
 BENCH_RUNS ?= 5
 BENCH_ARGS ?=
 
-$(BUILD)/bench/pfa_bench: bench/pfa_bench.c kernel/pfa.c kernel/pfa_check.c kernel/pfa.h | $(BUILD)/.deps
+# Objects with -MMD -MP, as everywhere: a change to any header they include rebuilds.
+PFA_BENCH_SRCS := bench/pfa_bench.c kernel/pfa.c kernel/pfa_check.c
+PFA_BENCH_OBJS := $(patsubst %.c,$(BUILD)/bench/obj/%.o,$(PFA_BENCH_SRCS))
+$(PFA_BENCH_OBJS): $(BUILD)/bench/obj/%.o: %.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ bench/pfa_bench.c kernel/pfa.c kernel/pfa_check.c
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/bench/pfa_bench: $(PFA_BENCH_OBJS)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $^
 
 $(BUILD)/bench/host_limit: bench/host_limit.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $<
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -o $@ $<
+
+-include $(PFA_BENCH_OBJS:.o=.d) $(BUILD)/bench/host_limit.d
 
 # Always run: the script itself decides from its stamp whether to rebuild.
 bench-linux: $(BUILD)/.deps
@@ -29,4 +36,7 @@ bench-quick: $(BENCH_DEPS)
 .PHONY: bench bench-quick bench-linux
 
 # make test runs the quick bench (tests/qemu/test_bench.py): it needs these too.
-qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit bench-linux
+# Not bench-linux: the tests that need the Linux guest build it themselves and
+# skip, saying why, when Debian's mirror cannot be reached, so the other QEMU
+# tests still run offline.
+qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit

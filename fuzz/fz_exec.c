@@ -26,6 +26,7 @@
 #include "boot/boot_info.h"
 #include "kernel/mm.h"
 #include "kernel/pfa.h"
+#include "kernel/prng.h"
 
 /* The ring-address registers (desc, driver, device: le64 each), written
  * only by qsetup so that the device never gets memory outside a ring. */
@@ -64,20 +65,12 @@ static struct {
 
 /* ---------------------------------------------------------------- memory rules */
 
-static uint64_t mix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* Bit 31 of both halves set: a device that reads arena memory as le32 frame
  * numbers (a readable range= on the inflate queue) finds only frames far
  * beyond any RAM, never one the kernel uses. */
 static uint64_t pattern(uint32_t frame, unsigned word)
 {
-	return mix64(pattern_seed ^ ((uint64_t)frame << 3 | word)) | 0x8000000080000000ULL;
+	return prng_mix64(pattern_seed ^ ((uint64_t)frame << 3 | word)) | 0x8000000080000000ULL;
 }
 
 /* Does [pfn, pfn + count) touch RAM the guest has (usable, or the low 1 MiB)? */
@@ -198,7 +191,7 @@ int fz_exec_init(void)
 
 void fz_exec_set_pattern_seed(uint64_t seed)
 {
-	pattern_seed = mix64(seed);
+	pattern_seed = prng_mix64(seed);
 	arena_refill(); /* ops before any `prog` are checked against these */
 }
 

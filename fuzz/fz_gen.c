@@ -15,6 +15,7 @@
 #include "drivers/virtio/balloon_core.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtio_pci_regs.h"
+#include "kernel/prng.h"
 
 #define MAIN_FRAMES (FZ_ARENA_FRAMES - FZ_GUARD_FRAMES)
 #define PENDING_MAX 64
@@ -32,13 +33,7 @@ static struct {
 	unsigned n_pending, next_pending;
 } G;
 
-static uint64_t rnd(void)
-{
-	uint64_t z = (G.rng += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return prng_splitmix64(&G.rng); }
 
 static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
 static bool chance(unsigned percent) { return below(100) < percent; }

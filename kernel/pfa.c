@@ -9,7 +9,7 @@
  *             | order | R | state |   state: enum pfa_state (3 bits)
  *             +-------+---+-------+   R: reported (free blocks only)
  *              7    4   3  2    0     order: 0..14 on a block's first frame,
- *                                            15 (TAIL) on the others
+ *                                            15 (PFA_TAIL) on the others
  *
  *   for each order k, two free bitmaps (unreported, reported), one bit per
  *   aligned 2^k-frame block, set when a free block of exactly order k starts
@@ -54,7 +54,7 @@ static void bitmap_set(struct pfa_bitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
 		bool was_zero = b->level[l][i >> 6] == 0;
-		b->level[l][i >> 6] |= BIT(i);
+		b->level[l][i >> 6] |= pfa_bits_word_bit(i);
 		if (!was_zero)
 			break; /* the levels above already know this word is non-zero */
 	}
@@ -63,7 +63,7 @@ static void bitmap_set(struct pfa_bitmap *b, uint64_t i)
 static void bitmap_clear(struct pfa_bitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		b->level[l][i >> 6] &= ~BIT(i);
+		b->level[l][i >> 6] &= ~pfa_bits_word_bit(i);
 		if (b->level[l][i >> 6] != 0)
 			break;
 	}
@@ -150,14 +150,14 @@ static struct pfa_bitmap *list_of(struct pfa *a, unsigned order, bool reported)
 static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned state, bool reported)
 {
 	uint64_t n = 1ULL << order;
-	a->frame[pfn] = FRAME(state, reported, order);
+	a->frame[pfn] = pfa_bits_pack(state, reported, order);
 	if (n > 1)
-		memset(&a->frame[pfn + 1], FRAME(state, 0, TAIL), n - 1);
+		memset(&a->frame[pfn + 1], pfa_bits_pack(state, 0, PFA_TAIL), n - 1);
 }
 
 static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 {
-	a->frame[pfn] = FRAME(PFA_FREE, reported, order);
+	a->frame[pfn] = pfa_bits_pack(PFA_FREE, reported, order);
 	bitmap_set(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]++;
 	a->st.free += 1ULL << order;
@@ -167,7 +167,7 @@ static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 
 static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 {
-	bool reported = REPORTED(a->frame[pfn]);
+	bool reported = pfa_bits_reported(a->frame[pfn]);
 	bitmap_clear(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]--;
 	a->st.free -= 1ULL << order;
@@ -178,7 +178,7 @@ static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 static bool is_free_head(const struct pfa *a, uint64_t pfn, unsigned order)
 {
 	uint8_t b = a->frame[pfn];
-	return STATE(b) == PFA_FREE && ORDER(b) == order;
+	return pfa_bits_state(b) == PFA_FREE && pfa_bits_order(b) == order;
 }
 
 /* Put a block whose frames are already marked free on the lists, merging
@@ -189,9 +189,9 @@ static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool report
 		uint64_t buddy = pfn ^ (1ULL << order);
 		if (buddy + (1ULL << order) > a->pfn_limit || !is_free_head(a, buddy, order))
 			break;
-		reported = reported && REPORTED(a->frame[buddy]);
+		reported = reported && pfa_bits_reported(a->frame[buddy]);
 		list_remove(a, buddy, order);
-		a->frame[pfn > buddy ? pfn : buddy] = FRAME(PFA_FREE, 0, TAIL);
+		a->frame[pfn > buddy ? pfn : buddy] = pfa_bits_pack(PFA_FREE, 0, PFA_TAIL);
 		pfn &= ~(1ULL << order);
 		order++;
 	}
@@ -225,7 +225,7 @@ static int64_t find_block(struct pfa *a, unsigned order, bool prefer_reported)
  * halves it does not need, and mark the first 2^want frames `state`. */
 static void take_block(struct pfa *a, uint64_t pfn, unsigned have, unsigned want, unsigned state)
 {
-	bool reported = REPORTED(a->frame[pfn]);
+	bool reported = pfa_bits_reported(a->frame[pfn]);
 	list_remove(a, pfn, have);
 	while (have > want) {
 		have--;
@@ -276,17 +276,17 @@ static int check_block(const struct pfa *a, const char *fn, uint64_t pfn, unsign
 	if (pfn & ((1ULL << order) - 1))
 		return bad_call(fn, "frame not aligned to its order", pfn, order, caller);
 	uint8_t b = a->frame[pfn];
-	if (STATE(b) != state) {
+	if (pfa_bits_state(b) != state) {
 		char what[96];
-		snprintf(what, sizeof(what), "frame is %s", names[STATE(b) < 7 ? STATE(b) : 0]);
+		snprintf(what, sizeof(what), "frame is %s", names[pfa_bits_state(b) < 7 ? pfa_bits_state(b) : 0]);
 		return bad_call(fn, what, pfn, order, caller);
 	}
-	if (ORDER(b) != order) {
+	if (pfa_bits_order(b) != order) {
 		char what[96];
-		if (ORDER(b) == TAIL)
+		if (pfa_bits_order(b) == PFA_TAIL)
 			snprintf(what, sizeof(what), "frame is inside a block, not its first frame");
 		else
-			snprintf(what, sizeof(what), "block has order %u", ORDER(b));
+			snprintf(what, sizeof(what), "block has order %u", pfa_bits_order(b));
 		return bad_call(fn, what, pfn, order, caller);
 	}
 	return 0;
@@ -299,7 +299,7 @@ int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count)
 	if (pfn >= a->pfn_limit || count > a->pfn_limit - pfn)
 		return -EINVAL;
 	for (uint64_t i = pfn; i < pfn + count; i++)
-		if (STATE(a->frame[i]) != PFA_RESERVED)
+		if (pfa_bits_state(a->frame[i]) != PFA_RESERVED)
 			return bad_call("pfa_add_free_range", "frame already managed", i, 0, NULL);
 	a->st.managed += count;
 	while (count) {
@@ -320,10 +320,10 @@ static int64_t free_head_of(const struct pfa *a, uint64_t pfn, unsigned *order)
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t head = pfn & ~((1ULL << k) - 1);
 		uint8_t b = a->frame[head];
-		if (STATE(b) == PFA_FREE && ORDER(b) != TAIL) {
-			if (ORDER(b) < k)
+		if (pfa_bits_state(b) == PFA_FREE && pfa_bits_order(b) != PFA_TAIL) {
+			if (pfa_bits_order(b) < k)
 				return -1;
-			*order = ORDER(b);
+			*order = pfa_bits_order(b);
 			return (int64_t)head;
 		}
 	}
@@ -338,12 +338,12 @@ int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count)
 		count = a->pfn_limit - pfn;
 	uint64_t end = pfn + count;
 	for (uint64_t i = pfn; i < end; i++) {
-		unsigned s = STATE(a->frame[i]);
+		unsigned s = pfa_bits_state(a->frame[i]);
 		if (s != PFA_RESERVED && s != PFA_FREE)
 			return bad_call("pfa_reserve_range", "frame is in use", i, 0, NULL);
 	}
 	for (uint64_t i = pfn; i < end; i++) {
-		if (STATE(a->frame[i]) == PFA_RESERVED)
+		if (pfa_bits_state(a->frame[i]) == PFA_RESERVED)
 			continue;
 		unsigned order;
 		int64_t head = free_head_of(a, i, &order);
@@ -353,7 +353,7 @@ int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count)
 		uint64_t h = (uint64_t)head, hend = h + (1ULL << order);
 		list_remove(a, h, order);
 		for (uint64_t f = h; f < hend; f++)
-			a->frame[f] = FRAME(PFA_RESERVED, 0, 0);
+			a->frame[f] = pfa_bits_pack(PFA_RESERVED, 0, 0);
 		uint64_t taken = (hend < end ? hend : end) - i;
 		a->st.managed -= hend - h;
 		a->st.reserved += taken;
@@ -395,15 +395,29 @@ int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
 	return -ENOMEM;
 }
 
-int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+/* Give a block in state `from` back to the free lists: check the call (see
+ * check_block; `fn` names the API function), run the release hook, mark its
+ * frames free and insert it, merging. `host_released`: the host holds nothing
+ * for it (the balloon's deflate), so it goes in reported unless the release
+ * hook just touched it. The caller keeps its own counters. */
+static int release_block(struct pfa *a, const char *fn, uint64_t pfn, unsigned order, unsigned from,
+			 bool host_released, const void *caller)
 {
-	int rc = check_block(a, "pfa_free_block", pfn, order, PFA_USED, caller);
+	int rc = check_block(a, fn, pfn, order, from, caller);
 	if (rc < 0)
 		return rc;
 	if (a->release_hook)
 		a->release_hook(a->release_hook_ctx, pfn, order);
 	mark_block(a, pfn, order, PFA_FREE, false);
-	insert_free(a, pfn, order, false);
+	insert_free(a, pfn, order, host_released && a->release_hook == NULL);
+	return 0;
+}
+
+int pfa_free_block(struct pfa *a, uint64_t pfn, unsigned order, const void *caller)
+{
+	int rc = release_block(a, "pfa_free_block", pfn, order, PFA_USED, false, caller);
+	if (rc < 0)
+		return rc;
 	a->st.frees++;
 	a->st.used -= 1ULL << order;
 	return 0;
@@ -458,19 +472,15 @@ uint64_t pfa_balloon_take(struct pfa *a, uint64_t frames, struct pfa_run *out, s
 	return taken;
 }
 
+/* Released by the host: it holds nothing for these frames until they are
+ * touched (unless the release hook poisons them). Never seen by the host
+ * (cancel): still backed, so still worth reporting. */
 static int balloon_back(struct pfa *a, const char *fn, uint64_t pfn, unsigned order, bool host_released,
 			const void *caller)
 {
-	int rc = check_block(a, fn, pfn, order, PFA_BALLOONED, caller);
+	int rc = release_block(a, fn, pfn, order, PFA_BALLOONED, host_released, caller);
 	if (rc < 0)
 		return rc;
-	if (a->release_hook)
-		a->release_hook(a->release_hook_ctx, pfn, order);
-	mark_block(a, pfn, order, PFA_FREE, false);
-	/* Released by the host: it holds nothing for these frames until they
-	 * are touched (unless the release hook just poisoned them). Never seen
-	 * by the host: still backed, so still worth reporting. */
-	insert_free(a, pfn, order, host_released && a->release_hook == NULL);
 	a->st.ballooned -= 1ULL << order;
 	return 0;
 }
@@ -492,8 +502,8 @@ int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order)
 		return rc;
 	if (order == 0)
 		return bad_call("pfa_balloon_split", "a single frame cannot be split", pfn, order, NULL);
-	a->frame[pfn] = FRAME(PFA_BALLOONED, 0, order - 1);
-	a->frame[pfn + (1ULL << (order - 1))] = FRAME(PFA_BALLOONED, 0, order - 1);
+	a->frame[pfn] = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
+	a->frame[pfn + (1ULL << (order - 1))] = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
 	return 0;
 }
 
@@ -541,7 +551,7 @@ uint64_t pfa_pool_init(struct pfa *a, uint64_t pages)
 int64_t pfa_pool_alloc(struct pfa *a)
 {
 	for (uint64_t i = 0; i < a->st.pool_total; i++)
-		if (STATE(a->frame[a->pool[i]]) == PFA_POOL_FREE) {
+		if (pfa_bits_state(a->frame[a->pool[i]]) == PFA_POOL_FREE) {
 			mark_block(a, a->pool[i], PFA_HUGE_ORDER, PFA_POOL_USED, false);
 			a->st.pool_free--;
 			a->st.huge_allocs++; /* as hugetlbfs counts: pool pages only */
@@ -563,7 +573,7 @@ int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller)
 
 enum pfa_state pfa_frame_state(const struct pfa *a, uint64_t pfn)
 {
-	return pfn < a->pfn_limit ? (enum pfa_state)STATE(a->frame[pfn]) : PFA_RESERVED;
+	return pfn < a->pfn_limit ? (enum pfa_state)pfa_bits_state(a->frame[pfn]) : PFA_RESERVED;
 }
 
 bool pfa_frame_reported(const struct pfa *a, uint64_t pfn)
@@ -572,7 +582,7 @@ bool pfa_frame_reported(const struct pfa *a, uint64_t pfn)
 	if (pfa_frame_state(a, pfn) != PFA_FREE)
 		return false;
 	int64_t head = free_head_of(a, pfn, &order);
-	return head >= 0 && REPORTED(a->frame[head]);
+	return head >= 0 && pfa_bits_reported(a->frame[head]);
 }
 
 uint64_t pfa_fragmentation_permille(const struct pfa *a)

@@ -31,7 +31,7 @@ static int check_bitmap(const struct pfa_bitmap *b, unsigned order, const char *
 		*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
 	for (int l = 1; l < b->levels; l++)
 		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
-			bool summary = b->level[l][w >> 6] & BIT(w);
+			bool summary = b->level[l][w >> 6] & pfa_bits_word_bit(w);
 			if (summary != (b->level[l - 1][w] != 0))
 				return fail(why, len, "%s bitmap of order %u: level %d bit %llu is %d "
 					    "but word %llu below is %#llx", name, order, l,
@@ -47,8 +47,8 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 
 	for (uint64_t pfn = 0; pfn < a->pfn_limit;) {
 		uint8_t b = a->frame[pfn];
-		unsigned state = STATE(b), order = ORDER(b);
-		if (order == TAIL)
+		unsigned state = pfa_bits_state(b), order = pfa_bits_order(b);
+		if (order == PFA_TAIL)
 			return fail(why, len, "frame %#llx is a block's inner frame with no block "
 				    "around it (state %u)", (unsigned long long)pfn, state);
 		if (order > PFA_MAX_ORDER || state > PFA_POOL_USED)
@@ -59,27 +59,27 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 			return fail(why, len, "block %#llx of order %u is misaligned or past the end",
 				    (unsigned long long)pfn, order);
 		for (uint64_t i = 1; i < n; i++)
-			if (a->frame[pfn + i] != FRAME(state, 0, TAIL))
+			if (a->frame[pfn + i] != pfa_bits_pack(state, 0, PFA_TAIL))
 				return fail(why, len, "frame %#llx inside block %#llx (order %u, state %u) "
 					    "has byte %#x", (unsigned long long)(pfn + i),
 					    (unsigned long long)pfn, order, state, a->frame[pfn + i]);
 		if (state == PFA_FREE) {
-			bool rep = REPORTED(b);
+			bool rep = pfa_bits_reported(b);
 			const struct pfa_bitmap *own = rep ? &a->reported[order] : &a->unreported[order];
 			const struct pfa_bitmap *other = rep ? &a->unreported[order] : &a->reported[order];
-			if (!(own->level[0][(pfn >> order) >> 6] & BIT(pfn >> order)) ||
-			    (other->level[0][(pfn >> order) >> 6] & BIT(pfn >> order)))
+			if (!(own->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)) ||
+			    (other->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)))
 				return fail(why, len, "free block %#llx of order %u (reported %d) is not on "
 					    "exactly its own list", (unsigned long long)pfn, order, rep);
 			uint64_t buddy = pfn ^ n;
 			if (order < PFA_MAX_ORDER && buddy + n <= a->pfn_limit &&
-			    STATE(a->frame[buddy]) == PFA_FREE && ORDER(a->frame[buddy]) == order)
+			    pfa_bits_state(a->frame[buddy]) == PFA_FREE && pfa_bits_order(a->frame[buddy]) == order)
 				return fail(why, len, "free buddies %#llx and %#llx of order %u are not merged",
 					    (unsigned long long)pfn, (unsigned long long)buddy, order);
 			blocks[order]++;
 			if (rep)
 				reported += n;
-		} else if (REPORTED(b)) {
+		} else if (pfa_bits_reported(b)) {
 			return fail(why, len, "block %#llx is not free but marked reported",
 				    (unsigned long long)pfn);
 		}

@@ -3,14 +3,26 @@
 `boot(...)` starts a guest (arguments as tools/blimpvm.BlimpVM: mem, machine,
 boot="pvh"|"uefi", append, devices, extra_args) and closes it after the test;
 a failed test gets the tail of every guest's serial log in its report.
+
+`linux_guest` is bench/linux's guest.json, built (or found up to date) by
+bench/linux/build_guest.py; the test is skipped, with the script's message,
+when Debian's packages cannot be downloaded (exit status 3), so that the
+rest of the QEMU tests run offline. `make qemu-test` does not build it first.
 """
+import json
 import os
+import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 from blimpvm import BlimpVM  # noqa: E402
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")
+LINUX_GUEST_OUT = os.path.join(ROOT, "build", "bench", "linux")
+EXIT_DOWNLOAD_FAILED = 3   # build_guest.py: a package could not be downloaded
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -39,3 +51,22 @@ def boot(request):
     # No guest may have printed a line that looks like an event but is not one.
     for vm in vms:
         assert not vm.bad_lines, "\n".join(vm.bad_lines)
+
+
+def run_build_guest():
+    """Run bench/linux/build_guest.py into build/bench/linux; the CompletedProcess."""
+    return subprocess.run([sys.executable, BUILD_GUEST, "--out", LINUX_GUEST_OUT],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=900)
+
+
+@pytest.fixture(scope="session")
+def linux_guest():
+    """guest.json of a freshly built (or up to date) Linux guest."""
+    done = run_build_guest()
+    if done.returncode == EXIT_DOWNLOAD_FAILED:
+        pytest.skip(f"Debian's packages cannot be downloaded here:\n{done.stdout}")
+    if done.returncode != 0:
+        pytest.fail(f"build_guest.py failed with status {done.returncode}:\n{done.stdout}")
+    with open(os.path.join(LINUX_GUEST_OUT, "guest.json")) as f:
+        return json.load(f)

@@ -4,41 +4,13 @@ memory on command, and its virtio-balloon driver follows QMP targets both ways.
 
 `make bench` compares blimp with this guest; these tests make sure the
 comparison has a working opponent. The build is skipped (not failed) only
-when apt-get cannot download the packages (build_guest.py exits 3).
+when apt-get cannot download the packages (build_guest.py exits 3): the
+`linux_guest` fixture in conftest.py.
 """
-import json
-import os
-import subprocess
-import sys
-
-import pytest
-
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")
-OUT = os.path.join(ROOT, "build", "bench", "linux")
-EXIT_DOWNLOAD_FAILED = 3   # build_guest.py: a package could not be downloaded
+from conftest import run_build_guest
 
 MIB = 1 << 20
 RAM_MIB = 512
-
-
-def run_build_guest():
-    return subprocess.run([sys.executable, BUILD_GUEST, "--out", OUT], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def linux_guest():
-    """guest.json of a freshly built (or up to date) Linux guest."""
-    done = run_build_guest()
-    if done.returncode == EXIT_DOWNLOAD_FAILED:
-        pytest.skip(f"Debian's packages cannot be downloaded here:\n{done.stdout}")
-    if done.returncode != 0:
-        pytest.fail(f"build_guest.py failed with status {done.returncode}:\n{done.stdout}")
-    with open(os.path.join(OUT, "guest.json")) as f:
-        return json.load(f)
-
-
 
 
 def test_second_build_is_up_to_date(linux_guest):

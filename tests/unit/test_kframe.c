@@ -18,6 +18,7 @@
 
 #include "kernel/kframe.h"
 #include "kernel/pfa.h"
+#include "kernel/prng.h"
 
 #define FRAMES (1u << 15) /* 128 MiB */
 #define CHUNK 512u
@@ -190,13 +191,7 @@ static void after_a_squeeze_free_memory_is_whole_again(void **state)
 }
 
 static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
+static uint64_t rnd(void) { return prng_xorshift64(&rng_state); }
 
 /* Any sequence: random user allocations (any order up to 2 MiB) and frees,
  * kernel frames taken and given back among them, memory often exhausted.
@@ -212,7 +207,7 @@ static void any_sequence_leaves_free_memory_whole(void **state)
 	const char *env = getenv("KFRAME_SEED");
 	uint64_t first = env ? strtoull(env, NULL, 0) : 1, worst = 1000;
 	for (uint64_t seed = first; seed < first + (env ? 1 : 20); seed++) {
-		rng_state = seed * 0x9e3779b97f4a7c15ULL | 1;
+		rng_state = seed * PRNG_GOLDEN_GAMMA | 1;
 		setup();
 		static struct { int64_t pfn; unsigned order; } user[FRAMES];
 		static int64_t kern[4096];

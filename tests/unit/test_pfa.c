@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "kernel/pfa.h"
+#include "kernel/prng.h"
 
 static struct pfa A;
 static void *meta;
@@ -35,13 +36,7 @@ static void expect_ok(void)
 }
 
 static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
+static uint64_t rnd(void) { return prng_xorshift64(&rng_state); }
 
 static void merges_back_to_maximal_blocks(void **state)
 {

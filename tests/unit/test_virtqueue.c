@@ -15,6 +15,7 @@
 
 #include "drivers/virtio/virtqueue.h"
 #include "kernel/addr.h"
+#include "kernel/prng.h"
 #include "tests/unit/virtio_sim.h"
 
 static struct vq Q;
@@ -218,13 +219,7 @@ static void hostile_device_is_detected(void **state)
 }
 
 static uint64_t rs;
-static uint64_t rnd(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return rs;
-}
+static uint64_t rnd(void) { return prng_xorshift64(&rs); }
 
 static void random_out_of_order_completion(void **state)
 {

@@ -98,14 +98,6 @@ static void check_accepted(const uint8_t *file, uint64_t size, const struct efi_
 			(unsigned long long)img->entry);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fh_quiet();
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t n = size < EFI_ELF_EHDR_SIZE ? size : EFI_ELF_EHDR_SIZE;

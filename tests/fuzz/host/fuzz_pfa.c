@@ -82,9 +82,9 @@ static void check_all(const char *after)
 		if (pfa_frame_state(&A, f) != kind[f])
 			fh_fail("after %s: frame %#llx is %s, model says %s", after, (unsigned long long)f,
 				names[pfa_frame_state(&A, f) % 7], names[kind[f]]);
-		if (head[f] && ORDER(A.frame[f]) != head[f] - 1u)
+		if (head[f] && pfa_bits_order(A.frame[f]) != head[f] - 1u)
 			fh_fail("after %s: block %#llx has order %u, model %u", after, (unsigned long long)f,
-				ORDER(A.frame[f]), head[f] - 1u);
+				pfa_bits_order(A.frame[f]), head[f] - 1u);
 		count[kind[f]]++;
 	}
 	if (A.st.free != count[PFA_FREE] || A.st.used != count[PFA_USED] ||
@@ -289,7 +289,7 @@ static void op_report_take(struct fh *f)
 	for (size_t i = 0; i < n; i++) {
 		if (out[i].order < min_order)
 			fh_fail("pfa_report_take(min order %u) gave order %u", min_order, out[i].order);
-		if (out[i].pfn >= limit || snap_meta[out[i].pfn] != FRAME(PFA_FREE, 0, out[i].order))
+		if (out[i].pfn >= limit || snap_meta[out[i].pfn] != pfa_bits_pack(PFA_FREE, 0, out[i].order))
 			fh_fail("pfa_report_take gave %#llx order %u, not a whole unreported free block",
 				(unsigned long long)out[i].pfn, out[i].order);
 		take_run("pfa_report_take", out[i].pfn, out[i].order, PFA_ISOLATED);
@@ -368,15 +368,12 @@ static uint64_t oom(void *ctx, uint64_t wanted)
 	return 0;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/* The metadata buffers, as large as any input needs, once. */
+void fh_setup(void)
 {
-	(void)argc;
-	(void)argv;
-	fh_quiet();
 	meta_cap = pfa_metadata_size(MAX_FRAMES);
 	meta = malloc(meta_cap);
 	snap_meta = malloc(meta_cap);
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -11,6 +11,9 @@
  * /dev/null unless FUZZ_VERBOSE=1 is set, so replaying a finding with
  * `FUZZ_VERBOSE=1 build/fuzz/fuzz_<name> FILE` shows them, and the
  * harness's own trace of each step (fh_trace).
+ *
+ * This header is the harness's LLVMFuzzerInitialize: fh_quiet(), then the
+ * harness's fh_setup() if it defines one (what it allocates or opens once).
  */
 #ifndef BLIMP_FUZZ_UTIL_H
 #define BLIMP_FUZZ_UTIL_H
@@ -75,6 +78,20 @@ static inline void fh_quiet(void)
 	fh_verbose = v && strcmp(v, "1") == 0;
 	if (!fh_verbose && !freopen("/dev/null", "w", stdout))
 		fh_fail("cannot send stdout to /dev/null");
+}
+
+/* Defined by a harness with something to set up once; optional. */
+void fh_setup(void) __attribute__((weak));
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fh_quiet();
+	if (fh_setup)
+		fh_setup();
+	return 0;
 }
 
 /* One line per step of the program, with FUZZ_VERBOSE=1 (replaying). */

@@ -319,14 +319,6 @@ static void op_scribble(struct fh *f)
 	scribbled = true;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fh_quiet();
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fh f = { data, size };
