@@ -31,16 +31,18 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This script's folder (guests, report) is on sys.path already; the host
+# package (tools/blimp) is added here, the one sys.path.insert of the tree:
+# bench.py is run directly, by make bench and by hand.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from blimp.units import MIB  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 
-MIB = 1 << 20
 TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
 
 

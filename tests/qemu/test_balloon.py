@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
+from blimp.units import MIB, PAGE
 
 
 def balloon_dev(**props):
@@ -17,13 +16,9 @@ def set_target(vm, ram_mib, target_mib):
     return ram_mib - target_mib  # MiB the balloon should hold
 
 
-
-
 def pfa(vm):
     vm.shell("pfa")
     return vm.events_named("pfa")[-1]
-
-
 
 
 @pytest.mark.parametrize("path,machine,mem", [

@@ -13,12 +13,13 @@ import sys
 
 import pytest
 
+from blimp.units import MIB
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")
 OUT = os.path.join(ROOT, "build", "bench", "linux")
 EXIT_DOWNLOAD_FAILED = 3   # build_guest.py: a package could not be downloaded
 
-MIB = 1 << 20
 RAM_MIB = 512
 
 
@@ -37,8 +38,6 @@ def linux_guest():
         pytest.fail(f"build_guest.py failed with status {done.returncode}:\n{done.stdout}")
     with open(os.path.join(OUT, "guest.json")) as f:
         return json.load(f)
-
-
 
 
 def test_second_build_is_up_to_date(linux_guest):

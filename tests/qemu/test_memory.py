@@ -4,8 +4,7 @@ invariant check passing and the totals restored; the huge-page pool and the
 reserve floor set from the command line."""
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
+from blimp.units import MIB, PAGE
 
 
 def pfa(vm):

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-import scenario
+from blimp import scenario
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = sorted(glob.glob(os.path.join(HERE, "..", "..", "tools", "scenarios", "*.scn")))
@@ -61,7 +61,7 @@ def test_failed_expectation_names_the_line(tmp_path):
     ('@ev {"ev":1,"t_ms":2}', "without string 'ev' and integer 't_ms'"),
 ])
 def test_malformed_event_line_is_refused_naming_it(line, needle):
-    from blimpvm import EventFormatError, parse_event
+    from blimp.events import EventFormatError, parse_event
     with pytest.raises(EventFormatError) as e:
         parse_event(line)
     assert needle in str(e.value) and line in str(e.value)

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
+from blimp.units import MIB, PAGE
 
 
 def balloon_devices(modern, reporting):
@@ -38,8 +37,6 @@ def squeeze(vm, target_bytes):
         vm.consumed = vm.events.index(ev) + 1
         if ev["target"] == held_wanted or (ev["ev"] == "balloon_stalled" and ev["target"] >= held_wanted):
             return ev
-
-
 
 
 def pfa(vm):
