@@ -32,10 +32,15 @@ import shlex
 import sys
 import threading
 import time
+from typing import Callable, NamedTuple, Optional
 
+from .qmp import QMPError
 from .units import MIB
 from .vm import BlimpVM, GuestError
+
 SAMPLE_PERIOD_S = 0.1
+BOOT_OPTIONS = {"mem", "machine", "path", "append", "device"}
+DEFAULT_DEVICES = ["virtio-balloon-pci,id=bal0"]
 
 
 class ScenarioError(Exception):
@@ -77,6 +82,81 @@ def split_options(words, where, allowed):
     return opts
 
 
+def balloon_qom_path(devices, where):
+    """The QOM path of the scenario's balloon device, from its id= in the
+    boot step's device list: the runner sets and reads its statistics there."""
+    for dev in devices:
+        driver, *props = dev.split(",")
+        if driver.startswith("virtio-balloon"):
+            ids = [p[3:] for p in props if p.startswith("id=")]
+            if not ids:
+                raise ScenarioError(f"{where}: the balloon device needs an id ('{dev},id=NAME'): "
+                                    "the runner reads the guest's statistics through it")
+            return f"/machine/peripheral/{ids[-1]}"
+    raise ScenarioError(f"{where}: no virtio-balloon device among {devices}")
+
+
+def boot_devices(opts):
+    return opts.get("device", DEFAULT_DEVICES)
+
+
+# ------------------------------------------------- checking each kind of step
+# Each takes the step's words after the verb and raises ScenarioError,
+# naming `where`, if they cannot be run.
+def check_nothing(args, where):
+    pass
+
+
+def check_boot(args, where):
+    balloon_qom_path(boot_devices(split_options(args, where, BOOT_OPTIONS)), where)
+
+
+def check_guest(args, where):
+    if not args:
+        raise ScenarioError(f"{where}: 'guest' and 'guest?' need a command")
+
+
+def check_host(args, where):
+    if len(args) != 2 or args[0] not in ("balloon", "stats-poll"):
+        raise ScenarioError(f"{where}: expected 'host balloon SIZE' or 'host stats-poll SECONDS'")
+    if args[0] == "balloon":
+        parse_size(args[1], where)
+
+
+def wait_timeout(args, where):
+    """The timeout=DURATION words after a wait's argument (120 s without)."""
+    timeout = 120.0
+    for extra in args[2:]:
+        if not extra.startswith("timeout="):
+            raise ScenarioError(f"{where}: unexpected '{extra}' (only timeout=DURATION)")
+        timeout = parse_duration(extra[8:], where)
+    return timeout
+
+
+def check_wait(args, where):
+    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event"):
+        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE' or 'wait event NAME'")
+    if args[0] != "event":
+        parse_size(args[1], where)
+    wait_timeout(args, where)
+
+
+def check_sleep(args, where):
+    if len(args) != 1:
+        raise ScenarioError(f"{where}: expected 'sleep DURATION'")
+    parse_duration(args[0], where)
+
+
+def check_expect(args, where):
+    if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok"):
+        raise ScenarioError(f"{where}: expected 'expect actual|rss-below|rss-above SIZE', "
+                            "'expect event NAME' or 'expect pfa-ok'")
+    if args[0] in ("actual", "rss-below", "rss-above"):
+        if len(args) != 2:
+            raise ScenarioError(f"{where}: 'expect {args[0]}' needs a size")
+        parse_size(args[1], where)
+
+
 def parse(path):
     """The steps of a scenario file, checked: [(where, verb, args)]."""
     steps = []
@@ -85,10 +165,10 @@ def parse(path):
     for n, raw in enumerate(lines, 1):
         where = f"{path}:{n}"
         text = raw.strip()
-        if text.split(None, 1)[:1] in (["say"], ["title"]):
-            verb = text.split(None, 1)[0]
+        first = text.split(None, 1)[:1]
+        if first and first[0] in STEPS and STEPS[first[0]].free_text:
+            verb = first[0]
             args = [text.split(None, 1)[1] if " " in text else ""]  # free text: quotes and # kept
-            line = text
         else:
             line = raw.split("#", 1)[0].strip()
             if not line:
@@ -98,46 +178,15 @@ def parse(path):
             except ValueError as e:
                 raise ScenarioError(f"{where}: {e}")
             verb, args = words[0], words[1:]
-        if verb in ("title", "say"):
-            pass
-        elif verb == "boot":
-            split_options(args, where, {"mem", "machine", "path", "append", "device"})
-            if any(s[1] == "boot" for s in steps):
-                raise ScenarioError(f"{where}: a scenario boots once")
-        elif verb in ("guest", "guest?"):
-            if not args:
-                raise ScenarioError(f"{where}: {verb} needs a command")
-        elif verb == "host":
-            if len(args) != 2 or args[0] not in ("balloon", "stats-poll"):
-                raise ScenarioError(f"{where}: expected 'host balloon SIZE' or 'host stats-poll SECONDS'")
-            if args[0] == "balloon":
-                parse_size(args[1], where)
-        elif verb == "wait":
-            if len(args) < 2 or args[0] not in ("actual", "rss-below", "event"):
-                raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE' or 'wait event NAME'")
-            if args[0] != "event":
-                parse_size(args[1], where)
-            for extra in args[2:]:
-                if not extra.startswith("timeout="):
-                    raise ScenarioError(f"{where}: unexpected '{extra}' (only timeout=DURATION)")
-                parse_duration(extra[8:], where)
-        elif verb == "sleep":
-            if len(args) != 1:
-                raise ScenarioError(f"{where}: expected 'sleep DURATION'")
-            parse_duration(args[0], where)
-        elif verb == "expect":
-            if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok"):
-                raise ScenarioError(f"{where}: expected 'expect actual|rss-below|rss-above SIZE', "
-                                    "'expect event NAME' or 'expect pfa-ok'")
-            if args[0] in ("actual", "rss-below", "rss-above"):
-                if len(args) != 2:
-                    raise ScenarioError(f"{where}: 'expect {args[0]}' needs a size")
-                parse_size(args[1], where)
-        else:
+        kind = STEPS.get(verb)
+        if kind is None:
             raise ScenarioError(f"{where}: unknown step '{verb}'")
-        if verb != "title" and verb != "boot" and not any(s[1] == "boot" for s in steps):
-            if verb != "say":
-                raise ScenarioError(f"{where}: '{verb}' before 'boot'")
+        kind.check(args, where)
+        booted = any(s[1] == "boot" for s in steps)
+        if verb == "boot" and booted:
+            raise ScenarioError(f"{where}: a scenario boots once")
+        if kind.needs_guest and not booted:
+            raise ScenarioError(f"{where}: '{verb}' before 'boot'")
         steps.append((where, verb, args))
     if not any(s[1] == "boot" for s in steps):
         raise ScenarioError(f"{path}: no 'boot' step")
@@ -148,12 +197,14 @@ class Runner:
     def __init__(self, steps, out=None):
         self.steps, self.out = steps, out
         self.vm = None
+        self.balloon_path = None  # the balloon device's QOM path, from the boot step
         self.samples = []   # (t, rss, balloon, guest_free)
         self.marks = []     # (t, label)
         self.rows = []      # summary: (step, seconds, rss MiB, balloon MiB)
         self.ram = 0
         self.stop = threading.Event()
         self.sampler = None
+        self.sampler_error = None
         self.title = "scenario"
 
     def say(self, text):
@@ -165,38 +216,61 @@ class Runner:
     def balloon_bytes(self):
         return self.ram - self.vm.qmp.execute("query-balloon")["actual"]
 
+    def guest_stats(self):
+        return self.vm.qmp.execute("qom-get", path=self.balloon_path, property="guest-stats")
+
+    def set_stats_polling(self, seconds):
+        self.vm.qmp.execute("qom-set", path=self.balloon_path,
+                            property="guest-stats-polling-interval", value=seconds)
+
     def sample(self):
         """Append one sample of QEMU's RSS, the balloon and the guest's free
-        memory; False if the guest is gone."""
+        memory; False if QEMU is gone. Any other failure is raised."""
         try:
             rss = self.vm.rss()
             bal = self.balloon_bytes()
             free = None
-            st = self.vm.qmp.execute("qom-get", path="/machine/peripheral/bal0", property="guest-stats")
+            st = self.guest_stats()
             if st.get("last-update"):
                 free = st["stats"].get("stat-free-memory")
-        except Exception:
-            return False
+        except (OSError, QMPError, GuestError):
+            if self.vm.proc.poll() is not None:
+                return False
+            raise
         self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None))
         return True
 
     def sample_loop(self):
-        while not self.stop.wait(SAMPLE_PERIOD_S):
-            if not self.sample():
-                return
+        try:
+            while not self.stop.wait(SAMPLE_PERIOD_S):
+                if not self.sample():
+                    return
+        except (OSError, QMPError, GuestError) as e:
+            self.sampler_error = e  # raised by run(), in the main thread
 
-    def boot(self, where, args):
-        opts = split_options(args, where, {"mem", "machine", "path", "append", "device"})
+    # ------------------------------------------------- running each kind of step
+    # Each takes the step's checked words and returns the line to narrate
+    # (None: nothing to mark on the timeline).
+    def run_title(self, where, args):
+        self.title = args[0]
+        self.say(f"== {args[0]}")
+
+    def run_say(self, where, args):
+        self.say(f"   {args[0]}")
+
+    def run_boot(self, where, args):
+        opts = split_options(args, where, BOOT_OPTIONS)
         mem = opts.get("mem", ["512M"])[-1]
         self.ram = parse_size(mem, where)
+        devices = boot_devices(opts)
+        self.balloon_path = balloon_qom_path(devices, where)
         self.vm = BlimpVM(mem=mem, machine=opts.get("machine", ["q35"])[-1],
                           boot=opts.get("path", ["pvh"])[-1], append=opts.get("append", [""])[-1],
-                          devices=opts.get("device", ["virtio-balloon-pci,id=bal0"]))
+                          devices=devices)
         self.vm.start()
         ready = self.vm.wait_event("ready", timeout=120)
         self.t0 = time.monotonic() - ready["_host_time"]
-        self.vm.qmp.execute("qom-set", path="/machine/peripheral/bal0",
-                            property="guest-stats-polling-interval", value=1)
+        self.set_stats_polling(1)
         # The first point of the plot is taken here and the last in run(),
         # not left to the sampler's period: a scenario may end before its
         # first tick (reserve-floor.scn once did, 0.1 s after boot).
@@ -205,87 +279,74 @@ class Runner:
         self.sampler.start()
         return f"booted ({ready['boot']}, {ready['mem_usable'] >> 20} MiB usable)"
 
-    def wait_until(self, where, what, check, timeout):
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise ScenarioError(f"{where}: timed out after {timeout:g}s waiting for {what}")
-            time.sleep(0.05)
+    def run_guest(self, where, args, must_succeed=True):
+        line = " ".join(args)
+        ev, out = self.vm.shell(line, timeout=600, expect_rc=None)
+        rc = ev.get("rc", -1)
+        if must_succeed and rc != 0:
+            raise ScenarioError(f"{where}: guest command '{line}' failed ({rc}): {' / '.join(out[-3:])}")
+        text = [l for l in out if l and not l.startswith("@ev") and not l.startswith("blimp>")]
+        return f"guest: {line} -> {text[-1] if text else 'rc ' + str(rc)}"
+
+    def run_guest_may_fail(self, where, args):
+        return self.run_guest(where, args, must_succeed=False)
+
+    def run_host(self, where, args):
+        if args[0] == "balloon":
+            size = parse_size(args[1], where)
+            self.vm.qmp.execute("balloon", value=size)
+            return f"host: balloon target {size >> 20} MiB of guest RAM"
+        self.set_stats_polling(int(float(args[1])))
+        time.sleep(float(args[1]) + 0.5)  # one poll answered
+        st = self.guest_stats()["stats"]
+        return (f"host: guest statistics: free {st.get('stat-free-memory', -1) >> 20} MiB, "
+                f"total {st.get('stat-total-memory', -1) >> 20} MiB, "
+                f"huge-page allocations {st.get('stat-htlb-pgalloc', -1)}")
+
+    def run_wait(self, where, args):
+        vm, timeout = self.vm, wait_timeout(args, where)
+        if args[0] == "actual":
+            want = parse_size(args[1], where)
+            vm.wait_actual(want, timeout)
+            return f"actual is {want >> 20} MiB"
+        if args[0] == "rss-below":
+            limit = parse_size(args[1], where)
+            rss = vm.wait_rss_below(limit, timeout)
+            return f"QEMU RSS {rss >> 20} MiB (< {limit >> 20})"
+        ev = vm.wait_event(args[1], timeout=timeout)
+        return f"event {args[1]}: " + ", ".join(f"{k}={v}" for k, v in ev.items()
+                                                 if k not in ("ev", "_host_time"))[:100]
+
+    def run_sleep(self, where, args):
+        time.sleep(parse_duration(args[0], where))
+
+    def run_expect(self, where, args):
+        vm, kind = self.vm, args[0]
+        if kind == "actual":
+            want, got = parse_size(args[1], where), vm.qmp.execute("query-balloon")["actual"]
+            ok = got == want
+            msg = f"actual {got >> 20} MiB, expected {want >> 20} MiB"
+        elif kind in ("rss-below", "rss-above"):
+            limit, rss = parse_size(args[1], where), vm.rss()
+            ok = rss < limit if kind == "rss-below" else rss > limit
+            msg = f"QEMU RSS {rss >> 20} MiB, expected {'below' if kind == 'rss-below' else 'above'} {limit >> 20} MiB"
+        elif kind == "event":
+            ok = bool(vm.events_named(args[1]))
+            msg = f"event {args[1]} {'seen' if ok else 'never seen'}"
+        else:
+            vm.shell("pfa")
+            check = vm.events_named("pfa")[-1]["check"]
+            ok, msg = check == "ok", f"allocator invariant check: {check}"
+        if not ok:
+            raise ScenarioError(f"{where}: expectation failed: {msg}")
+        return f"ok: {msg}"
 
     def step(self, where, verb, args):
-        vm = self.vm
-        if verb == "title":
-            self.title = args[0]
-            self.say(f"== {args[0]}")
-            return None
-        if verb == "say":
-            self.say(f"   {args[0]}")
-            return None
-        if verb == "boot":
-            return self.boot(where, args)
-        if verb in ("guest", "guest?"):
-            line = " ".join(args)
-            ev, out = vm.shell(line, timeout=600, expect_rc=None)
-            rc = ev.get("rc", -1)
-            if verb == "guest" and rc != 0:
-                raise ScenarioError(f"{where}: guest command '{line}' failed ({rc}): {' / '.join(out[-3:])}")
-            text = [l for l in out if l and not l.startswith("@ev") and not l.startswith("blimp>")]
-            return f"guest: {line} -> {text[-1] if text else 'rc ' + str(rc)}"
-        if verb == "host":
-            if args[0] == "balloon":
-                size = parse_size(args[1], where)
-                vm.qmp.execute("balloon", value=size)
-                return f"host: balloon target {size >> 20} MiB of guest RAM"
-            vm.qmp.execute("qom-set", path="/machine/peripheral/bal0",
-                           property="guest-stats-polling-interval", value=int(float(args[1])))
-            time.sleep(float(args[1]) + 0.5)  # one poll answered
-            st = vm.qmp.execute("qom-get", path="/machine/peripheral/bal0", property="guest-stats")["stats"]
-            return (f"host: guest statistics: free {st.get('stat-free-memory', -1) >> 20} MiB, "
-                    f"total {st.get('stat-total-memory', -1) >> 20} MiB, "
-                    f"huge-page allocations {st.get('stat-htlb-pgalloc', -1)}")
-        timeout = 120.0
-        for extra in args[2:]:
-            timeout = parse_duration(extra[8:], where)
-        if verb == "wait":
-            if args[0] == "actual":
-                want = parse_size(args[1], where)
-                self.wait_until(where, f"actual = {want >> 20} MiB",
-                                lambda: vm.qmp.execute("query-balloon")["actual"] == want, timeout)
-                return f"actual is {want >> 20} MiB"
-            if args[0] == "rss-below":
-                limit = parse_size(args[1], where)
-                self.wait_until(where, f"QEMU RSS below {limit >> 20} MiB", lambda: vm.rss() < limit, timeout)
-                return f"QEMU RSS {vm.rss() >> 20} MiB (< {limit >> 20})"
-            ev = vm.wait_event(args[1], timeout=timeout)
-            return f"event {args[1]}: " + ", ".join(f"{k}={v}" for k, v in ev.items()
-                                                     if k not in ("ev", "_host_time"))[:100]
-        if verb == "sleep":
-            time.sleep(parse_duration(args[0], where))
-            return None
-        if verb == "expect":
-            kind = args[0]
-            if kind == "actual":
-                want, got = parse_size(args[1], where), vm.qmp.execute("query-balloon")["actual"]
-                ok = got == want
-                msg = f"actual {got >> 20} MiB, expected {want >> 20} MiB"
-            elif kind in ("rss-below", "rss-above"):
-                limit, rss = parse_size(args[1], where), vm.rss()
-                ok = rss < limit if kind == "rss-below" else rss > limit
-                msg = f"QEMU RSS {rss >> 20} MiB, expected {'below' if kind == 'rss-below' else 'above'} {limit >> 20} MiB"
-            elif kind == "event":
-                ok = bool(vm.events_named(args[1]))
-                msg = f"event {args[1]} {'seen' if ok else 'never seen'}"
-            else:
-                vm.shell("pfa")
-                check = vm.events_named("pfa")[-1]["check"]
-                ok, msg = check == "ok", f"allocator invariant check: {check}"
-            if not ok:
-                raise ScenarioError(f"{where}: expectation failed: {msg}")
-            return f"ok: {msg}"
-        raise ScenarioError(f"{where}: unknown step '{verb}'")
+        return STEPS[verb].run(self, where, args)
 
     def run(self):
         self.t0 = time.monotonic()
+        where = None
         try:
             for where, verb, args in self.steps:
                 text = self.step(where, verb, args)
@@ -293,6 +354,8 @@ class Runner:
                     # Events are this tool's input: a malformed one is an error, not a guess.
                     raise ScenarioError(f"{where}: the guest printed a malformed event line: "
                                         f"{self.vm.bad_lines[0]}")
+                if self.sampler_error:
+                    raise ScenarioError(f"{where}: sampling QEMU failed: {self.sampler_error}")
                 if text:
                     t = self.now()
                     rss = self.vm.rss() >> 20
@@ -301,14 +364,18 @@ class Runner:
                     self.marks.append((t, text.split(" ->")[0][:40]))
                     self.rows.append((text.split(" ->")[0][:48], t, rss, bal))
         except GuestError as e:
-            raise ScenarioError(str(e))
+            raise ScenarioError(f"{where}: {e}" if where else str(e))
         finally:
             self.stop.set()
-            if self.sampler:
-                self.sampler.join()
-                self.sample()  # the last state, however soon after the last tick
-            if self.vm:
-                self.vm.close()
+            try:
+                if self.sampler:
+                    self.sampler.join()
+                    self.sample()  # the last state, however soon after the last tick
+            finally:
+                if self.vm:
+                    self.vm.close()
+        if self.sampler_error:
+            raise ScenarioError(f"sampling QEMU failed: {self.sampler_error}")
 
     def summary(self):
         self.say("\n step    time    QEMU RSS  balloon  what")
@@ -343,6 +410,28 @@ class Runner:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         self.say(f"\npicture: {path}")
+
+
+class StepKind(NamedTuple):
+    """One kind of step: how its words are checked before anything runs, and
+    how it runs. A free-text step keeps its line whole (quotes and #)."""
+    check: Callable[[list, str], None]
+    run: Callable[[Runner, str, list], Optional[str]]
+    needs_guest: bool = True
+    free_text: bool = False
+
+
+STEPS = {
+    "title": StepKind(check_nothing, Runner.run_title, needs_guest=False, free_text=True),
+    "say": StepKind(check_nothing, Runner.run_say, needs_guest=False, free_text=True),
+    "boot": StepKind(check_boot, Runner.run_boot, needs_guest=False),
+    "guest": StepKind(check_guest, Runner.run_guest),
+    "guest?": StepKind(check_guest, Runner.run_guest_may_fail),
+    "host": StepKind(check_host, Runner.run_host),
+    "wait": StepKind(check_wait, Runner.run_wait),
+    "sleep": StepKind(check_sleep, Runner.run_sleep),
+    "expect": StepKind(check_expect, Runner.run_expect),
+}
 
 
 def main():
