@@ -65,9 +65,7 @@ class Blimp(Guest):
     def idle_used_bytes(self, vm):
         """Guest memory blimp itself holds at idle: usable RAM not free in the allocator."""
         ready = vm.events_named("ready")[0]
-        vm.shell("pfa")
-        pfa = vm.events_named("pfa")[-1]
-        return ready["mem_usable"] - pfa["free"] * PAGE
+        return ready["mem_usable"] - vm.shell_event("pfa")["free"] * PAGE
 
 
 class Linux(Guest):

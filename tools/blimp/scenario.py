@@ -334,8 +334,7 @@ class Runner:
             ok = bool(vm.events_named(args[1]))
             msg = f"event {args[1]} {'seen' if ok else 'never seen'}"
         else:
-            vm.shell("pfa")
-            check = vm.events_named("pfa")[-1]["check"]
+            check = vm.shell_event("pfa")["check"]
             ok, msg = check == "ok", f"allocator invariant check: {check}"
         if not ok:
             raise ScenarioError(f"{where}: expectation failed: {msg}")

@@ -365,6 +365,12 @@ class BlimpVM:
             self.fail(f"command {line!r} ended with {ev}, expected rc {expect_rc}")
         return ev, out
 
+    def shell_event(self, command, timeout=60):
+        """Run a shell command that reports its state in an event of its own
+        name (`pfa`, `balloon`: docs/events.md) and return that event."""
+        self.shell(command, timeout)
+        return self.events_named(command.split()[0])[-1]
+
     def poweroff(self, timeout=60):
         """Type `poweroff` and return QEMU's exit status."""
         self.send("poweroff\n")
