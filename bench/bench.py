@@ -31,16 +31,18 @@ import json
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This script's folder (guests, report) is on sys.path already; the host
+# package (tools/blimp) is added here, the one sys.path.insert of the tree:
+# bench.py is run directly, by make bench and by hand.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from blimp.units import MIB  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 
-MIB = 1 << 20
 TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
 
 
@@ -82,40 +84,36 @@ def trace_offset(trace_log):
 
 
 # ------------------------------------------------------------------ steps
-def poll(vm, reached, failure, samples, t0, timeout, period, sample_every):
-    """Call reached() every `period` s until it is true, recording QEMU's RSS
-    into samples (seconds since t0, MiB) at most every `sample_every` s.
-    Returns when it became true; past `timeout`, fails with failure()."""
-    deadline = time.monotonic() + timeout
-    last_sample = None
-    while True:
-        ok = reached()
+class RssSampler:
+    """The per-poll callback of BlimpVM.wait_actual/wait_rss_below: records
+    QEMU's RSS into `samples` (seconds since t0, MiB) at most every `every`
+    s, and once more when the wait is over, whose time it keeps (`done_at`)."""
+
+    def __init__(self, vm, samples, t0, every):
+        self.vm, self.samples, self.t0, self.every = vm, samples, t0, every
+        self.last = self.done_at = None
+
+    def __call__(self, done):
         now = time.monotonic()
-        if ok or last_sample is None or now - last_sample >= sample_every:
-            samples.append((round(now - t0, 3), vm.rss() >> 20))
-            last_sample = now
-        if ok:
-            return now
-        if now > deadline:
-            raise RuntimeError(f"{vm.name}: {failure()} in {timeout}s")
-        time.sleep(period)
+        if done or self.last is None or now - self.last >= self.every:
+            self.samples.append((round(now - self.t0, 3), self.vm.rss() >> 20))
+            self.last = now
+        if done:
+            self.done_at = now
 
 
 def wait_actual(vm, want, samples, t0, timeout=900):
-    """Poll query-balloon until `actual` is `want`."""
-    actual = [None]
-
-    def reached():
-        actual[0] = vm.qmp.execute("query-balloon")["actual"]
-        return actual[0] == want
-    return poll(vm, reached, lambda: f"balloon actual {actual[0] >> 20} MiB, never reached "
-                f"{want >> 20} MiB", samples, t0, timeout, period=0.002, sample_every=0.05)
+    """Poll query-balloon until `actual` is `want`; returns when it was."""
+    sampler = RssSampler(vm, samples, t0, every=0.05)
+    vm.wait_actual(want, timeout, period=0.002, on_poll=sampler)
+    return sampler.done_at
 
 
 def wait_rss_below(vm, goal_bytes, samples, t0, timeout):
-    return poll(vm, lambda: vm.rss() <= goal_bytes,
-                lambda: f"QEMU's RSS {vm.rss() >> 20} MiB never fell to {int(goal_bytes) >> 20} MiB",
-                samples, t0, timeout, period=0.01, sample_every=0)
+    """Wait until QEMU's RSS is at most goal_bytes; returns when it was."""
+    sampler = RssSampler(vm, samples, t0, every=0)
+    vm.wait_rss_below(goal_bytes, timeout, period=0.01, on_poll=sampler)
+    return sampler.done_at
 
 
 def balloon_step(vm, target_bytes, trace_log):

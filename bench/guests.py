@@ -4,15 +4,14 @@ Each guest knows how to boot with a given memory size and balloon device,
 and how to touch and free memory inside itself. blimp does it with its shell
 (`alloc`, `free all`); the Linux guest (bench/linux, Debian's cloud kernel
 and busybox) with its init's `touch N`, a process that touches N MiB and
-exits. Both speak the same event lines, so tools/blimpvm.py drives both.
+exits. Both speak the same event lines, so blimp.vm drives both. (The
+package is on sys.path by bench.py, which imports this.)
 """
 import json
 import os
-import sys
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-from blimpvm import BlimpVM  # noqa: E402
+from blimp.units import PAGE
+from blimp.vm import ROOT, BlimpVM
 
 BALLOON = "virtio-balloon-pci,id=bal0"
 LINUX_GUEST_JSON = os.path.join(ROOT, "build", "bench", "linux", "guest.json")
@@ -66,9 +65,7 @@ class Blimp(Guest):
     def idle_used_bytes(self, vm):
         """Guest memory blimp itself holds at idle: usable RAM not free in the allocator."""
         ready = vm.events_named("ready")[0]
-        vm.shell("pfa")
-        pfa = vm.events_named("pfa")[-1]
-        return ready["mem_usable"] - pfa["free"] * 4096
+        return ready["mem_usable"] - vm.shell_event("pfa")["free"] * PAGE
 
 
 class Linux(Guest):

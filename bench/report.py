@@ -7,7 +7,7 @@ against the host's median ceiling for the same work.
 """
 import statistics
 
-MIB = 1 << 20
+from blimp.units import MIB
 
 
 def stats(values):

@@ -2,7 +2,7 @@
 # init.sh: /init of the Linux reference guest (run by busybox sh as PID 1).
 #
 # The benchmark (make bench) compares blimp's balloon with Linux's on the same
-# QEMU, driven by the same host code (tools/blimpvm.py). So this guest speaks
+# QEMU, driven by the same host code (tools/blimp/vm.py). So this guest speaks
 # blimp's console protocol, the part the benchmark uses:
 #
 #   - event lines, one JSON object each, at the start of a line:

@@ -1,6 +1,6 @@
 """Fixtures for tests that boot blimp under real QEMU.
 
-`boot(...)` starts a guest (arguments as tools/blimpvm.BlimpVM: mem, machine,
+`boot(...)` starts a guest (arguments as blimp.vm.BlimpVM: mem, machine,
 boot="pvh"|"uefi", append, devices, extra_args) and closes it after the test;
 a failed test gets the tail of every guest's serial log in its report.
 
@@ -16,8 +16,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
-from blimpvm import BlimpVM  # noqa: E402
+from blimp.vm import BlimpVM
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")

@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
+from blimp.units import MIB, PAGE
 
 
 def balloon_dev(**props):
@@ -15,15 +14,6 @@ def balloon_dev(**props):
 def set_target(vm, ram_mib, target_mib):
     vm.qmp.execute("balloon", value=target_mib * MIB)
     return ram_mib - target_mib  # MiB the balloon should hold
-
-
-
-
-def pfa(vm):
-    vm.shell("pfa")
-    return vm.events_named("pfa")[-1]
-
-
 
 
 @pytest.mark.parametrize("path,machine,mem", [
@@ -40,11 +30,11 @@ def test_inflate_returns_touched_memory_and_deflate_gives_it_back(boot, path, ma
     vm.wait_actual((mem - 400) * MIB)
     after = vm.rss()
     assert before - after >= 0.9 * 400 * MIB, f"RSS {before >> 20} -> {after >> 20} MiB"
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     assert s["ballooned"] == 400 * MIB // PAGE and s["check"] == "ok"
     set_target(vm, mem, mem)
     vm.wait_actual(mem * MIB)
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     assert s["ballooned"] == 0 and s["check"] == "ok"
     # All memory usable again, patterns intact.
     vm.shell(f"alloc {(s['free'] * PAGE - 4 * MIB) // 1024}K", timeout=300)
@@ -59,10 +49,10 @@ def test_inflate_deflate_sizes_and_paths(boot, path, machine, mem):
     take = min(mem // 2, 1024)
     set_target(vm, mem, mem - take)
     vm.wait_actual((mem - take) * MIB)
-    assert pfa(vm)["ballooned"] == take * MIB // PAGE
+    assert vm.shell_event("pfa")["ballooned"] == take * MIB // PAGE
     set_target(vm, mem, mem)
     vm.wait_actual(mem * MIB)
-    assert pfa(vm)["check"] == "ok"
+    assert vm.shell_event("pfa")["check"] == "ok"
 
 
 def test_ballooned_memory_is_unmapped_and_held_memory_untouched(boot):
@@ -83,7 +73,7 @@ def test_reserve_floor_stops_the_balloon(boot):
     set_target(vm, 256, 8)
     stalled = vm.wait_event("balloon_stalled", timeout=60)
     assert stalled["reason"] == "reserve floor"
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     # The balloon stops exactly at the floor; the kernel's own later
     # allocations (heap, page tables) may dip a frame or two below it.
     assert s["reserve_floor"] == 48 * MIB // PAGE
@@ -106,7 +96,7 @@ def test_flapping_target_converges_to_the_last(boot):
     vm.wait_actual(last * MIB)
     time.sleep(0.5)
     assert vm.qmp.execute("query-balloon")["actual"] == last * MIB
-    assert pfa(vm)["ballooned"] == (1024 - last) * MIB // PAGE
+    assert vm.shell_event("pfa")["ballooned"] == (1024 - last) * MIB // PAGE
 
 
 def test_target_above_ram_and_tiny_targets(boot):
@@ -116,7 +106,7 @@ def test_target_above_ram_and_tiny_targets(boot):
     vm.wait_actual(256 * MIB)
     vm.qmp.execute("balloon", value=1)  # one byte: the floor stops it
     vm.wait_event("balloon_stalled", timeout=60)
-    assert pfa(vm)["check"] == "ok"
+    assert vm.shell_event("pfa")["check"] == "ok"
     vm.qmp.execute("balloon", value=256 * MIB)
     vm.wait_actual(256 * MIB)
 
@@ -131,7 +121,7 @@ def test_free_page_reporting_returns_freed_memory_without_a_command(boot):
     vm.wait_rss_below(touched - int(0.8 * 512 * MIB), timeout=10)
     assert time.monotonic() - t0 < 10
     assert vm.events_named("balloon_report")
-    assert pfa(vm)["check"] == "ok"
+    assert vm.shell_event("pfa")["check"] == "ok"
 
 
 def test_stats_agree_with_the_guest(boot):
@@ -144,8 +134,7 @@ def test_stats_agree_with_the_guest(boot):
     # answered a poll made after it (its own count of requests says so).
     deadline = time.monotonic() + 30
     while True:
-        vm.shell("balloon")
-        b = vm.events_named("balloon")[-1]
+        b = vm.shell_event("balloon")
         if b["stats_requests"] >= 1:
             break
         assert time.monotonic() < deadline, "the host never asked for statistics"
@@ -167,14 +156,14 @@ def test_deflate_on_oom(boot):
     vm.wait_event("ready", timeout=30)
     set_target(vm, 512, 16)
     vm.wait_event("balloon_stalled", timeout=60)  # most of RAM ballooned: at the floor
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     free_mib = s["free"] * PAGE // MIB
     vm.shell(f"alloc {free_mib + 100}M", timeout=120)  # more than is left
     oom = vm.events_named("balloon_oom")
     assert oom and sum(e["deflated"] for e in oom) >= 100 * MIB // PAGE
     vm.shell("free all")
     assert vm.events_named("free")[-1]["bad_frames"] == 0
-    assert pfa(vm)["check"] == "ok"
+    assert vm.shell_event("pfa")["check"] == "ok"
 
 
 def features_of(vm):
@@ -198,4 +187,4 @@ def test_page_poison_only_when_the_kernel_poisons(boot):
     time.sleep(1)
     # QEMU keeps reported pages whose content (the poison) matters.
     assert vm.rss() > touched - 64 * MIB
-    assert pfa(vm)["check"] == "ok"
+    assert vm.shell_event("pfa")["check"] == "ok"

@@ -2,9 +2,8 @@
 the shell's basics and the command line's error handling."""
 import pytest
 
-from blimpvm import EXIT_BOOT_FAILED, EXIT_EXCEPTION, EXIT_SUCCESS
-
-MIB = 1 << 20
+from blimp.units import MIB
+from blimp.vm import EXIT_BOOT_FAILED, EXIT_EXCEPTION, EXIT_SUCCESS
 
 
 @pytest.mark.parametrize("machine", ["q35", "pc"])

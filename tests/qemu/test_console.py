@@ -17,15 +17,14 @@ import time
 
 import pytest
 
-MIB = 1 << 20
+from blimp.units import MIB
+
 RAM_MIB = 1024
 LOW_MIB = 256
 # Small batches: more progress events per deflate, so a host that does not
 # read has more lines to hold up the guest with.
 APPEND = "balloon.batch=4096"
 BALLOON = "virtio-balloon-pci,id=bal0"
-
-
 
 
 def deflate_seconds(vm, read_console, limit=60):
@@ -53,7 +52,7 @@ def deflate_seconds(vm, read_console, limit=60):
 
 
 def check_events_whole(vm):
-    """Every line with the event prefix is one JSON object (blimpvm records
+    """Every line with the event prefix is one JSON object (blimp.vm records
     the ones that are not in bad_lines)."""
     assert not vm.bad_lines, "\n".join(vm.bad_lines)
     for line in vm.lines:

@@ -2,12 +2,10 @@
 the minimizer of tools/fuzz_device.py, against real QEMU."""
 import os
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
-import fuzz_device  # noqa: E402
+from blimp import fuzz_device
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 REPORTING = fuzz_device.CONFIGS["reporting"][0]

@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-import blimpvm
-import qmp
+from blimp import qmp, vm as blimpvm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -158,7 +157,7 @@ def test_pytest_with_the_boot_fixture_leaves_no_qemu(tmp_path, what, sig):
 
 
 def test_script_that_raises_without_closing_its_guest_leaves_no_qemu():
-    script = ("from blimpvm import BlimpVM\n"
+    script = ("from blimp.vm import BlimpVM\n"
               "vm = BlimpVM(mem='128M').start()\n"
               "vm.wait_event('ready', timeout=60)\n"
               "print('booted', flush=True)\n"

@@ -1,11 +1,12 @@
 """Host only, no QEMU: the harness's own error for a malformed event line.
 
-Event lines are the tools' input (docs/events.md). Before issue 12,
-tools/blimpvm.py and tools/fuzz_device.py indexed fields unchecked: a `cmd`
-event without "name" raised KeyError inside BlimpVM.shell's wait, one whose
-"name" was a number made the wait time out without saying why, and a
-`fuzz_finding` without "kind" raised KeyError in fuzz_device.judge. Each must
-be refused as a malformed line, named in the error.
+Event lines are the tools' input (docs/events.md). Before issue 12, the
+harness (now blimp.vm) and the device fuzzer (blimp.fuzz_device) indexed
+fields unchecked: a `cmd` event without "name" raised KeyError inside
+BlimpVM.shell's wait, one whose "name" was a number made the wait time out
+without saying why, and a `fuzz_finding` without "kind" raised KeyError in
+fuzz_device.judge. Each must be refused as a malformed line, named in the
+error.
 """
 import threading
 import time
@@ -13,8 +14,7 @@ import types
 
 import pytest
 
-import blimpvm
-import fuzz_device
+from blimp import events, fuzz_device, vm as blimpvm
 
 
 def fake_guest(answer):
@@ -81,11 +81,11 @@ def test_well_formed_command_event_still_ends_the_shell_command():
      '"needs_reset_valid":0}', "'fuzz_done' event without int field 'ops'"),
 ])
 def test_event_without_a_field_the_tools_read_is_refused(line, needle):
-    with pytest.raises(blimpvm.EventFormatError) as e:
-        blimpvm.parse_event(line)
+    with pytest.raises(events.EventFormatError) as e:
+        events.parse_event(line)
     assert needle in str(e.value) and line in str(e.value)
     # Events the tools do not read fields of need only "ev" and "t_ms".
-    assert blimpvm.parse_event('@ev {"ev":"balloon_done","t_ms":9}')["ev"] == "balloon_done"
+    assert events.parse_event('@ev {"ev":"balloon_done","t_ms":9}')["ev"] == "balloon_done"
 
 
 @pytest.mark.parametrize("line", [

@@ -9,7 +9,8 @@ when apt-get cannot download the packages (build_guest.py exits 3): the
 """
 from conftest import run_build_guest
 
-MIB = 1 << 20
+from blimp.units import MIB
+
 RAM_MIB = 512
 
 

@@ -4,13 +4,7 @@ invariant check passing and the totals restored; the huge-page pool and the
 reserve floor set from the command line."""
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
-
-
-def pfa(vm):
-    ev, _ = vm.shell("pfa")
-    return vm.events_named("pfa")[-1]
+from blimp.units import MIB, PAGE
 
 
 def kernel_taken(before, after):
@@ -23,7 +17,7 @@ def kernel_taken(before, after):
 def test_alloc_nearly_all_memory_then_free(boot, mem):
     vm = boot(mem=mem)
     vm.wait_event("ready", timeout=30)
-    before = pfa(vm)
+    before = vm.shell_event("pfa")
     assert before["check"] == "ok"
     size = int(mem[:-1]) * (1024 if mem.endswith("G") else 1) * MIB
     # Everything but what firmware, the kernel and its metadata hold.
@@ -33,13 +27,13 @@ def test_alloc_nearly_all_memory_then_free(boot, mem):
     vm.shell(f"alloc {take // 1024}K", timeout=300)
     alloc = vm.events_named("alloc")[-1]
     assert alloc["bytes"] == take
-    during = pfa(vm)
+    during = vm.shell_event("pfa")
     assert during["check"] == "ok"
     assert during["used"] * PAGE >= take
     vm.shell("free all", timeout=300)
     freed = vm.events_named("free")[-1]
     assert freed["bad_frames"] == 0 and freed["bytes"] == take
-    after = pfa(vm)
+    after = vm.shell_event("pfa")
     assert after["check"] == "ok"
     # The run list of a large allocation lives on the heap, and newlib's
     # malloc keeps up to its trim threshold (128 KiB) after a free: allow
@@ -53,11 +47,11 @@ def test_alloc_nearly_all_memory_then_free(boot, mem):
 def test_too_large_alloc_fails_cleanly_and_keeps_nothing(boot):
     vm = boot(mem="128M")
     vm.wait_event("ready", timeout=30)
-    before = pfa(vm)
+    before = vm.shell_event("pfa")
     ev, out = vm.shell("alloc 1G", expect_rc=-12)  # -ENOMEM
     assert vm.events_named("alloc_failed")
     assert any("nothing kept" in line for line in out)
-    after = pfa(vm)
+    after = vm.shell_event("pfa")
     assert after["check"] == "ok" and kernel_taken(before, after) <= 128 * 1024 // PAGE + 4
     for bad in ["alloc", "alloc 0", "alloc lots", "free", "free 99", "free x"]:
         ev, _ = vm.shell(bad, expect_rc=None)
@@ -67,15 +61,15 @@ def test_too_large_alloc_fails_cleanly_and_keeps_nothing(boot):
 def test_huge_pool_and_reserve_floor_from_the_command_line(boot):
     vm = boot(mem="256M", append="hugepages=8 reserve=40M")
     vm.wait_event("ready", timeout=30)
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     assert s["pool_total"] == 8 and s["pool_free"] == 8
     assert s["reserve_floor"] == 40 * MIB // PAGE
     # Ordinary allocations never dig into the pool, even when memory runs out.
     vm.shell(f"alloc {(s['free'] * PAGE - 4 * MIB) // 1024}K", timeout=120)
-    s2 = pfa(vm)
+    s2 = vm.shell_event("pfa")
     assert s2["pool_free"] == 8 and s2["check"] == "ok"
     vm.shell("alloc 16M", expect_rc=-12)
-    assert pfa(vm)["pool_free"] == 8
+    assert vm.shell_event("pfa")["pool_free"] == 8
 
 
 ERANGE = 34  # newlib's errno.h

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-import scenario
+from blimp import scenario
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = sorted(glob.glob(os.path.join(HERE, "..", "..", "tools", "scenarios", "*.scn")))
@@ -35,6 +35,8 @@ def test_shipped_scenario_runs(path, tmp_path, capsys):
     ("boot mem=256M\nwait actual 10M timeout=soon\n", ":2: 'soon' is not a duration"),
     ("boot mem=256M\nboot mem=128M\n", ":2: a scenario boots once"),
     ("say hello\n", "no 'boot' step"),
+    ("boot device=virtio-balloon-pci\n", ":1: the balloon device needs an id"),
+    ("boot device=virtio-rng-pci\n", ":1: no virtio-balloon device"),
 ])
 def test_malformed_scenario_is_refused_naming_the_line(tmp_path, text, needle):
     p = tmp_path / "bad.scn"
@@ -61,7 +63,7 @@ def test_failed_expectation_names_the_line(tmp_path):
     ('@ev {"ev":1,"t_ms":2}', "without string 'ev' and integer 't_ms'"),
 ])
 def test_malformed_event_line_is_refused_naming_it(line, needle):
-    from blimpvm import EventFormatError, parse_event
+    from blimp.events import EventFormatError, parse_event
     with pytest.raises(EventFormatError) as e:
         parse_event(line)
     assert needle in str(e.value) and line in str(e.value)
@@ -83,3 +85,15 @@ def test_scenario_that_ends_at_boot_still_plots_its_first_and_last_state(tmp_pat
     assert first[0] <= last[0] and first[1] > 0 and last[1] > 0
     runner.plot(str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_balloon_statistics_are_read_from_the_device_the_scenario_names(tmp_path, capsys):
+    # The runner read them from /machine/peripheral/bal0 whatever the boot
+    # step's id, and its sampler's `except Exception` hid the failure.
+    p = tmp_path / "named.scn"
+    p.write_text("boot mem=128M device=virtio-balloon-pci,id=mybal\nhost stats-poll 1\n")
+    runner = scenario.Runner(scenario.parse(str(p)))
+    runner.run()
+    assert runner.balloon_path == "/machine/peripheral/mybal"
+    assert "host: guest statistics: free" in capsys.readouterr().out
+    assert any(s[3] is not None for s in runner.samples), runner.samples

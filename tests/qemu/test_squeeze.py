@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-MIB = 1 << 20
-PAGE = 4096
+from blimp.units import MIB, PAGE
 
 
 def balloon_devices(modern, reporting):
@@ -38,13 +37,6 @@ def squeeze(vm, target_bytes):
         vm.consumed = vm.events.index(ev) + 1
         if ev["target"] == held_wanted or (ev["ev"] == "balloon_stalled" and ev["target"] >= held_wanted):
             return ev
-
-
-
-
-def pfa(vm):
-    vm.shell("pfa")
-    return vm.events_named("pfa")[-1]
 
 
 @pytest.mark.parametrize("mem_mib", [512, 2048])
@@ -76,10 +68,9 @@ def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
     vm.qmp.execute("balloon", value=mem_mib * MIB)
     vm.wait_actual(mem_mib * MIB, why="the full deflate")
 
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     assert s["check"] == "ok" and s["ballooned"] == 0, s
-    vm.shell("balloon")
-    b = vm.events_named("balloon")[-1]
+    b = vm.shell_event("balloon")
     assert b["check"] == "ok", b
     assert not vm.events_named("exception") and not vm.events_named("panic")
 
@@ -87,7 +78,7 @@ def test_squeeze_then_need_then_let_go(boot, mem_mib, reporting, modern):
         # Free page reporting hands back what the guest freed: at least 95 %
         # of free memory once it has had its delay, and QEMU's RSS with it.
         def reported_enough():
-            p = pfa(vm)
+            p = vm.shell_event("pfa")
             return p if p["reported"] >= 0.95 * p["free"] else None
         vm.wait_for(reported_enough, 60, "95 % of free memory reported")
         # Within 5 % of idle (at least 2 MiB: QEMU's own allocations move).
@@ -119,10 +110,10 @@ def test_kernel_frames_do_not_keep_freed_memory_from_the_host(boot):
     vm.shell("free all", timeout=300)
     vm.qmp.execute("balloon", value=1024 * MIB)
     vm.wait_actual(1024 * MIB, why="the full deflate")
-    vm.wait_for(lambda: (lambda p: p if p["reported"] >= 0.95 * p["free"] else None)(pfa(vm)), 60,
+    vm.wait_for(lambda: (lambda p: p if p["reported"] >= 0.95 * p["free"] else None)(vm.shell_event("pfa")), 60,
                 "95 % of free memory reported")
     rss = vm.wait_rss_below(idle + max(idle // 20, 2 * MIB))
-    s = pfa(vm)
+    s = vm.shell_event("pfa")
     assert s["check"] == "ok" and s["kframe_strays"] == 0, s
     vm.shell("pfa map")
     assert rss <= idle * 1.05 + 2 * MIB

@@ -4,10 +4,9 @@
 set -u
 cd "$(dirname "$0")/../../.."
 make -s build/blimp.elf >/dev/null || exit 2
-exec /usr/bin/python3 - <<'PY'
+PYTHONPATH=tools exec /usr/bin/python3 - <<'PY'
 import os, sys, time, tempfile
-sys.path.insert(0, "tools")
-from blimpvm import BlimpVM
+from blimp.vm import BlimpVM
 out = os.path.join(tempfile.mkdtemp(), "migration.bin")
 vm = BlimpVM(mem="1024M", append="balloon.hint balloon.no_reporting",
              devices=["virtio-balloon-pci,id=bal0,free-page-hint=on,iothread=io1"],

@@ -1,4 +1,4 @@
-"""blimpvm: boot blimp under QEMU and talk to it — serial lines, events, shell
+"""vm: boot blimp under QEMU and talk to it — serial lines, events, shell
 commands, QMP, and the QEMU process's memory.
 
 Used by the tests (tests/qemu), the scenario runner and the benchmarks, so
@@ -26,7 +26,6 @@ pipe would block QEMU itself).
 """
 import atexit
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -36,13 +35,16 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from . import qmp as qmp_client
+from .events import EventFormatError, parse_event
+from .units import MIB
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build")
 KERNEL = os.path.join(BUILD, "blimp.elf")
 ESP = os.path.join(BUILD, "esp")
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-EVENT_PREFIX = "@ev "
 
 # isa-debug-exit statuses (arch/x86_64/qemu_exit.h)
 EXIT_SUCCESS = 33
@@ -54,51 +56,6 @@ EXIT_BOOT_FAILED = 41
 
 class GuestError(Exception):
     """The guest did not do what was expected; the message carries the serial tail."""
-
-
-class EventFormatError(ValueError):
-    """A line behind the event prefix is not one JSON object with "ev" and
-    "t_ms", or lacks a field the host tools read (EVENT_FIELDS)."""
-
-
-# The fields the host tools (this file, scenario.py, fuzz_device.py, bench/)
-# read from each event, and their types. A line without one of them, or with
-# another type, is refused here like malformed JSON, so a tool never meets a
-# KeyError or TypeError deep inside a wait. docs/events.md lists every field.
-EVENT_FIELDS = {
-    "ready": {"boot": str, "mem_usable": int},
-    "cmd": {"name": str, "rc": int},
-    "cmd_error": {"name": str},
-    "pfa": {"check": str, "free": int},
-    "fuzz_finding": {"kind": str, "detail": str},
-    "fuzz_done": {"ops": int, "programs": int, "needs_reset_bad": int, "needs_reset_valid": int},
-}
-
-
-def _is(value, kind):
-    # JSON true is not a number here, though Python's bool is an int.
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-
-
-def parse_event(line):
-    """Return the event dict of an `@ev ` line, None for other lines.
-
-    A line that has the prefix but is not a well-formed event raises
-    EventFormatError naming the line, rather than being guessed at.
-    """
-    if not line.startswith(EVENT_PREFIX):
-        return None
-    text = line[len(EVENT_PREFIX):]
-    try:
-        ev = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise EventFormatError(f"malformed event line ({e.msg} at column {e.pos}): {line!r}")
-    if not isinstance(ev, dict) or not _is(ev.get("ev"), str) or not _is(ev.get("t_ms"), int):
-        raise EventFormatError(f"event line without string 'ev' and integer 't_ms': {line!r}")
-    for field, kind in EVENT_FIELDS.get(ev["ev"], {}).items():
-        if not _is(ev.get(field), kind):
-            raise EventFormatError(f"{ev['ev']!r} event without {kind.__name__} field {field!r}: {line!r}")
-    return ev
 
 
 # ------------------------------------------------------------- ending QEMU
@@ -247,8 +204,7 @@ class BlimpVM:
             self.reader = threading.Thread(target=self._read_serial, daemon=True)
             self.reader.start()
             if self.use_qmp:
-                from qmp import QMP
-                self.qmp = QMP(self.qmp_path)
+                self.qmp = qmp_client.QMP(self.qmp_path)
         except BaseException:
             self.close()
             raise
@@ -409,6 +365,12 @@ class BlimpVM:
             self.fail(f"command {line!r} ended with {ev}, expected rc {expect_rc}")
         return ev, out
 
+    def shell_event(self, command, timeout=60):
+        """Run a shell command that reports its state in an event of its own
+        name (`pfa`, `balloon`: docs/events.md) and return that event."""
+        self.shell(command, timeout)
+        return self.events_named(command.split()[0])[-1]
+
     def poweroff(self, timeout=60):
         """Type `poweroff` and return QEMU's exit status."""
         self.send("poweroff\n")
@@ -422,27 +384,39 @@ class BlimpVM:
         self.reader.join(5)
         return status
 
-    def wait_actual(self, want_bytes, timeout=120, why=""):
-        """Poll query-balloon until `actual` == want_bytes (BALLOON_CHANGE is
-        rate-limited to one a second, so events would be slow to say it)."""
+    def poll(self, reached, timeout, failure, period, on_poll=None):
+        """Call reached() every `period` s until it is true, and return what
+        it returned. on_poll(done), if given, runs after each call (the bench
+        samples QEMU's RSS there). Past `timeout`, fails with failure()."""
         deadline = time.monotonic() + timeout
         while True:
-            actual = self.qmp.execute("query-balloon")["actual"]
-            if actual == want_bytes:
-                return actual
+            done = reached()
+            if on_poll:
+                on_poll(bool(done))
+            if done:
+                return done
             if time.monotonic() > deadline:
-                self.fail(f"query-balloon actual {actual} never reached {want_bytes} in {timeout} s"
-                          + (f" ({why})" if why else ""))
-            time.sleep(0.01)
+                self.fail(failure())
+            time.sleep(period)
 
-    def wait_rss_below(self, limit, timeout=60):
+    def wait_actual(self, want_bytes, timeout=120, why="", period=0.01, on_poll=None):
+        """Poll query-balloon until `actual` == want_bytes (BALLOON_CHANGE is
+        rate-limited to one a second, so events would be slow to say it)."""
+        actual = None
+
+        def reached():
+            nonlocal actual
+            actual = self.qmp.execute("query-balloon")["actual"]
+            return actual == want_bytes
+        self.poll(reached, timeout, lambda: f"query-balloon actual {actual} never reached {want_bytes} "
+                  f"in {timeout} s" + (f" ({why})" if why else ""), period, on_poll)
+        return actual
+
+    def wait_rss_below(self, limit, timeout=60, period=0.1, on_poll=None):
         """Wait until QEMU's resident memory is at most `limit` bytes; returns it."""
-        deadline = time.monotonic() + timeout
-        while self.rss() > limit:
-            if time.monotonic() > deadline:
-                self.fail(f"QEMU RSS {self.rss() / (1 << 20):.1f} MiB never came down to "
-                          f"{limit / (1 << 20):.1f} MiB in {timeout} s")
-            time.sleep(0.1)
+        self.poll(lambda: self.rss() <= limit, timeout,
+                  lambda: f"QEMU RSS {self.rss() / MIB:.1f} MiB never came down to "
+                  f"{limit / MIB:.1f} MiB in {timeout} s", period, on_poll)
         return self.rss()
 
     def rss(self):

@@ -1,0 +1,329 @@
+"""fuzz_device: campaigns of blimp fuzzing the virtio-balloon device in QEMU.
+
+blimp booted with `fuzz` drives the balloon with generated programs and prints
+every operation ("fz <op>"); see fuzz/devfuzz.h and docs/fuzzing.md. This tool
+runs it and judges each run:
+
+  crash      QEMU exited on its own: abort, assertion, signal, error exit
+  hang       no serial output for --hang seconds and QMP does not answer
+  guest      blimp itself panicked or faulted (exit status 37 or 39),
+             stopped printing while QEMU still answers, or printed a
+             malformed event line (named in the detail)
+
+  finding    a guest-side oracle fired: DEVICE_NEEDS_RESET after a valid
+             program, patterns lost in memory the device was never given, a
+             used entry naming no buffer in flight
+  ok         none of these
+
+A run that is not ok is kept in a findings folder: ops.log (the op log,
+replayable), serial.log, qemu.cmd (the QEMU command line), summary.json.
+
+  fuzz_device.py campaign --seconds 600 [--configs reporting,hint,...]
+  fuzz_device.py run --seed 5 --ops 3000 --config reporting
+  fuzz_device.py replay FINDING/ops.log --config reporting
+  fuzz_device.py minimize FINDING/ops.log --config reporting   (writes ops.min.log)
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+from .vm import ROOT, BlimpVM, GuestError
+
+FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
+
+# QEMU configurations a campaign cycles through: (devices, extra args).
+CONFIGS = {
+    # reporting on, page poison offered (QEMU's default)
+    "reporting": (["virtio-balloon-pci,id=bal0,free-page-reporting=on"], []),
+    # reporting on, page poison not offered
+    "reporting-nopoison": (["virtio-balloon-pci,id=bal0,free-page-reporting=on,page-poison=off"], []),
+    # free page hinting in an iothread, with reporting
+    "hint": (["virtio-balloon-pci,id=bal0,free-page-hint=on,iothread=io1,free-page-reporting=on"],
+             ["-object", "iothread,id=io1"]),
+    # the modern-only device (1af4:1045), defaults otherwise
+    "modern": (["virtio-balloon-pci,id=bal0,disable-legacy=on,deflate-on-oom=on"], []),
+}
+# How long a replay that ran every op waits for QEMU to exit before it
+# calls the run "ok" (an ok replay costs this much). A device in an
+# iothread acts after the guest's last command returned; otherwise QEMU's
+# device work is done in the vCPU thread before the command ends.
+SETTLE_S = {"sync": 0.3, "iothread": 2.0}
+GUEST_EXIT = {37: "blimp panicked", 39: "blimp took an unexpected exception"}
+# Known QEMU bugs: a crash whose output holds this text is that finding.
+KNOWN = {"tcg_handle_interrupt": "QEMU-1 (docs/findings.md)"}
+
+
+def boot(config, append, mem="256M"):
+    devices, extra = CONFIGS[config]
+    return BlimpVM(mem=mem, append=append, devices=devices, extra_args=extra, name=f"fuzz-{config}").start()
+
+
+def ops_of(vm):
+    return [ln[3:] for ln in list(vm.lines) if ln.startswith("fz ")]
+
+
+def judge(vm, finished, hang):
+    """Classify a run: (kind, signature, detail)."""
+    status = vm.proc.poll()
+    text = "\n".join(vm.lines)
+    known = next((name for key, name in KNOWN.items() if key in text), None)
+    # QEMU's own fatal messages (its stderr shares the pipe with the serial
+    # port; the guest never starts a line this way) mean a crash even if the
+    # process has not finished exiting yet.
+    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in vm.lines)
+    if (status is not None and not finished) or qemu_fatal:
+        if status in GUEST_EXIT:
+            return "guest", GUEST_EXIT[status], vm.tail(30)
+        crash_lines = [ln for ln in vm.lines if ln.startswith("qemu-system") or "ssertion" in ln]
+        fatal = [ln for ln in crash_lines if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
+        sig = (fatal or crash_lines[-1:] or [f"QEMU exit status {status}"])[0]
+        return "crash", (known + ": " if known else "") + sig, "\n".join(crash_lines[-5:]) or vm.tail(10)
+    if vm.bad_lines:
+        # blimp's own output is broken: a finding in the guest, and the
+        # events after it cannot be trusted to judge the device.
+        return "guest", "malformed event line", vm.bad_lines[0]
+    if hang == "qemu":
+        return "hang", "no serial output and no QMP answer", vm.tail(10)
+    if hang:
+        return "guest", "no serial output while QEMU still answers QMP", vm.tail(10)
+    findings = [e for e in vm.events if e["ev"] == "fuzz_finding"]
+    if findings:
+        f = findings[0]  # events.parse_event checked its fields
+        return "finding", f["kind"], f["detail"]
+    return "ok", "", ""
+
+
+def wait_run(vm, hang_s, done_event="fuzz_done"):
+    """Wait for `done_event` while the guest makes progress. Returns (finished,
+    hang): hang is "qemu" when QMP stops answering too, "guest" when QEMU
+    answers but the guest printed nothing for hang_s seconds, else None."""
+    last_len, last_change = 0, time.monotonic()
+    while True:
+        if any(e["ev"] == done_event for e in vm.events):
+            return True, None
+        if vm.bad_lines:
+            return False, None  # judge() names the line
+        if vm.proc.poll() is not None:
+            vm.reader.join(5)
+            return any(e["ev"] == done_event for e in vm.events), None
+        n = len(vm.lines)
+        if n != last_len:
+            last_len, last_change = n, time.monotonic()
+        elif time.monotonic() - last_change > hang_s:
+            # QEMU busy in device code holds its big lock: QMP answers late
+            # or not at all. Only a prompt answer blames the guest.
+            t = time.monotonic()
+            try:
+                vm.qmp.sock.settimeout(10)
+                vm.qmp.execute("query-status")
+            except Exception:
+                return False, "qemu"
+            return False, "guest" if time.monotonic() - t < 2 else "qemu"
+        time.sleep(0.2)
+
+
+def save(kind, sig, detail, vm, config, ops, label, extra=None):
+    folder = os.path.join(FINDINGS, f"{config}-{label}-{kind}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "ops.log"), "w") as f:
+        f.write(f"# config: {config}\n# {kind}: {sig}\n" + "\n".join(ops) + "\n")
+    with open(os.path.join(folder, "serial.log"), "w") as f:
+        f.write("\n".join(vm.lines) + "\n")
+    with open(os.path.join(folder, "qemu.cmd"), "w") as f:
+        f.write(shlex.join(vm.cmd) + "\n")
+    summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops)}
+    summary.update(extra or {})
+    with open(os.path.join(folder, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return folder
+
+
+def run_seed(seed, ops, config, hang_s=30, bad=70, keep=True):
+    """One generated run; returns a result dict (and keeps a finding)."""
+    vm = boot(config, f"fuzz fuzz.seed={seed} fuzz.ops={ops} fuzz.bad={bad}")
+    t0 = time.monotonic()
+    try:
+        finished, hang = wait_run(vm, hang_s)
+        kind, sig, detail = judge(vm, finished, hang)
+        done = next((e for e in vm.events if e["ev"] == "fuzz_done"), {})
+        log = ops_of(vm)
+        res = {"seed": seed, "config": config, "kind": kind, "signature": sig, "ops": len(log),
+               "seconds": round(time.monotonic() - t0, 2), "programs": done.get("programs"),
+               "needs_reset_bad": done.get("needs_reset_bad"), "needs_reset_valid": done.get("needs_reset_valid")}
+        if kind != "ok" and keep:
+            res["folder"] = save(kind, sig, detail, vm, config, log, f"seed{seed}", res)
+        return res
+    finally:
+        vm.close()
+
+
+def replay(ops, config, hang_s=30):
+    """Run an op log through `fz` commands; returns (kind, signature, vm lines)."""
+    vm = boot(config, "fuzz.replay")
+    try:
+        vm.wait_event("fuzz_device", timeout=60)
+        finished, hang = True, None
+        for op in ops:
+            if vm.proc.poll() is not None:
+                finished = False
+                break
+            try:
+                vm.shell("fz " + op, timeout=hang_s, expect_rc=None)
+            except GuestError:
+                finished = False
+                if vm.proc.poll() is None:
+                    try:
+                        vm.qmp.sock.settimeout(5)
+                        vm.qmp.execute("query-status")
+                        hang = "guest"
+                    except Exception:
+                        hang = "qemu"
+                break
+        if finished:
+            # QEMU may still be dying: an iothread acts after the guest's
+            # last command, and an abort takes a while to end the process.
+            # Deciding "ok" while it was on its way out once turned the kept
+            # QEMU-1 reproducer into a pass, so wait for the exit, bounded.
+            try:
+                vm.proc.wait(SETTLE_S["iothread" if "iothread" in " ".join(CONFIGS[config][1])
+                                      else "sync"])
+            except subprocess.TimeoutExpired:
+                pass
+            finished = vm.proc.poll() is None
+        if vm.proc.poll() is not None:
+            vm.reader.join(5)  # the crash message is in the last output
+        kind, sig, _ = judge(vm, finished, hang)
+        return kind, sig, list(vm.lines)
+    finally:
+        vm.close()
+
+
+def read_log(path):
+    with open(path) as f:
+        return [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+
+
+def log_config(path):
+    """The configuration a saved log names in a "# config: NAME" line, if any."""
+    with open(path) as f:
+        for ln in f:
+            if ln.startswith("#") and "config:" in ln:
+                name = ln.split("config:", 1)[1].split()[0].rstrip(":,")
+                if name in CONFIGS:
+                    return name
+    return None
+
+
+def minimize(ops, config, log=print, hang_s=10):
+    """Delta debugging (ddmin) over op lines: the shortest log found that
+    still gives the same kind and signature."""
+    kind, sig, _ = replay(ops, config, hang_s)
+    if kind == "ok":
+        raise SystemExit("the log does not reproduce anything: nothing to minimize")
+    log(f"reproduces: {kind}: {sig} ({len(ops)} ops)")
+    tests = 0
+
+    def same(candidate):
+        nonlocal tests
+        tests += 1
+        k, s, _ = replay(candidate, config, hang_s)
+        return k == kind and s == sig
+
+    n = 2
+    while len(ops) >= 2:
+        chunk = max(1, len(ops) // n)
+        reduced = False
+        for start in range(0, len(ops), chunk):
+            complement = ops[:start] + ops[start + chunk:]
+            if complement and same(complement):
+                ops, n, reduced = complement, max(n - 1, 2), True
+                log(f"  {len(ops)} ops ({tests} replays)")
+                break
+        if not reduced:
+            if chunk == 1:
+                break
+            n = min(len(ops), n * 2)
+    return ops, kind, sig, tests
+
+
+def campaign(seconds, configs, ops, seed0, hang_s, bad):
+    t_end = time.monotonic() + seconds
+    results, seed = [], seed0
+    print(f"campaign: {seconds} s over {', '.join(configs)}; {ops} ops a run, seeds from {seed0}", flush=True)
+    while time.monotonic() < t_end:
+        for config in configs:
+            if time.monotonic() >= t_end:
+                break
+            r = run_seed(seed, ops, config, hang_s, bad)
+            results.append(r)
+            extra = f" -> {r['folder']}" if "folder" in r else ""
+            print(f"  seed {seed:6d} {config:20s} {r['kind']:8s} {r['ops']:5d} ops {r['seconds']:6.1f} s "
+                  f"{r['signature']}{extra}", flush=True)
+        seed += 1
+    total_ops = sum(r["ops"] for r in results)
+    total_s = sum(r["seconds"] for r in results)
+    by_kind = {}
+    for r in results:
+        by_kind.setdefault(r["kind"], []).append(r)
+    summary = {"runs": len(results), "ops": total_ops, "seconds": round(total_s, 1),
+               "ops_per_second": round(total_ops / total_s, 1) if total_s else 0, "configs": configs,
+               "by_kind": {k: len(v) for k, v in by_kind.items()},
+               "signatures": sorted({f"{r['kind']}: {r['signature']}" for r in results if r["kind"] != "ok"})}
+    os.makedirs(FINDINGS, exist_ok=True)
+    with open(os.path.join(FINDINGS, "campaign.json"), "w") as f:
+        json.dump({"summary": summary, "runs": results}, f, indent=1)
+    print(f"campaign: {summary['runs']} runs, {total_ops} ops in {summary['seconds']} s of runs "
+          f"({summary['ops_per_second']} ops/s); {summary['by_kind']}")
+    for s in summary["signatures"]:
+        print(f"  {s}")
+    return summary
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("campaign")
+    c.add_argument("--seconds", type=float, default=600)
+    c.add_argument("--configs", default=",".join(CONFIGS))
+    c.add_argument("--ops", type=int, default=3000)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--hang", type=float, default=30)
+    c.add_argument("--bad", type=int, default=70)
+    r = sub.add_parser("run")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--ops", type=int, default=2000)
+    r.add_argument("--config", default="reporting", choices=CONFIGS)
+    r.add_argument("--bad", type=int, default=70)
+    for name in ("replay", "minimize"):
+        p = sub.add_parser(name)
+        p.add_argument("log")
+        p.add_argument("--config", choices=CONFIGS,
+                       help="QEMU configuration (default: the log's \"# config:\" line, else reporting)")
+        p.add_argument("--hang", type=float, default=10, help="seconds without progress that count as a hang")
+    a = ap.parse_args()
+    if a.cmd == "campaign":
+        configs = a.configs.split(",")
+        unknown = [x for x in configs if x not in CONFIGS]
+        if unknown:
+            ap.error(f"unknown configuration {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
+        campaign(a.seconds, configs, a.ops, a.seed, a.hang, a.bad)
+    elif a.cmd == "run":
+        print(json.dumps(run_seed(a.seed, a.ops, a.config, bad=a.bad), indent=1))
+    elif a.cmd in ("replay", "minimize") and a.config is None:
+        a.config = log_config(a.log) or "reporting"
+    if a.cmd == "replay":
+        kind, sig, _ = replay(read_log(a.log), a.config, a.hang)
+        print(f"{kind}: {sig}" if kind != "ok" else "ok: nothing happened")
+        sys.exit(0 if kind == "ok" else 1)
+    elif a.cmd == "minimize":
+        ops, kind, sig, tests = minimize(read_log(a.log), a.config, hang_s=a.hang)
+        out = os.path.splitext(a.log)[0] + ".min.log"
+        with open(out, "w") as f:
+            f.write(f"# minimized by tools/fuzz_device.py ({tests} replays)\n# config: {a.config}\n"
+                    f"# reproduces: {kind}: {sig}\n")
+            f.write("\n".join(ops) + "\n")
+        print(f"{len(ops)} ops reproduce {kind}: {sig}; written to {out}")

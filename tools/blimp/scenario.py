@@ -1,0 +1,450 @@
+"""scenario: run a ballooning experiment written as a small text file, narrate
+it, and draw what happened.
+
+A scenario is one step per line; `#` starts a comment. Sizes take K/M/G,
+durations s or ms.
+
+    title TEXT                      the scenario's name
+    boot [mem=SIZE] [machine=q35|pc] [path=pvh|uefi] [append="..."] [device=SPEC]...
+                                    start the guest (once, first)
+    say TEXT                        print a line of narration
+    guest COMMAND...                type a shell command; it must succeed
+    guest? COMMAND...               the same, but it may fail
+    host balloon SIZE               QMP: target guest RAM
+    host stats-poll SECONDS         QMP: ask the guest for statistics that often
+    wait actual SIZE [timeout=DUR]  until query-balloon shows that guest RAM
+    wait rss-below SIZE [timeout=DUR]
+    wait event NAME [timeout=DUR]   a guest event line (docs/events.md)
+    sleep DURATION
+    expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME | pfa-ok
+
+The runner samples QEMU's RSS, the balloon size and the guest's free memory
+(from its statistics) once the guest is ready, every 100 ms, and after the
+last step; with --plot it draws them over time with the steps marked. A
+malformed line is refused with its file and line number before anything
+runs.
+
+    /usr/bin/python3 tools/scenario.py tools/scenarios/tour.scn --plot build/run/timeline.png
+"""
+import argparse
+import os
+import shlex
+import sys
+import threading
+import time
+from typing import Callable, NamedTuple, Optional
+
+from .qmp import QMPError
+from .units import MIB
+from .vm import BlimpVM, GuestError
+
+SAMPLE_PERIOD_S = 0.1
+BOOT_OPTIONS = {"mem", "machine", "path", "append", "device"}
+DEFAULT_DEVICES = ["virtio-balloon-pci,id=bal0"]
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be run, or an expectation that failed."""
+
+
+def parse_size(text, where):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.lower().rstrip("b").rstrip("i")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise ScenarioError(f"{where}: '{text}' is not a size (e.g. 512M)")
+
+
+def parse_duration(text, where):
+    try:
+        if text.endswith("ms"):
+            return float(text[:-2]) / 1000
+        if text.endswith("s"):
+            return float(text[:-1])
+        return float(text)
+    except ValueError:
+        raise ScenarioError(f"{where}: '{text}' is not a duration (e.g. 2s, 500ms)")
+
+
+def split_options(words, where, allowed):
+    """key=value words -> dict (repeatable keys become lists)."""
+    opts = {}
+    for w in words:
+        if "=" not in w:
+            raise ScenarioError(f"{where}: expected key=value, got '{w}'")
+        k, v = w.split("=", 1)
+        if k not in allowed:
+            raise ScenarioError(f"{where}: unknown option '{k}' (known: {', '.join(sorted(allowed))})")
+        opts.setdefault(k, []).append(v)
+    return opts
+
+
+def balloon_qom_path(devices, where):
+    """The QOM path of the scenario's balloon device, from its id= in the
+    boot step's device list: the runner sets and reads its statistics there."""
+    for dev in devices:
+        driver, *props = dev.split(",")
+        if driver.startswith("virtio-balloon"):
+            ids = [p[3:] for p in props if p.startswith("id=")]
+            if not ids:
+                raise ScenarioError(f"{where}: the balloon device needs an id ('{dev},id=NAME'): "
+                                    "the runner reads the guest's statistics through it")
+            return f"/machine/peripheral/{ids[-1]}"
+    raise ScenarioError(f"{where}: no virtio-balloon device among {devices}")
+
+
+def boot_devices(opts):
+    return opts.get("device", DEFAULT_DEVICES)
+
+
+# ------------------------------------------------- checking each kind of step
+# Each takes the step's words after the verb and raises ScenarioError,
+# naming `where`, if they cannot be run.
+def check_nothing(args, where):
+    pass
+
+
+def check_boot(args, where):
+    balloon_qom_path(boot_devices(split_options(args, where, BOOT_OPTIONS)), where)
+
+
+def check_guest(args, where):
+    if not args:
+        raise ScenarioError(f"{where}: 'guest' and 'guest?' need a command")
+
+
+def check_host(args, where):
+    if len(args) != 2 or args[0] not in ("balloon", "stats-poll"):
+        raise ScenarioError(f"{where}: expected 'host balloon SIZE' or 'host stats-poll SECONDS'")
+    if args[0] == "balloon":
+        parse_size(args[1], where)
+
+
+def wait_timeout(args, where):
+    """The timeout=DURATION words after a wait's argument (120 s without)."""
+    timeout = 120.0
+    for extra in args[2:]:
+        if not extra.startswith("timeout="):
+            raise ScenarioError(f"{where}: unexpected '{extra}' (only timeout=DURATION)")
+        timeout = parse_duration(extra[8:], where)
+    return timeout
+
+
+def check_wait(args, where):
+    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event"):
+        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE' or 'wait event NAME'")
+    if args[0] != "event":
+        parse_size(args[1], where)
+    wait_timeout(args, where)
+
+
+def check_sleep(args, where):
+    if len(args) != 1:
+        raise ScenarioError(f"{where}: expected 'sleep DURATION'")
+    parse_duration(args[0], where)
+
+
+def check_expect(args, where):
+    if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok"):
+        raise ScenarioError(f"{where}: expected 'expect actual|rss-below|rss-above SIZE', "
+                            "'expect event NAME' or 'expect pfa-ok'")
+    if args[0] in ("actual", "rss-below", "rss-above"):
+        if len(args) != 2:
+            raise ScenarioError(f"{where}: 'expect {args[0]}' needs a size")
+        parse_size(args[1], where)
+
+
+def parse(path):
+    """The steps of a scenario file, checked: [(where, verb, args)]."""
+    steps = []
+    with open(path) as f:
+        lines = f.readlines()
+    for n, raw in enumerate(lines, 1):
+        where = f"{path}:{n}"
+        text = raw.strip()
+        first = text.split(None, 1)[:1]
+        if first and first[0] in STEPS and STEPS[first[0]].free_text:
+            verb = first[0]
+            args = [text.split(None, 1)[1] if " " in text else ""]  # free text: quotes and # kept
+        else:
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                words = shlex.split(line)
+            except ValueError as e:
+                raise ScenarioError(f"{where}: {e}")
+            verb, args = words[0], words[1:]
+        kind = STEPS.get(verb)
+        if kind is None:
+            raise ScenarioError(f"{where}: unknown step '{verb}'")
+        kind.check(args, where)
+        booted = any(s[1] == "boot" for s in steps)
+        if verb == "boot" and booted:
+            raise ScenarioError(f"{where}: a scenario boots once")
+        if kind.needs_guest and not booted:
+            raise ScenarioError(f"{where}: '{verb}' before 'boot'")
+        steps.append((where, verb, args))
+    if not any(s[1] == "boot" for s in steps):
+        raise ScenarioError(f"{path}: no 'boot' step")
+    return steps
+
+
+class Runner:
+    def __init__(self, steps, out=None):
+        self.steps, self.out = steps, out
+        self.vm = None
+        self.balloon_path = None  # the balloon device's QOM path, from the boot step
+        self.samples = []   # (t, rss, balloon, guest_free)
+        self.marks = []     # (t, label)
+        self.rows = []      # summary: (step, seconds, rss MiB, balloon MiB)
+        self.ram = 0
+        self.stop = threading.Event()
+        self.sampler = None
+        self.sampler_error = None
+        self.title = "scenario"
+
+    def say(self, text):
+        print(text, file=self.out or sys.stdout, flush=True)
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def balloon_bytes(self):
+        return self.ram - self.vm.qmp.execute("query-balloon")["actual"]
+
+    def guest_stats(self):
+        return self.vm.qmp.execute("qom-get", path=self.balloon_path, property="guest-stats")
+
+    def set_stats_polling(self, seconds):
+        self.vm.qmp.execute("qom-set", path=self.balloon_path,
+                            property="guest-stats-polling-interval", value=seconds)
+
+    def sample(self):
+        """Append one sample of QEMU's RSS, the balloon and the guest's free
+        memory; False if QEMU is gone. Any other failure is raised."""
+        try:
+            rss = self.vm.rss()
+            bal = self.balloon_bytes()
+            free = None
+            st = self.guest_stats()
+            if st.get("last-update"):
+                free = st["stats"].get("stat-free-memory")
+        except (OSError, QMPError, GuestError):
+            if self.vm.proc.poll() is not None:
+                return False
+            raise
+        self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None))
+        return True
+
+    def sample_loop(self):
+        try:
+            while not self.stop.wait(SAMPLE_PERIOD_S):
+                if not self.sample():
+                    return
+        except (OSError, QMPError, GuestError) as e:
+            self.sampler_error = e  # raised by run(), in the main thread
+
+    # ------------------------------------------------- running each kind of step
+    # Each takes the step's checked words and returns the line to narrate
+    # (None: nothing to mark on the timeline).
+    def run_title(self, where, args):
+        self.title = args[0]
+        self.say(f"== {args[0]}")
+
+    def run_say(self, where, args):
+        self.say(f"   {args[0]}")
+
+    def run_boot(self, where, args):
+        opts = split_options(args, where, BOOT_OPTIONS)
+        mem = opts.get("mem", ["512M"])[-1]
+        self.ram = parse_size(mem, where)
+        devices = boot_devices(opts)
+        self.balloon_path = balloon_qom_path(devices, where)
+        self.vm = BlimpVM(mem=mem, machine=opts.get("machine", ["q35"])[-1],
+                          boot=opts.get("path", ["pvh"])[-1], append=opts.get("append", [""])[-1],
+                          devices=devices)
+        self.vm.start()
+        ready = self.vm.wait_event("ready", timeout=120)
+        self.t0 = time.monotonic() - ready["_host_time"]
+        self.set_stats_polling(1)
+        # The first point of the plot is taken here and the last in run(),
+        # not left to the sampler's period: a scenario may end before its
+        # first tick (reserve-floor.scn once did, 0.1 s after boot).
+        self.sample()
+        self.sampler = threading.Thread(target=self.sample_loop, daemon=True)
+        self.sampler.start()
+        return f"booted ({ready['boot']}, {ready['mem_usable'] >> 20} MiB usable)"
+
+    def run_guest(self, where, args, must_succeed=True):
+        line = " ".join(args)
+        ev, out = self.vm.shell(line, timeout=600, expect_rc=None)
+        rc = ev.get("rc", -1)
+        if must_succeed and rc != 0:
+            raise ScenarioError(f"{where}: guest command '{line}' failed ({rc}): {' / '.join(out[-3:])}")
+        text = [l for l in out if l and not l.startswith("@ev") and not l.startswith("blimp>")]
+        return f"guest: {line} -> {text[-1] if text else 'rc ' + str(rc)}"
+
+    def run_guest_may_fail(self, where, args):
+        return self.run_guest(where, args, must_succeed=False)
+
+    def run_host(self, where, args):
+        if args[0] == "balloon":
+            size = parse_size(args[1], where)
+            self.vm.qmp.execute("balloon", value=size)
+            return f"host: balloon target {size >> 20} MiB of guest RAM"
+        self.set_stats_polling(int(float(args[1])))
+        time.sleep(float(args[1]) + 0.5)  # one poll answered
+        st = self.guest_stats()["stats"]
+        return (f"host: guest statistics: free {st.get('stat-free-memory', -1) >> 20} MiB, "
+                f"total {st.get('stat-total-memory', -1) >> 20} MiB, "
+                f"huge-page allocations {st.get('stat-htlb-pgalloc', -1)}")
+
+    def run_wait(self, where, args):
+        vm, timeout = self.vm, wait_timeout(args, where)
+        if args[0] == "actual":
+            want = parse_size(args[1], where)
+            vm.wait_actual(want, timeout)
+            return f"actual is {want >> 20} MiB"
+        if args[0] == "rss-below":
+            limit = parse_size(args[1], where)
+            rss = vm.wait_rss_below(limit, timeout)
+            return f"QEMU RSS {rss >> 20} MiB (< {limit >> 20})"
+        ev = vm.wait_event(args[1], timeout=timeout)
+        return f"event {args[1]}: " + ", ".join(f"{k}={v}" for k, v in ev.items()
+                                                 if k not in ("ev", "_host_time"))[:100]
+
+    def run_sleep(self, where, args):
+        time.sleep(parse_duration(args[0], where))
+
+    def run_expect(self, where, args):
+        vm, kind = self.vm, args[0]
+        if kind == "actual":
+            want, got = parse_size(args[1], where), vm.qmp.execute("query-balloon")["actual"]
+            ok = got == want
+            msg = f"actual {got >> 20} MiB, expected {want >> 20} MiB"
+        elif kind in ("rss-below", "rss-above"):
+            limit, rss = parse_size(args[1], where), vm.rss()
+            ok = rss < limit if kind == "rss-below" else rss > limit
+            msg = f"QEMU RSS {rss >> 20} MiB, expected {'below' if kind == 'rss-below' else 'above'} {limit >> 20} MiB"
+        elif kind == "event":
+            ok = bool(vm.events_named(args[1]))
+            msg = f"event {args[1]} {'seen' if ok else 'never seen'}"
+        else:
+            check = vm.shell_event("pfa")["check"]
+            ok, msg = check == "ok", f"allocator invariant check: {check}"
+        if not ok:
+            raise ScenarioError(f"{where}: expectation failed: {msg}")
+        return f"ok: {msg}"
+
+    def step(self, where, verb, args):
+        return STEPS[verb].run(self, where, args)
+
+    def run(self):
+        self.t0 = time.monotonic()
+        where = None
+        try:
+            for where, verb, args in self.steps:
+                text = self.step(where, verb, args)
+                if self.vm and self.vm.bad_lines:
+                    # Events are this tool's input: a malformed one is an error, not a guess.
+                    raise ScenarioError(f"{where}: the guest printed a malformed event line: "
+                                        f"{self.vm.bad_lines[0]}")
+                if self.sampler_error:
+                    raise ScenarioError(f"{where}: sampling QEMU failed: {self.sampler_error}")
+                if text:
+                    t = self.now()
+                    rss = self.vm.rss() >> 20
+                    bal = self.balloon_bytes() >> 20
+                    self.say(f"[{t:6.2f}s] {text}   (QEMU RSS {rss} MiB, balloon {bal} MiB)")
+                    self.marks.append((t, text.split(" ->")[0][:40]))
+                    self.rows.append((text.split(" ->")[0][:48], t, rss, bal))
+        except GuestError as e:
+            raise ScenarioError(f"{where}: {e}" if where else str(e))
+        finally:
+            self.stop.set()
+            try:
+                if self.sampler:
+                    self.sampler.join()
+                    self.sample()  # the last state, however soon after the last tick
+            finally:
+                if self.vm:
+                    self.vm.close()
+        if self.sampler_error:
+            raise ScenarioError(f"sampling QEMU failed: {self.sampler_error}")
+
+    def summary(self):
+        self.say("\n step    time    QEMU RSS  balloon  what")
+        for i, (step, t, rss, bal) in enumerate(self.rows):
+            self.say(f"{i + 1:5d} {t:6.2f}s  {rss:6d} MiB {bal:5d} MiB  {step}")
+
+    def plot(self, path):
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        if not self.samples:
+            raise ScenarioError("nothing was sampled: no plot")
+        t = [s[0] for s in self.samples]
+        fig, ax = plt.subplots(figsize=(11, 5.5))
+        ax.plot(t, [s[1] / MIB for s in self.samples], label="QEMU RSS (host memory used)", lw=2)
+        ax.plot(t, [s[2] / MIB for s in self.samples], label="balloon size", lw=2)
+        free = [(s[0], s[3] / MIB) for s in self.samples if s[3] is not None]
+        if free:
+            ax.plot([f[0] for f in free], [f[1] for f in free], label="guest free memory (guest's statistics)",
+                    lw=1.5, ls="--")
+        top = ax.get_ylim()[1]
+        for i, (mt, label) in enumerate(self.marks):
+            ax.axvline(mt, color="grey", lw=0.6, alpha=0.5)
+            ax.text(mt, top * (0.99 - 0.04 * (i % 3)), str(i + 1), fontsize=7, color="dimgrey",
+                    ha="center", va="top")
+        ax.set_xlabel("seconds since boot")
+        ax.set_ylabel("MiB")
+        ax.set_title(self.title + "  (numbers: the steps in the printed summary)", fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        self.say(f"\npicture: {path}")
+
+
+class StepKind(NamedTuple):
+    """One kind of step: how its words are checked before anything runs, and
+    how it runs. A free-text step keeps its line whole (quotes and #)."""
+    check: Callable[[list, str], None]
+    run: Callable[[Runner, str, list], Optional[str]]
+    needs_guest: bool = True
+    free_text: bool = False
+
+
+STEPS = {
+    "title": StepKind(check_nothing, Runner.run_title, needs_guest=False, free_text=True),
+    "say": StepKind(check_nothing, Runner.run_say, needs_guest=False, free_text=True),
+    "boot": StepKind(check_boot, Runner.run_boot, needs_guest=False),
+    "guest": StepKind(check_guest, Runner.run_guest),
+    "guest?": StepKind(check_guest, Runner.run_guest_may_fail),
+    "host": StepKind(check_host, Runner.run_host),
+    "wait": StepKind(check_wait, Runner.run_wait),
+    "sleep": StepKind(check_sleep, Runner.run_sleep),
+    "expect": StepKind(check_expect, Runner.run_expect),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Run a blimp ballooning scenario.")
+    ap.add_argument("scenario")
+    ap.add_argument("--plot", help="write the timeline picture here (PNG)")
+    args = ap.parse_args()
+    try:
+        runner = Runner(parse(args.scenario))
+        runner.run()
+        runner.summary()
+        if args.plot:
+            runner.plot(args.plot)
+    except (ScenarioError, FileNotFoundError) as e:
+        print(f"scenario: {e}", file=sys.stderr)
+        return 1
+    return 0
