@@ -39,6 +39,7 @@
 #include "arch/x86_64/paging.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
+#include "drivers/virtio/virtio_pci_regs.h"
 #include "tests/fuzz/host/fuzz_util.h"
 
 #define CFG_SIZE 4096
@@ -130,13 +131,13 @@ static uint64_t region_offset(const volatile void *p, unsigned n, bool *is_commo
 {
 	uintptr_t a = (uintptr_t)p, c = (uintptr_t)VD.common, dc = (uintptr_t)VD.device_cfg;
 	*is_common = true;
-	if (VD.common && a == c + 0x15 && n == 1)
-		return 0x15;
+	if (VD.common && a == c + VIRTIO_PCI_COMMON_CONFIG_GENERATION && n == 1)
+		return VIRTIO_PCI_COMMON_CONFIG_GENERATION;
 	*is_common = false;
 	if (VD.device_cfg && a >= dc && a - dc + n <= VD.device_cfg_len)
 		return a - dc;
 	*is_common = true;
-	if (VD.common && a >= c && a - c + n <= 0x38)
+	if (VD.common && a >= c && a - c + n <= VIRTIO_PCI_COMMON_LEN)
 		return a - c;
 	fh_fail("MMIO access of %u bytes at %#lx outside every accepted region", n, (unsigned long)a);
 }
@@ -149,7 +150,7 @@ static uint32_t mmio_read(const volatile void *p, unsigned n)
 	bool common;
 	uint64_t off = region_offset(p, n, &common);
 	if (common) {
-		if (off != 0x15 || n != 1)
+		if (off != VIRTIO_PCI_COMMON_CONFIG_GENERATION || n != 1)
 			fh_fail("read of common configuration register %#llx: not expected here",
 				(unsigned long long)off);
 		uint8_t g = ngens ? gens[gen_reads < ngens ? gen_reads : ngens - 1] : 0;
@@ -215,7 +216,7 @@ static void try_config(uint8_t off, uint8_t len, uint8_t kind)
 	bool inside = VD.device_cfg && off <= VD.device_cfg_len && len <= VD.device_cfg_len - off;
 	/* A device whose device configuration covers the generation register:
 	 * reading one reads the other, and the model below cannot tell them apart. */
-	uintptr_t g = (uintptr_t)VD.common + 0x15, dc = (uintptr_t)VD.device_cfg;
+	uintptr_t g = (uintptr_t)VD.common + VIRTIO_PCI_COMMON_CONFIG_GENERATION, dc = (uintptr_t)VD.device_cfg;
 	bool overlap = VD.device_cfg && g >= dc && g - dc < VD.device_cfg_len;
 	if (rc == 0 && !inside)
 		fh_fail("config_read(%u, %u) succeeded outside %u bytes", off, len, VD.device_cfg_len);
@@ -321,7 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (rc != 0)
 		fh_fail("virtio_pci_parse_caps = %d", rc);
-	check_region("common", VD.common, 0x38, 0x38);
+	check_region("common", VD.common, VIRTIO_PCI_COMMON_LEN, VIRTIO_PCI_COMMON_LEN);
 	check_region("ISR", VD.isr, 1, 1);
 	check_region("notify", VD.notify, VD.notify_len, 2);
 	if (VD.device_cfg)
