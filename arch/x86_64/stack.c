@@ -1,7 +1,7 @@
 /*
- * stack: the interrupt stacks and the guard pages of every kernel stack
- * (see stack.h). The boot stack itself is in start64.S, which needs it
- * before any C runs.
+ * stack: the boot stack, the interrupt stacks and the guard pages of every
+ * kernel stack (see stack.h). start64.S takes the boot stack before any C
+ * runs; nothing here runs until paging is up.
  */
 #include <stddef.h>
 #include "stack.h"
@@ -18,8 +18,13 @@ struct guarded_stack {
 
 static struct guarded_stack ist_stacks[STACK_IST_COUNT];
 
-/* From start64.S: the page under the boot stack, and the stack's top. */
-extern uint8_t boot_stack_guard[], boot_stack_top[];
+/* The boot stack: start64.S sets %rsp to boot_stack + STACK_BOOT_TOP. */
+struct boot_stack {
+	uint8_t guard[PAGE_SIZE];
+	uint8_t stack[STACK_BOOT_SIZE];
+} __attribute__((aligned(4096)));
+_Static_assert(sizeof(struct boot_stack) == STACK_BOOT_TOP, "STACK_BOOT_TOP is the end of boot_stack");
+struct boot_stack boot_stack;
 
 static const char *const ist_names[STACK_IST_COUNT] = {
 	"double-fault stack (IST1)", "NMI/machine-check stack (IST2)", "page-fault stack (IST3)",
@@ -34,7 +39,7 @@ uint64_t stack_ist_top(unsigned ist)
 
 int stack_guards_init(void)
 {
-	int rc = paging_unmap_range(virt_to_phys(boot_stack_guard), PAGE_SIZE);
+	int rc = paging_unmap_range(virt_to_phys(boot_stack.guard), PAGE_SIZE);
 	for (unsigned i = 0; rc == 0 && i < STACK_IST_COUNT; i++)
 		rc = paging_unmap_range(virt_to_phys(ist_stacks[i].guard), PAGE_SIZE);
 	return rc;
@@ -42,7 +47,7 @@ int stack_guards_init(void)
 
 const char *stack_guard_owner(uint64_t addr)
 {
-	uint64_t g = (uint64_t)(uintptr_t)boot_stack_guard;
+	uint64_t g = (uint64_t)(uintptr_t)boot_stack.guard;
 	if (addr >= g && addr < g + PAGE_SIZE)
 		return "boot stack";
 	for (unsigned i = 0; i < STACK_IST_COUNT; i++) {

@@ -21,14 +21,18 @@
  * silent reset) would follow instead of a report. The report names the
  * stack (stack_guard_owner).
  *
- * The boot stack itself is defined in start64.S, the entry that calls into
- * the kernel; stack.c only reads its symbols (boot_stack_guard), so the
- * entry -> kernel_main -> stack_guards_init -> entry loop in the call graph
- * is a data reference, kept on purpose.
+ * The boot stack is defined here too (stack.c); start64.S only points %rsp
+ * at its top, so the entry depends on this module and not the other way.
+ * This header is also read by start64.S: C only under !__ASSEMBLER__.
  */
 #ifndef BLIMP_STACK_H
 #define BLIMP_STACK_H
 
+#define STACK_BOOT_SIZE (64 * 1024)
+/* Offset of the boot stack's top in `boot_stack` (its guard page first). */
+#define STACK_BOOT_TOP (4096 + STACK_BOOT_SIZE)
+
+#ifndef __ASSEMBLER__
 #include <stdint.h>
 
 #define STACK_IST_DOUBLE_FAULT 1
@@ -48,4 +52,5 @@ int stack_guards_init(void);
  * or NULL when it is in none. */
 const char *stack_guard_owner(uint64_t addr);
 
+#endif /* !__ASSEMBLER__ */
 #endif

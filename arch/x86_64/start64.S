@@ -8,6 +8,8 @@
  * stack, turn on SSE (newlib is compiled with it, so no C may run before),
  * and call the C handler, which never returns.
  */
+#include "stack.h"
+
 	.text
 	.code64
 	.globl kernel_entry64
@@ -18,7 +20,7 @@ kernel_entry64:
 
 	.globl start64_common
 start64_common:
-	lea boot_stack_top(%rip), %rsp
+	lea boot_stack + STACK_BOOT_TOP(%rip), %rsp   /* arch/x86_64/stack.c */
 	xor %ebp, %ebp
 
 	mov %cr0, %rax
@@ -34,15 +36,3 @@ start64_common:
 1:	cli
 	hlt
 	jmp 1b
-
-	/* The page under the stack is unmapped once paging is up
-	 * (arch/x86_64/stack.c), so an overflow faults at once instead of
-	 * running on into whatever .bss lies below. */
-	.section .bss
-	.align 4096
-	.globl boot_stack_guard, boot_stack_top
-boot_stack_guard:
-	.skip 4096
-boot_stack:
-	.skip 64 * 1024
-boot_stack_top:
