@@ -31,7 +31,7 @@
 #include <string.h>
 #include "replace.h"
 
-static const char *const policy_names[REPLACE_POLICIES] = { "fifo", "clock", "esc", "opt" };
+static const char *const policy_names[REPLACE_POLICIES] = { "fifo", "clock", "esc", "lru", "opt" };
 
 const char *replace_policy_name(enum replace_policy p)
 {
@@ -118,6 +118,12 @@ int replace_remove(struct replace *r, uint32_t s)
 	return 0;
 }
 
+/* The class index R*2+M of bits b. */
+static unsigned class_of(int b)
+{
+	return (b & REPLACE_R ? 2u : 0u) | (b & REPLACE_M ? 1u : 0u);
+}
+
 /* The victim is `s`, of class `cls` (R*2+M as it was when the scan began). */
 static int64_t chose(struct replace *r, uint32_t s, unsigned cls, bool cleared)
 {
@@ -157,7 +163,7 @@ static int64_t victim_clock(struct replace *r)
 		if (b < 0)
 			return b;
 		if (!(b & REPLACE_R))
-			return chose(r, s, (step >= r->n_used ? 2 : 0) | (b & REPLACE_M), cleared);
+			return chose(r, s, (step >= r->n_used ? 2u : 0u) | class_of(b), cleared);
 	}
 	return chose(r, r->hand, 3, cleared);
 }
@@ -197,7 +203,7 @@ int64_t replace_victim(struct replace *r)
 			if (b < 0)
 				return b;
 		}
-		return chose(r, r->hand, (unsigned)b, false);
+		return chose(r, r->hand, class_of(b), false);
 	}
 	case REPLACE_CLOCK:
 		return victim_clock(r);
@@ -282,12 +288,14 @@ size_t replace_sim_scratch_size(uint32_t n_refs, uint32_t n_pages, uint32_t fram
 	       ALIGN8((size_t)frames * 4) + ALIGN8(frames);
 }
 
-/* OPT: the resident page used again last, or never; the oldest among equals. */
-static uint32_t opt_victim(const struct replace *r, const uint32_t *next_use_of_slot)
+/* OPT: the resident page used again last, or never (key: its next use; the
+ * oldest among those never used again). LRU: the page used longest ago
+ * (key: its last use). */
+static uint32_t key_victim(const struct replace *r, const uint32_t *key, bool largest)
 {
 	uint32_t best = r->hand, s = r->hand;
 	for (uint32_t i = 0; i < r->n_used; i++, s = r->slot[s].next)
-		if (next_use_of_slot[s] > next_use_of_slot[best])
+		if (largest ? key[s] > key[best] : key[s] < key[best])
 			best = s;
 	return best;
 }
@@ -310,13 +318,13 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 	p += ALIGN8((size_t)n_pages * 4);
 	uint32_t *next_use = (void *)p;  /* ref i -> index of the page's next ref, NONE if never */
 	p += ALIGN8((size_t)n_refs * 4);
-	uint32_t *slot_next = (void *)p; /* OPT: slot -> next use of its page */
+	uint32_t *key = (void *)p;       /* OPT: slot -> next use; LRU: slot -> last use */
 	p += ALIGN8((size_t)frames * 4);
 	struct sim sm = { .rm = p };
 
 	struct replace r;
-	int e = replace_init(&r, policy == REPLACE_OPT ? REPLACE_FIFO : policy, &sim_ops, &sm,
-			     slots, frames);
+	bool oracle = policy == REPLACE_OPT || policy == REPLACE_LRU; /* the sim picks, the ring only holds */
+	int e = replace_init(&r, oracle ? REPLACE_FIFO : policy, &sim_ops, &sm, slots, frames);
 	if (e < 0)
 		return e;
 	for (uint32_t pg = 0; pg < n_pages; pg++)
@@ -336,8 +344,8 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 		if (s == REPLACE_NONE) {
 			out->faults++;
 			if (r.n_used == frames) {
-				int64_t v = policy == REPLACE_OPT ? (int64_t)opt_victim(&r, slot_next)
-								  : replace_victim(&r);
+				int64_t v = oracle ? (int64_t)key_victim(&r, key, policy == REPLACE_OPT)
+						   : replace_victim(&r);
 				if (v < 0)
 					return (int)v;
 				if (sm.rm[v] & REPLACE_M)
@@ -354,8 +362,8 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 			sm.rm[s] = 0;
 		}
 		sm.rm[s] |= REPLACE_R | (refs[i].write ? REPLACE_M : 0);
-		if (policy == REPLACE_OPT)
-			slot_next[s] = next_use[i];
+		if (oracle)
+			key[s] = policy == REPLACE_OPT ? next_use[i] : i;
 	}
 	out->refs = n_refs;
 	out->st = r.st;

@@ -27,8 +27,12 @@
  *                  passed over; the first page with R clear is the victim.
  *   REPLACE_ESC    enhanced second chance over the classes (R,M): (0,0), then
  *                  (0,1), (1,0), (1,1), by the four-pass scan in replace.c.
+ *   REPLACE_LRU    exact least recently used: needs a time stamp per access,
+ *                  which the MMU does not keep, so only the simulator runs it,
+ *                  as the yardstick the clocks approximate.
  *   REPLACE_OPT    Belady's optimum: needs the future, so only the simulator
- *                  (replace_simulate) runs it; replace_victim says -EINVAL.
+ *                  (replace_simulate) runs it.
+ * replace_init refuses LRU and OPT with -EINVAL.
  *
  * In the kernel, R and M are a PTE's Accessed and Dirty bits. Clearing R is
  * a promise the caller must keep: a CPU that still holds the translation in
@@ -53,8 +57,9 @@ enum replace_policy {
 	REPLACE_FIFO = 0,
 	REPLACE_CLOCK = 1,
 	REPLACE_ESC = 2,
-	REPLACE_OPT = 3,
-	REPLACE_POLICIES = 4,
+	REPLACE_LRU = 3,
+	REPLACE_OPT = 4,
+	REPLACE_POLICIES = 5,
 };
 
 #define REPLACE_R 1u   /* referenced: the PTE's Accessed bit */
@@ -99,7 +104,7 @@ struct replace {
 };
 
 /* Set up over `slots[n_slots]` (caller storage, any contents). 0, or -EINVAL
- * (no slots, policy unknown or OPT, ops or ops->bits missing for a policy that
+ * (no slots, policy unknown, LRU or OPT, ops or ops->bits missing for a policy that
  * reads bits). FIFO may run with ops NULL. */
 int replace_init(struct replace *r, enum replace_policy policy, const struct replace_ops *ops,
 		 void *ctx, struct replace_slot *slots, uint32_t n_slots);
@@ -124,7 +129,7 @@ uint32_t replace_order(const struct replace *r, uint32_t *out, uint32_t max);
 int replace_check(const struct replace *r, char *why, size_t why_len);
 
 const char *replace_policy_name(enum replace_policy p);
-/* The policy named `name` ("fifo", "clock", "esc", "opt"), or -EINVAL. */
+/* The policy named `name` ("fifo", "clock", "esc", "lru", "opt"), or -EINVAL. */
 int replace_policy_parse(const char *name);
 
 /* ---- the simulator: a reference string run through a policy ---- */
@@ -136,7 +141,7 @@ struct replace_ref {
 
 struct replace_result {
 	uint64_t refs, faults, writebacks; /* writebacks: victims with M set */
-	struct replace_stats st;           /* of the policy's ring (not for OPT) */
+	struct replace_stats st;           /* of the policy's ring (not for LRU, OPT) */
 };
 
 /* Bytes of scratch replace_simulate needs. */
