@@ -215,16 +215,18 @@ static int check_run(struct swap_slots *s, const char *fn, uint64_t first, uint6
 	} else if (first >= s->nslots || count > s->nslots - first) {
 		what = "outside the swap area";
 	} else {
+		static const char *const is[] = { "slot is free", "slot is allocated",
+						  "slot is valid", "slot is bad" };
 		for (; slot < first + count; slot++)
 			if (!((from >> s->state[slot]) & 1u)) {
-				what = state_names[s->state[slot] & 3];
+				what = is[s->state[slot] & 3];
 				break;
 			}
 	}
 	if (!what)
 		return 0;
-	printf("swap: %s: slot %#llx is %s (run %#llx + %llu of %llu slots), caller %p\n", fn,
-	       (unsigned long long)slot, what, (unsigned long long)first, (unsigned long long)count,
+	printf("swap: %s: %s: slot %#llx, run %#llx + %llu, area of %llu slots, caller %p\n", fn,
+	       what, (unsigned long long)slot, (unsigned long long)first, (unsigned long long)count,
 	       (unsigned long long)s->nslots, caller);
 	s->st.bad_calls++;
 	return rc;
