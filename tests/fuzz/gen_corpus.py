@@ -212,6 +212,60 @@ def gen_pfa():
       .balloon_return(0).balloon_take(1, 1))
 
 
+# ---------------------------------------------------------------- swap_slots
+class SWAP:
+    """Ops of fuzz_swap_slots.c: op byte % 6 selects, arguments follow."""
+
+    def __init__(self, slots):
+        self.b = bytearray(u16(slots - 1))
+
+    def alloc(self, want):
+        self.b += bytes([0, want])
+        return self
+
+    def _run(self, op, start, how=9, extra=b""):
+        self.b += bytes([op, how]) + u16(start) + bytes(extra)
+        return self
+
+    def free(self, start, **kw):
+        return self._run(2, start, **kw)
+
+    def written(self, start, **kw):
+        return self._run(3, start, **kw)
+
+    def invalidate(self, start, **kw):
+        return self._run(4, start, **kw)
+
+    def bad(self, start, **kw):
+        return self._run(5, start, **kw)
+
+
+def gen_swap_slots():
+    w = lambda n, p: write("swap_slots", n, p.b)
+    p = SWAP(1000)
+    for i in range(8):
+        p.alloc(32)
+    w("write-path", p.written(0).written(32).invalidate(32).written(32).free(0).free(64)
+      .alloc(64).written(256).free(256))
+    p = SWAP(130)
+    for i in range(20):
+        p.alloc(7)
+    w("full-then-free", p.alloc(1).free(77).alloc(7).alloc(7).free(0).free(7).alloc(64))
+    p = SWAP(256).alloc(64).alloc(64).alloc(64).alloc(64)
+    for i in range(0, 256, 2):
+        p.free(i, how=1, extra=[i % 64])
+    w("fragmented", p.alloc(8).alloc(8).alloc(64).alloc(2))
+    p = SWAP(200).alloc(64).written(0).bad(5, how=0, extra=[3]).alloc(1).bad(64)
+    w("bad-slots", p.alloc(64).alloc(64).alloc(64).alloc(64).free(5).bad(5).free(0))
+    p = SWAP(300).alloc(10).written(0, how=0, extra=[5])
+    p.free(20).free(0, how=3, extra=[2]).free(0, how=5, extra=[0]).free(0, how=4, extra=[1])
+    p.free(0, how=4, extra=[0]).free(0, how=6, extra=[1]).written(0).invalidate(9).bad(299)
+    w("bad-calls", p.alloc(0).alloc(65).free(0).free(0))
+    p = SWAP(100).alloc(64).alloc(64).free(10, how=1, extra=[0])
+    w("end-and-wrap", p.alloc(3).alloc(3).alloc(64))
+    w("one-slot", SWAP(1).alloc(64).alloc(1).written(0).invalidate(0).bad(0).alloc(1))
+
+
 # ---------------------------------------------------------------- elf
 PT_LOAD, PT_INTERP, PT_NOTE = 1, 3, 4
 PF_X, PF_W, PF_R = 1, 2, 4
@@ -386,7 +440,8 @@ def gen_pci():
     w("bridge-header", virtio_cfg(qemu_caps(), header=1), QEMU_SIZING)
 
 
-GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci}
+GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci,
+              "swap_slots": gen_swap_slots}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
