@@ -9,18 +9,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include "pfa.h"
+#include "check.h"
 #include "pfa_bits.h"
 
-static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && len)
-		vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return -EFAULT;
-}
 
 /* Summary levels must say exactly which words below are non-zero. */
 static int check_bitmap(const struct pfa_bitmap *b, unsigned order, const char *name,
@@ -33,7 +24,7 @@ static int check_bitmap(const struct pfa_bitmap *b, unsigned order, const char *
 		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
 			bool summary = b->level[l][w >> 6] & pfa_bits_word_bit(w);
 			if (summary != (b->level[l - 1][w] != 0))
-				return fail(why, len, "%s bitmap of order %u: level %d bit %llu is %d "
+				return check_fail(why, len, "%s bitmap of order %u: level %d bit %llu is %d "
 					    "but word %llu below is %#llx", name, order, l,
 					    (unsigned long long)w, summary, (unsigned long long)w,
 					    (unsigned long long)b->level[l - 1][w]);
@@ -49,18 +40,18 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 		uint8_t b = a->frame[pfn];
 		unsigned state = pfa_bits_state(b), order = pfa_bits_order(b);
 		if (order == PFA_TAIL)
-			return fail(why, len, "frame %#llx is a block's inner frame with no block "
+			return check_fail(why, len, "frame %#llx is a block's inner frame with no block "
 				    "around it (state %u)", (unsigned long long)pfn, state);
 		if (order > PFA_MAX_ORDER || state > PFA_POOL_USED)
-			return fail(why, len, "frame %#llx has order %u, state %u",
+			return check_fail(why, len, "frame %#llx has order %u, state %u",
 				    (unsigned long long)pfn, order, state);
 		uint64_t n = 1ULL << order;
 		if ((pfn & (n - 1)) || n > a->pfn_limit - pfn)
-			return fail(why, len, "block %#llx of order %u is misaligned or past the end",
+			return check_fail(why, len, "block %#llx of order %u is misaligned or past the end",
 				    (unsigned long long)pfn, order);
 		for (uint64_t i = 1; i < n; i++)
 			if (a->frame[pfn + i] != pfa_bits_pack(state, 0, PFA_TAIL))
-				return fail(why, len, "frame %#llx inside block %#llx (order %u, state %u) "
+				return check_fail(why, len, "frame %#llx inside block %#llx (order %u, state %u) "
 					    "has byte %#x", (unsigned long long)(pfn + i),
 					    (unsigned long long)pfn, order, state, a->frame[pfn + i]);
 		if (state == PFA_FREE) {
@@ -69,18 +60,18 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 			const struct pfa_bitmap *other = rep ? &a->unreported[order] : &a->reported[order];
 			if (!(own->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)) ||
 			    (other->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)))
-				return fail(why, len, "free block %#llx of order %u (reported %d) is not on "
+				return check_fail(why, len, "free block %#llx of order %u (reported %d) is not on "
 					    "exactly its own list", (unsigned long long)pfn, order, rep);
 			uint64_t buddy = pfn ^ n;
 			if (order < PFA_MAX_ORDER && buddy + n <= a->pfn_limit &&
 			    pfa_bits_state(a->frame[buddy]) == PFA_FREE && pfa_bits_order(a->frame[buddy]) == order)
-				return fail(why, len, "free buddies %#llx and %#llx of order %u are not merged",
+				return check_fail(why, len, "free buddies %#llx and %#llx of order %u are not merged",
 					    (unsigned long long)pfn, (unsigned long long)buddy, order);
 			blocks[order]++;
 			if (rep)
 				reported += n;
 		} else if (pfa_bits_reported(b)) {
-			return fail(why, len, "block %#llx is not free but marked reported",
+			return check_fail(why, len, "block %#llx is not free but marked reported",
 				    (unsigned long long)pfn);
 		}
 		count[state] += n;
@@ -95,7 +86,7 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 		if (rc < 0)
 			return rc;
 		if (unrep_bits + rep_bits != blocks[k] || blocks[k] != a->st.free_blocks[k])
-			return fail(why, len, "order %u: %llu bits set, %llu free blocks seen, "
+			return check_fail(why, len, "order %u: %llu bits set, %llu free blocks seen, "
 				    "counter says %llu", k, (unsigned long long)(unrep_bits + rep_bits),
 				    (unsigned long long)blocks[k], (unsigned long long)a->st.free_blocks[k]);
 	}
@@ -112,7 +103,7 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 	};
 	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
 		if (totals[i].seen != totals[i].counted)
-			return fail(why, len, "%s frames: %llu seen, counter says %llu", totals[i].name,
+			return check_fail(why, len, "%s frames: %llu seen, counter says %llu", totals[i].name,
 				    (unsigned long long)totals[i].seen, (unsigned long long)totals[i].counted);
 	return 0;
 }

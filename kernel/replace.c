@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "replace.h"
+#include "check.h"
 
 static const char *const policy_names[REPLACE_POLICIES] = { "fifo", "clock", "esc", "lru", "opt" };
 
@@ -222,16 +223,6 @@ uint32_t replace_order(const struct replace *r, uint32_t *out, uint32_t max)
 	return k;
 }
 
-static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && len)
-		vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return -EFAULT;
-}
 
 int replace_check(const struct replace *r, char *why, size_t len)
 {
@@ -239,25 +230,25 @@ int replace_check(const struct replace *r, char *why, size_t len)
 	for (uint32_t i = 0; i < r->n_slots; i++)
 		used += r->slot[i].used;
 	if (used != r->n_used)
-		return fail(why, len, "%u slots used, n_used %u", used, r->n_used);
+		return check_fail(why, len, "%u slots used, n_used %u", used, r->n_used);
 	if ((r->hand == REPLACE_NONE) != (used == 0))
-		return fail(why, len, "hand %u with %u used", r->hand, used);
+		return check_fail(why, len, "hand %u with %u used", r->hand, used);
 	uint32_t s = r->hand;
 	for (uint32_t i = 0; i < used; i++) {
 		if (s >= r->n_slots || !r->slot[s].used)
-			return fail(why, len, "ring step %u: slot %u not in use", i, s);
+			return check_fail(why, len, "ring step %u: slot %u not in use", i, s);
 		uint32_t nx = r->slot[s].next;
 		if (nx >= r->n_slots || r->slot[nx].prev != s)
-			return fail(why, len, "slot %u: next %u, whose prev is not it", s, nx);
+			return check_fail(why, len, "slot %u: next %u, whose prev is not it", s, nx);
 		s = nx;
 	}
 	if (used && s != r->hand)
-		return fail(why, len, "ring of %u steps ends at slot %u, not the hand %u", used, s, r->hand);
+		return check_fail(why, len, "ring of %u steps ends at slot %u, not the hand %u", used, s, r->hand);
 	for (s = r->free_head; s != REPLACE_NONE && free <= r->n_slots; s = r->slot[s].next, free++)
 		if (s >= r->n_slots || r->slot[s].used)
-			return fail(why, len, "free list: slot %u used or out of range", s);
+			return check_fail(why, len, "free list: slot %u used or out of range", s);
 	if (free != r->n_slots - used)
-		return fail(why, len, "free list has %u slots, expected %u", free, r->n_slots - used);
+		return check_fail(why, len, "free list has %u slots, expected %u", free, r->n_slots - used);
 	return 0;
 }
 

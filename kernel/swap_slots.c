@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "swap_slots.h"
+#include "check.h"
 
 #define WORD_ALL ~0ULL
 
@@ -278,16 +279,6 @@ enum swap_slot_state swap_slots_state(const struct swap_slots *s, uint64_t slot)
 
 /* ---------------------------------------------------------------- checker */
 
-static int fail(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (why && len)
-		vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return -EFAULT;
-}
 
 /* Summary levels say exactly which words below are non-zero, and no bit is
  * set past the `nbits` the map describes. */
@@ -298,7 +289,7 @@ static int check_map(const struct swap_slots_map *m, uint64_t nbits, const char 
 		uint64_t bits = l == 0 ? nbits : m->words[l - 1];
 		uint64_t last = m->level[l][m->words[l] - 1];
 		if ((bits & 63) && (last >> (bits & 63)))
-			return fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
+			return check_fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
 				    "word %#llx)", name, l, (unsigned long long)bits,
 				    (unsigned long long)last);
 		if (l == 0)
@@ -306,7 +297,7 @@ static int check_map(const struct swap_slots_map *m, uint64_t nbits, const char 
 		for (uint64_t w = 0; w < m->words[l - 1]; w++) {
 			bool summary = (m->level[l][w >> 6] >> (w & 63)) & 1;
 			if (summary != (m->level[l - 1][w] != 0))
-				return fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
+				return check_fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
 					    "below is %#llx", name, l, (unsigned long long)w, summary,
 					    (unsigned long long)w, (unsigned long long)m->level[l - 1][w]);
 		}
@@ -320,9 +311,9 @@ int swap_slots_check(const struct swap_slots *s, char *why, size_t len)
 	for (uint64_t i = 0; i < s->nslots; i++) {
 		unsigned st = s->state[i];
 		if (st > SWAP_SLOT_BAD)
-			return fail(why, len, "slot %#llx has state byte %u", (unsigned long long)i, st);
+			return check_fail(why, len, "slot %#llx has state byte %u", (unsigned long long)i, st);
 		if (map_test(&s->free, i) != (st == SWAP_SLOT_FREE))
-			return fail(why, len, "slot %#llx is %s but its free bit is %d",
+			return check_fail(why, len, "slot %#llx is %s but its free bit is %d",
 				    (unsigned long long)i, state_names[st], map_test(&s->free, i));
 		count(&c, st, 1);
 	}
@@ -333,12 +324,12 @@ int swap_slots_check(const struct swap_slots *s, char *why, size_t len)
 		return rc;
 	for (uint64_t w = 0; w < s->free.words[0]; w++)
 		if (map_test(&s->whole, w) != (s->free.level[0][w] == WORD_ALL))
-			return fail(why, len, "cluster %llu (slots %#llx..) has whole bit %d but free "
+			return check_fail(why, len, "cluster %llu (slots %#llx..) has whole bit %d but free "
 				    "word %#llx", (unsigned long long)w, (unsigned long long)w * 64,
 				    map_test(&s->whole, w), (unsigned long long)s->free.level[0][w]);
 	if (c.free != s->st.free || c.used != s->st.used || c.valid != s->st.valid ||
 	    c.bad != s->st.bad || s->st.total != s->nslots)
-		return fail(why, len, "counters free %llu used %llu valid %llu bad %llu total %llu; "
+		return check_fail(why, len, "counters free %llu used %llu valid %llu bad %llu total %llu; "
 			    "slots say %llu %llu %llu %llu %llu", (unsigned long long)s->st.free,
 			    (unsigned long long)s->st.used, (unsigned long long)s->st.valid,
 			    (unsigned long long)s->st.bad, (unsigned long long)s->st.total,
@@ -346,7 +337,7 @@ int swap_slots_check(const struct swap_slots *s, char *why, size_t len)
 			    (unsigned long long)c.valid, (unsigned long long)c.bad,
 			    (unsigned long long)s->nslots);
 	if (s->cursor >= s->nslots)
-		return fail(why, len, "cursor %#llx is past the end (%llu slots)",
+		return check_fail(why, len, "cursor %#llx is past the end (%llu slots)",
 			    (unsigned long long)s->cursor, (unsigned long long)s->nslots);
 	return 0;
 }
