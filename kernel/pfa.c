@@ -34,67 +34,15 @@
 #include "pfa.h"
 #include "pfa_bits.h"
 
-/* ---------------------------------------------------------------- bitmaps */
-
-static size_t bitmap_words(uint64_t nbits, uint64_t words[PFA_MAX_LEVELS], int *levels)
-{
-	size_t total = 0;
-	int l = 0;
-	do {
-		nbits = (nbits + 63) / 64; /* words at this level = bits of the next */
-		words[l] = nbits;
-		total += nbits;
-		l++;
-	} while (nbits > 1 && l < PFA_MAX_LEVELS);
-	*levels = l;
-	return total;
-}
-
-static void bitmap_set(struct pfa_bitmap *b, uint64_t i)
-{
-	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		bool was_zero = b->level[l][i >> 6] == 0;
-		b->level[l][i >> 6] |= pfa_bits_word_bit(i);
-		if (!was_zero)
-			break; /* the levels above already know this word is non-zero */
-	}
-}
-
-static void bitmap_clear(struct pfa_bitmap *b, uint64_t i)
-{
-	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		b->level[l][i >> 6] &= ~pfa_bits_word_bit(i);
-		if (b->level[l][i >> 6] != 0)
-			break;
-	}
-}
-
-/* Lowest set bit, or -1. */
-static int64_t bitmap_first(const struct pfa_bitmap *b)
-{
-	int top = b->levels - 1;
-	uint64_t idx = UINT64_MAX;
-	for (uint64_t w = 0; w < b->words[top]; w++)
-		if (b->level[top][w]) {
-			idx = w;
-			break;
-		}
-	if (idx == UINT64_MAX)
-		return -1;
-	for (int l = top; l >= 0; l--)
-		idx = idx * 64 + (uint64_t)__builtin_ctzll(b->level[l][idx]);
-	return (int64_t)idx;
-}
-
 /* ---------------------------------------------------------------- setup */
 
 size_t pfa_metadata_size(uint64_t pfn_limit)
 {
 	size_t bytes = (pfn_limit + 7) & ~7ULL;
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
-		uint64_t words[PFA_MAX_LEVELS];
+		uint64_t words[SBITMAP_MAX_LEVELS];
 		int levels;
-		bytes += 2 * 8 * bitmap_words((pfn_limit >> k) + 1, words, &levels);
+		bytes += 2 * 8 * sbitmap_words((pfn_limit >> k) + 1, words, &levels);
 	}
 	return bytes;
 }
@@ -115,15 +63,8 @@ int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
 	a->frame = meta; /* all zero: every frame reserved, order 0 */
 	uint64_t *p = (uint64_t *)((uint8_t *)meta + ((pfn_limit + 7) & ~7ULL));
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
-		struct pfa_bitmap *pair[2] = { &a->unreported[k], &a->reported[k] };
-		for (int j = 0; j < 2; j++) {
-			struct pfa_bitmap *b = pair[j];
-			bitmap_words((pfn_limit >> k) + 1, b->words, &b->levels);
-			for (int l = 0; l < b->levels; l++) {
-				b->level[l] = p;
-				p += b->words[l];
-			}
-		}
+		p = sbitmap_carve(&a->unreported[k], (pfn_limit >> k) + 1, p);
+		p = sbitmap_carve(&a->reported[k], (pfn_limit >> k) + 1, p);
 	}
 	return 0;
 }
@@ -141,7 +82,7 @@ void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx)
 
 /* ---------------------------------------------------------------- blocks */
 
-static struct pfa_bitmap *list_of(struct pfa *a, unsigned order, bool reported)
+static struct sbitmap *list_of(struct pfa *a, unsigned order, bool reported)
 {
 	return reported ? &a->reported[order] : &a->unreported[order];
 }
@@ -158,7 +99,7 @@ static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned sta
 static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 {
 	a->frame[pfn] = pfa_bits_pack(PFA_FREE, reported, order);
-	bitmap_set(list_of(a, order, reported), pfn >> order);
+	sbitmap_set(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]++;
 	a->st.free += 1ULL << order;
 	if (reported)
@@ -168,7 +109,7 @@ static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 {
 	bool reported = pfa_bits_reported(a->frame[pfn]);
-	bitmap_clear(list_of(a, order, reported), pfn >> order);
+	sbitmap_clear(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]--;
 	a->st.free -= 1ULL << order;
 	if (reported)
@@ -215,9 +156,9 @@ void pfa_set_free_hook(struct pfa *a, void (*fn)(void *ctx), void *ctx)
 /* The lowest free block of exactly `order`, from the preferred list first. */
 static int64_t find_block(struct pfa *a, unsigned order, bool prefer_reported)
 {
-	int64_t i = bitmap_first(list_of(a, order, prefer_reported));
+	int64_t i = sbitmap_first(list_of(a, order, prefer_reported));
 	if (i < 0)
-		i = bitmap_first(list_of(a, order, !prefer_reported));
+		i = sbitmap_first(list_of(a, order, !prefer_reported));
 	return i < 0 ? -1 : (int64_t)((uint64_t)i << order);
 }
 
@@ -512,7 +453,7 @@ size_t pfa_report_take(struct pfa *a, unsigned min_order, struct pfa_run *out, s
 	size_t n = 0;
 	for (int o = PFA_MAX_ORDER; o >= (int)min_order && n < max_out; o--) {
 		int64_t i;
-		while (n < max_out && (i = bitmap_first(&a->unreported[o])) >= 0) {
+		while (n < max_out && (i = sbitmap_first(&a->unreported[o])) >= 0) {
 			uint64_t pfn = (uint64_t)i << o;
 			list_remove(a, pfn, (unsigned)o);
 			mark_block(a, pfn, (unsigned)o, PFA_ISOLATED, false);

@@ -26,10 +26,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "sbitmap.h"
 
 #define PFA_MAX_ORDER 14        /* 64 MiB: big enough that RAM is a few hundred blocks */
 #define PFA_HUGE_ORDER 9        /* 2 MiB: a host huge page, the balloon's unit */
-#define PFA_MAX_LEVELS 6        /* summary levels of a free bitmap: 64^6 bits */
 #define PFA_POOL_MAX 1024       /* huge-pool pages (2 GiB) */
 
 enum pfa_state {
@@ -48,13 +48,6 @@ struct pfa_run {
 	unsigned order;
 };
 
-/* A set of free blocks per order: one bit per aligned block, with summary
- * levels so the first set bit is found in O(levels). */
-struct pfa_bitmap {
-	uint64_t *level[PFA_MAX_LEVELS]; /* level[0]: one bit per block */
-	uint64_t words[PFA_MAX_LEVELS];
-	int levels;
-};
 
 struct pfa_stats {
 	uint64_t managed;            /* frames given by pfa_add_free_range, less reserved ones */
@@ -75,8 +68,9 @@ typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
 struct pfa {
 	uint64_t pfn_limit;          /* frames [0, pfn_limit) are described */
 	uint8_t *frame;              /* one byte per frame: state | reported << 3 | order << 4 */
-	struct pfa_bitmap unreported[PFA_MAX_ORDER + 1];
-	struct pfa_bitmap reported[PFA_MAX_ORDER + 1];
+	/* free blocks per order: a bit per aligned block (kernel/sbitmap.h) */
+	struct sbitmap unreported[PFA_MAX_ORDER + 1];
+	struct sbitmap reported[PFA_MAX_ORDER + 1];
 	uint64_t reserve_floor;      /* free frames the balloon must leave */
 	uint64_t pool[PFA_POOL_MAX];  /* huge-pool pages, by first pfn */
 	struct pfa_stats st;

@@ -22,6 +22,5 @@ static inline uint8_t pfa_bits_pack(unsigned state, bool reported, unsigned orde
 	return (uint8_t)(state | ((unsigned)reported << 3) | (order << 4));
 }
 /* Bit i of its 64-bit bitmap word (the word is i >> 6). */
-static inline uint64_t pfa_bits_word_bit(uint64_t i) { return 1ULL << (i & 63); }
 
 #endif

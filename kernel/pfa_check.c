@@ -13,23 +13,17 @@
 #include "pfa_bits.h"
 
 
-/* Summary levels must say exactly which words below are non-zero. */
-static int check_bitmap(const struct pfa_bitmap *b, unsigned order, const char *name,
+/* Set bits (free blocks) of one order's bitmap, after its summary levels
+ * are checked. */
+static int check_bitmap(const struct sbitmap *b, uint64_t nbits, unsigned order, const char *name,
 			uint64_t *bits, char *why, size_t len)
 {
+	char what[48];
+	snprintf(what, sizeof(what), "%s order %u", name, order);
 	*bits = 0;
 	for (uint64_t w = 0; w < b->words[0]; w++)
 		*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
-	for (int l = 1; l < b->levels; l++)
-		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
-			bool summary = b->level[l][w >> 6] & pfa_bits_word_bit(w);
-			if (summary != (b->level[l - 1][w] != 0))
-				return check_fail(why, len, "%s bitmap of order %u: level %d bit %llu is %d "
-					    "but word %llu below is %#llx", name, order, l,
-					    (unsigned long long)w, summary, (unsigned long long)w,
-					    (unsigned long long)b->level[l - 1][w]);
-		}
-	return 0;
+	return sbitmap_check(b, nbits, what, why, len);
 }
 
 int pfa_check(const struct pfa *a, char *why, size_t len)
@@ -56,10 +50,10 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 					    (unsigned long long)pfn, order, state, a->frame[pfn + i]);
 		if (state == PFA_FREE) {
 			bool rep = pfa_bits_reported(b);
-			const struct pfa_bitmap *own = rep ? &a->reported[order] : &a->unreported[order];
-			const struct pfa_bitmap *other = rep ? &a->unreported[order] : &a->reported[order];
-			if (!(own->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)) ||
-			    (other->level[0][(pfn >> order) >> 6] & pfa_bits_word_bit(pfn >> order)))
+			const struct sbitmap *own = rep ? &a->reported[order] : &a->unreported[order];
+			const struct sbitmap *other = rep ? &a->unreported[order] : &a->reported[order];
+			if (!(own->level[0][(pfn >> order) >> 6] & sbitmap_bit(pfn >> order)) ||
+			    (other->level[0][(pfn >> order) >> 6] & sbitmap_bit(pfn >> order)))
 				return check_fail(why, len, "free block %#llx of order %u (reported %d) is not on "
 					    "exactly its own list", (unsigned long long)pfn, order, rep);
 			uint64_t buddy = pfn ^ n;
@@ -80,9 +74,9 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t unrep_bits, rep_bits;
-		int rc = check_bitmap(&a->unreported[k], k, "unreported", &unrep_bits, why, len);
+		int rc = check_bitmap(&a->unreported[k], (a->pfn_limit >> k) + 1, k, "unreported", &unrep_bits, why, len);
 		if (rc == 0)
-			rc = check_bitmap(&a->reported[k], k, "reported", &rep_bits, why, len);
+			rc = check_bitmap(&a->reported[k], (a->pfn_limit >> k) + 1, k, "reported", &rep_bits, why, len);
 		if (rc < 0)
 			return rc;
 		if (unrep_bits + rep_bits != blocks[k] || blocks[k] != a->st.free_blocks[k])

@@ -31,83 +31,15 @@
 
 static const char *const state_names[] = { "free", "allocated", "valid", "bad" };
 
-/* ---------------------------------------------------------------- bitmaps */
-
-/* Words per level for nbits bits; returns the total. */
-static size_t map_words(uint64_t nbits, uint64_t words[SWAP_SLOTS_MAX_LEVELS], int *levels)
-{
-	size_t total = 0;
-	int l = 0;
-	do {
-		nbits = (nbits + 63) / 64;
-		words[l] = nbits;
-		total += nbits;
-		l++;
-	} while (nbits > 1 && l < SWAP_SLOTS_MAX_LEVELS);
-	*levels = l;
-	return total;
-}
-
-static uint64_t *map_carve(struct swap_slots_map *m, uint64_t nbits, uint64_t *p)
-{
-	map_words(nbits, m->words, &m->levels);
-	for (int l = 0; l < m->levels; l++) {
-		m->level[l] = p;
-		p += m->words[l];
-	}
-	return p;
-}
-
-static bool map_test(const struct swap_slots_map *m, uint64_t i)
-{
-	return (m->level[0][i >> 6] >> (i & 63)) & 1;
-}
-
-static void map_set(struct swap_slots_map *m, uint64_t i)
-{
-	for (int l = 0; l < m->levels; l++, i >>= 6) {
-		bool was_zero = m->level[l][i >> 6] == 0;
-		m->level[l][i >> 6] |= 1ULL << (i & 63);
-		if (!was_zero)
-			break; /* the levels above already know */
-	}
-}
-
-static void map_clear(struct swap_slots_map *m, uint64_t i)
-{
-	for (int l = 0; l < m->levels; l++, i >>= 6) {
-		m->level[l][i >> 6] &= ~(1ULL << (i & 63));
-		if (m->level[l][i >> 6] != 0)
-			break;
-	}
-}
-
-/* Lowest set bit, or -1. */
-static int64_t map_first(const struct swap_slots_map *m)
-{
-	int top = m->levels - 1;
-	uint64_t idx = UINT64_MAX;
-	for (uint64_t w = 0; w < m->words[top]; w++)
-		if (m->level[top][w]) {
-			idx = w;
-			break;
-		}
-	if (idx == UINT64_MAX)
-		return -1;
-	for (int l = top; l >= 0; l--)
-		idx = idx * 64 + (uint64_t)__builtin_ctzll(m->level[l][idx]);
-	return (int64_t)idx;
-}
-
 /* ---------------------------------------------------------------- setup */
 
 size_t swap_slots_metadata_size(uint64_t nslots)
 {
-	uint64_t words[SWAP_SLOTS_MAX_LEVELS];
+	uint64_t words[SBITMAP_MAX_LEVELS];
 	int levels;
 	size_t bytes = (nslots + 7) & ~7ULL;
-	bytes += 8 * map_words(nslots, words, &levels);
-	bytes += 8 * map_words((nslots + 63) / 64, words, &levels);
+	bytes += 8 * sbitmap_words(nslots, words, &levels);
+	bytes += 8 * sbitmap_words((nslots + 63) / 64, words, &levels);
 	return bytes;
 }
 
@@ -120,12 +52,12 @@ int swap_slots_init(struct swap_slots *s, void *meta, size_t meta_size, uint64_t
 	s->nslots = nslots;
 	s->state = meta; /* all zero: every slot FREE ... */
 	uint64_t *p = (uint64_t *)((uint8_t *)meta + ((nslots + 7) & ~7ULL));
-	p = map_carve(&s->free, nslots, p);
-	map_carve(&s->whole, (nslots + 63) / 64, p);
+	p = sbitmap_carve(&s->free, nslots, p);
+	sbitmap_carve(&s->whole, (nslots + 63) / 64, p);
 	for (uint64_t i = 0; i < nslots; i++) /* ... and so every free bit set */
-		map_set(&s->free, i);
+		sbitmap_set(&s->free, i);
 	for (uint64_t w = 0; w < nslots / 64; w++)
-		map_set(&s->whole, w);
+		sbitmap_set(&s->whole, w);
 	s->st.total = s->st.free = nslots;
 	return 0;
 }
@@ -150,15 +82,15 @@ static void set_state(struct swap_slots *s, uint64_t slot, unsigned to)
 	count(&s->st, to, 1);
 	s->state[slot] = (uint8_t)to;
 	if (from == SWAP_SLOT_FREE && to != SWAP_SLOT_FREE)
-		map_clear(&s->free, slot);
+		sbitmap_clear(&s->free, slot);
 	else if (from != SWAP_SLOT_FREE && to == SWAP_SLOT_FREE)
-		map_set(&s->free, slot);
+		sbitmap_set(&s->free, slot);
 	uint64_t w = slot >> 6;
 	bool whole = s->free.level[0][w] == WORD_ALL;
-	if (whole && !map_test(&s->whole, w))
-		map_set(&s->whole, w);
-	else if (!whole && map_test(&s->whole, w))
-		map_clear(&s->whole, w);
+	if (whole && !sbitmap_test(&s->whole, w))
+		sbitmap_set(&s->whole, w);
+	else if (!whole && sbitmap_test(&s->whole, w))
+		sbitmap_clear(&s->whole, w);
 }
 
 /* Free slots from `at` on, at most `want`. */
@@ -180,12 +112,12 @@ int64_t swap_slots_alloc(struct swap_slots *s, unsigned want, uint64_t *first)
 	}
 	uint64_t at = s->cursor, got = free_run(s, at, want);
 	if (got < want) {
-		int64_t c = map_first(&s->whole);
+		int64_t c = sbitmap_first(&s->whole);
 		if (c >= 0) {
 			at = (uint64_t)c * 64;
 			got = want;
 		} else {
-			uint64_t low = (uint64_t)map_first(&s->free), n = free_run(s, low, want);
+			uint64_t low = (uint64_t)sbitmap_first(&s->free), n = free_run(s, low, want);
 			if (n > got) {
 				at = low;
 				got = n;
@@ -280,31 +212,6 @@ enum swap_slot_state swap_slots_state(const struct swap_slots *s, uint64_t slot)
 /* ---------------------------------------------------------------- checker */
 
 
-/* Summary levels say exactly which words below are non-zero, and no bit is
- * set past the `nbits` the map describes. */
-static int check_map(const struct swap_slots_map *m, uint64_t nbits, const char *name, char *why,
-		     size_t len)
-{
-	for (int l = 0; l < m->levels; l++) {
-		uint64_t bits = l == 0 ? nbits : m->words[l - 1];
-		uint64_t last = m->level[l][m->words[l] - 1];
-		if ((bits & 63) && (last >> (bits & 63)))
-			return check_fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
-				    "word %#llx)", name, l, (unsigned long long)bits,
-				    (unsigned long long)last);
-		if (l == 0)
-			continue;
-		for (uint64_t w = 0; w < m->words[l - 1]; w++) {
-			bool summary = (m->level[l][w >> 6] >> (w & 63)) & 1;
-			if (summary != (m->level[l - 1][w] != 0))
-				return check_fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
-					    "below is %#llx", name, l, (unsigned long long)w, summary,
-					    (unsigned long long)w, (unsigned long long)m->level[l - 1][w]);
-		}
-	}
-	return 0;
-}
-
 int swap_slots_check(const struct swap_slots *s, char *why, size_t len)
 {
 	struct swap_slots_stats c = { 0 };
@@ -312,21 +219,21 @@ int swap_slots_check(const struct swap_slots *s, char *why, size_t len)
 		unsigned st = s->state[i];
 		if (st > SWAP_SLOT_BAD)
 			return check_fail(why, len, "slot %#llx has state byte %u", (unsigned long long)i, st);
-		if (map_test(&s->free, i) != (st == SWAP_SLOT_FREE))
+		if (sbitmap_test(&s->free, i) != (st == SWAP_SLOT_FREE))
 			return check_fail(why, len, "slot %#llx is %s but its free bit is %d",
-				    (unsigned long long)i, state_names[st], map_test(&s->free, i));
+				    (unsigned long long)i, state_names[st], sbitmap_test(&s->free, i));
 		count(&c, st, 1);
 	}
-	int rc = check_map(&s->free, s->nslots, "free", why, len);
+	int rc = sbitmap_check(&s->free, s->nslots, "free", why, len);
 	if (rc == 0)
-		rc = check_map(&s->whole, s->free.words[0], "cluster", why, len);
+		rc = sbitmap_check(&s->whole, s->free.words[0], "cluster", why, len);
 	if (rc)
 		return rc;
 	for (uint64_t w = 0; w < s->free.words[0]; w++)
-		if (map_test(&s->whole, w) != (s->free.level[0][w] == WORD_ALL))
+		if (sbitmap_test(&s->whole, w) != (s->free.level[0][w] == WORD_ALL))
 			return check_fail(why, len, "cluster %llu (slots %#llx..) has whole bit %d but free "
 				    "word %#llx", (unsigned long long)w, (unsigned long long)w * 64,
-				    map_test(&s->whole, w), (unsigned long long)s->free.level[0][w]);
+				    sbitmap_test(&s->whole, w), (unsigned long long)s->free.level[0][w]);
 	if (c.free != s->st.free || c.used != s->st.used || c.valid != s->st.valid ||
 	    c.bad != s->st.bad || s->st.total != s->nslots)
 		return check_fail(why, len, "counters free %llu used %llu valid %llu bad %llu total %llu; "

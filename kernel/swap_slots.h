@@ -41,9 +41,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "sbitmap.h"
 
 #define SWAP_SLOTS_RUN_MAX 64      /* a cluster: 256 KiB, one bitmap word */
-#define SWAP_SLOTS_MAX_LEVELS 6    /* summary levels: 64^6 bits */
 #define SWAP_SLOTS_LIMIT (1ULL << 32) /* slots in one area: 16 TiB */
 
 enum swap_slot_state {
@@ -53,13 +53,6 @@ enum swap_slot_state {
 	SWAP_SLOT_BAD = 3,       /* an I/O error: out of use for good */
 };
 
-/* One bit per item, with summary levels: bit j of level l+1 is set iff
- * word j of level l is non-zero. */
-struct swap_slots_map {
-	uint64_t *level[SWAP_SLOTS_MAX_LEVELS];
-	uint64_t words[SWAP_SLOTS_MAX_LEVELS];
-	int levels;
-};
 
 struct swap_slots_stats {
 	uint64_t total;        /* slots in the area */
@@ -76,8 +69,8 @@ struct swap_slots_stats {
 struct swap_slots {
 	uint64_t nslots;
 	uint8_t *state;               /* enum swap_slot_state, one byte per slot */
-	struct swap_slots_map free;   /* bit per slot: set iff FREE */
-	struct swap_slots_map whole;  /* bit per 64-slot cluster: set iff all FREE */
+	struct sbitmap free;   /* bit per slot: set iff FREE */
+	struct sbitmap whole;  /* bit per 64-slot cluster: set iff all FREE */
 	uint64_t cursor;              /* next-fit: where the last run ended */
 	struct swap_slots_stats st;
 };

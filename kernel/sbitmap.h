@@ -1,0 +1,128 @@
+/*
+ * sbitmap: a bitmap with summary levels, so the lowest set bit is found in
+ * O(levels) however large it is.
+ *
+ *   level 2:  1 bit per level-1 word            (set iff that word != 0)
+ *   level 1:  1 bit per level-0 word            (set iff that word != 0)
+ *   level 0:  1 bit per item
+ *
+ * Six levels name 64^6 items. The words live in memory the user carves out
+ * of its own metadata (sbitmap_carve): nothing here allocates, so the page-
+ * frame allocator (its free blocks per order) and the swap-slot allocator
+ * (free slots, whole free clusters) share it, in the kernel and on the host.
+ */
+#ifndef BLIMP_SBITMAP_H
+#define BLIMP_SBITMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "check.h"
+
+#define SBITMAP_MAX_LEVELS 6
+
+struct sbitmap {
+	uint64_t *level[SBITMAP_MAX_LEVELS]; /* level[0]: one bit per item */
+	uint64_t words[SBITMAP_MAX_LEVELS];
+	int levels;
+};
+
+/* Words per level for `nbits` items (into words[]); returns the total. */
+static inline size_t sbitmap_words(uint64_t nbits, uint64_t words[SBITMAP_MAX_LEVELS], int *levels)
+{
+	size_t total = 0;
+	int l = 0;
+	do {
+		nbits = (nbits + 63) / 64; /* words at this level = bits of the next */
+		words[l] = nbits;
+		total += nbits;
+		l++;
+	} while (nbits > 1 && l < SBITMAP_MAX_LEVELS);
+	*levels = l;
+	return total;
+}
+
+/* Lay a bitmap of `nbits` items over zeroed words at p; returns the first
+ * word after it. */
+static inline uint64_t *sbitmap_carve(struct sbitmap *b, uint64_t nbits, uint64_t *p)
+{
+	sbitmap_words(nbits, b->words, &b->levels);
+	for (int l = 0; l < b->levels; l++) {
+		b->level[l] = p;
+		p += b->words[l];
+	}
+	return p;
+}
+
+static inline uint64_t sbitmap_bit(uint64_t i)
+{
+	return 1ULL << (i & 63);
+}
+
+static inline bool sbitmap_test(const struct sbitmap *b, uint64_t i)
+{
+	return b->level[0][i >> 6] & sbitmap_bit(i);
+}
+
+static inline void sbitmap_set(struct sbitmap *b, uint64_t i)
+{
+	for (int l = 0; l < b->levels; l++, i >>= 6) {
+		bool was_zero = b->level[l][i >> 6] == 0;
+		b->level[l][i >> 6] |= sbitmap_bit(i);
+		if (!was_zero)
+			break; /* the levels above already know this word is non-zero */
+	}
+}
+
+static inline void sbitmap_clear(struct sbitmap *b, uint64_t i)
+{
+	for (int l = 0; l < b->levels; l++, i >>= 6) {
+		b->level[l][i >> 6] &= ~sbitmap_bit(i);
+		if (b->level[l][i >> 6] != 0)
+			break;
+	}
+}
+
+/* Lowest set bit, or -1. */
+static inline int64_t sbitmap_first(const struct sbitmap *b)
+{
+	int top = b->levels - 1;
+	uint64_t idx = UINT64_MAX;
+	for (uint64_t w = 0; w < b->words[top]; w++)
+		if (b->level[top][w]) {
+			idx = w;
+			break;
+		}
+	if (idx == UINT64_MAX)
+		return -1;
+	for (int l = top; l >= 0; l--)
+		idx = idx * 64 + (uint64_t)__builtin_ctzll(b->level[l][idx]);
+	return (int64_t)idx;
+}
+
+/* Summary levels say exactly which words below are non-zero, and no bit is
+ * set past the `nbits` items. 0, or -EFAULT with `why` naming `name`. */
+static inline int sbitmap_check(const struct sbitmap *b, uint64_t nbits, const char *name, char *why,
+				size_t len)
+{
+	for (int l = 0; l < b->levels; l++) {
+		uint64_t bits = l == 0 ? nbits : b->words[l - 1];
+		uint64_t last = b->level[l][b->words[l] - 1];
+		if ((bits & 63) && (last >> (bits & 63)))
+			return check_fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
+					  "word %#llx)", name, l, (unsigned long long)bits,
+					  (unsigned long long)last);
+		if (l == 0)
+			continue;
+		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
+			bool summary = b->level[l][w >> 6] & sbitmap_bit(w);
+			if (summary != (b->level[l - 1][w] != 0))
+				return check_fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
+						  "below is %#llx", name, l, (unsigned long long)w, summary,
+						  (unsigned long long)w, (unsigned long long)b->level[l - 1][w]);
+		}
+	}
+	return 0;
+}
+
+#endif
