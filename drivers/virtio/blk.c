@@ -239,22 +239,24 @@ static void blk_list(void)
 		       b->cfg.ro ? "ro" : "rw", b->cfg.seg_max, b->cfg.size_max,
 		       d->vd->irq_mode == VIRTIO_IRQ_MSIX ? "msix" : d->vd->irq_mode == VIRTIO_IRQ_INTX ? "intx" : "poll");
 		printf("  requests %llu (reads %llu, writes %llu, flushes %llu), bytes read %llu, written %llu, "
-		       "errors %llu, lies %llu, refused %llu, late %llu, in flight %u%s%s\n",
+		       "errors %llu, lies %llu, refused %llu, late %llu, in flight %u (at most %llu)%s%s\n",
 		       (unsigned long long)b->st.requests, (unsigned long long)b->st.reads,
 		       (unsigned long long)b->st.writes, (unsigned long long)b->st.flushes,
 		       (unsigned long long)b->st.bytes_read, (unsigned long long)b->st.bytes_written,
 		       (unsigned long long)b->st.errors, (unsigned long long)b->st.lies,
 		       (unsigned long long)b->st.refused, (unsigned long long)b->st.late, b->inflight,
-		       b->broken ? "; broken: " : "", b->broken ? b->broken_reason : "");
+		       (unsigned long long)b->st.max_inflight, b->broken ? "; broken: " : "", b->broken ? b->broken_reason : "");
 		event_emit("blk", "\"dev\":%d,\"capacity\":%llu,\"blk_size\":%u,\"ro\":%d,\"requests\":%llu,"
 			   "\"reads\":%llu,\"writes\":%llu,\"flushes\":%llu,\"bytes_read\":%llu,\"bytes_written\":%llu,"
-			   "\"errors\":%llu,\"lies\":%llu,\"refused\":%llu,\"late\":%llu,\"broken\":%d", n,
+			   "\"errors\":%llu,\"lies\":%llu,\"refused\":%llu,\"late\":%llu,\"max_inflight\":%llu,"
+			   "\"broken\":%d", n,
 			   (unsigned long long)b->cfg.capacity, b->cfg.blk_size, b->cfg.ro,
 			   (unsigned long long)b->st.requests, (unsigned long long)b->st.reads,
 			   (unsigned long long)b->st.writes, (unsigned long long)b->st.flushes,
 			   (unsigned long long)b->st.bytes_read, (unsigned long long)b->st.bytes_written,
 			   (unsigned long long)b->st.errors, (unsigned long long)b->st.lies,
-			   (unsigned long long)b->st.refused, (unsigned long long)b->st.late, b->broken);
+			   (unsigned long long)b->st.refused, (unsigned long long)b->st.late,
+			   (unsigned long long)b->st.max_inflight, b->broken);
 	}
 }
 

@@ -114,32 +114,37 @@ int blk_core_init(struct blk *b, struct vq *vq, const struct blk_config *cfg, vo
 	return 0;
 }
 
+/* Why sectors [sector, sector + nsect) may not go, said; 0 if they may. */
+static int blk_refusal(struct blk *b, uint32_t type, uint64_t sector, uint32_t nsect)
+{
+	uint32_t per_block = b->cfg.blk_size / BLK_SECTOR;
+	if (type == VIRTIO_BLK_T_FLUSH)
+		return nsect || sector ? say(b, "a flush carries no sectors"), -EINVAL : 0;
+	if (type != VIRTIO_BLK_T_IN && type != VIRTIO_BLK_T_OUT)
+		return say(b, "unknown request type %u", type), -EINVAL;
+	if (type == VIRTIO_BLK_T_OUT && b->cfg.ro)
+		return say(b, "the device is read-only: write of %u sectors at %llu refused", nsect,
+			   (unsigned long long)sector), -EROFS;
+	if (nsect == 0)
+		return say(b, "a request of 0 sectors"), -EINVAL;
+	if (sector >= b->cfg.capacity || nsect > b->cfg.capacity - sector)
+		return say(b, "sectors %llu..%llu are beyond the capacity of %llu sectors",
+			   (unsigned long long)sector, (unsigned long long)sector + nsect - 1,
+			   (unsigned long long)b->cfg.capacity), -ERANGE;
+	if (sector % per_block || nsect % per_block)
+		return say(b, "sector %llu, %u sectors: not whole blocks of %u bytes",
+			   (unsigned long long)sector, nsect, b->cfg.blk_size), -EINVAL;
+	return 0;
+}
+
 int blk_core_check(struct blk *b, uint32_t type, uint64_t sector, uint32_t nsect)
 {
 	if (b->broken)
 		return -EIO;
-	b->st.refused++;
-	uint32_t per_block = b->cfg.blk_size / BLK_SECTOR;
-	if (type == VIRTIO_BLK_T_FLUSH) {
-		if (nsect || sector)
-			return say(b, "a flush carries no sectors"), -EINVAL;
-	} else if (type != VIRTIO_BLK_T_IN && type != VIRTIO_BLK_T_OUT) {
-		return say(b, "unknown request type %u", type), -EINVAL;
-	} else if (type == VIRTIO_BLK_T_OUT && b->cfg.ro) {
-		return say(b, "the device is read-only: write of %u sectors at %llu refused", nsect,
-			   (unsigned long long)sector), -EROFS;
-	} else if (nsect == 0) {
-		return say(b, "a request of 0 sectors"), -EINVAL;
-	} else if (sector >= b->cfg.capacity || nsect > b->cfg.capacity - sector) {
-		return say(b, "sectors %llu..%llu are beyond the capacity of %llu sectors",
-			   (unsigned long long)sector, (unsigned long long)sector + nsect - 1,
-			   (unsigned long long)b->cfg.capacity), -ERANGE;
-	} else if (sector % per_block || nsect % per_block) {
-		return say(b, "sector %llu, %u sectors: not whole blocks of %u bytes",
-			   (unsigned long long)sector, nsect, b->cfg.blk_size), -EINVAL;
-	}
-	b->st.refused--;
-	return 0;
+	int rc = blk_refusal(b, type, sector, nsect);
+	if (rc < 0)
+		b->st.refused++;
+	return rc;
 }
 
 int blk_core_submit(struct blk *b, uint32_t type, uint64_t sector, uint32_t nsect, const void *src)
@@ -184,6 +189,8 @@ int blk_core_submit(struct blk *b, uint32_t type, uint64_t sector, uint32_t nsec
 		return rc;
 	*s = (struct blk_slot){ BLK_INFLIGHT, type, sector, bytes, 0, token, s->hdr, s->data };
 	b->inflight++;
+	if (b->inflight > b->st.max_inflight)
+		b->st.max_inflight = b->inflight;
 	b->st.requests++;
 	if (b->ops && b->ops->notify)
 		b->ops->notify(b->ctx);

@@ -106,6 +106,7 @@ struct blk_stats {
 	uint64_t lies;       /* completions that broke the rules */
 	uint64_t refused;    /* requests refused before reaching the device */
 	uint64_t late;       /* completions of abandoned requests */
+	uint64_t max_inflight; /* the most requests the device held at once */
 };
 
 /* Side effects, supplied by whoever runs the core; `ctx` is theirs. */

@@ -90,6 +90,7 @@ def test_the_guest_reads_the_hosts_bytes_and_its_writes_land_in_the_image(boot, 
     assert st["bytes_written"] == count * SECTOR, st
     assert st["flushes"] == 1 and st["errors"] == 0 and st["lies"] == 0 and st["broken"] == 0, st
     assert st["requests"] == st["reads"] + st["writes"] + st["flushes"], st
+    assert st["max_inflight"] >= 3, st   # 300 sectors go as 3 requests of at most 128, together
     assert vm.poweroff() == EXIT_SUCCESS
 
     with open(image, "rb") as f:

@@ -185,6 +185,7 @@ static void a_slow_device_completes_out_of_order(void **state)
 	}
 	assert_all_free();
 	assert_int_equal(B.st.reads, BLK_MAX_INFLIGHT);
+	assert_int_equal(B.st.max_inflight, BLK_MAX_INFLIGHT);
 }
 
 static void ioerr_and_unsupp_fail_the_request_not_the_device(void **state)
