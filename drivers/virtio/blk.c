@@ -55,6 +55,9 @@ static bool blk_start(struct blk_dev *d, struct virtio_dev *vd)
 		[VIRTIO_BLK_F_SIZE_MAX] = "SIZE_MAX/1", [VIRTIO_BLK_F_SEG_MAX] = "SEG_MAX/2",
 		[VIRTIO_BLK_F_GEOMETRY] = "GEOMETRY/4", [VIRTIO_BLK_F_RO] = "RO/5",
 		[VIRTIO_BLK_F_BLK_SIZE] = "BLK_SIZE/6", [VIRTIO_BLK_F_FLUSH] = "FLUSH/9",
+		/* Offered by QEMU, not used (yet): named so `virtio` says what was declined. */
+		[10] = "TOPOLOGY/10", [11] = "CONFIG_WCE/11", [12] = "MQ/12", [13] = "DISCARD/13",
+		[14] = "WRITE_ZEROES/14", [15] = "LIFETIME/15", [16] = "SECURE_ERASE/16", [17] = "ZONED/17",
 	};
 	int n = (int)(d - devs);
 	d->vd = vd;
