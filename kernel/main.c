@@ -31,6 +31,7 @@
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/balloon.h"
+#include "drivers/virtio/blk.h"
 #include "drivers/virtio/rng.h"
 
 /* What the boot path handed over (boot/boot_info.h), for `mem` and the "ready" event. */
@@ -146,6 +147,7 @@ void kernel_main(const struct boot_info *bi)
 	if (!devfuzz_start())
 		balloon_init();
 	rng_init();
+	blk_init();
 
 	const char *fault = cmdline_get("fault");
 	if (fault)

@@ -37,6 +37,7 @@
 #define VIRTIO_STATUS_NEEDS_RESET 0x40
 #define VIRTIO_STATUS_FAILED 0x80
 
+#define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_RNG 4
 #define VIRTIO_ID_BALLOON 5
 
@@ -91,7 +92,7 @@ int virtio_pci_probe(bool poll);
  */
 int virtio_pci_parse_caps(struct virtio_dev *vd);
 
-/* "balloon", "rng" or "virtio", for messages. */
+/* "balloon", "rng", "blk" or "virtio", for messages. */
 const char *virtio_dev_name(const struct virtio_dev *vd);
 
 /* The first device of `type` that no driver has taken, or NULL. */

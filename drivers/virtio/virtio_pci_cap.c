@@ -18,7 +18,8 @@
 
 const char *virtio_dev_name(const struct virtio_dev *vd)
 {
-	return vd->type == VIRTIO_ID_BALLOON ? "balloon" : vd->type == VIRTIO_ID_RNG ? "rng" : "virtio";
+	return vd->type == VIRTIO_ID_BALLOON ? "balloon" : vd->type == VIRTIO_ID_RNG ? "rng"
+	     : vd->type == VIRTIO_ID_BLOCK ? "blk" : "virtio";
 }
 
 /* Map the region one virtio capability describes; NULL (and a message) if bad. */
