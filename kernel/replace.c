@@ -215,6 +215,74 @@ int64_t replace_victim(struct replace *r)
 	}
 }
 
+/* Victim `s` of class `cls` leaves the ring; the hand moves past it. */
+static void take(struct replace *r, uint32_t s, unsigned cls, uint64_t *pages, uint32_t *n)
+{
+	pages[(*n)++] = r->slot[s].page;
+	r->st.victims++;
+	r->st.by_class[cls & 3]++;
+	r->hand = s;
+	replace_remove(r, s);
+}
+
+int64_t replace_take(struct replace *r, uint64_t *pages, uint32_t max)
+{
+	uint32_t n = 0;
+	bool cleared = false;
+	int b = 0;
+	if (r->policy != REPLACE_FIFO && r->policy != REPLACE_CLOCK && r->policy != REPLACE_ESC)
+		return -EINVAL;
+	if (r->policy == REPLACE_FIFO) {
+		while (n < max && r->hand != REPLACE_NONE) {
+			if (r->ops && r->ops->bits && (b = look(r, r->hand, false, &cleared)) < 0)
+				return n ? (int64_t)n : b;
+			take(r, r->hand, class_of(b), pages, &n);
+		}
+		return n;
+	}
+	if (r->policy == REPLACE_CLOCK) {
+		/* Around once clearing R, then once more taking what was cleared. */
+		uint64_t first_round = r->n_used, steps = 2 * (uint64_t)r->n_used + 1;
+		uint32_t s = r->hand;
+		for (uint64_t step = 0; n < max && r->hand != REPLACE_NONE && step < steps; step++) {
+			uint32_t next = r->slot[s].next;
+			if ((b = look(r, s, true, &cleared)) < 0)
+				break;
+			if (!(b & REPLACE_R))
+				take(r, s, (step >= first_round ? 2u : 0u) | class_of(b), pages, &n);
+			s = next;
+		}
+	} else {
+		/* The four passes of victim_esc, each once around, each taking
+		 * every page of its class it meets until `max` are chosen. */
+		for (unsigned pass = 0; pass < 4 && n < max && r->hand != REPLACE_NONE && b >= 0; pass++) {
+			bool clearing = pass & 1;
+			unsigned cls = (pass >= 2 ? 2 : 0) | (clearing ? 1 : 0);
+			uint32_t s = r->hand, around = r->n_used;
+			for (uint32_t i = 0; i < around && n < max && r->hand != REPLACE_NONE; i++) {
+				uint32_t next = r->slot[s].next;
+				if ((b = look(r, s, clearing, &cleared)) < 0)
+					break;
+				if (!(b & REPLACE_R) && (!(b & REPLACE_M) || clearing))
+					take(r, s, (b & REPLACE_M) ? cls : cls & 2, pages, &n);
+				s = next;
+			}
+		}
+	}
+	if (b < 0 && n == 0)
+		return b;
+	/* Bits changing under the scan can leave nothing chosen: take the
+	 * hand's page, as replace_victim does. */
+	if (n == 0 && r->hand != REPLACE_NONE)
+		take(r, r->hand, 3, pages, &n);
+	if (cleared && r->ops->flush) {
+		int e = r->ops->flush(r->ctx);
+		if (e < 0 && n == 0)
+			return e;
+	}
+	return n;
+}
+
 uint32_t replace_order(const struct replace *r, uint32_t *out, uint32_t max)
 {
 	uint32_t k = 0, s = r->hand;

@@ -121,6 +121,19 @@ int replace_remove(struct replace *r, uint32_t slot);
  * or the error of an ops callback. */
 int64_t replace_victim(struct replace *r);
 
+/*
+ * Up to `max` victims at once, taken out of the ring (no replace_remove
+ * needed): their pages into pages[], how many (0 when nothing is resident),
+ * or the error of an ops callback if none was taken. The choice is
+ * replace_victim's, class by class, but each pass goes around once and
+ * takes every page of its class it meets: replace_victim, on a ring with no
+ * page of class (0,0), walks the whole ring for every single victim, which
+ * for a kernel freeing hundreds of pages out of a ring of hundreds of
+ * thousands is seconds instead of microseconds. With max == 1 it chooses
+ * exactly what replace_victim does. FIFO, CLOCK and ESC; -EINVAL otherwise.
+ */
+int64_t replace_take(struct replace *r, uint64_t *pages, uint32_t max);
+
 /* Slots in ring order from the hand, into out[max]: how many were written. */
 uint32_t replace_order(const struct replace *r, uint32_t *out, uint32_t max);
 

@@ -508,6 +508,77 @@ static void random_operations_keep_the_ring_in_order(void **state)
 	}
 }
 
+/* replace_take(1) chooses what replace_victim does, step by step, on two
+ * rings fed the same pages with the same bits. */
+static void take_one_chooses_what_victim_chooses(void **state)
+{
+	(void)state;
+	for (uint64_t seed = seed_first; seed < seed_first + seed_count; seed++) {
+		for (int pol = REPLACE_FIFO; pol <= REPLACE_ESC; pol++) {
+			rng = seed * PRNG_GOLDEN_GAMMA | 1;
+			uint32_t k = 1 + (uint32_t)(rnd() % MAXF);
+			struct bits_ctx ca = { 0 }, cb = { 0 };
+			struct replace ra, rb;
+			struct replace_slot sa[MAXF], sb[MAXF];
+			assert_int_equal(replace_init(&ra, pol, &t_ops, &ca, sa, k), 0);
+			assert_int_equal(replace_init(&rb, pol, &t_ops, &cb, sb, k), 0);
+			uint64_t page = 0;
+			for (int op = 0; op < 200; op++) {
+				while (ra.n_used < k) {
+					int64_t x = replace_insert(&ra, page), y = replace_insert(&rb, page++);
+					assert_int_equal(x, y);
+					ca.rm[x] = cb.rm[y] = (uint8_t)(rnd() % 4);
+				}
+				int64_t v = replace_victim(&ra);
+				assert_true(v >= 0);
+				uint64_t want = ra.slot[v].page, got;
+				assert_int_equal(replace_remove(&ra, (uint32_t)v), 0);
+				assert_int_equal(replace_take(&rb, &got, 1), 1);
+				if (got != want)
+					fail_msg("seed %lu %s op %d: take chose page %lu, victim %lu", (unsigned long)seed,
+						 replace_policy_name(pol), op, (unsigned long)got, (unsigned long)want);
+				expect_ring_ok(&rb);
+			}
+		}
+	}
+}
+
+/* replace_take(n) takes every page of class (0,0) before any other, each
+ * page once, and min(n, resident) of them. */
+static void take_many_empties_the_lowest_class_first(void **state)
+{
+	(void)state;
+	for (uint64_t seed = seed_first; seed < seed_first + seed_count; seed++) {
+		rng = seed * PRNG_GOLDEN_GAMMA | 1;
+		uint32_t k = 1 + (uint32_t)(rnd() % MAXF), max = 1 + (uint32_t)(rnd() % MAXF);
+		struct bits_ctx c = { 0 };
+		struct replace r;
+		struct replace_slot slots[MAXF];
+		uint8_t bits_of_page[MAXF];
+		assert_int_equal(replace_init(&r, REPLACE_ESC, &t_ops, &c, slots, k), 0);
+		uint32_t clean_cold = 0;
+		for (uint32_t p = 0; p < k; p++) {
+			int64_t sl = replace_insert(&r, p);
+			c.rm[sl] = bits_of_page[p] = (uint8_t)(rnd() % 4);
+			clean_cold += bits_of_page[p] == 0;
+		}
+		uint64_t pages[MAXF];
+		int64_t n = replace_take(&r, pages, max);
+		assert_int_equal(n, max < k ? max : k);
+		assert_int_equal(r.n_used, k - (uint32_t)n);
+		bool seen[MAXF] = { false };
+		for (int64_t i = 0; i < n; i++) {
+			assert_false(seen[pages[i]]);
+			seen[pages[i]] = true;
+			bool cold = bits_of_page[pages[i]] == 0;
+			if ((uint32_t)i < clean_cold && !cold)
+				fail_msg("seed %lu: victim %ld is page %lu of class %u while a (0,0) page was left",
+					 (unsigned long)seed, (long)i, (unsigned long)pages[i], bits_of_page[pages[i]]);
+		}
+		expect_ring_ok(&r);
+	}
+}
+
 int main(void)
 {
 	const char *env = getenv("REPLACE_SEED");
@@ -526,6 +597,8 @@ int main(void)
 		cmocka_unit_test(the_ring_keeps_arrival_order),
 		cmocka_unit_test(a_failing_bits_callback_is_returned),
 		cmocka_unit_test(random_operations_keep_the_ring_in_order),
+		cmocka_unit_test(take_one_chooses_what_victim_chooses),
+		cmocka_unit_test(take_many_empties_the_lowest_class_first),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
