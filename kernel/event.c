@@ -160,3 +160,24 @@ char *event_json_escape(char *dst, size_t dst_size, const char *s)
 	dst[o] = 0;
 	return dst;
 }
+
+bool event_ratelimit_ok(struct event_ratelimit *rl, uint64_t now_ms, unsigned per_s)
+{
+	if (now_ms - rl->window_ms >= 1000 || now_ms < rl->window_ms) {
+		rl->window_ms = now_ms;
+		rl->in_window = 0;
+	}
+	if (rl->in_window >= per_s) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->in_window++;
+	rl->report = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}
+
+unsigned event_ratelimit_suppressed(struct event_ratelimit *rl)
+{
+	return rl->report;
+}

@@ -15,7 +15,9 @@
 #ifndef BLIMP_EVENT_H
 #define BLIMP_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define EVENT_PREFIX "@ev "
 #define EVENT_LINE_MAX 1024 /* bytes of an event line, prefix and newline included */
@@ -38,6 +40,19 @@ void event_emit(const char *name, const char *fields_fmt, ...)
  * does not fit.
  */
 size_t event_fit_members(char *text, size_t len, size_t max);
+
+/*
+ * At most `per_s` events a second from one source, so a storm (faults,
+ * reclaim) cannot flood the console: ok says whether this one may go out;
+ * the number held back since the last one that went is reported by
+ * event_ratelimit_suppressed (and reset) — put it in the event.
+ */
+struct event_ratelimit {
+	uint64_t window_ms;
+	unsigned in_window, suppressed, report;
+};
+bool event_ratelimit_ok(struct event_ratelimit *rl, uint64_t now_ms, unsigned per_s);
+unsigned event_ratelimit_suppressed(struct event_ratelimit *rl);
 
 /* Copy `s` into dst as the inside of a JSON string (quotes, backslashes and
  * control characters escaped), truncating to fit. Returns dst. */

@@ -20,6 +20,7 @@
 #include "acpi.h"
 #include "panic.h"
 #include "shell.h"
+#include "swap.h"
 #include "work.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
@@ -148,6 +149,7 @@ void kernel_main(const struct boot_info *bi)
 		balloon_init();
 	rng_init();
 	blk_init();
+	swap_boot();
 
 	const char *fault = cmdline_get("fault");
 	if (fault)

@@ -1,8 +1,9 @@
 /*
  * idt: the interrupt descriptor table, fatal CPU exceptions, device handlers.
  *
- * A CPU exception in blimp is always a bug (there is no user mode and no
- * demand paging), so the report is as complete as we can make it — name,
+ * A CPU exception in blimp is a bug, with one exception: a page fault the
+ * virtual-memory system claims (kernel/vm.c: a workload touching its own
+ * region) goes to the handler it installed. Everything else is reported is as complete as we can make it — name,
  * vector, error code, RIP, CR2 and every register, plus an event line for
  * the host tools — and the machine stops with QEMU_EXIT_EXCEPTION.
  */
@@ -38,6 +39,7 @@ struct irq_slot {
 	uint64_t count;
 };
 static struct irq_slot irq_slots[256];
+static page_fault_fn page_fault_handler;
 static int next_vector = VECTOR_FIRST_DEVICE;
 
 static const char *const exception_names[32] = {
@@ -162,10 +164,17 @@ static void exception_report(const struct interrupt_frame *f)
 	qemu_exit(QEMU_EXIT_EXCEPTION);
 }
 
+void page_fault_set_handler(page_fault_fn fn)
+{
+	page_fault_handler = fn;
+}
+
 void interrupt_dispatch(struct interrupt_frame *f)
 {
 	int v = (int)f->vector;
 
+	if (v == 14 && page_fault_handler && page_fault_handler(f, read_cr2()))
+		return;
 	if (v < 32)
 		exception_report(f);
 	irq_slots[v].count++;

@@ -2,7 +2,8 @@
  * interrupt: the IDT, CPU exceptions, and handlers for device interrupts.
  *
  * Vector plan:
- *   0x00-0x1f  CPU exceptions: fatal, reported in full (exception_report)
+ *   0x00-0x1f  CPU exceptions: fatal, reported in full (exception_report),
+ *              but for page faults the virtual-memory system claims
  *   0x20-0x2f  the 8259 PICs' range; they are masked, so only spurious ones land
  *   0x30-0xef  device interrupts (IOAPIC lines, MSI-X), handed out by irq_alloc_vector
  *   0xf0       LAPIC timer
@@ -21,6 +22,7 @@
 #ifndef BLIMP_INTERRUPT_H
 #define BLIMP_INTERRUPT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct interrupt_frame {
@@ -50,6 +52,15 @@ int irq_set_handler(int vector, irq_handler_fn fn, void *ctx);
 
 /* How many times each vector has fired (for the shell and tests). */
 uint64_t irq_count(int vector);
+
+/*
+ * A page fault goes to `fn` first (kernel/vm.c). It runs on the page-fault
+ * stack with interrupts off; it returns true if it dealt with the fault
+ * (mapped the page, or changed f->rip to carry on elsewhere), false to have
+ * it reported as the bug it then is. One handler; NULL removes it.
+ */
+typedef bool (*page_fault_fn)(struct interrupt_frame *f, uint64_t cr2);
+void page_fault_set_handler(page_fault_fn fn);
 
 /* Called from isr.S for every vector. */
 void interrupt_dispatch(struct interrupt_frame *f);

@@ -272,6 +272,29 @@ uint64_t paging_unmap_page(uint64_t va)
 	return pa;
 }
 
+int paging_page_bits(uint64_t va, bool clear_accessed)
+{
+	uint64_t *table = pml4;
+	for (int l = 3; l > 0; l--) {
+		uint64_t e = table[(va >> (12 + 9 * l)) & 511];
+		if (!(e & PTE_P) || (e & PTE_PS))
+			return -ENOENT; /* not a 4 KiB page of its own */
+		table = phys_to_virt(e & PTE_ADDR);
+	}
+	uint64_t *e = &table[(va >> 12) & 511];
+	if (!(*e & PTE_P))
+		return -ENOENT;
+	int bits = ((*e & PTE_A) ? PAGING_ACCESSED : 0) | ((*e & PTE_D) ? PAGING_DIRTY : 0);
+	if (clear_accessed && (*e & PTE_A)) {
+		/* The TLB may hold the translation with A set, and a CPU does not
+		 * set A again for a translation it has cached: without the INVLPG
+		 * the page would look unused from now on while it is hot. */
+		*e &= ~PTE_A;
+		invlpg(va);
+	}
+	return bits;
+}
+
 int paging_is_mapped(uint64_t va)
 {
 	uint64_t *table = pml4;

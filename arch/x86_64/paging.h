@@ -19,6 +19,7 @@
 #ifndef BLIMP_PAGING_H
 #define BLIMP_PAGING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "boot/boot_info.h"
 
@@ -56,6 +57,16 @@ int paging_map_page(uint64_t va, uint64_t pa);
 
 /* Unmap the page at va; returns the frame it mapped, or 0 if none. */
 uint64_t paging_unmap_page(uint64_t va);
+
+/* The Accessed and Dirty bits the CPU set in the 4 KiB page-table entry of
+ * `va` (a page mapped with paging_map_page), as PAGING_ACCESSED |
+ * PAGING_DIRTY, or -ENOENT if it is not mapped. With `clear_accessed`,
+ * Accessed is cleared and the TLB entry invalidated, so the next access
+ * sets it again. Dirty is never cleared here: a page's owner unmaps it to
+ * clean it. */
+#define PAGING_ACCESSED 1
+#define PAGING_DIRTY 2
+int paging_page_bits(uint64_t va, bool clear_accessed);
 
 /* Is the 4 KiB page at `va` mapped? */
 int paging_is_mapped(uint64_t va);

@@ -1,0 +1,511 @@
+/*
+ * vm: demand-paged regions, their page faults, and reclaim (see vm.h).
+ *
+ * Every resident page of every region is in one replacement ring
+ * (kernel/replace.c), named by its region and page number; the ring's
+ * policy reads the Accessed and Dirty bits from the page-table entry
+ * through ring_bits(). A page's other state is its struct vm_page: where
+ * its copy in swap is, if it has one.
+ *
+ *   resident, no swap copy         rslot set, swap 0
+ *   resident, copy in swap         rslot set, swap = slot + 1: if the PTE is
+ *                                  clean the copy is good, and reclaim may
+ *                                  drop the frame without writing
+ *   in swap only                   rslot NONE, swap = slot + 1
+ *   never touched (or lost)        rslot NONE, swap 0 (LOST flag if a read
+ *                                  of its copy failed)
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vm.h"
+#include "addr.h"
+#include "clock.h"
+#include "cmdline.h"
+#include "event.h"
+#include "mm.h"
+#include "parse.h"
+#include "replace.h"
+#include "shell.h"
+#include "swap.h"
+#include "work.h"
+#include "arch/x86_64/interrupt.h"
+#include "arch/x86_64/paging.h"
+
+CMDLINE_OPTION(vm_policy, "vm.policy", "page replacement: esc (enhanced second chance, default), clock or fifo");
+CMDLINE_OPTION(vm_low, "vm.low", "free memory below which reclaim starts (default: half the reserve floor)");
+CMDLINE_OPTION(vm_high, "vm.high", "free memory at which background reclaim stops (default: 1.5 x vm.low)");
+
+#define VM_PAGE_LOST 1u
+#define VPN_BITS 40
+#define PAGE_ID(a, vpn) (((uint64_t)(a)->id << VPN_BITS) | (vpn))
+#define RECLAIM_DIRECT_BATCH 64   /* pages a faulting workload frees itself when memory is low */
+#define KSWAPD_BATCH 256          /* pages per kswapd work run: the shell gets its turns */
+
+struct vm_page {
+	uint32_t rslot;  /* its slot in the ring while resident, else REPLACE_NONE */
+	uint32_t flags;
+	uint64_t swap;   /* slot + 1 of its copy in swap; 0: none */
+};
+
+static struct vm_area areas[VM_AREAS];
+static struct replace ring;
+static bool ready;
+static struct vm_stats st;
+
+/* The region vm_run is running code for; NULL outside vm_run. */
+static struct vm_area *running;
+static jmp_buf run_jmp;
+static uint64_t pending_vpn;
+
+static void kswapd(struct work *w);
+static struct work kswapd_work = { .fn = kswapd };
+
+static uint64_t page_va(const struct vm_area *a, uint64_t vpn)
+{
+	return a->base + (vpn << PAGE_SHIFT);
+}
+
+/* The ring's view of a page: its PTE's Accessed (R) and Dirty (M) bits. */
+static int ring_bits(void *ctx, uint32_t slot, uint64_t page, bool clear_r)
+{
+	(void)ctx;
+	(void)slot;
+	const struct vm_area *a = &areas[page >> VPN_BITS];
+	int b = paging_page_bits(page_va(a, page & ((1ULL << VPN_BITS) - 1)), clear_r);
+	if (b < 0)
+		return b; /* a resident page that is not mapped: a bug, stop the scan */
+	return ((b & PAGING_ACCESSED) ? REPLACE_R : 0) | ((b & PAGING_DIRTY) ? REPLACE_M : 0);
+}
+static const struct replace_ops ring_ops = { ring_bits, NULL };
+
+static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2);
+
+static int vm_init(void)
+{
+	if (ready)
+		return 0;
+	uint64_t n = kernel_pfa.st.managed;
+	if (n > UINT32_MAX - 1)
+		n = UINT32_MAX - 1;
+	struct replace_slot *slots = malloc(n * sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	const char *name = cmdline_get("vm.policy");
+	int policy = name ? replace_policy_parse(name) : REPLACE_ESC;
+	if (policy < 0 || policy == REPLACE_LRU || policy == REPLACE_OPT) {
+		printf("vm: vm.policy=%s: not one of esc, clock, fifo; using esc\n", name);
+		policy = REPLACE_ESC;
+	}
+	if (replace_init(&ring, (enum replace_policy)policy, &ring_ops, NULL, slots, (uint32_t)n) < 0) {
+		free(slots);
+		return -ENOMEM;
+	}
+	uint64_t floor = kernel_pfa.reserve_floor;
+	st.low = cmdline_get_size("vm.low", (floor / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
+	st.high = cmdline_get_size("vm.high", (st.low * 3 / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
+	if (st.high < st.low)
+		st.high = st.low;
+	page_fault_set_handler(vm_page_fault);
+	ready = true;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- regions */
+
+int vm_area_create(uint64_t npages, struct vm_area **out)
+{
+	if (npages == 0 || npages > VM_AREA_SPAN >> PAGE_SHIFT)
+		return -EINVAL;
+	int rc = vm_init();
+	if (rc < 0)
+		return rc;
+	struct vm_area *a = NULL;
+	for (unsigned i = 0; i < VM_AREAS && !a; i++)
+		if (!areas[i].used)
+			a = &areas[i];
+	if (!a)
+		return -ENOSPC;
+	struct vm_page *page = malloc(npages * sizeof(*page));
+	if (!page)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < npages; i++)
+		page[i] = (struct vm_page){ .rslot = REPLACE_NONE };
+	unsigned id = (unsigned)(a - areas);
+	*a = (struct vm_area){ .id = id, .used = true, .base = VM_VIRT_BASE + id * VM_AREA_SPAN,
+			       .npages = npages, .page = page };
+	*out = a;
+	return 0;
+}
+
+void vm_area_destroy(struct vm_area *a)
+{
+	for (uint64_t vpn = 0; vpn < a->npages; vpn++) {
+		struct vm_page *pg = &a->page[vpn];
+		if (pg->rslot != REPLACE_NONE) {
+			replace_remove(&ring, pg->rslot);
+			uint64_t pa = paging_unmap_page(page_va(a, vpn));
+			pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
+			st.resident--;
+		}
+		if (pg->swap)
+			swap_free(pg->swap - 1);
+	}
+	free(a->page);
+	*a = (struct vm_area){ 0 };
+}
+
+/* Map frame `pfn` at page `vpn` and make it the ring's newest page. */
+static int map_in(struct vm_area *a, uint64_t vpn, uint64_t pfn)
+{
+	int rc = paging_map_page(page_va(a, vpn), pfn << PAGE_SHIFT);
+	if (rc < 0)
+		return rc;
+	int64_t slot = replace_insert(&ring, PAGE_ID(a, vpn));
+	if (slot < 0) { /* one slot per managed frame: cannot be full */
+		paging_unmap_page(page_va(a, vpn));
+		return (int)slot;
+	}
+	a->page[vpn].rslot = (uint32_t)slot;
+	a->resident++;
+	st.resident++;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- faults */
+
+/* Where a fault that cannot be finished in the handler carries on: the
+ * handler points the interrupted code's RIP here, on its own stack. */
+static void vm_escape(void)
+{
+	longjmp(run_jmp, 1);
+}
+
+/* The #PF handler (arch/x86_64/idt.c): interrupts off, page-fault stack. */
+static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2)
+{
+	struct vm_area *a = running;
+	if (!a || cr2 < a->base || cr2 - a->base >= a->npages << PAGE_SHIFT || (f->error_code & 1))
+		return false; /* not ours, or a protection fault: a bug, reported */
+	uint64_t vpn = (cr2 - a->base) >> PAGE_SHIFT;
+	struct vm_page *pg = &a->page[vpn];
+	if (!pg->swap && !(pg->flags & VM_PAGE_LOST) && kernel_pfa.st.free > st.low) {
+		/* A minor fault with memory to spare: finish it here. */
+		int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
+		if (pfn >= 0) {
+			memset(phys_to_virt((uint64_t)pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+			if (map_in(a, vpn, (uint64_t)pfn) == 0) {
+				a->minflt++;
+				st.minflt++;
+				if (kernel_pfa.st.free <= st.low)
+					work_queue(&kswapd_work);
+				return true;
+			}
+			pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
+		}
+	}
+	/* Needs I/O or reclaim: out to vm_run, which finishes it with
+	 * interrupts on and runs the code again. The new stack pointer is
+	 * where a call would have left it (16-byte aligned, minus the return
+	 * address); nothing below the faulting frame is in use. */
+	pending_vpn = vpn;
+	st.escapes++;
+	f->rip = (uint64_t)(uintptr_t)vm_escape;
+	f->rsp = (f->rsp & ~15ULL) - 8;
+	return true;
+}
+
+/* A frame for a fault: wake background reclaim when memory runs low, reclaim
+ * here when it is lower still, and let the balloon deflate (the OOM handler)
+ * only when nothing else is left. */
+static int64_t fault_frame(void)
+{
+	if (kernel_pfa.st.free <= st.low) {
+		work_queue(&kswapd_work);
+		vm_reclaim(RECLAIM_DIRECT_BATCH, VM_RECLAIM_DIRECT);
+	}
+	int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
+	if (pfn < 0 && vm_reclaim(RECLAIM_DIRECT_BATCH, VM_RECLAIM_DIRECT) > 0)
+		pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
+	if (pfn < 0)
+		pfn = pfa_alloc_block(&kernel_pfa, 0);
+	return pfn;
+}
+
+static int fault_in(struct vm_area *a, uint64_t vpn)
+{
+	struct vm_page *pg = &a->page[vpn];
+	if (pg->rslot != REPLACE_NONE)
+		return 0;
+	if (pg->flags & VM_PAGE_LOST)
+		return -EIO;
+	int64_t pfn = fault_frame();
+	if (pfn < 0)
+		return -ENOMEM;
+	if (pg->swap) {
+		int rc = swap_read(pg->swap - 1, (uint64_t)pfn);
+		if (rc < 0) {
+			pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
+			printf("vm: page %#lx of region %u: its copy in swap slot %lu could not be read (%d); "
+			       "its contents are lost\n", (unsigned long)page_va(a, vpn), a->id,
+			       (unsigned long)(pg->swap - 1), rc);
+			event_emit("vm_lost", "\"region\":%u,\"va\":\"%#lx\",\"slot\":%lu,\"rc\":%d", a->id,
+				   (unsigned long)page_va(a, vpn), (unsigned long)(pg->swap - 1), rc);
+			pg->swap = 0;
+			pg->flags |= VM_PAGE_LOST;
+			a->swapped--;
+			a->lost++;
+			return -EIO;
+		}
+	} else {
+		memset(phys_to_virt((uint64_t)pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+	}
+	int rc = map_in(a, vpn, (uint64_t)pfn);
+	if (rc < 0) {
+		pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
+		return rc;
+	}
+	if (pg->swap) {
+		/* The copy stays: while the page is clean it is still good. */
+		a->swapped--;
+		a->majflt++;
+		st.majflt++;
+		st.swap_in++;
+	} else {
+		a->minflt++;
+		st.minflt++;
+	}
+	return 0;
+}
+
+int vm_run(struct vm_area *a, int (*body)(void *ctx), void *ctx)
+{
+	for (;;) {
+		if (setjmp(run_jmp) == 0) {
+			running = a;
+			int rc = body(ctx);
+			running = NULL;
+			return rc;
+		}
+		running = NULL; /* came back from vm_escape */
+		int rc = fault_in(a, pending_vpn);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* ---------------------------------------------------------------- reclaim */
+
+struct victim {
+	struct vm_area *a;
+	uint64_t vpn, pfn;
+};
+
+struct tally {
+	uint64_t scanned, freed, written, dropped_clean;
+	bool swap_full, no_swap, io_error;
+};
+
+/* A victim that could not go: mapped again, the ring's newest page. */
+static void put_back(const struct victim *v)
+{
+	if (map_in(v->a, v->vpn, v->pfn) < 0) /* its page table is still there */
+		printf("vm: cannot map page %#lx back\n", (unsigned long)page_va(v->a, v->vpn));
+}
+
+static void free_frame(const struct victim *v)
+{
+	pfa_free_block(&kernel_pfa, v->pfn, 0, __builtin_return_address(0));
+}
+
+/* Write victims v[0..n) to swap in runs of adjacent slots, then free their
+ * frames; what cannot be written goes back. */
+static void write_out(struct victim *v, unsigned n, struct tally *t)
+{
+	uint64_t pfns[SWAP_SLOTS_RUN_MAX];
+	for (unsigned i = 0; i < n; i++)
+		pfns[i] = v[i].pfn;
+	unsigned done = 0;
+	while (done < n) {
+		uint64_t first;
+		int k = swap_write(pfns + done, n - done, &first);
+		if (k < 0) {
+			if (k == -ENOSPC)
+				t->swap_full = true;
+			else
+				t->io_error = true;
+			for (unsigned i = done; i < n; i++)
+				put_back(&v[i]);
+			return;
+		}
+		for (int i = 0; i < k; i++) {
+			struct victim *x = &v[done + i];
+			x->a->page[x->vpn].swap = first + (uint64_t)i + 1;
+			x->a->swapped++;
+			free_frame(x);
+		}
+		t->written += (uint64_t)k;
+		t->freed += (uint64_t)k;
+		done += (unsigned)k;
+	}
+}
+
+/* Up to `want` resident pages out, by the ring's policy. */
+static void reclaim_anon(uint64_t want, struct tally *t)
+{
+	struct victim batch[SWAP_SLOTS_RUN_MAX];
+	while (t->freed < want && ring.n_used > 0 && !t->swap_full && !t->no_swap && !t->io_error) {
+		uint64_t ids[SWAP_SLOTS_RUN_MAX];
+		uint64_t max = want - t->freed < SWAP_SLOTS_RUN_MAX ? want - t->freed : SWAP_SLOTS_RUN_MAX;
+		int64_t got = replace_take(&ring, ids, (uint32_t)max);
+		if (got <= 0)
+			break;
+		unsigned nb = 0;
+		for (int64_t i = 0; i < got; i++) {
+			struct victim v = { &areas[ids[i] >> VPN_BITS], ids[i] & ((1ULL << VPN_BITS) - 1), 0 };
+			struct vm_page *pg = &v.a->page[v.vpn];
+			uint64_t va = page_va(v.a, v.vpn);
+			int bits = paging_page_bits(va, false);
+			pg->rslot = REPLACE_NONE;
+			v.pfn = paging_unmap_page(va) >> PAGE_SHIFT; /* from here nobody can touch it */
+			v.a->resident--;
+			st.resident--;
+			if (bits >= 0 && !(bits & PAGING_DIRTY) && pg->swap && swap_valid(pg->swap - 1)) {
+				/* Clean, and its copy in swap is good: no I/O. */
+				v.a->swapped++;
+				free_frame(&v);
+				t->freed++;
+				t->dropped_clean++;
+				continue;
+			}
+			if (!swap_active()) {
+				put_back(&v);
+				t->no_swap = true;
+				continue;
+			}
+			if (pg->swap) { /* dirtied since: the old copy is stale */
+				swap_free(pg->swap - 1);
+				pg->swap = 0;
+			}
+			batch[nb++] = v;
+		}
+		if (nb)
+			write_out(batch, nb, t);
+	}
+}
+
+static const char *const why_names[] = { "kswapd", "direct", "balloon" };
+
+uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
+{
+	if (!ready || want == 0)
+		return 0;
+	uint64_t t0 = clock_ns();
+	uint64_t class0[4];
+	memcpy(class0, ring.st.by_class, sizeof(class0));
+	uint64_t scanned0 = ring.st.scanned;
+	struct tally t = { 0 };
+	reclaim_anon(want, &t);
+	t.scanned = ring.st.scanned - scanned0; /* page-table entries looked at */
+
+	uint64_t cls[4];
+	for (int i = 0; i < 4; i++) {
+		cls[i] = ring.st.by_class[i] - class0[i];
+		st.by_class[i] += cls[i];
+	}
+	st.scanned += t.scanned;
+	st.freed += t.freed;
+	st.written += t.written;
+	st.dropped_clean += t.dropped_clean;
+	st.swap_out += t.written;
+	st.swap_full += t.swap_full;
+	st.unswappable += t.no_swap;
+	st.write_failures += t.io_error;
+	if (why == VM_RECLAIM_KSWAPD)
+		st.kswapd_runs++;
+	else if (why == VM_RECLAIM_DIRECT)
+		st.direct_runs++;
+	else
+		st.balloon_runs++;
+
+	static struct event_ratelimit rl;
+	if (t.scanned && event_ratelimit_ok(&rl, clock_ms(), 4))
+		event_emit("reclaim", "\"why\":\"%s\",\"want\":%lu,\"scanned\":%lu,\"freed\":%lu,\"written\":%lu,"
+			   "\"dropped_clean\":%lu,\"classes\":[%lu,%lu,%lu,%lu],\"swap_full\":%s,\"us\":%lu,"
+			   "\"free\":%lu,\"suppressed\":%u",
+			   why_names[why], (unsigned long)want, (unsigned long)t.scanned, (unsigned long)t.freed,
+			   (unsigned long)t.written, (unsigned long)t.dropped_clean, (unsigned long)cls[0],
+			   (unsigned long)cls[1], (unsigned long)cls[2], (unsigned long)cls[3],
+			   t.swap_full ? "true" : "false", (unsigned long)((clock_ns() - t0) / 1000),
+			   (unsigned long)kernel_pfa.st.free, event_ratelimit_suppressed(&rl));
+	static struct event_ratelimit full_rl;
+	if (t.swap_full && event_ratelimit_ok(&full_rl, clock_ms(), 1)) {
+		printf("vm: swap is full: %lu of %lu pages wanted could be freed\n", (unsigned long)t.freed,
+		       (unsigned long)want);
+		event_emit("swap_full", "\"want\":%lu,\"freed\":%lu,\"suppressed\":%u", (unsigned long)want,
+			   (unsigned long)t.freed, event_ratelimit_suppressed(&full_rl));
+	}
+	return t.freed;
+}
+
+/* Background reclaim: from below the low watermark back up to the high one,
+ * a batch per run so other work gets its turns. */
+static void kswapd(struct work *w)
+{
+	uint64_t free = kernel_pfa.st.free;
+	if (!ready || free >= st.high)
+		return;
+	uint64_t want = st.high - free < KSWAPD_BATCH ? st.high - free : KSWAPD_BATCH;
+	if (vm_reclaim(want, VM_RECLAIM_KSWAPD) > 0 && kernel_pfa.st.free < st.high)
+		work_queue(w);
+}
+
+uint64_t vm_droppable(void)
+{
+	return 0;
+}
+
+void vm_get_stats(struct vm_stats *out)
+{
+	*out = st;
+}
+
+/* ---------------------------------------------------------------- shell */
+
+static int cmd_vm(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (vm_init() < 0) {
+		printf("vm: no memory for the replacement ring\n");
+		return -ENOMEM;
+	}
+	printf("vm: policy %s, watermarks low %lu high %lu pages, free %lu\n", replace_policy_name(ring.policy),
+	       (unsigned long)st.low, (unsigned long)st.high, (unsigned long)kernel_pfa.st.free);
+	printf("    resident %lu pages; faults minor %lu major %lu (%lu finished outside the handler)\n",
+	       (unsigned long)st.resident, (unsigned long)st.minflt, (unsigned long)st.majflt,
+	       (unsigned long)st.escapes);
+	printf("    reclaim: scanned %lu freed %lu written %lu dropped clean %lu; victims (R,M) "
+	       "00:%lu 01:%lu 10:%lu 11:%lu\n", (unsigned long)st.scanned, (unsigned long)st.freed,
+	       (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.by_class[0],
+	       (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3]);
+	printf("    runs: kswapd %lu direct %lu balloon %lu; swap full %lu, write failures %lu\n",
+	       (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
+	       (unsigned long)st.swap_full, (unsigned long)st.write_failures);
+	event_emit("vm", "\"policy\":\"%s\",\"low\":%lu,\"high\":%lu,\"free\":%lu,\"resident\":%lu,\"minflt\":%lu,"
+		   "\"majflt\":%lu,\"swap_in\":%lu,\"swap_out\":%lu,\"escapes\":%lu,\"scanned\":%lu,\"freed\":%lu,"
+		   "\"written\":%lu,\"dropped_clean\":%lu,\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
+		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu",
+		   replace_policy_name(ring.policy), (unsigned long)st.low, (unsigned long)st.high,
+		   (unsigned long)kernel_pfa.st.free, (unsigned long)st.resident, (unsigned long)st.minflt,
+		   (unsigned long)st.majflt, (unsigned long)st.swap_in, (unsigned long)st.swap_out,
+		   (unsigned long)st.escapes, (unsigned long)st.scanned, (unsigned long)st.freed,
+		   (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.by_class[0],
+		   (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3],
+		   (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
+		   (unsigned long)st.swap_full, (unsigned long)st.write_failures);
+	return 0;
+}
+SHELL_COMMAND(vm, "", "virtual memory: faults, reclaim by (R,M) class, watermarks", cmd_vm);

@@ -1,0 +1,112 @@
+/*
+ * vm: virtual memory that is not the direct map — regions backed on demand
+ * by frames from the page-frame allocator, given up under pressure to swap
+ * (kernel/swap.h), and brought back on the next touch.
+ *
+ * A region (struct vm_area) is a window of virtual addresses at
+ * VM_VIRT_BASE + id * VM_AREA_SPAN. Nothing in it is mapped at first:
+ *
+ *   first touch          a hardware page fault (#PF). The handler takes a
+ *                        zeroed frame, maps it, and the CPU retries the
+ *                        instruction: a minor fault, done on the fault's
+ *                        own stack when a frame is to be had at once.
+ *   touch of a page      a major fault: the page must be read back from
+ *   that went to swap    swap, which waits for the disk. The handler does
+ *                        not wait there (interrupts off, on the page-fault
+ *                        stack): it makes the faulting code jump out to
+ *                        vm_run, which reads the page with interrupts on
+ *                        and runs the code again. So does a minor fault
+ *                        that must first reclaim memory.
+ *   reclaim              the enhanced second-chance clock (kernel/replace.c,
+ *                        or FIFO / plain clock with vm.policy=) picks a
+ *                        victim by the Accessed and Dirty bits of its
+ *                        page-table entry. A clean page whose copy in swap
+ *                        is still good is dropped without I/O; a dirty one
+ *                        is written (clustered with its neighbours in the
+ *                        victim list) and then its frame is freed.
+ *
+ * Reclaim runs when free memory falls below a low watermark, in a work item
+ * until it is back above a high one (like Linux's kswapd); synchronously
+ * when a fault finds no frame; and when the balloon would stall at its
+ * reserve floor (balloon.reclaim=off turns that off). docs/paging.md follows
+ * one page through all of it, by file and function.
+ *
+ * The code that touches a region runs inside vm_run, and must be
+ * restartable: a major fault abandons it mid-way (longjmp) and calls it
+ * again from the top once the page is back, so it must keep its progress in
+ * memory it commits only after each access completes.
+ *
+ * Single CPU, main loop only (the fault handler runs synchronously inside
+ * vm_run's code, never concurrently with the rest of the kernel).
+ */
+#ifndef BLIMP_VM_H
+#define BLIMP_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_VIRT_BASE 0x0000500000000000ULL
+#define VM_AREA_SPAN (64ULL << 30)        /* 64 GiB of addresses per region */
+#define VM_AREAS 8
+
+struct vm_page;
+
+struct vm_area {
+	unsigned id;
+	bool used;
+	uint64_t base, npages;
+	struct vm_page *page;              /* npages entries (vm.c) */
+	uint64_t resident;                 /* pages mapped now */
+	uint64_t swapped;                  /* pages whose only copy is in swap */
+	uint64_t minflt, majflt;           /* faults on this region */
+	uint64_t lost;                     /* pages whose swap copy could not be read */
+};
+
+struct vm_stats {
+	uint64_t minflt, majflt;           /* all regions, since boot */
+	uint64_t swap_in, swap_out;        /* pages read from / written to swap */
+	uint64_t resident;                 /* pages of all regions mapped now */
+	uint64_t escapes;                  /* faults finished outside the handler */
+	uint64_t scanned, freed, written, dropped_clean; /* reclaim, pages */
+	uint64_t by_class[4];              /* victims by (R,M): index R*2+M */
+	uint64_t kswapd_runs, direct_runs, balloon_runs;
+	uint64_t write_failures, swap_full, unswappable;
+	uint64_t low, high;                /* watermarks, frames */
+};
+
+enum vm_reclaim_why { VM_RECLAIM_KSWAPD, VM_RECLAIM_DIRECT, VM_RECLAIM_BALLOON };
+
+/* A region of `npages` pages, nothing resident. 0 and *out, or -EINVAL (0
+ * pages, more than VM_AREA_SPAN), -ENOSPC (VM_AREAS in use), -ENOMEM. */
+int vm_area_create(uint64_t npages, struct vm_area **out);
+
+/* Unmap and free every frame and swap slot of the region, and forget it. */
+void vm_area_destroy(struct vm_area *a);
+
+/* Address of page `vpn` of the region. */
+static inline volatile uint64_t *vm_page_addr(const struct vm_area *a, uint64_t vpn)
+{
+	return (volatile uint64_t *)(uintptr_t)(a->base + (vpn << 12));
+}
+
+/*
+ * Run body(ctx), which touches region `a` (and only it), taking its page
+ * faults. A fault that needs I/O or reclaim abandons body, is resolved here
+ * and body is called again (see the top). Returns body's value, or the
+ * error of a fault that could not be resolved: -ENOMEM (no frame: memory
+ * and swap full), -EIO (the page's copy in swap could not be read: its
+ * contents are lost, said on the console with the page's address).
+ */
+int vm_run(struct vm_area *a, int (*body)(void *ctx), void *ctx);
+
+/* Free up to `want` frames: clean page cache first, then cold anonymous
+ * pages to swap. Returns how many frames went back to the allocator. */
+uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why);
+
+/* Frames that could be freed without any I/O (clean cache), for the
+ * balloon's AVAIL statistic. */
+uint64_t vm_droppable(void);
+
+void vm_get_stats(struct vm_stats *st);
+
+#endif

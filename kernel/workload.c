@@ -1,0 +1,456 @@
+/*
+ * workload: access patterns over demand-paged regions, run in slices, and
+ * the `run`, `stop` and `ps` shell commands (see workload.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "workload.h"
+#include "addr.h"
+#include "clock.h"
+#include "event.h"
+#include "parse.h"
+#include "shell.h"
+#include "vm.h"
+#include "work.h"
+
+#define WORKLOADS VM_AREAS
+#define SLICE_NS 4000000ULL   /* per workload per turn */
+#define WORDS_CHECKED 8       /* one per 512-byte sector */
+#define REFS_MAX 4096
+
+enum pattern { P_UNIFORM, P_HOTCOLD, P_SEQ, P_LOOP, P_REFS, P_COUNT };
+static const char *const pattern_names[P_COUNT] = { "uniform", "hotcold", "seq", "loop", "refs" };
+
+enum wl_state { WL_FREE, WL_RUNNING, WL_DONE, WL_FAILED, WL_STOPPED };
+static const char *const state_names[] = { "-", "running", "done", "failed", "stopped" };
+
+struct workload {
+	enum wl_state state;
+	char name[16];
+	struct vm_area *area;
+	enum pattern pattern;
+	uint64_t npages, hot, loop;
+	unsigned hot_pct, write_pct;
+	uint64_t seed, rng;
+	uint64_t limit;            /* accesses after the fill; 0: until stopped */
+	bool fill;                 /* write every page once first (until filled) */
+	bool filled;
+	uint32_t *version;         /* per page: what its words must say */
+	uint32_t *refs;
+	uint64_t nrefs;
+	uint64_t pos;              /* fill, seq, loop, refs: the next position */
+	/* The access in progress: chosen once, committed when complete. */
+	bool cur_valid, cur_write;
+	uint64_t cur_page;
+	uint64_t accesses, writes; /* after the fill */
+	uint64_t deadline_ns;
+	int error;
+	/* Rates over the last second. */
+	uint64_t rate_ms, rate_acc, rate_min, rate_maj;
+	uint64_t acc_per_s, min_per_s, maj_per_s;
+	uint64_t start_ms, end_ms;
+	/* Kept when the region is gone (done, stopped). */
+	uint64_t minflt, majflt;
+};
+
+static struct workload wls[WORKLOADS];
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+uint64_t workload_pattern(uint64_t seed, uint64_t page, uint32_t version, unsigned i)
+{
+	if (version == 0)
+		return 0;
+	return splitmix64(seed ^ (page << 32) ^ ((uint64_t)version << 3) ^ i);
+}
+
+/* xorshift64*: the same generator as bench/linux/pressmem.c. */
+static uint64_t next_rand(struct workload *w)
+{
+	uint64_t x = w->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static void choose_access(struct workload *w)
+{
+	if (w->fill && !w->filled) {
+		w->cur_page = w->pos;
+		w->cur_write = true;
+		return;
+	}
+	uint64_t p;
+	switch (w->pattern) {
+	case P_HOTCOLD:
+		if (next_rand(w) % 100 < w->hot_pct || w->hot == w->npages)
+			p = next_rand(w) % w->hot;
+		else
+			p = w->hot + next_rand(w) % (w->npages - w->hot);
+		break;
+	case P_SEQ:
+		p = w->pos++ % w->npages;
+		break;
+	case P_LOOP:
+		p = w->pos++ % w->loop;
+		break;
+	case P_REFS:
+		p = w->refs[w->pos++ % w->nrefs];
+		break;
+	default:
+		p = next_rand(w) % w->npages;
+	}
+	w->cur_page = p;
+	w->cur_write = next_rand(w) % 100 < w->write_pct;
+}
+
+/* The slice: runs inside vm_run, so it may be abandoned at any fault and
+ * called again; progress is only what was committed. */
+static int slice(void *ctx)
+{
+	struct workload *w = ctx;
+	for (uint64_t n = 0;; n++) {
+		if ((n & 31) == 0 && clock_ns() >= w->deadline_ns)
+			return 0;
+		bool filling = w->fill && !w->filled;
+		if (!filling && w->limit && w->accesses >= w->limit)
+			return 1;
+		if (!w->cur_valid) {
+			choose_access(w);
+			w->cur_valid = true;
+		}
+		uint64_t p = w->cur_page;
+		volatile uint64_t *pg = vm_page_addr(w->area, p);
+		uint32_t v = w->version[p];
+		for (unsigned i = 0; i < WORDS_CHECKED; i++) {
+			uint64_t want = workload_pattern(w->seed, p, v, i), got = pg[i * 64];
+			if (got != want) {
+				printf("workload %s: page %lu (%#lx) word %u is %#lx, not %#lx (version %u)\n", w->name,
+				       (unsigned long)p, (unsigned long)(uintptr_t)&pg[i * 64], i, (unsigned long)got,
+				       (unsigned long)want, v);
+				event_emit("workload_corrupt", "\"name\":\"%s\",\"page\":%lu,\"word\":%u,\"version\":%u,"
+					   "\"want\":\"%#lx\",\"got\":\"%#lx\"", w->name, (unsigned long)p, i, v,
+					   (unsigned long)want, (unsigned long)got);
+				return -EILSEQ;
+			}
+		}
+		if (w->cur_write) {
+			for (unsigned i = 0; i < WORDS_CHECKED; i++)
+				pg[i * 64] = workload_pattern(w->seed, p, v + 1, i);
+			w->version[p] = v + 1;
+		}
+		w->cur_valid = false;
+		if (filling) {
+			if (++w->pos == w->npages) {
+				w->filled = true;
+				w->pos = 0; /* seq, loop and refs start from their beginning */
+			}
+		} else {
+			w->accesses++;
+			w->writes += w->cur_write;
+		}
+	}
+}
+
+static void release(struct workload *w)
+{
+	if (w->area) {
+		w->minflt = w->area->minflt;
+		w->majflt = w->area->majflt;
+		vm_area_destroy(w->area);
+		w->area = NULL;
+	}
+	free(w->version);
+	free(w->refs);
+	w->version = NULL;
+	w->refs = NULL;
+	w->end_ms = clock_ms();
+}
+
+static uint64_t wl_minflt(const struct workload *w)
+{
+	return w->area ? w->area->minflt : w->minflt;
+}
+
+static uint64_t wl_majflt(const struct workload *w)
+{
+	return w->area ? w->area->majflt : w->majflt;
+}
+
+static void wl_event(const char *ev, const struct workload *w)
+{
+	event_emit(ev, "\"name\":\"%s\",\"state\":\"%s\",\"pattern\":\"%s\",\"pages\":%lu,\"resident\":%lu,"
+		   "\"swapped\":%lu,\"minflt\":%lu,\"majflt\":%lu,\"accesses\":%lu,\"writes\":%lu,"
+		   "\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,\"error\":%d",
+		   w->name, state_names[w->state], pattern_names[w->pattern], (unsigned long)w->npages,
+		   (unsigned long)(w->area ? w->area->resident : 0), (unsigned long)(w->area ? w->area->swapped : 0),
+		   (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w), (unsigned long)w->accesses,
+		   (unsigned long)w->writes, (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
+		   (unsigned long)w->maj_per_s,
+		   (unsigned long)((w->state == WL_RUNNING ? clock_ms() : w->end_ms) - w->start_ms), w->error);
+}
+
+static void sample_rates(struct workload *w)
+{
+	uint64_t now = clock_ms();
+	if (now - w->rate_ms < 1000)
+		return;
+	uint64_t dt = now - w->rate_ms;
+	w->acc_per_s = (w->accesses - w->rate_acc) * 1000 / dt;
+	w->min_per_s = (wl_minflt(w) - w->rate_min) * 1000 / dt;
+	w->maj_per_s = (wl_majflt(w) - w->rate_maj) * 1000 / dt;
+	w->rate_ms = now;
+	w->rate_acc = w->accesses;
+	w->rate_min = wl_minflt(w);
+	w->rate_maj = wl_majflt(w);
+	wl_event("workload", w); /* once a second: a fault storm cannot flood the console */
+}
+
+static void run_slices(struct work *wk);
+static struct work slices_work = { .fn = run_slices };
+
+static void run_slices(struct work *wk)
+{
+	bool any = false;
+	for (unsigned i = 0; i < WORKLOADS; i++) {
+		struct workload *w = &wls[i];
+		if (w->state != WL_RUNNING)
+			continue;
+		w->deadline_ns = clock_ns() + SLICE_NS;
+		int rc = vm_run(w->area, slice, w);
+		sample_rates(w);
+		if (rc < 0) {
+			w->state = WL_FAILED;
+			w->error = rc;
+			printf("workload %s: stopped: %s (%d)\n", w->name,
+			       rc == -ENOMEM ? "out of memory, swap full or off" :
+			       rc == -EIO ? "a page could not be read back from swap" :
+			       rc == -EILSEQ ? "a page came back with the wrong contents" : "error", rc);
+			release(w);
+			wl_event("workload_error", w);
+		} else if (rc == 1) {
+			w->state = WL_DONE;
+			release(w);
+			printf("workload %s: done, %lu accesses in %lu ms\n", w->name, (unsigned long)w->accesses,
+			       (unsigned long)(w->end_ms - w->start_ms));
+			wl_event("workload_done", w);
+		} else {
+			any = true;
+		}
+	}
+	if (any)
+		work_queue(wk);
+}
+
+static struct workload *find(const char *name)
+{
+	for (unsigned i = 0; i < WORKLOADS; i++)
+		if (wls[i].state != WL_FREE && strcmp(wls[i].name, name) == 0)
+			return &wls[i];
+	return NULL;
+}
+
+/* "1,2,3,4" -> refs; every page below npages. */
+static int parse_refs(struct workload *w, const char *s)
+{
+	w->refs = malloc(REFS_MAX * sizeof(*w->refs));
+	if (!w->refs)
+		return -ENOMEM;
+	char buf[32];
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		uint64_t p;
+		if (n == 0 || n >= sizeof(buf) || w->nrefs == REFS_MAX)
+			return -EINVAL;
+		memcpy(buf, s, n);
+		buf[n] = 0;
+		if (parse_u64_max(buf, w->npages - 1, &p) < 0)
+			return -EINVAL;
+		w->refs[w->nrefs++] = (uint32_t)p;
+		s += n + (s[n] == ',');
+	}
+	return w->nrefs ? 0 : -EINVAL;
+}
+
+static int parse_args(struct workload *w, int argc, char **argv)
+{
+	uint64_t size = 64ULL << 20, hot = 0, v;
+	const char *refs = NULL;
+	w->pattern = P_UNIFORM;
+	w->hot_pct = 90;
+	w->write_pct = 30;
+	w->seed = 1;
+	w->fill = true;
+	for (int i = 2; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq) {
+			printf("run: %s: expected key=value\n", argv[i]);
+			return -EINVAL;
+		}
+		*eq = 0;
+		const char *k = argv[i], *val = eq + 1;
+		int rc = 0;
+		if (strcmp(k, "size") == 0)
+			rc = parse_size_max(val, VM_AREA_SPAN, &size);
+		else if (strcmp(k, "hot") == 0)
+			rc = parse_size_max(val, VM_AREA_SPAN, &hot);
+		else if (strcmp(k, "hotpct") == 0 && (rc = parse_u64_max(val, 100, &v)) == 0)
+			w->hot_pct = (unsigned)v;
+		else if (strcmp(k, "write") == 0 && (rc = parse_u64_max(val, 100, &v)) == 0)
+			w->write_pct = (unsigned)v;
+		else if (strcmp(k, "loop") == 0)
+			rc = parse_u64_max(val, VM_AREA_SPAN >> PAGE_SHIFT, &w->loop);
+		else if (strcmp(k, "count") == 0)
+			rc = parse_u64(val, &w->limit);
+		else if (strcmp(k, "seed") == 0)
+			rc = parse_u64(val, &w->seed);
+		else if (strcmp(k, "fill") == 0 && (rc = parse_u64_max(val, 1, &v)) == 0)
+			w->fill = v;
+		else if (strcmp(k, "refs") == 0)
+			refs = val;
+		else if (strcmp(k, "pattern") == 0) {
+			rc = -EINVAL;
+			for (int p = 0; p < P_COUNT; p++)
+				if (strcmp(val, pattern_names[p]) == 0) {
+					w->pattern = (enum pattern)p;
+					rc = 0;
+				}
+		} else if (strcmp(k, "hotpct") && strcmp(k, "write") && strcmp(k, "fill"))
+			rc = -ENOENT;
+		if (rc < 0) {
+			printf("run: %s=%s: %s\n", k, val, rc == -ENOENT ? "unknown key" : "bad value");
+			return -EINVAL;
+		}
+	}
+	w->npages = size >> PAGE_SHIFT;
+	if (w->npages == 0) {
+		printf("run: size must be at least one page\n");
+		return -EINVAL;
+	}
+	w->hot = hot ? hot >> PAGE_SHIFT : (w->npages + 9) / 10;
+	if (w->hot == 0 || w->hot > w->npages) {
+		printf("run: hot must be between one page and the size\n");
+		return -EINVAL;
+	}
+	if (w->pattern == P_LOOP && (w->loop == 0 || w->loop > w->npages)) {
+		printf("run: pattern=loop needs loop=PAGES, 1 .. %lu\n", (unsigned long)w->npages);
+		return -EINVAL;
+	}
+	if (w->pattern == P_REFS && (!refs || parse_refs(w, refs) < 0)) {
+		printf("run: pattern=refs needs refs=P,P,... (at most %d pages below %lu)\n", REFS_MAX,
+		       (unsigned long)w->npages);
+		return -EINVAL;
+	}
+	w->rng = w->seed ? w->seed : 0x9e3779b97f4a7c15ULL;
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	if (argc < 2 || strlen(argv[1]) >= sizeof(wls[0].name)) {
+		printf("usage: run NAME [size=64M] [pattern=uniform|hotcold|seq|loop|refs] [hot=SIZE] [hotpct=90]\n"
+		       "           [write=30] [loop=PAGES] [refs=P,P,...] [count=ACCESSES] [seed=1] [fill=1]\n");
+		return -EINVAL;
+	}
+	struct workload *w = find(argv[1]);
+	if (w && w->state == WL_RUNNING) {
+		printf("run: %s is running; stop it first\n", argv[1]);
+		return -EBUSY;
+	}
+	if (!w)
+		for (unsigned i = 0; i < WORKLOADS && !w; i++)
+			if (wls[i].state == WL_FREE)
+				w = &wls[i];
+	if (!w) /* reuse the oldest finished one */
+		for (unsigned i = 0; i < WORKLOADS && !w; i++)
+			if (wls[i].state != WL_RUNNING)
+				w = &wls[i];
+	if (!w) {
+		printf("run: %d workloads are running already\n", WORKLOADS);
+		return -ENOSPC;
+	}
+	struct workload nw = { 0 };
+	strcpy(nw.name, argv[1]);
+	int rc = parse_args(&nw, argc, argv);
+	if (rc == 0) {
+		nw.version = calloc(nw.npages, sizeof(*nw.version));
+		rc = nw.version ? vm_area_create(nw.npages, &nw.area) : -ENOMEM;
+		if (rc < 0)
+			printf("run: %s\n", rc == -ENOSPC ? "no region free" : "no memory for its page tables");
+	}
+	if (rc < 0) {
+		free(nw.version);
+		free(nw.refs);
+		return rc;
+	}
+	nw.state = WL_RUNNING;
+	nw.start_ms = nw.rate_ms = clock_ms();
+	*w = nw;
+	printf("run %s: %lu pages at %#lx, %s, write %u%%\n", w->name, (unsigned long)w->npages,
+	       (unsigned long)w->area->base, pattern_names[w->pattern], w->write_pct);
+	wl_event("workload_start", w);
+	work_queue(&slices_work);
+	return 0;
+}
+SHELL_COMMAND(run, "NAME [size= pattern= hot= hotpct= write= loop= refs= count= seed= fill=]",
+	      "start a workload on demand-paged memory", cmd_run);
+
+static int cmd_stop(int argc, char **argv)
+{
+	struct workload *w = argc == 2 ? find(argv[1]) : NULL;
+	if (!w) {
+		printf("stop: %s\n", argc == 2 ? "no such workload" : "usage: stop NAME");
+		return argc == 2 ? -ENOENT : -EINVAL;
+	}
+	if (w->state == WL_RUNNING) {
+		w->state = WL_STOPPED;
+		release(w);
+	}
+	printf("stop %s: %lu accesses, faults minor %lu major %lu\n", w->name, (unsigned long)w->accesses,
+	       (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w));
+	wl_event("workload_stop", w);
+	return 0;
+}
+SHELL_COMMAND(stop, "NAME", "stop a workload and free its memory", cmd_stop);
+
+static int cmd_ps(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("%-15s %-8s %-8s %9s %9s %9s %9s %9s %9s %9s\n", "NAME", "STATE", "PATTERN", "PAGES", "RESIDENT",
+	       "SWAPPED", "MINFLT", "MAJFLT", "ACC/S", "MAJ/S");
+	char buf[EVENT_LINE_MAX];
+	size_t len = 0;
+	buf[0] = 0;
+	for (unsigned i = 0; i < WORKLOADS; i++) {
+		const struct workload *w = &wls[i];
+		if (w->state == WL_FREE)
+			continue;
+		uint64_t res = w->area ? w->area->resident : 0, sw = w->area ? w->area->swapped : 0;
+		printf("%-15s %-8s %-8s %9lu %9lu %9lu %9lu %9lu %9lu %9lu\n", w->name, state_names[w->state],
+		       pattern_names[w->pattern], (unsigned long)w->npages, (unsigned long)res, (unsigned long)sw,
+		       (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w), (unsigned long)w->acc_per_s,
+		       (unsigned long)w->maj_per_s);
+		int n = snprintf(buf + len, sizeof(buf) - len,
+				 "%s{\"name\":\"%s\",\"state\":\"%s\",\"pages\":%lu,\"resident\":%lu,\"swapped\":%lu,"
+				 "\"minflt\":%lu,\"majflt\":%lu,\"accesses\":%lu,\"acc_per_s\":%lu}",
+				 len ? "," : "", w->name, state_names[w->state], (unsigned long)w->npages,
+				 (unsigned long)res, (unsigned long)sw, (unsigned long)wl_minflt(w),
+				 (unsigned long)wl_majflt(w), (unsigned long)w->accesses, (unsigned long)w->acc_per_s);
+		if (n > 0 && (size_t)n < sizeof(buf) - len)
+			len += (size_t)n;
+	}
+	event_emit("ps", "\"workloads\":[%s]", buf);
+	return 0;
+}
+SHELL_COMMAND(ps, "", "workloads: resident pages, faults, accesses per second", cmd_ps);
