@@ -29,13 +29,19 @@ $(BUILD)/bench/host_limit: bench/host_limit.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -o $@ $<
 
--include $(PFA_BENCH_OBJS:.o=.d) $(REPLACE_BENCH_OBJS:.o=.d) $(BUILD)/bench/host_limit.d
+$(BUILD)/bench/swap_ceiling: bench/swap_ceiling.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -o $@ $<
+
+-include $(PFA_BENCH_OBJS:.o=.d) $(REPLACE_BENCH_OBJS:.o=.d) $(BUILD)/bench/host_limit.d \
+	$(BUILD)/bench/swap_ceiling.d
 
 # Always run: the script itself decides from its stamp whether to rebuild.
 bench-linux: $(BUILD)/.deps
 	$(Q)$(PYTHON) bench/linux/build_guest.py --out $(BUILD)/bench/linux
 
-BENCH_HOST_PROGS := $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit $(BUILD)/bench/replace_bench
+BENCH_HOST_PROGS := $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit $(BUILD)/bench/replace_bench \
+	$(BUILD)/bench/swap_ceiling
 BENCH_DEPS := $(BENCH_HOST_PROGS) all bench-linux
 
 bench: $(BENCH_DEPS)
