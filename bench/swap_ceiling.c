@@ -4,11 +4,12 @@
  *
  * A guest's swap device is an image file on the host; opened with
  * cache=none, QEMU reaches it with O_DIRECT requests. This program makes
- * such requests to an image of its own: sequential O_DIRECT writes and reads from 4 KiB-aligned buffers,
- * one request at a time (queue depth 1), of 4 KiB (a page swapped alone)
- * and 256 KiB (a cluster of 64 pages). The image is filled once first,
- * untimed, so the timed writes overwrite allocated blocks as a swap device
- * would; each write pass ends with fdatasync, inside the timing. Reads may
+ * such requests to an image of its own: sequential O_DIRECT writes and
+ * reads from 4 KiB-aligned buffers, one request at a time (queue depth 1),
+ * of 4 KiB (a page swapped alone) and 256 KiB (a cluster of 64 pages).
+ * The image is filled once first, untimed, so the timed writes overwrite
+ * allocated blocks as a swap device would; each write pass ends with
+ * fdatasync, inside the timing. Reads may
  * be helped by caches below the file system (the host's disk, if it is a
  * VM's): that is part of what this host can do.
  *
