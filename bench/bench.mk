@@ -15,17 +15,34 @@ $(PFA_BENCH_OBJS): $(BUILD)/bench/obj/%.o: %.c | $(BUILD)/.deps
 $(BUILD)/bench/pfa_bench: $(PFA_BENCH_OBJS)
 	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $^
 
+# The host build of kernel/replace.c, as tests/unit/replace.mk compiles it
+# (BLIMP_HOST), without the sanitizers: the same simulator the tests check.
+REPLACE_BENCH_SRCS := bench/replace_bench.c kernel/replace.c
+REPLACE_BENCH_OBJS := $(patsubst %.c,$(BUILD)/bench/obj/%.o,$(REPLACE_BENCH_SRCS))
+$(REPLACE_BENCH_OBJS): $(BUILD)/bench/obj/%.o: %.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -DBLIMP_HOST=1 -MMD -MP -c $< -o $@
+$(BUILD)/bench/replace_bench: $(REPLACE_BENCH_OBJS)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $^
+
 $(BUILD)/bench/host_limit: bench/host_limit.c | $(BUILD)/.deps
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -o $@ $<
 
--include $(PFA_BENCH_OBJS:.o=.d) $(BUILD)/bench/host_limit.d
+$(BUILD)/bench/swap_ceiling: bench/swap_ceiling.c | $(BUILD)/.deps
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -MMD -MP -o $@ $<
+
+-include $(PFA_BENCH_OBJS:.o=.d) $(REPLACE_BENCH_OBJS:.o=.d) $(BUILD)/bench/host_limit.d \
+	$(BUILD)/bench/swap_ceiling.d
 
 # Always run: the script itself decides from its stamp whether to rebuild.
 bench-linux: $(BUILD)/.deps
 	$(Q)$(PYTHON) bench/linux/build_guest.py --out $(BUILD)/bench/linux
 
-BENCH_DEPS := $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit all bench-linux
+BENCH_HOST_PROGS := $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit $(BUILD)/bench/replace_bench \
+	$(BUILD)/bench/swap_ceiling
+BENCH_DEPS := $(BENCH_HOST_PROGS) all bench-linux
 
 bench: $(BENCH_DEPS)
 	$(Q)$(PYTHON) bench/bench.py --runs $(BENCH_RUNS) --out $(BUILD)/bench $(BENCH_ARGS)
@@ -39,4 +56,4 @@ bench-quick: $(BENCH_DEPS)
 # Not bench-linux: the tests that need the Linux guest build it themselves and
 # skip, saying why, when Debian's mirror cannot be reached, so the other QEMU
 # tests still run offline.
-qemu-test: $(BUILD)/bench/pfa_bench $(BUILD)/bench/host_limit
+qemu-test: $(BENCH_HOST_PROGS)

@@ -20,11 +20,16 @@ Method (issue 8):
     inflate and reporting steps for the plot.
 
     /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
-        [--report-mib 1024] [--ram-mib 2048] [--out build/bench] [--quick]
+        [--report-mib 1024] [--ram-mib 2048] [--swap-mib 256] [--out build/bench] [--quick]
     /usr/bin/python3 bench/bench.py --report build/bench/bench.json
 
 --quick (used by make test): one run, small sizes, UEFI boot skipped; the
 same code paths, no figure asserted.
+
+Besides the guests, two host programs print tables of their own after the
+main one: bench/replace_bench (page-replacement policies against Belady's
+OPT, the same figures every run) and bench/swap_ceiling (the host's
+O_DIRECT throughput for a --swap-mib swap image in --out, deleted after).
 """
 import argparse
 import json
@@ -191,6 +196,36 @@ def pfa_bench():
     return {o["what"]: o for o in map(json.loads, out.stdout.splitlines())}
 
 
+def replace_bench():
+    """Every replacement policy's faults against OPT (one JSON document). The
+    program exits 1 if a policy beat OPT: check=True stops the bench then."""
+    exe = os.path.join(ROOT, "build", "bench", "replace_bench")
+    out = subprocess.run([exe], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+SWAP_NO_O_DIRECT = 3  # swap_ceiling: the file system refuses O_DIRECT
+
+
+def swap_ceiling(out_dir, mib, runs):
+    """The host's O_DIRECT throughput for a swap image of `mib` MiB in out_dir
+    (the program unlinks it at once). "blimp" is the place for blimp's own
+    swap-out and swap-in, in the host's shape (report.swap_table): None until
+    swap does I/O."""
+    exe = os.path.join(ROOT, "build", "bench", "swap_ceiling")
+    image = os.path.join(out_dir, f"swap-ceiling-{os.getpid()}.img")
+    res = {"image_mib": mib, "runs": runs, "dir": out_dir, "queue_depth": 1, "host": None,
+           "blimp": None}
+    out = subprocess.run([exe, image, str(mib), str(runs)], capture_output=True, text=True)
+    if out.returncode == SWAP_NO_O_DIRECT:
+        res["error"] = out.stderr.strip()
+        return res
+    if out.returncode != 0:
+        raise RuntimeError(f"swap_ceiling exited {out.returncode}: {out.stderr.strip()}")
+    res["host"] = {o["what"]: o["mib_per_s"] for o in map(json.loads, out.stdout.splitlines())}
+    return res
+
+
 def image_bytes():
     """blimp's kernel image: the ELF file and what it occupies once loaded."""
     path = os.path.join(ROOT, "build", "blimp.elf")
@@ -224,6 +259,7 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1536)
     ap.add_argument("--report-mib", type=int, default=1024)
     ap.add_argument("--ram-mib", type=int, default=2048)
+    ap.add_argument("--swap-mib", type=int, default=256, help="swap ceiling: the image's size")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--quick", action="store_true", help="one run, small sizes (make test)")
     ap.add_argument("--report", metavar="JSON",
@@ -238,8 +274,11 @@ def main():
         return
     if args.quick:
         args.runs, args.size_mib, args.report_mib, args.ram_mib = 1, 128, 128, 512
+        args.swap_mib = 16
     if args.runs < 1 or not 0 < args.size_mib < args.ram_mib or not 0 < args.report_mib < args.ram_mib:
         ap.error("need runs >= 1 and 0 < size, report size < RAM")
+    if args.swap_mib < 1:
+        ap.error("need --swap-mib >= 1")
     os.makedirs(args.out, exist_ok=True)
 
     blimp, blimp_uefi = Blimp("pvh"), Blimp("uefi")
@@ -253,6 +292,12 @@ def main():
     print(json.dumps(raw["host_limit"]), flush=True)
     print("== allocator (host build)", flush=True)
     raw["pfa"] = pfa_bench()
+    print("== page replacement (host build)", flush=True)
+    raw["replace"] = replace_bench()
+    print(f"== swap device ceiling ({args.swap_mib} MiB image, O_DIRECT, {args.runs} runs)",
+          flush=True)
+    raw["swap_ceiling"] = swap_ceiling(args.out, args.swap_mib, args.runs)
+    print(json.dumps(raw["swap_ceiling"]["host"] or raw["swap_ceiling"].get("error")), flush=True)
     raw["image"] = image_bytes()
 
     for r in range(args.runs):

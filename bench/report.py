@@ -4,6 +4,11 @@ Every cell is median (min-max) over the runs of this bench. "ratio" is how
 many times better blimp is than Linux (speed / speed, or time / time the
 other way round), so above 1 is blimp ahead; "% of limit" is blimp's median
 against the host's median ceiling for the same work.
+
+Two tables follow it, from host programs alone: page replacement (every
+policy's faults against Belady's OPT, bench/replace_bench.c) and the swap
+device ceiling (the host's O_DIRECT throughput, bench/swap_ceiling.c, with
+a place kept for blimp's own swap-out and swap-in, not measured yet).
 """
 import statistics
 
@@ -131,22 +136,112 @@ def _header(raw):
             f"machine's, measured in this run.")
 
 
-def format_table(raw):
-    rows = [HEAD] + [_cells(r) for r in raw["table"]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
-    lines = [_header(raw), ""]
+def _text(head, rows):
+    rows = [head] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = []
     for i, r in enumerate(rows):
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return lines
+
+
+def _markdown(head, rows):
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _tables(raw, fmt):
+    """The main table, then the host programs' own tables (runs saved before
+    they existed have none), each under its title."""
+    lines = [_header(raw), ""] + fmt(HEAD, [_cells(r) for r in raw["table"]])
+    for title, about, head, rows in (replace_table(raw), swap_table(raw)):
+        if rows:
+            lines += ["", f"{title}: {about}", ""] + fmt(head, rows)
+    return lines
+
+
+def format_table(raw):
+    return "\n".join(_tables(raw, _text))
 
 
 def format_markdown(raw):
-    lines = [_header(raw), "", "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-    for r in raw["table"]:
-        lines.append("| " + " | ".join(_cells(r)) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_tables(raw, _markdown)) + "\n"
+
+
+# ------------------------------------------------------------------ page replacement
+REPLACE_TITLE = "page replacement: faults vs Belady's OPT"
+
+
+def replace_table(raw):
+    """bench/replace_bench's figures: a row per reference string and frame
+    count, a column per policy with its faults and their ratio to OPT's;
+    write-backs where the string writes. The note names the policies that
+    fault more with these frames than with the string's previous, smaller
+    count (Belady's anomaly: OPT and LRU, stack algorithms, never do)."""
+    rep = raw.get("replace")
+    if not rep:
+        return REPLACE_TITLE, "", [], []
+    pols = rep["policies"]
+    head = ["string", "frames"] + [p.upper() for p in pols] + ["write-backs " + "/".join(
+        p.upper() for p in pols), "note"]
+    rows = []
+    for st in rep["strings"]:
+        prev = None
+        for run in st["runs"]:
+            cells = [st["name"], str(run["frames"])]
+            for p in pols:
+                r = run[p]
+                cells.append(str(r["faults"]) if p == "opt"
+                             else f"{r['faults']} ({r['ratio_to_opt']:.2f}x)")
+            cells.append("/".join(str(run[p]["writebacks"]) for p in pols)
+                         if st["write_pct"] else "-")
+            worse = [p.upper() for p in pols if prev and run[p]["faults"] > prev[p]["faults"]]
+            cells.append(f"anomaly: {', '.join(worse)} fault more than with {prev['frames']}"
+                         if worse else (st["what"] if prev is None else ""))
+            rows.append(cells)
+            prev = run
+    about = (f"{len(rep['strings'])} reference strings (fixed seeds), faults and ratio to OPT "
+             f"(the optimum: every ratio >= 1, checked); host build of kernel/replace.c")
+    return REPLACE_TITLE, about, head, rows
+
+
+# ------------------------------------------------------------------ swap ceiling
+SWAP_TITLE = "swap device ceiling (host, O_DIRECT)"
+SWAP_REQUESTS = ((4, "4 KiB requests (1 page)"), (256, "256 KiB requests (cluster of 64 pages)"))
+
+
+def swap_table(raw):
+    """bench/swap_ceiling's figures: sequential O_DIRECT write and read of an
+    image at queue depth 1, a row per request size, median (min-max) MiB/s.
+    The blimp columns are for blimp's own swap-out and swap-in through
+    virtio-blk, once swap does I/O: raw["swap_ceiling"]["blimp"] is None
+    until then ("not measured yet"); when measured it takes the host's
+    shape, {"write_4k": [MiB/s per run], "read_4k": [...], "write_256k": ...,
+    "read_256k": ...}, and "% of limit" is blimp's median against the host's."""
+    sw = raw.get("swap_ceiling")
+    if not sw:
+        return SWAP_TITLE, "", [], []
+    head = ["request", "host write [MiB/s]", "host read [MiB/s]", "blimp swap-out [MiB/s]",
+            "blimp swap-in [MiB/s]", "% of limit (out/in)"]
+    if sw.get("error"):
+        return SWAP_TITLE, f"not measured: {sw['error']}", head, []
+    host, blimp = sw["host"], sw.get("blimp")
+    rows = []
+    for kib, label in SWAP_REQUESTS:
+        hw, hr = stats(host[f"write_{kib}k"]), stats(host[f"read_{kib}k"])
+        if blimp:
+            bw, br = stats(blimp.get(f"write_{kib}k", [])), stats(blimp.get(f"read_{kib}k", []))
+            pct = "/".join(f"{100 * b['median'] / h['median']:.0f} %" if b and h else "-"
+                           for b, h in ((bw, hw), (br, hr)))
+            rows.append([label, _cell(hw), _cell(hr), _cell(bw), _cell(br), pct])
+        else:
+            rows.append([label, _cell(hw), _cell(hr), "blimp: not measured yet",
+                         "blimp: not measured yet", "-"])
+    about = (f"a {sw['image_mib']} MiB image in {sw['dir']}, sequential, one request at a time, "
+             f"write passes end with fdatasync; {sw['runs']} run(s), median (min-max)")
+    return SWAP_TITLE, about, head, rows
 
 
 def run_line(run, size):
