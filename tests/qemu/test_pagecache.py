@@ -187,3 +187,26 @@ def test_under_memory_pressure_the_cache_reuses_its_own_frames(boot, tmp_path):
     assert ev["rc"] == 0 and int(ev["checksum"], 16) == checksum(data, 0, 8), ev
     assert vm.shell_event("pfa")["check"] == "ok"
     assert vm.poweroff() == EXIT_SUCCESS
+
+
+def test_pages_read_again_survive_a_scan_by_their_second_chance(boot, tmp_path):
+    """With room for about 40 pages, 8 hot pages read between chunks of a
+    scan stay cached: each hit sets their referenced bit, so the clock's hand
+    clears it and passes on, and takes the scan's pages (read once, bit
+    clear) instead. FIFO would have dropped the hot pages by the third chunk."""
+    pages = 2048
+    data = make_file(tmp_path / "file.img", pages)
+    vm = boot_cache(boot, [("c0", tmp_path / "file.img", True)])
+    free = vm.shell_event("pfa")["free"]
+    vm.shell(f"alloc {(free - 40) * PAGE // 1024}K", timeout=300)
+    cache_read(vm, 0, 8)
+    next_page = 8
+    for _ in range(20):
+        scan, _ = cache_read(vm, next_page, 16)
+        assert scan["misses"] == 16 and int(scan["checksum"], 16) == checksum(data, next_page, 16), scan
+        next_page += 16
+        hot, _ = cache_read(vm, 0, 8)
+        assert hot["hits"] == 8, (hot, vm.shell_event("cache"))
+    st = vm.shell_event("cache")
+    assert st["reused"] > 0 and st["pages"] <= 48, st   # the scan did run out of frames
+    assert vm.poweroff() == EXIT_SUCCESS
