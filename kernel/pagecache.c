@@ -296,9 +296,39 @@ void pagecache_init(void)
 
 /* ---------------------------------------------------------------- shell */
 
-static void print_stats(void)
+/* The ring is consistent (replace_check) and the hash table holds exactly
+ * the ring's pages, each in its own bucket: 0, or -EFAULT with `why`. */
+static int pagecache_check(char *why, size_t len)
+{
+	if (!pc.attached)
+		return 0;
+	int rc = replace_check(&pc.ring, why, len);
+	if (rc < 0)
+		return rc;
+	uint64_t hashed = 0;
+	for (uint64_t b = 0; b < 1ULL << pc.bucket_bits; b++)
+		for (uint32_t s = pc.bucket[b]; s != REPLACE_NONE; s = pc.ent[s].hnext, hashed++)
+			if (s >= pc.ring.n_slots || !pc.slot[s].used || bucket_of(pc.slot[s].page) != &pc.bucket[b] ||
+			    hashed > pc.ring.n_used) {
+				snprintf(why, len, "hash bucket %llu holds slot %u, which is not a cached page of it",
+					 (unsigned long long)b, s);
+				return -EFAULT;
+			}
+	if (hashed != pc.ring.n_used) {
+		snprintf(why, len, "%llu pages hashed, %u in the ring", (unsigned long long)hashed, pc.ring.n_used);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+/* The counters and the check, for people and as a `cache` event; the check's result. */
+static int print_stats(void)
 {
 	struct pagecache_stats *s = &pc.st;
+	char why[160] = "ok", esc[320];
+	int rc = pagecache_check(why, sizeof(why));
+	if (rc < 0)
+		printf("cache: check failed: %s\n", why);
 	if (!pc.attached)
 		printf("cache: no file attached (vm.cache=N or `cache attach N`)\n");
 	else
@@ -311,12 +341,14 @@ static void print_stats(void)
 		       (unsigned long long)s->read_errors, (unsigned long long)s->nomem);
 	event_emit("cache", "\"dev\":%d,\"file_pages\":%llu,\"slots\":%llu,\"pages\":%llu,\"hits\":%llu,"
 		   "\"misses\":%llu,\"dropped\":%llu,\"reused\":%llu,\"read_ops\":%llu,\"read_bytes\":%llu,"
-		   "\"read_errors\":%llu,\"nomem\":%llu",
+		   "\"read_errors\":%llu,\"nomem\":%llu,\"check\":\"%s\"",
 		   s->dev, (unsigned long long)s->file_pages, (unsigned long long)s->slots,
 		   (unsigned long long)s->pages, (unsigned long long)s->hits, (unsigned long long)s->misses,
 		   (unsigned long long)s->dropped, (unsigned long long)s->reused,
 		   (unsigned long long)s->read_ops, (unsigned long long)s->read_bytes,
-		   (unsigned long long)s->read_errors, (unsigned long long)s->nomem);
+		   (unsigned long long)s->read_errors, (unsigned long long)s->nomem,
+		   event_json_escape(esc, sizeof(esc), why));
+	return rc;
 }
 
 /* The page `cache read` copies into: in .bss, so the command needs no heap
@@ -374,8 +406,8 @@ static int cmd_cache(int argc, char **argv)
 {
 	uint64_t a = 0, b = 0;
 	if (argc == 1) {
-		print_stats();
-		return pc.attached ? 0 : -ENODEV;
+		int rc = print_stats();
+		return rc < 0 ? rc : pc.attached ? 0 : -ENODEV;
 	}
 	if (strcmp(argv[1], "attach") == 0 && argc == 3 && parse_u64(argv[2], &a) == 0)
 		return attach_and_report(a);

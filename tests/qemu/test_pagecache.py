@@ -91,6 +91,7 @@ def test_a_second_read_is_all_hits_and_dropping_costs_no_io(boot, tmp_path):
     assert again["checksum"] == first["checksum"]
 
     st = vm.shell_event("cache")
+    assert st["check"] == "ok", st
     assert st["pages"] == n and st["read_ops"] == n and st["read_bytes"] == len(data), st
     assert vm.shell_event("pfa")["free"] == free_before - n   # a frame per page, nothing else
     qemu = blockstats(vm, "c0")
@@ -166,6 +167,7 @@ def test_under_memory_pressure_the_cache_reuses_its_own_frames(boot, tmp_path):
     ev, _ = cache_read(vm, 256, 1024)
     assert ev["misses"] == 1024 and int(ev["checksum"], 16) == checksum(data, 256, 1024), ev
     st = vm.shell_event("cache")
+    assert st["check"] == "ok", st
     assert st["pages"] <= 256 + left and st["reused"] >= 1024 - left, st
     assert st["nomem"] == 0 and st["read_errors"] == 0, st
     # What is still cached is still right (hits and misses mixed).
@@ -208,5 +210,6 @@ def test_pages_read_again_survive_a_scan_by_their_second_chance(boot, tmp_path):
         hot, _ = cache_read(vm, 0, 8)
         assert hot["hits"] == 8, (hot, vm.shell_event("cache"))
     st = vm.shell_event("cache")
+    assert st["check"] == "ok", st
     assert st["reused"] > 0 and st["pages"] <= 48, st   # the scan did run out of frames
     assert vm.poweroff() == EXIT_SUCCESS
