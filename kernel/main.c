@@ -3,7 +3,8 @@
  * ones before it, then run what the command line asks for.
  *
  *   serial -> GDT/IDT -> clock -> command line -> bootmem -> page tables
- *   -> ACPI -> interrupt controllers -> shell -> "ready" -> kernel_loop
+ *   -> ACPI -> interrupt controllers -> devices -> page cache (vm.cache=)
+ *   -> shell -> "ready" -> kernel_loop
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "memmap.h"
 #include "fuzz/devfuzz.h"
 #include "mm.h"
+#include "pagecache.h"
 #include "acpi.h"
 #include "panic.h"
 #include "shell.h"
@@ -150,6 +152,7 @@ void kernel_main(const struct boot_info *bi)
 	rng_init();
 	blk_init();
 	swap_boot();
+	pagecache_init();
 
 	const char *fault = cmdline_get("fault");
 	if (fault)

@@ -118,6 +118,13 @@ uint64_t blk_capacity(unsigned dev)
 	return dev < (unsigned)ndevs && devs[dev].up ? devs[dev].core.cfg.capacity : 0;
 }
 
+int blk_read_only(unsigned dev)
+{
+	if (dev >= (unsigned)ndevs || !devs[dev].up)
+		return -ENODEV;
+	return devs[dev].core.cfg.ro ? 1 : 0;
+}
+
 /* What a synchronous call has in flight: slot -> sector offset in its buffer. */
 struct blk_wait {
 	struct blk *b;

@@ -28,6 +28,12 @@ void blk_init(void);
 int blk_count(void);
 uint64_t blk_capacity(unsigned dev);
 
+/* 1 if device `dev` is read-only (it offered VIRTIO_BLK_F_RO: `readonly=on`
+ * on QEMU's drive), 0 if it may be written, -ENODEV for no such device. A
+ * reader that caches the disk's contents needs the first: no write through
+ * the device can then change the bytes under its copies. */
+int blk_read_only(unsigned dev);
+
 /*
  * Read / write `n` 512-byte sectors at `sector` of device `dev`. Returns 0
  * or a negative errno: -ENODEV (no such device or it broke), -EROFS,
