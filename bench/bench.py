@@ -17,10 +17,16 @@ Method (issue 8):
     thread is doing QEMU's work (under TCG guest and host never overlap on
     one vCPU); the rest of the step is the guest's share;
   - QEMU's RSS is read from /proc before and after, and sampled during the
-    inflate and reporting steps for the plot.
+    inflate and reporting steps for the plot;
+  - the squeeze (bench/squeeze.py, issue 14): the balloon inflated below
+    what a running workload holds, the guest swapping to a virtio disk; its
+    own table, Linux's column measured, blimp's "—" until blimp can run the
+    workload. Full bench only (about 40 s a run): --quick, which make test
+    runs, leaves it out.
 
     /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
         [--report-mib 1024] [--ram-mib 2048] [--swap-mib 256] [--out build/bench] [--quick]
+    /usr/bin/python3 bench/bench.py --squeeze-only [--runs 1] [--out DIR]
     /usr/bin/python3 bench/bench.py --report build/bench/bench.json
 
 --quick (used by make test): one run, small sizes, UEFI boot skipped; the
@@ -47,6 +53,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from blimp.units import MIB  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
+from squeeze import run_squeeze  # noqa: E402
 
 TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
 
@@ -238,6 +245,30 @@ def image_bytes():
     return {"file": os.path.getsize(path), "loaded": loaded}
 
 
+# ------------------------------------------------------------------ the squeeze
+def squeeze_run(linux, out):
+    """One run of the squeeze: {family: figures}. Only Linux for now; blimp's
+    figures go under "blimp" once blimp has the squeeze's commands (the
+    conditions are in bench/squeeze.py's docstring). Until then there is no
+    "blimp" key and the table says "—"."""
+    return {"linux": run_squeeze(linux, out)}
+
+
+def squeeze_only(raw, linux, args):
+    for r in range(args.runs):
+        squeeze = squeeze_run(linux, args.out)
+        raw["runs"].append({"squeeze": squeeze})
+        print(f"== squeeze {r + 1}/{args.runs}: " + report.squeeze_line(squeeze), flush=True)
+    raw["squeeze_table"] = report.build_squeeze_table(raw)
+    print(report.format_squeeze_table(raw))
+    json_path = os.path.join(args.out, "squeeze.json")
+    with open(json_path, "w") as f:
+        json.dump(raw, f, indent=1)
+    with open(os.path.join(args.out, "squeeze.md"), "w") as f:
+        f.write(report.format_squeeze_markdown(raw))
+    print(f"figures: {json_path}; table: {os.path.join(args.out, 'squeeze.md')}")
+
+
 # ------------------------------------------------------------------ main
 def machine_description():
     cpu = "?"
@@ -261,17 +292,27 @@ def main():
     ap.add_argument("--ram-mib", type=int, default=2048)
     ap.add_argument("--swap-mib", type=int, default=256, help="swap ceiling: the image's size")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--quick", action="store_true", help="one run, small sizes (make test)")
+    ap.add_argument("--quick", action="store_true",
+                    help="one run, small sizes, no squeeze (make test)")
+    ap.add_argument("--squeeze-only", action="store_true",
+                    help="measure only the squeeze (bench/squeeze.py), --runs times")
     ap.add_argument("--report", metavar="JSON",
                     help="measure nothing: print the table again from a bench.json")
     args = ap.parse_args()
     if args.report:
         with open(args.report) as f:
             raw = json.load(f)
-        raw["table"] = report.build_table(raw)
-        print(report.format_table(raw))
-        print(report.format_markdown(raw))
+        if "host_limit" in raw:
+            raw["table"] = report.build_table(raw)
+            print(report.format_table(raw))
+            print(report.format_markdown(raw))
+        raw["squeeze_table"] = report.build_squeeze_table(raw)
+        if raw["squeeze_table"]:
+            print(report.format_squeeze_table(raw))
+            print(report.format_squeeze_markdown(raw))
         return
+    if args.quick and args.squeeze_only:
+        ap.error("--quick runs no squeeze: --quick and --squeeze-only do not go together")
     if args.quick:
         args.runs, args.size_mib, args.report_mib, args.ram_mib = 1, 128, 128, 512
         args.swap_mib = 16
@@ -286,6 +327,10 @@ def main():
     balloon_guests = [blimp, linux, linux_nozero]
     raw = {"machine": machine_description(), "args": vars(args), "runs": []}
     boot_timeout = 600
+
+    if args.squeeze_only:
+        squeeze_only(raw, linux, args)
+        return
 
     print(f"== host limits ({args.size_mib} MiB, {args.runs} runs)", flush=True)
     raw["host_limit"] = host_limit(args.size_mib, args.runs)
@@ -314,18 +359,26 @@ def main():
             run["reporting"][g.name] = run_reporting(g, args.ram_mib, args.report_mib)
         for g in (blimp, linux):
             run["idle_bytes"][g.name] = run_idle(g, args.ram_mib)
+        if not args.quick:
+            run["squeeze"] = squeeze_run(linux, args.out)
         raw["runs"].append(run)
         print(f"== run {r + 1}/{args.runs}: " + report.run_line(run, args.size_mib), flush=True)
 
     table = report.build_table(raw)
     raw["table"] = table
+    raw["squeeze_table"] = report.build_squeeze_table(raw)
     text = report.format_table(raw)
     print(text)
+    if raw["squeeze_table"]:
+        print()
+        print(report.format_squeeze_table(raw))
     json_path = os.path.join(args.out, "bench.json")
     with open(json_path, "w") as f:
         json.dump(raw, f, indent=1)
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(report.format_markdown(raw))
+        if raw["squeeze_table"]:
+            f.write("\n" + report.format_squeeze_markdown(raw))
     plot = os.path.join(args.out, "rss.png")
     report.write_plot(raw, plot)
     print(f"figures: {json_path}; table: {os.path.join(args.out, 'table.md')}; plot: {plot}")

@@ -26,7 +26,9 @@ class Guest:
     name = "?"
     family = "?"          # "blimp" or "linux": the table's two columns
 
-    def vm(self, mem_mib, reporting, trace_log=None):
+    def vm(self, mem_mib, reporting, trace_log=None, extra_args=()):
+        """A BlimpVM, not started; extra_args go to QEMU as they are (the
+        squeeze's swap disk, bench/squeeze.py)."""
         raise NotImplementedError
 
     def touch_and_free(self, vm, mib):
@@ -50,10 +52,10 @@ class Blimp(Guest):
         self.boot = boot
         self.name = f"blimp-{boot}"
 
-    def vm(self, mem_mib, reporting, trace_log=None):
+    def vm(self, mem_mib, reporting, trace_log=None, extra_args=()):
         return BlimpVM(mem=f"{mem_mib}M", boot=self.boot, devices=[balloon_device(reporting)],
                        append="" if reporting else "balloon.no_reporting",
-                       extra_args=_trace_args(trace_log), name=self.name)
+                       extra_args=_trace_args(trace_log) + list(extra_args), name=self.name)
 
     def touch_and_free(self, vm, mib):
         self.touch(vm, mib)()
@@ -77,13 +79,14 @@ class Linux(Guest):
         with open(LINUX_GUEST_JSON) as f:
             self.info = json.load(f)
 
-    def vm(self, mem_mib, reporting, trace_log=None):
+    def vm(self, mem_mib, reporting, trace_log=None, extra_args=()):
         append = self.info["append"]
         if self.init_on_alloc is not None:
             append += f" init_on_alloc={self.init_on_alloc}"
         return BlimpVM(mem=f"{mem_mib}M", kernel=self.info["kernel"], append=append,
                        devices=[balloon_device(reporting)],
-                       extra_args=["-initrd", self.info["initrd"]] + _trace_args(trace_log),
+                       extra_args=["-initrd", self.info["initrd"]] + _trace_args(trace_log)
+                       + list(extra_args),
                        name=self.name)
 
     def touch_and_free(self, vm, mib):

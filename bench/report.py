@@ -275,3 +275,113 @@ def write_plot(raw, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ the squeeze
+# bench/squeeze.py's figures, one dict per guest family per run under
+# run["squeeze"]: "linux" now, "blimp" once blimp runs the same workload.
+# A family with no figures shows "—" (not measured), never a guess.
+SQUEEZE_FAMILIES = ("blimp", "linux")
+NOT_MEASURED = "—"
+
+
+def build_squeeze_table(raw):
+    """The squeeze rows, or [] when this bench ran no squeeze (--quick)."""
+    runs = [r["squeeze"] for r in raw["runs"] if r.get("squeeze")]
+    if not runs:
+        return []
+    rows = []
+
+    def row(figure, unit, fn, note="", digits=None):
+        cells = {}
+        for family in SQUEEZE_FAMILIES:
+            values = []
+            for sq in runs:
+                if family in sq:
+                    try:
+                        values.append(fn(sq[family]))
+                    except (KeyError, TypeError):
+                        pass
+            cells[family] = stats(values)
+        rows.append({"figure": figure, "unit": unit, "note": note, "digits": digits, **cells})
+
+    row("balloon reaches the target", "s", lambda s: s["squeeze_s"],
+        "QMP balloon to query-balloon actual = target")
+    for phase, note in (("before", "pressmem's per-second lines before the QMP command"),
+                        ("during", "last line before the command to first after the target"),
+                        ("after", "first line after the target to the workload's end")):
+        row(f"workload accesses/s {phase} the squeeze", "k/s",
+            lambda s, phase=phase: s["accesses_per_s"][phase] / 1e3, note)
+    row("major faults during the squeeze", "count", lambda s: s["majflt"]["squeeze"],
+        "/proc/vmstat pgmajfault, command to target", digits=0)
+    row("major faults, squeeze to workload end", "count", lambda s: s["majflt"]["total"],
+        digits=0)
+    row("written to swap during the squeeze", "MiB",
+        lambda s: s["swap_out_bytes"]["squeeze"] / MIB, "pswpout * 4096")
+    row("written to swap, squeeze to workload end", "MiB",
+        lambda s: s["swap_out_bytes"]["total"] / MIB, "pswpout * 4096")
+    row("swap drive written (QEMU), squeeze to end", "MiB",
+        lambda s: s["swap_drive_wr_bytes"]["total"] / MIB, "query-blockstats wr_bytes")
+    row("read back from swap, squeeze to workload end", "MiB",
+        lambda s: s["swap_in_bytes"]["total"] / MIB, "pswpin * 4096")
+    row("workload errors (pattern mismatches)", "count", lambda s: s["errors"], "must be 0",
+        digits=0)
+    return rows
+
+
+def _squeeze_cells(r):
+    cells = [f"{r['figure']} [{r['unit']}]"]
+    for family in SQUEEZE_FAMILIES:
+        cells.append(_cell(r[family], r.get("digits")) if r[family] else NOT_MEASURED)
+    return cells + [r["note"]]
+
+
+SQUEEZE_HEAD = ["squeeze figure", "blimp", "Linux", "note"]
+
+
+def _squeeze_header(raw):
+    params = next((sq[f]["params"] for r in raw["runs"] for sq in [r.get("squeeze") or {}]
+                   for f in SQUEEZE_FAMILIES if f in sq), None)
+    if params is None:
+        return "squeeze: not run"
+    p = params
+    return (f"squeeze: guest {p['ram_mib']} MiB with a {p['swap_mib']} MiB virtio-blk swap disk; "
+            f"pressmem {p['size_mib']} MiB, {p['hot_mib']} MiB hot ({p['hot_pct']} % of accesses, "
+            f"{p['write_pct']} % writes), {p['seconds']} s; balloon to {p['target_mib']} MiB after "
+            f"{p['warm_s']} s. {NOT_MEASURED}: not measured yet.")
+
+
+def format_squeeze_table(raw):
+    rows = raw.get("squeeze_table") or []
+    if not rows:
+        return ""
+    lines = [SQUEEZE_HEAD] + [_squeeze_cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in lines) for i in range(len(SQUEEZE_HEAD))]
+    out = [_squeeze_header(raw), ""]
+    for i, r in enumerate(lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def format_squeeze_markdown(raw):
+    rows = raw.get("squeeze_table") or []
+    if not rows:
+        return ""
+    lines = [_squeeze_header(raw), "", "| " + " | ".join(SQUEEZE_HEAD) + " |",
+             "|" + "---|" * len(SQUEEZE_HEAD)]
+    for r in rows:
+        lines.append("| " + " | ".join(_squeeze_cells(r)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def squeeze_line(squeeze):
+    parts = []
+    for family, s in squeeze.items():
+        a = s["accesses_per_s"]
+        during = f"{a['during'] / 1e3:.0f}k/s" if a["during"] is not None else "?"
+        parts.append(f"{family} squeeze {s['squeeze_s']:.1f} s, accesses {a['before'] / 1e3:.0f}k/s"
+                     f" -> {during}, {s['swap_out_bytes']['squeeze'] >> 20} MiB to swap, "
+                     f"{s['errors']} errors")
+    return "; ".join(parts)

@@ -16,14 +16,16 @@ does, into OUT:
      because apt-cache takes most of a second on machines without pkgcache.bin).
   2. Downloads both .debs into OUT/debs with `apt-get download` (once) and
      unpacks them with `dpkg-deb -x` into a scratch folder.
-  3. Takes the kernel (vmlinuz) and the modules virtio-balloon over PCI needs.
+  3. Takes the kernel (vmlinuz) and the modules virtio-balloon over PCI needs,
+     and virtio-blk for the squeeze's swap disk (bench/squeeze.py).
      The package ships no modules.dep (depmod runs at install time), so the
      dependencies come from each module's own .modinfo "depends=" field; a
      module listed in modules.builtin is part of the kernel and is skipped.
      Compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed here.
-  4. Compiles bench/linux/touchmem.c with `gcc -static -O2`.
+  4. Compiles bench/linux/touchmem.c and pressmem.c with `gcc -static -O2`.
   5. Writes OUT/initrd.cpio.gz (newc cpio, gzip): busybox with a /bin link per
-     applet, /init (bench/linux/init.sh), /touchmem, /lib/modules/*.ko and
+     applet (init.sh needs sh, insmod, mkswap and swapon among them: checked),
+     /init (bench/linux/init.sh), /touchmem, /pressmem, /lib/modules/*.ko and
      /lib/modules/load-order (the insmod order), /dev/console.
   6. Writes OUT/guest.json: {"kernel", "initrd", "append", "kernel_version",
      "packages": {name: version}, "modules": [load order], "builtin": [...],
@@ -58,14 +60,20 @@ DEFAULT_OUT = os.path.join(ROOT, "build", "bench", "linux")
 
 KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-# The drivers the balloon needs: the PCI transport and the balloon itself.
-# Their dependencies (virtio, virtio_ring, virtio_pci_modern_dev, ...) follow.
-WANTED_MODULES = ["virtio_pci", "virtio_balloon"]
+# The drivers the balloon needs: the PCI transport and the balloon itself;
+# and virtio_blk, for the swap disk the squeeze gives the guest (init.sh
+# swaps on it when it is there). Their dependencies (virtio, virtio_ring,
+# virtio_pci_modern_dev, ...) follow.
+WANTED_MODULES = ["virtio_pci", "virtio_balloon", "virtio_blk"]
+# The busybox applets init.sh cannot do without.
+NEEDED_APPLETS = ["sh", "insmod", "mount", "mkswap", "swapon", "poweroff"]
 APPEND = "console=ttyS0 quiet panic=-1"
 
 INIT_SCRIPT = os.path.join(HERE, "init.sh")
 TOUCHMEM_SOURCE = os.path.join(HERE, "touchmem.c")
-INPUT_FILES = [INIT_SCRIPT, TOUCHMEM_SOURCE, os.path.abspath(__file__)]
+PRESSMEM_SOURCE = os.path.join(HERE, "pressmem.c")
+PROGRAMS = {"touchmem": TOUCHMEM_SOURCE, "pressmem": PRESSMEM_SOURCE}
+INPUT_FILES = [INIT_SCRIPT, TOUCHMEM_SOURCE, PRESSMEM_SOURCE, os.path.abspath(__file__)]
 
 # What apt's answer depends on: if none of these changed, neither did it.
 APT_STATE_PATHS = ["/var/lib/apt/lists", "/etc/apt", "/var/lib/dpkg/status"]
@@ -313,7 +321,7 @@ def modules_in_load_order(module_dir, wanted):
         ordered.append((name, elf))
 
     for name in wanted:
-        visit(name, "the balloon")
+        visit(name, "the guest's init")
     return ordered, builtin_seen
 
 
@@ -327,10 +335,10 @@ def kernel_config(config_path):
     return config
 
 
-# ------------------------------------------------------------ 4. touchmem
-def compile_touchmem(output):
-    run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", output, TOUCHMEM_SOURCE],
-        f"compiling {TOUCHMEM_SOURCE} (needs gcc and libc6-dev)")
+# ------------------------------------------------------------ 4. touchmem, pressmem
+def compile_program(source, output):
+    run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", output, source],
+        f"compiling {source} (needs gcc and libc6-dev)")
 
 
 # ------------------------------------------------------------ 5. initramfs
@@ -374,12 +382,14 @@ class CpioWriter:
 
 def busybox_applets(busybox):
     names = run([busybox, "--list"], f"listing the applets of {busybox}").split()
-    if "sh" not in names:
-        raise BuildError(f"{busybox} has no sh applet")
+    missing = [name for name in NEEDED_APPLETS if name not in names]
+    if missing:
+        raise BuildError(f"{busybox} lacks the applet(s) init.sh needs: {', '.join(missing)}")
     return [name for name in names if name != "busybox" and "/" not in name]
 
 
-def build_initramfs(busybox, touchmem, modules):
+def build_initramfs(busybox, programs, modules):
+    """programs: {name in / : path of the static binary}."""
     archive = CpioWriter()
     for folder in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"]:
         archive.directory(folder)
@@ -390,8 +400,9 @@ def build_initramfs(busybox, touchmem, modules):
         archive.symlink(f"bin/{applet}", "busybox")
     with open(INIT_SCRIPT, "rb") as f:
         archive.file("init", f.read(), 0o755)
-    with open(touchmem, "rb") as f:
-        archive.file("touchmem", f.read(), 0o755)
+    for name, path in sorted(programs.items()):
+        with open(path, "rb") as f:
+            archive.file(name, f.read(), 0o755)
     for name, elf in modules:
         archive.file(f"lib/modules/{name}.ko", elf)
     archive.file("lib/modules/load-order", "".join(f"{name}.ko\n" for name, _ in modules).encode())
@@ -438,9 +449,11 @@ def build(out, packages, scratch):
     say(f"Linux {kernel_version}: modules {', '.join(n for n, _ in modules) or 'none'}"
         f"; built in: {', '.join(builtin) or 'none'}")
 
-    touchmem = os.path.join(out, "touchmem")
-    compile_touchmem(touchmem)
-    initrd = build_initramfs(os.path.join(unpacked, "bin", "busybox"), touchmem, modules)
+    programs = {}
+    for name, source in PROGRAMS.items():
+        programs[name] = os.path.join(out, name)
+        compile_program(source, programs[name])
+    initrd = build_initramfs(os.path.join(unpacked, "bin", "busybox"), programs, modules)
 
     kernel_out = os.path.join(out, "vmlinuz")
     initrd_out = os.path.join(out, "initrd.cpio.gz")

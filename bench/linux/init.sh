@@ -6,7 +6,7 @@
 # blimp's console protocol, the part the benchmark uses:
 #
 #   - event lines, one JSON object each, at the start of a line:
-#       @ev {"ev":"ready","t_ms":T,"boot":"linux","mem_usable":BYTES}
+#       @ev {"ev":"ready","t_ms":T,"boot":"linux","mem_usable":BYTES,"swap_bytes":BYTES}
 #       @ev {"ev":"cmd","t_ms":T,"name":"touch","rc":STATUS}
 #       @ev {"ev":"cmd_error","t_ms":T,"name":"WORD"}
 #     t_ms is milliseconds since the kernel started (/proc/uptime); the host
@@ -14,12 +14,19 @@
 #   - commands, one a line on the console (ttyS0):
 #       touch N    run /touchmem N: map N MiB, write every page, unmap
 #       meminfo    print /proc/meminfo
+#       vmstat     print /proc/vmstat
+#       press ARGS start /pressmem ARGS (the squeeze's workload) in the
+#                  background: the cmd event comes at once, with "pid";
+#                  the program's own lines follow on the console
+#       presswait  wait for it to end; the cmd event's rc is its exit status
 #       poweroff   power off at once (QEMU exits with status 0)
 #
 # Before "ready": mount proc, sysfs and devtmpfs; quieten the kernel so its
 # messages cannot land inside an event line; load the virtio modules the
 # balloon needs, in the order build_guest.py wrote to /lib/modules/load-order;
 # turn off the console's echo so what the host types does not come back.
+# If a virtio disk is there (the squeeze, bench/squeeze.py, adds one; the
+# other benchmarks none), it becomes swap: mkswap, swapon.
 # Any step failing prints "init: ..." and powers off, so the host sees QEMU
 # exit with the reason on the serial log instead of waiting for "ready".
 
@@ -65,9 +72,25 @@ done < /lib/modules/load-order
 
 stty -echo || fail "cannot turn off the console echo (stty -echo)"
 
+# The first virtio disk, if any, is the swap device: /dev/vda when it is the
+# only one (devtmpfs made the node when virtio_blk found it).
+swap_disk=
+for block in $(ls /sys/block); do
+    case "$block" in
+    vd*) swap_disk=/dev/$block; break ;;
+    esac
+done
+if [ -n "$swap_disk" ]; then
+    mkswap "$swap_disk" > /dev/null || fail "mkswap $swap_disk failed"
+    swapon "$swap_disk" || fail "swapon $swap_disk failed"
+fi
+swap_total_kib=$(sed -n 's/^SwapTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo)
+
 mem_total_kib=$(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo)
 [ -n "$mem_total_kib" ] || fail "no MemTotal in /proc/meminfo"
-event ready ",\"boot\":\"linux\",\"mem_usable\":$((mem_total_kib * 1024))"
+event ready ",\"boot\":\"linux\",\"mem_usable\":$((mem_total_kib * 1024)),\"swap_bytes\":$((${swap_total_kib:-0} * 1024))"
+
+press_pid=
 
 while read -r line; do
     set -- $line
@@ -82,6 +105,25 @@ while read -r line; do
     meminfo)
         cat /proc/meminfo
         event cmd ",\"name\":\"meminfo\",\"rc\":0"
+        ;;
+    vmstat)
+        cat /proc/vmstat
+        event cmd ",\"name\":\"vmstat\",\"rc\":0"
+        ;;
+    press)
+        /pressmem "$@" &
+        press_pid=$!
+        event cmd ",\"name\":\"press\",\"rc\":0,\"pid\":$press_pid"
+        ;;
+    presswait)
+        if [ -n "$press_pid" ]; then
+            wait "$press_pid"
+            press_rc=$?
+            press_pid=
+        else
+            press_rc=127    # nothing was started
+        fi
+        event cmd ",\"name\":\"presswait\",\"rc\":$press_rc"
         ;;
     poweroff)
         poweroff -f
