@@ -34,6 +34,8 @@ int swap_on(unsigned dev)
 	uint64_t cap = blk_capacity(dev);
 	if (!cap)
 		return -ENODEV;
+	if (blk_read_only(dev))
+		return -EROFS;
 	uint64_t n = cap / SECTORS_PER_SLOT;
 	if (n == 0)
 		return -EINVAL;
@@ -178,7 +180,7 @@ static int cmd_swap(int argc, char **argv)
 		if (rc < 0)
 			printf("swap on %lu: %s (%d)\n", (unsigned long)dev,
 			       rc == -EBUSY ? "swap is already on" : rc == -ENODEV ? "no such block device" :
-			       rc == -EINVAL ? "smaller than one page" : "no memory for its slot map", rc);
+			       rc == -EINVAL ? "smaller than one page" : rc == -EROFS ? "the device is read-only" : "no memory for its slot map", rc);
 		else
 			swap_print();
 		return rc;

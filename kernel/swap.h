@@ -38,6 +38,7 @@ struct swap_stats {
 void swap_boot(void);
 
 /* Use blk device `dev` as the swap area. 0, -ENODEV, -EBUSY (swap is on),
+ * -EROFS,
  * -EINVAL (smaller than one slot), -ENOMEM. */
 int swap_on(unsigned dev);
 bool swap_active(void);

@@ -26,6 +26,7 @@
 #include "cmdline.h"
 #include "event.h"
 #include "mm.h"
+#include "pagecache.h"
 #include "parse.h"
 #include "replace.h"
 #include "shell.h"
@@ -43,6 +44,18 @@ CMDLINE_OPTION(vm_high, "vm.high", "free memory at which background reclaim stop
 #define PAGE_ID(a, vpn) (((uint64_t)(a)->id << VPN_BITS) | (vpn))
 #define RECLAIM_DIRECT_BATCH 64   /* pages a faulting workload frees itself when memory is low */
 #define KSWAPD_BATCH 256          /* pages per kswapd work run: the shell gets its turns */
+/* The balloon asks for room a chunk at a time: between chunks the workloads
+ * run and mark again what they use, so the clock's Accessed bits mean
+ * something when the next chunk is chosen. */
+#define BALLOON_CHUNK 1024
+/* The aging hand: Accessed bits are cleared in the background, this many
+ * pages every AGE_PERIOD_MS, so that at reclaim time a set bit means "used
+ * lately" and not "used at some time since it came in". Without it, a
+ * reclaim that runs while nothing else can (the balloon's step) finds every
+ * bit set, clears them all in its own sweep, and then takes pages in FIFO
+ * order: the hot set first, as it was touched first. */
+#define AGE_PERIOD_MS 200
+#define AGE_BATCH 32768           /* ~0.35 us a page under TCG: about 6 % of the CPU at most */
 
 struct vm_page {
 	uint32_t rslot;  /* its slot in the ring while resident, else REPLACE_NONE */
@@ -62,6 +75,10 @@ static uint64_t pending_vpn;
 
 static void kswapd(struct work *w);
 static struct work kswapd_work = { .fn = kswapd };
+static void age(struct timer *t);
+static struct timer age_timer = { .fn = age };
+static unsigned age_area;
+static uint64_t age_vpn;
 
 static uint64_t page_va(const struct vm_area *a, uint64_t vpn)
 {
@@ -109,6 +126,7 @@ static int vm_init(void)
 	if (st.high < st.low)
 		st.high = st.low;
 	page_fault_set_handler(vm_page_fault);
+	timer_arm(&age_timer, AGE_PERIOD_MS * 1000000ULL);
 	ready = true;
 	return 0;
 }
@@ -155,6 +173,20 @@ void vm_area_destroy(struct vm_area *a)
 	}
 	free(a->page);
 	*a = (struct vm_area){ 0 };
+}
+
+bool vm_page_in_swap(const struct vm_area *a, uint64_t vpn)
+{
+	const struct vm_page *pg = &a->page[vpn];
+	return pg->rslot == REPLACE_NONE && pg->swap;
+}
+
+uint64_t vm_resident_in(const struct vm_area *a, uint64_t first, uint64_t count)
+{
+	uint64_t n = 0;
+	for (uint64_t v = first; v < first + count && v < a->npages; v++)
+		n += a->page[v].rslot != REPLACE_NONE;
+	return n;
 }
 
 /* Map frame `pfn` at page `vpn` and make it the ring's newest page. */
@@ -304,7 +336,7 @@ struct victim {
 };
 
 struct tally {
-	uint64_t scanned, freed, written, dropped_clean;
+	uint64_t scanned, freed, written, dropped_clean, dropped_cache;
 	bool swap_full, no_swap, io_error;
 };
 
@@ -352,28 +384,47 @@ static void write_out(struct victim *v, unsigned n, struct tally *t)
 	}
 }
 
-/* Up to `want` resident pages out, by the ring's policy. */
+/* A page taken from the ring but left alone (reclaim stopped): back in the
+ * ring as its newest page, still mapped. */
+static void reinsert(struct vm_area *a, uint64_t vpn)
+{
+	int64_t slot = replace_insert(&ring, PAGE_ID(a, vpn));
+	a->page[vpn].rslot = slot < 0 ? REPLACE_NONE : (uint32_t)slot; /* cannot be full */
+}
+
+/*
+ * Up to `want` resident pages out, by the ring's policy. Victims are chosen
+ * TAKE_MAX at a time (one sweep of the ring per pass, replace_take), then
+ * go: clean ones with a good copy are dropped, dirty ones are written in
+ * runs of SWAP_SLOTS_RUN_MAX adjacent slots.
+ */
+#define TAKE_MAX 1024
 static void reclaim_anon(uint64_t want, struct tally *t)
 {
+	static uint64_t ids[TAKE_MAX];
 	struct victim batch[SWAP_SLOTS_RUN_MAX];
 	while (t->freed < want && ring.n_used > 0 && !t->swap_full && !t->no_swap && !t->io_error) {
-		uint64_t ids[SWAP_SLOTS_RUN_MAX];
-		uint64_t max = want - t->freed < SWAP_SLOTS_RUN_MAX ? want - t->freed : SWAP_SLOTS_RUN_MAX;
+		uint64_t max = want - t->freed < TAKE_MAX ? want - t->freed : TAKE_MAX;
 		int64_t got = replace_take(&ring, ids, (uint32_t)max);
 		if (got <= 0)
 			break;
 		unsigned nb = 0;
-		for (int64_t i = 0; i < got; i++) {
+		int64_t i;
+		for (i = 0; i < got; i++) {
 			struct victim v = { &areas[ids[i] >> VPN_BITS], ids[i] & ((1ULL << VPN_BITS) - 1), 0 };
+			if (t->swap_full || t->no_swap || t->io_error) {
+				reinsert(v.a, v.vpn);
+				continue;
+			}
 			struct vm_page *pg = &v.a->page[v.vpn];
 			uint64_t va = page_va(v.a, v.vpn);
 			int bits = paging_page_bits(va, false);
-			pg->rslot = REPLACE_NONE;
-			v.pfn = paging_unmap_page(va) >> PAGE_SHIFT; /* from here nobody can touch it */
-			v.a->resident--;
-			st.resident--;
 			if (bits >= 0 && !(bits & PAGING_DIRTY) && pg->swap && swap_valid(pg->swap - 1)) {
 				/* Clean, and its copy in swap is good: no I/O. */
+				pg->rslot = REPLACE_NONE;
+				v.pfn = paging_unmap_page(va) >> PAGE_SHIFT;
+				v.a->resident--;
+				st.resident--;
 				v.a->swapped++;
 				free_frame(&v);
 				t->freed++;
@@ -381,15 +432,23 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 				continue;
 			}
 			if (!swap_active()) {
-				put_back(&v);
+				reinsert(v.a, v.vpn);
 				t->no_swap = true;
 				continue;
 			}
+			pg->rslot = REPLACE_NONE;
+			v.pfn = paging_unmap_page(va) >> PAGE_SHIFT; /* from here nobody can touch it */
+			v.a->resident--;
+			st.resident--;
 			if (pg->swap) { /* dirtied since: the old copy is stale */
 				swap_free(pg->swap - 1);
 				pg->swap = 0;
 			}
 			batch[nb++] = v;
+			if (nb == SWAP_SLOTS_RUN_MAX) {
+				write_out(batch, nb, t);
+				nb = 0;
+			}
 		}
 		if (nb)
 			write_out(batch, nb, t);
@@ -402,11 +461,16 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 {
 	if (!ready || want == 0)
 		return 0;
+	if (why == VM_RECLAIM_BALLOON && want > BALLOON_CHUNK)
+		want = BALLOON_CHUNK;
 	uint64_t t0 = clock_ns();
 	uint64_t class0[4];
 	memcpy(class0, ring.st.by_class, sizeof(class0));
 	uint64_t scanned0 = ring.st.scanned;
 	struct tally t = { 0 };
+	/* Clean cache first: it costs no I/O now, only a re-read if wanted. */
+	t.dropped_cache = pagecache_shrink(want);
+	t.freed = t.dropped_cache;
 	reclaim_anon(want, &t);
 	t.scanned = ring.st.scanned - scanned0; /* page-table entries looked at */
 
@@ -419,6 +483,7 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 	st.freed += t.freed;
 	st.written += t.written;
 	st.dropped_clean += t.dropped_clean;
+	st.dropped_cache += t.dropped_cache;
 	st.swap_out += t.written;
 	st.swap_full += t.swap_full;
 	st.unswappable += t.no_swap;
@@ -431,12 +496,13 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 		st.balloon_runs++;
 
 	static struct event_ratelimit rl;
-	if (t.scanned && event_ratelimit_ok(&rl, clock_ms(), 4))
+	if ((t.scanned || t.dropped_cache) && event_ratelimit_ok(&rl, clock_ms(), 4))
 		event_emit("reclaim", "\"why\":\"%s\",\"want\":%lu,\"scanned\":%lu,\"freed\":%lu,\"written\":%lu,"
-			   "\"dropped_clean\":%lu,\"classes\":[%lu,%lu,%lu,%lu],\"swap_full\":%s,\"us\":%lu,"
+			   "\"dropped_clean\":%lu,\"dropped_cache\":%lu,\"classes\":[%lu,%lu,%lu,%lu],\"swap_full\":%s,\"us\":%lu,"
 			   "\"free\":%lu,\"suppressed\":%u",
 			   why_names[why], (unsigned long)want, (unsigned long)t.scanned, (unsigned long)t.freed,
-			   (unsigned long)t.written, (unsigned long)t.dropped_clean, (unsigned long)cls[0],
+			   (unsigned long)t.written, (unsigned long)t.dropped_clean, (unsigned long)t.dropped_cache,
+			   (unsigned long)cls[0],
 			   (unsigned long)cls[1], (unsigned long)cls[2], (unsigned long)cls[3],
 			   t.swap_full ? "true" : "false", (unsigned long)((clock_ns() - t0) / 1000),
 			   (unsigned long)kernel_pfa.st.free, event_ratelimit_suppressed(&rl));
@@ -462,9 +528,36 @@ static void kswapd(struct work *w)
 		work_queue(w);
 }
 
+/* The aging hand (see AGE_BATCH): clear Accessed on the next AGE_BATCH
+ * resident pages, region by region, and come back in AGE_PERIOD_MS. */
+static void age(struct timer *t)
+{
+	uint64_t t0 = clock_ns(), done = 0, looked = 0;
+	while (done < AGE_BATCH && looked < 4 * AGE_BATCH && st.resident) {
+		struct vm_area *a = &areas[age_area];
+		if (!a->used || age_vpn >= a->npages) {
+			age_area = (age_area + 1) % VM_AREAS;
+			age_vpn = 0;
+			looked++;
+			continue;
+		}
+		uint64_t end = age_vpn + AGE_BATCH < a->npages ? age_vpn + AGE_BATCH : a->npages;
+		for (; age_vpn < end && done < AGE_BATCH; age_vpn++) {
+			looked++;
+			if (a->page[age_vpn].rslot == REPLACE_NONE)
+				continue;
+			if (paging_page_bits(page_va(a, age_vpn), true) > 0)
+				st.aged++;
+			done++;
+		}
+	}
+	st.age_ns += clock_ns() - t0;
+	timer_arm(t, AGE_PERIOD_MS * 1000000ULL);
+}
+
 uint64_t vm_droppable(void)
 {
-	return 0;
+	return pagecache_pages();
 }
 
 void vm_get_stats(struct vm_stats *out)
@@ -487,25 +580,31 @@ static int cmd_vm(int argc, char **argv)
 	printf("    resident %lu pages; faults minor %lu major %lu (%lu finished outside the handler)\n",
 	       (unsigned long)st.resident, (unsigned long)st.minflt, (unsigned long)st.majflt,
 	       (unsigned long)st.escapes);
-	printf("    reclaim: scanned %lu freed %lu written %lu dropped clean %lu; victims (R,M) "
+	printf("    reclaim: scanned %lu freed %lu written %lu dropped clean %lu, cache %lu; victims (R,M) "
 	       "00:%lu 01:%lu 10:%lu 11:%lu\n", (unsigned long)st.scanned, (unsigned long)st.freed,
-	       (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.by_class[0],
+	       (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.dropped_cache, (unsigned long)st.by_class[0],
 	       (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3]);
+	printf("    aging: %lu Accessed bits cleared, %lu ms spent\n", (unsigned long)st.aged,
+	       (unsigned long)(st.age_ns / 1000000));
 	printf("    runs: kswapd %lu direct %lu balloon %lu; swap full %lu, write failures %lu\n",
 	       (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
 	       (unsigned long)st.swap_full, (unsigned long)st.write_failures);
 	event_emit("vm", "\"policy\":\"%s\",\"low\":%lu,\"high\":%lu,\"free\":%lu,\"resident\":%lu,\"minflt\":%lu,"
 		   "\"majflt\":%lu,\"swap_in\":%lu,\"swap_out\":%lu,\"escapes\":%lu,\"scanned\":%lu,\"freed\":%lu,"
-		   "\"written\":%lu,\"dropped_clean\":%lu,\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
-		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu",
+		   "\"written\":%lu,\"dropped_clean\":%lu,\"dropped_cache\":%lu,\"cache\":%lu,"
+		   "\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
+		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu,"
+		   "\"aged\":%lu,\"age_ms\":%lu",
 		   replace_policy_name(ring.policy), (unsigned long)st.low, (unsigned long)st.high,
 		   (unsigned long)kernel_pfa.st.free, (unsigned long)st.resident, (unsigned long)st.minflt,
 		   (unsigned long)st.majflt, (unsigned long)st.swap_in, (unsigned long)st.swap_out,
 		   (unsigned long)st.escapes, (unsigned long)st.scanned, (unsigned long)st.freed,
-		   (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.by_class[0],
+		   (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.dropped_cache,
+		   (unsigned long)pagecache_pages(), (unsigned long)st.by_class[0],
 		   (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3],
 		   (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
-		   (unsigned long)st.swap_full, (unsigned long)st.write_failures);
+		   (unsigned long)st.swap_full, (unsigned long)st.write_failures, (unsigned long)st.aged,
+		   (unsigned long)(st.age_ns / 1000000));
 	return 0;
 }
 SHELL_COMMAND(vm, "", "virtual memory: faults, reclaim by (R,M) class, watermarks", cmd_vm);

@@ -68,10 +68,12 @@ struct vm_stats {
 	uint64_t resident;                 /* pages of all regions mapped now */
 	uint64_t escapes;                  /* faults finished outside the handler */
 	uint64_t scanned, freed, written, dropped_clean; /* reclaim, pages */
+	uint64_t dropped_cache;            /* clean page-cache pages dropped */
 	uint64_t by_class[4];              /* victims by (R,M): index R*2+M */
 	uint64_t kswapd_runs, direct_runs, balloon_runs;
 	uint64_t write_failures, swap_full, unswappable;
 	uint64_t low, high;                /* watermarks, frames */
+	uint64_t aged, age_ns;             /* Accessed bits the aging hand cleared; its time */
 };
 
 enum vm_reclaim_why { VM_RECLAIM_KSWAPD, VM_RECLAIM_DIRECT, VM_RECLAIM_BALLOON };
@@ -98,6 +100,12 @@ static inline volatile uint64_t *vm_page_addr(const struct vm_area *a, uint64_t 
  * contents are lost, said on the console with the page's address).
  */
 int vm_run(struct vm_area *a, int (*body)(void *ctx), void *ctx);
+
+/* Is page `vpn` in swap only (its next touch a major fault)? */
+bool vm_page_in_swap(const struct vm_area *a, uint64_t vpn);
+
+/* Pages of [first, first + count) resident now. */
+uint64_t vm_resident_in(const struct vm_area *a, uint64_t first, uint64_t count);
 
 /* Free up to `want` frames: clean page cache first, then cold anonymous
  * pages to swap. Returns how many frames went back to the allocator. */

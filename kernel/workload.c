@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "clock.h"
 #include "event.h"
+#include "pagecache.h"
 #include "parse.h"
 #include "shell.h"
 #include "vm.h"
@@ -33,6 +34,10 @@ struct workload {
 	enum pattern pattern;
 	uint64_t npages, hot, loop;
 	unsigned hot_pct, write_pct;
+	unsigned file_pct;         /* accesses that read a page of the cached file instead */
+	bool file_check;           /* file pages start with their page number: check it */
+	uint64_t file_pages;       /* the file's size when the workload started */
+	uint64_t file_reads;
 	uint64_t seed, rng;
 	uint64_t limit;            /* accesses after the fill; 0: until stopped */
 	bool fill;                 /* write every page once first (until filled) */
@@ -42,7 +47,9 @@ struct workload {
 	uint64_t nrefs;
 	uint64_t pos;              /* fill, seq, loop, refs: the next position */
 	/* The access in progress: chosen once, committed when complete. */
-	bool cur_valid, cur_write;
+	bool cur_valid, cur_write, cur_file;
+	bool cur_looked, cur_swapped;  /* was the page in swap when the access began? */
+	uint64_t hot_majflt;           /* accesses to the hot set that found their page in swap */
 	uint64_t cur_page;
 	uint64_t accesses, writes; /* after the fill */
 	uint64_t deadline_ns;
@@ -112,6 +119,32 @@ static void choose_access(struct workload *w)
 	}
 	w->cur_page = p;
 	w->cur_write = next_rand(w) % 100 < w->write_pct;
+	w->cur_file = w->file_pct && next_rand(w) % 100 < w->file_pct;
+	if (w->cur_file)
+		w->cur_page = next_rand(w) % w->file_pages;
+}
+
+/* A read of the file through the page cache (kernel/pagecache.h): a hit
+ * costs a copy, a miss a disk read, and under pressure the cache's clean
+ * pages are the first thing reclaim takes. */
+static int file_access(struct workload *w)
+{
+	static uint64_t buf[PAGE_SIZE / 8];
+	int rc = pagecache_read(w->cur_page, buf);
+	if (rc < 0) {
+		printf("workload %s: reading page %lu of the file failed (%d)\n", w->name,
+		       (unsigned long)w->cur_page, rc);
+		return rc;
+	}
+	if (w->file_check && buf[0] != w->cur_page) {
+		printf("workload %s: file page %lu starts with %#lx, not its number\n", w->name,
+		       (unsigned long)w->cur_page, (unsigned long)buf[0]);
+		event_emit("workload_corrupt", "\"name\":\"%s\",\"file_page\":%lu,\"got\":\"%#lx\"", w->name,
+			   (unsigned long)w->cur_page, (unsigned long)buf[0]);
+		return -EILSEQ;
+	}
+	w->file_reads++;
+	return 0;
 }
 
 /* The slice: runs inside vm_run, so it may be abandoned at any fault and
@@ -129,7 +162,19 @@ static int slice(void *ctx)
 			choose_access(w);
 			w->cur_valid = true;
 		}
+		if (w->cur_file) {
+			int rc = file_access(w);
+			if (rc < 0)
+				return rc;
+			w->cur_valid = false;
+			w->accesses++;
+			continue;
+		}
 		uint64_t p = w->cur_page;
+		if (!w->cur_looked) {
+			w->cur_looked = true;
+			w->cur_swapped = vm_page_in_swap(w->area, p);
+		}
 		volatile uint64_t *pg = vm_page_addr(w->area, p);
 		uint32_t v = w->version[p];
 		for (unsigned i = 0; i < WORDS_CHECKED; i++) {
@@ -149,7 +194,9 @@ static int slice(void *ctx)
 				pg[i * 64] = workload_pattern(w->seed, p, v + 1, i);
 			w->version[p] = v + 1;
 		}
-		w->cur_valid = false;
+		w->cur_valid = w->cur_looked = false;
+		if (!filling && w->cur_swapped && p < w->hot)
+			w->hot_majflt++;
 		if (filling) {
 			if (++w->pos == w->npages) {
 				w->filled = true;
@@ -191,11 +238,14 @@ static void wl_event(const char *ev, const struct workload *w)
 {
 	event_emit(ev, "\"name\":\"%s\",\"state\":\"%s\",\"pattern\":\"%s\",\"pages\":%lu,\"resident\":%lu,"
 		   "\"swapped\":%lu,\"minflt\":%lu,\"majflt\":%lu,\"accesses\":%lu,\"writes\":%lu,"
-		   "\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,\"error\":%d",
+		   "\"file_reads\":%lu,\"hot\":%lu,\"hot_resident\":%lu,\"hot_majflt\":%lu,\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,"
+		   "\"error\":%d",
 		   w->name, state_names[w->state], pattern_names[w->pattern], (unsigned long)w->npages,
 		   (unsigned long)(w->area ? w->area->resident : 0), (unsigned long)(w->area ? w->area->swapped : 0),
 		   (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w), (unsigned long)w->accesses,
-		   (unsigned long)w->writes, (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
+		   (unsigned long)w->writes, (unsigned long)w->file_reads, (unsigned long)w->hot,
+		   (unsigned long)(w->area ? vm_resident_in(w->area, 0, w->hot) : 0), (unsigned long)w->hot_majflt,
+		   (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
 		   (unsigned long)w->maj_per_s,
 		   (unsigned long)((w->state == WL_RUNNING ? clock_ms() : w->end_ms) - w->start_ms), w->error);
 }
@@ -316,6 +366,10 @@ static int parse_args(struct workload *w, int argc, char **argv)
 			rc = parse_u64(val, &w->seed);
 		else if (strcmp(k, "fill") == 0 && (rc = parse_u64_max(val, 1, &v)) == 0)
 			w->fill = v;
+		else if (strcmp(k, "file") == 0 && (rc = parse_u64_max(val, 100, &v)) == 0)
+			w->file_pct = (unsigned)v;
+		else if (strcmp(k, "filecheck") == 0 && (rc = parse_u64_max(val, 1, &v)) == 0)
+			w->file_check = v;
 		else if (strcmp(k, "refs") == 0)
 			refs = val;
 		else if (strcmp(k, "pattern") == 0) {
@@ -325,7 +379,8 @@ static int parse_args(struct workload *w, int argc, char **argv)
 					w->pattern = (enum pattern)p;
 					rc = 0;
 				}
-		} else if (strcmp(k, "hotpct") && strcmp(k, "write") && strcmp(k, "fill"))
+		} else if (strcmp(k, "hotpct") && strcmp(k, "write") && strcmp(k, "fill") && strcmp(k, "file") &&
+			   strcmp(k, "filecheck"))
 			rc = -ENOENT;
 		if (rc < 0) {
 			printf("run: %s=%s: %s\n", k, val, rc == -ENOENT ? "unknown key" : "bad value");
@@ -351,6 +406,15 @@ static int parse_args(struct workload *w, int argc, char **argv)
 		       (unsigned long)w->npages);
 		return -EINVAL;
 	}
+	if (w->file_pct) {
+		struct pagecache_stats cs;
+		pagecache_get_stats(&cs);
+		w->file_pages = cs.file_pages;
+		if (!w->file_pages) {
+			printf("run: file=%u needs a file: vm.cache=DEV or `cache attach DEV`\n", w->file_pct);
+			return -EINVAL;
+		}
+	}
 	w->rng = w->seed ? w->seed : 0x9e3779b97f4a7c15ULL;
 	return 0;
 }
@@ -359,7 +423,8 @@ static int cmd_run(int argc, char **argv)
 {
 	if (argc < 2 || strlen(argv[1]) >= sizeof(wls[0].name)) {
 		printf("usage: run NAME [size=64M] [pattern=uniform|hotcold|seq|loop|refs] [hot=SIZE] [hotpct=90]\n"
-		       "           [write=30] [loop=PAGES] [refs=P,P,...] [count=ACCESSES] [seed=1] [fill=1]\n");
+		       "           [write=30] [loop=PAGES] [refs=P,P,...] [count=ACCESSES] [seed=1] [fill=1]\n"
+		       "           [file=PCT] [filecheck=0]\n");
 		return -EINVAL;
 	}
 	struct workload *w = find(argv[1]);
@@ -402,7 +467,7 @@ static int cmd_run(int argc, char **argv)
 	work_queue(&slices_work);
 	return 0;
 }
-SHELL_COMMAND(run, "NAME [size= pattern= hot= hotpct= write= loop= refs= count= seed= fill=]",
+SHELL_COMMAND(run, "NAME [size= pattern= hot= hotpct= write= loop= refs= count= seed= fill= file= filecheck=]",
 	      "start a workload on demand-paged memory", cmd_run);
 
 static int cmd_stop(int argc, char **argv)

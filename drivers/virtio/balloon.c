@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "balloon.h"
 #include "balloon_core.h"
 #include "virtio_pci.h"
@@ -23,7 +24,9 @@
 #include "kernel/cmdline.h"
 #include "kernel/event.h"
 #include "kernel/mm.h"
+#include "kernel/pagecache.h"
 #include "kernel/shell.h"
+#include "kernel/vm.h"
 #include "kernel/work.h"
 
 CMDLINE_OPTION(balloon_batch, "balloon.batch", "pages per inflate/deflate buffer (default 32768; 256 for strict devices)");
@@ -125,11 +128,32 @@ static void op_event(void *ctx, const char *name, const char *fields)
 		event_emit(name, NULL);
 }
 
+/* The balloon's pressure goes into the guest's reclaim (kernel/vm.h). */
+static uint64_t op_reclaim(void *ctx, uint64_t frames)
+{
+	(void)ctx;
+	return vm_reclaim(frames, VM_RECLAIM_BALLOON);
+}
+
+static void op_vm_counters(void *ctx, struct balloon_vm_counters *c)
+{
+	(void)ctx;
+	struct vm_stats v;
+	vm_get_stats(&v);
+	c->swap_in_bytes = v.swap_in << PAGE_SHIFT;
+	c->swap_out_bytes = v.swap_out << PAGE_SHIFT;
+	c->major_faults = v.majflt;
+	c->minor_faults = v.minflt;
+	c->cache_bytes = pagecache_pages() << PAGE_SHIFT;
+	c->droppable_bytes = vm_droppable() << PAGE_SHIFT;
+}
+
 static const struct balloon_ops kernel_ops = {
 	.unmap = op_unmap, .map = op_map, .notify = op_notify, .config_write32 = op_config_write32,
 	.queue_work = op_queue_work, .timer_arm = op_timer_arm, .timer_cancel = op_timer_cancel,
 	.now_ns = op_now_ns, .relax = op_relax, .device_failed = op_device_failed,
 	.dma_alloc = op_dma_alloc, .log = op_log, .event = op_event,
+	.reclaim = op_reclaim, .vm_counters = op_vm_counters,
 };
 
 /* ---------------------------------------------------------------- callbacks */
@@ -167,6 +191,15 @@ static void queue_ready(struct virtio_dev *vd)
 
 /* ---------------------------------------------------------------- init */
 
+CMDLINE_OPTION(balloon_reclaim, "balloon.reclaim",
+	       "off: an inflate at the reserve floor stalls instead of making the guest reclaim (to compare)");
+
+static bool balloon_reclaim_off(void)
+{
+	const char *v = cmdline_get("balloon.reclaim");
+	return v && strcmp(v, "off") == 0;
+}
+
 void balloon_init(void)
 {
 	dev = virtio_find(VIRTIO_ID_BALLOON);
@@ -180,6 +213,7 @@ void balloon_init(void)
 		.reporting = !cmdline_has("balloon.no_reporting"),
 		.oom = !cmdline_has("balloon.no_oom"),
 		.hint = cmdline_has("balloon.hint"),
+		.reclaim = !balloon_reclaim_off(),
 		.poison = mm_poison_value(),
 	};
 	static const char *const names[VIRTIO_DEVICE_FEATURE_BITS] = { "MUST_TELL_HOST/0", "STATS_VQ/1",
@@ -229,6 +263,8 @@ static int cmd_balloon(int argc, char **argv)
 	       (unsigned long)b->alloc_failures);
 	printf("free page hints %lu (%lu pages)%s\n", (unsigned long)b->hints, (unsigned long)b->hinted_pages,
 	       b->hint_n ? ", blocks held until the host is done" : "");
+	printf("reclaim for inflates %s: %lu calls, %lu frames freed\n", b->p.reclaim ? "on" : "off",
+	       (unsigned long)b->reclaim_calls, (unsigned long)b->reclaimed);
 	printf("reports %lu (%lu pages), OOM deflates %lu (%lu pages), stats requests %lu, time in steps %lu ms\n",
 	       (unsigned long)b->reports, (unsigned long)b->reported_pages, (unsigned long)b->oom_deflates,
 	       (unsigned long)b->oom_pages, (unsigned long)b->stats_requests, (unsigned long)(b->step_ns / 1000000));
@@ -239,14 +275,15 @@ static int cmd_balloon(int argc, char **argv)
 		   "\"deflations\":%lu,\"pages_in\":%lu,\"pages_out\":%lu,\"alloc_failures\":%lu,\"reports\":%lu,"
 		   "\"reported_pages\":%lu,\"oom_deflates\":%lu,\"oom_pages\":%lu,\"stats_requests\":%lu,"
 		   "\"free\":%lu,\"managed\":%lu,\"huge_allocs\":%lu,\"huge_failures\":%lu,\"refusals\":%lu,"
-		   "\"check\":\"%s\"",
+		   "\"reclaim_calls\":%lu,\"reclaimed\":%lu,\"check\":\"%s\"",
 		   b->target, b->held, b->stalled, (unsigned long)dev->features, (unsigned long)b->inflations,
 		   (unsigned long)b->deflations, (unsigned long)b->pages_in, (unsigned long)b->pages_out,
 		   (unsigned long)b->alloc_failures, (unsigned long)b->reports, (unsigned long)b->reported_pages,
 		   (unsigned long)b->oom_deflates, (unsigned long)b->oom_pages, (unsigned long)b->stats_requests,
 		   (unsigned long)kernel_pfa.st.free, (unsigned long)kernel_pfa.st.managed,
 		   (unsigned long)kernel_pfa.st.huge_allocs, (unsigned long)kernel_pfa.st.huge_failures,
-		   (unsigned long)b->refusals, ok == 0 ? "ok" : "failed");
+		   (unsigned long)b->refusals, (unsigned long)b->reclaim_calls, (unsigned long)b->reclaimed,
+		   ok == 0 ? "ok" : "failed");
 	return 0;
 }
 SHELL_COMMAND(balloon, "", "balloon state, features and counters", cmd_balloon);

@@ -451,6 +451,23 @@ static uint32_t min_u32(uint32_t x, uint32_t y)
 	return x < y ? x : y;
 }
 
+/* An inflate found no frame above the reserve floor: ask the guest's
+ * reclaim to make room for `want` frames (the host wants the memory; the
+ * guest chooses what to give up). True if it freed anything. */
+static bool reclaim_for_inflate(struct balloon *b, uint32_t want)
+{
+	if (!b->p.reclaim || !b->ops->reclaim)
+		return false;
+	const struct pfa *a = b->pfa;
+	uint64_t need = want;
+	if (a->st.free < a->reserve_floor)
+		need += a->reserve_floor - a->st.free;
+	uint64_t freed = b->ops->reclaim(b->ctx, need);
+	b->reclaim_calls++;
+	b->reclaimed += freed;
+	return freed > 0;
+}
+
 /* One round: reap, then post batches toward the target. Does a bounded
  * amount and asks to run again, so other work (the shell) gets its turn. */
 void balloon_step(struct balloon *b)
@@ -467,7 +484,9 @@ void balloon_step(struct balloon *b)
 		uint32_t level = b->held + b->in_flight_in - b->in_flight_out;
 		uint32_t target = b->oom_hold && b->target > level ? level : b->target;
 		if (level < target && !b->stalled && !b->vq[BALLOON_Q_INFLATE]->broken) {
-			if (start_inflate(b, bt, min_u32(target - level, b->p.batch_pages)) < 0) {
+			uint32_t want = min_u32(target - level, b->p.batch_pages);
+			if (start_inflate(b, bt, want) < 0 &&
+			    (!reclaim_for_inflate(b, want) || start_inflate(b, bt, want) < 0)) {
 				stall(b, level, target);
 				break;
 			}

@@ -66,6 +66,14 @@ enum balloon_queue { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS, BALL
 		     BALLOON_Q_REPORT, BALLOON_NQ };
 enum balloon_timer { BALLOON_T_RETRY, BALLOON_T_REPORT, BALLOON_T_HINT, BALLOON_NT };
 
+/* What the guest's paging has done, for the statistics (5.5.6.3). */
+struct balloon_vm_counters {
+	uint64_t swap_in_bytes, swap_out_bytes;
+	uint64_t major_faults, minor_faults;
+	uint64_t cache_bytes;       /* CACHES */
+	uint64_t droppable_bytes;   /* freeable without I/O: AVAIL is free plus this */
+};
+
 /* Side effects, supplied by whoever runs the core. `ctx` is theirs. */
 struct balloon_ops {
 	/* Out of the direct map / back in before reuse: 0, or a negative errno
@@ -83,6 +91,12 @@ struct balloon_ops {
 	void *(*dma_alloc)(void *ctx, size_t bytes); /* zeroed memory the device may access */
 	void (*log)(void *ctx, const char *line);    /* a console line (no newline) */
 	void (*event)(void *ctx, const char *name, const char *fields); /* fields may be NULL */
+	/* Optional (NULL: the guest has no paging). Free up to `frames` frames
+	 * by reclaim (clean cache, then cold pages to swap); how many were
+	 * freed. Called when an inflate would stall at the reserve floor. */
+	uint64_t (*reclaim)(void *ctx, uint64_t frames);
+	/* Optional: the paging counters for the statistics (zeros if NULL). */
+	void (*vm_counters)(void *ctx, struct balloon_vm_counters *c);
 };
 
 /* What the kernel decides before the device is asked (cmdline, poison). */
@@ -91,6 +105,7 @@ struct balloon_params {
 	uint32_t inflight;      /* buffers in flight, 1..BALLOON_MAX_INFLIGHT */
 	uint64_t report_delay_ms;
 	bool stats, reporting, oom, hint;
+	bool reclaim;           /* an inflate at the floor asks ops->reclaim for room */
 	int poison;             /* byte freed frames are filled with, or -1 */
 };
 
@@ -150,6 +165,7 @@ struct balloon {
 	/* counters */
 	uint64_t inflations, deflations, pages_in, pages_out, alloc_failures;
 	uint64_t reports, reported_pages, oom_deflates, oom_pages, stats_requests, step_ns;
+	uint64_t reclaim_calls, reclaimed;  /* inflates that asked ops->reclaim for room; frames it freed */
 	uint64_t hints, hinted_pages, refusals, map_failures;
 };
 

@@ -15,12 +15,16 @@ static void fill_stats(struct balloon *b)
 {
 	const struct pfa_stats *s = &b->pfa->st;
 	uint64_t free_b = s->free << PAGE_SHIFT;
+	struct balloon_vm_counters c = { 0 };
+	if (b->ops->vm_counters)
+		b->ops->vm_counters(b->ctx, &c);
 	uint64_t vals[BALLOON_STATS_TAGS] = {
-		0, 0, 0, 0,                                    /* swap in/out, major/minor faults: no paging */
+		c.swap_in_bytes, c.swap_out_bytes,             /* SWAP_IN, SWAP_OUT */
+		c.major_faults, c.minor_faults,                /* MAJFLT, MINFLT */
 		free_b,                                        /* MEMFREE */
 		(s->managed - s->ballooned) << PAGE_SHIFT,     /* MEMTOT: what the guest has, balloon excluded */
-		free_b,                                        /* AVAIL: nothing reclaimable beyond free */
-		0,                                             /* CACHES: blimp has no page cache */
+		free_b + c.droppable_bytes,                    /* AVAIL: free, and what goes without I/O */
+		c.cache_bytes,                                 /* CACHES: the page cache */
 		s->huge_allocs, s->huge_failures,              /* HTLB_PGALLOC, HTLB_PGFAIL */
 	};
 	for (uint16_t t = 0; t < BALLOON_STATS_TAGS; t++) {
