@@ -6,7 +6,9 @@ durations s or ms.
 
     title TEXT                      the scenario's name
     boot [mem=SIZE] [machine=q35|pc] [path=pvh|uefi] [append="..."] [device=SPEC]...
-                                    start the guest (once, first)
+         [swap=SIZE]                start the guest (once, first); swap= gives it a
+                                    blank virtio-blk disk of that size as its first
+                                    block device, and vm.swap=0 to use it
     say TEXT                        print a line of narration
     guest COMMAND...                type a shell command; it must succeed
     guest? COMMAND...               the same, but it may fail
@@ -20,7 +22,9 @@ durations s or ms.
 
 The runner samples QEMU's RSS, the balloon size and the guest's free memory
 (from its statistics) once the guest is ready, every 100 ms, and after the
-last step; with --plot it draws them over time with the steps marked. A
+last step; when workloads run (`guest run ...`), also their resident pages
+(hot set and the rest) and their pages in swap, from their latest
+once-a-second `workload` events; with --plot it draws them over time with the steps marked. A
 malformed line is refused with its file and line number before anything
 runs.
 
@@ -30,16 +34,18 @@ import argparse
 import os
 import shlex
 import sys
+import shutil
+import tempfile
 import threading
 import time
 from typing import Callable, NamedTuple, Optional
 
 from .qmp import QMPError
-from .units import MIB
+from .units import MIB, PAGE
 from .vm import BlimpVM, GuestError
 
 SAMPLE_PERIOD_S = 0.1
-BOOT_OPTIONS = {"mem", "machine", "path", "append", "device"}
+BOOT_OPTIONS = {"mem", "machine", "path", "append", "device", "swap"}
 DEFAULT_DEVICES = ["virtio-balloon-pci,id=bal0"]
 
 
@@ -108,7 +114,10 @@ def check_nothing(args, where):
 
 
 def check_boot(args, where):
-    balloon_qom_path(boot_devices(split_options(args, where, BOOT_OPTIONS)), where)
+    opts = split_options(args, where, BOOT_OPTIONS)
+    balloon_qom_path(boot_devices(opts), where)
+    for size in opts.get("swap", []):
+        parse_size(size, where)
 
 
 def check_guest(args, where):
@@ -198,13 +207,14 @@ class Runner:
         self.steps, self.out = steps, out
         self.vm = None
         self.balloon_path = None  # the balloon device's QOM path, from the boot step
-        self.samples = []   # (t, rss, balloon, guest_free)
+        self.samples = []   # (t, rss, balloon, guest_free, workloads or None)
         self.marks = []     # (t, label)
         self.rows = []      # summary: (step, seconds, rss MiB, balloon MiB)
         self.ram = 0
         self.stop = threading.Event()
         self.sampler = None
         self.sampler_error = None
+        self.swap_dir = None
         self.title = "scenario"
 
     def say(self, text):
@@ -237,8 +247,21 @@ class Runner:
             if self.vm.proc.poll() is not None:
                 return False
             raise
-        self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None))
+        self.samples.append((self.now(), rss, bal, free if free is not None and free >= 0 else None,
+                             self.workload_pages()))
         return True
+
+    def workload_pages(self):
+        """(hot resident, other resident, in swap) pages over the running
+        workloads, from each one's latest `workload` event; None if none ran."""
+        latest = {}
+        for ev in self.vm.events_named("workload"):
+            latest[ev["name"]] = ev
+        running = [e for e in latest.values() if e["state"] == "running"]
+        if not latest:
+            return None
+        hot = sum(e["hot_resident"] for e in running)
+        return (hot, sum(e["resident"] for e in running) - hot, sum(e["swapped"] for e in running))
 
     def sample_loop(self):
         try:
@@ -264,9 +287,19 @@ class Runner:
         self.ram = parse_size(mem, where)
         devices = boot_devices(opts)
         self.balloon_path = balloon_qom_path(devices, where)
+        append, extra = opts.get("append", [""])[-1], []
+        if "swap" in opts:
+            # A blank (sparse) disk in a directory of its own, removed with it.
+            self.swap_dir = tempfile.mkdtemp(prefix="blimp-swap-")
+            image = os.path.join(self.swap_dir, "swap.img")
+            with open(image, "wb") as f:
+                f.truncate(parse_size(opts["swap"][-1], where))
+            devices = ["virtio-blk-pci,drive=swap0"] + devices
+            extra = ["-drive", f"if=none,id=swap0,file={image},format=raw"]
+            append = f"vm.swap=0 {append}".strip()
         self.vm = BlimpVM(mem=mem, machine=opts.get("machine", ["q35"])[-1],
-                          boot=opts.get("path", ["pvh"])[-1], append=opts.get("append", [""])[-1],
-                          devices=devices)
+                          boot=opts.get("path", ["pvh"])[-1], append=append,
+                          devices=devices, extra_args=extra)
         self.vm.start()
         ready = self.vm.wait_event("ready", timeout=120)
         self.t0 = time.monotonic() - ready["_host_time"]
@@ -373,6 +406,8 @@ class Runner:
             finally:
                 if self.vm:
                     self.vm.close()
+                if self.swap_dir:
+                    shutil.rmtree(self.swap_dir, ignore_errors=True)
         if self.sampler_error:
             raise ScenarioError(f"sampling QEMU failed: {self.sampler_error}")
 
@@ -395,6 +430,13 @@ class Runner:
         if free:
             ax.plot([f[0] for f in free], [f[1] for f in free], label="guest free memory (guest's statistics)",
                     lw=1.5, ls="--")
+        work = [(s[0], s[4]) for s in self.samples if s[4] is not None]
+        if work:
+            tw = [w[0] for w in work]
+            mib = PAGE / MIB
+            ax.plot(tw, [w[1][0] * mib for w in work], label="workloads: hot set resident", lw=1.5)
+            ax.plot(tw, [w[1][1] * mib for w in work], label="workloads: other pages resident", lw=1.5)
+            ax.plot(tw, [w[1][2] * mib for w in work], label="workloads: pages in swap", lw=1.5, ls=":")
         top = ax.get_ylim()[1]
         for i, (mt, label) in enumerate(self.marks):
             ax.axvline(mt, color="grey", lw=0.6, alpha=0.5)
@@ -403,7 +445,7 @@ class Runner:
         ax.set_xlabel("seconds since boot")
         ax.set_ylabel("MiB")
         ax.set_title(self.title + "  (numbers: the steps in the printed summary)", fontsize=10)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.savefig(path, dpi=110)

@@ -143,7 +143,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };
-	struct bsim_config c;
+	struct bsim_config c = { 0 };
 	setup(&in, &c);
 	if (bsim_init(&S, &c) < 0) {
 		fprintf(stderr, "fuzz_balloon: bsim_init: %s\n", S.failure);
