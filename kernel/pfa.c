@@ -74,6 +74,12 @@ void pfa_set_reserve_floor(struct pfa *a, uint64_t frames)
 	a->reserve_floor = frames;
 }
 
+void pfa_set_reclaim_handler(struct pfa *a, pfa_oom_fn fn, void *ctx)
+{
+	a->reclaim = fn;
+	a->reclaim_ctx = ctx;
+}
+
 void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx)
 {
 	a->oom = fn;
@@ -324,11 +330,22 @@ int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
 			return pfn;
 		}
 		/* Bounded: a handler that frees something useless cannot loop us. */
-		if (!a->oom || (flags & PFA_NO_OOM) || attempt == 3)
+		if ((flags & PFA_NO_OOM) || attempt == 3)
 			break;
-		a->st.oom_calls++;
-		uint64_t freed = a->oom(a->oom_ctx, 1ULL << order);
-		a->st.oom_freed += freed;
+		/* The guest's own reclaim first (clean cache, cold pages to
+		 * swap); the OOM handler (the balloon's deflate) when that
+		 * found nothing, or twice did not help. */
+		uint64_t freed = 0;
+		if (a->reclaim && attempt < 2) {
+			a->st.reclaim_calls++;
+			freed = a->reclaim(a->reclaim_ctx, 1ULL << order);
+			a->st.reclaim_freed += freed;
+		}
+		if (freed == 0 && a->oom) {
+			a->st.oom_calls++;
+			freed = a->oom(a->oom_ctx, 1ULL << order);
+			a->st.oom_freed += freed;
+		}
 		if (freed == 0)
 			break;
 	}

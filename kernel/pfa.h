@@ -61,6 +61,7 @@ struct pfa_stats {
 	 * pool empty. 2 MiB blocks from the free lists are not huge pages. */
 	uint64_t huge_allocs, huge_failures;
 	uint64_t oom_calls, oom_freed;
+	uint64_t reclaim_calls, reclaim_freed;
 };
 
 typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
@@ -76,6 +77,8 @@ struct pfa {
 	struct pfa_stats st;
 	pfa_oom_fn oom;
 	void *oom_ctx;
+	pfa_oom_fn reclaim;
+	void *reclaim_ctx;
 	void (*free_hook)(void *ctx);
 	void *free_hook_ctx;
 	void (*release_hook)(void *ctx, uint64_t pfn, unsigned order);
@@ -163,6 +166,11 @@ int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller);
 
 void pfa_set_reserve_floor(struct pfa *a, uint64_t frames);
 void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx);
+/* Called before the OOM handler when an allocation (without PFA_NO_OOM)
+ * finds nothing: the guest's reclaim (kernel/vm.c), which frees frames by
+ * giving up cache and cold pages; the OOM handler runs only when it freed
+ * nothing. Same signature: frames wanted in, frames freed out. */
+void pfa_set_reclaim_handler(struct pfa *a, pfa_oom_fn fn, void *ctx);
 
 /* State of one frame, PFA_RESERVED for frames beyond pfn_limit. */
 enum pfa_state pfa_frame_state(const struct pfa *a, uint64_t pfn);

@@ -60,6 +60,21 @@ bool swap_active(void)
 	return st.dev >= 0;
 }
 
+/* One line per I/O would flood the console in a swap storm: at most 4 a
+ * second (with the totals, so nothing is hidden), errors on their own. */
+static bool io_event(const char *op, uint64_t slot, uint64_t pages, uint64_t ns, int rc)
+{
+	static struct event_ratelimit ok_rl, err_rl;
+	struct event_ratelimit *rl = rc < 0 ? &err_rl : &ok_rl;
+	if (!event_ratelimit_ok(rl, clock_ms(), 4))
+		return false;
+	event_emit("swap_io", "\"op\":\"%s\",\"slot\":%lu,\"pages\":%lu,\"us\":%lu,\"rc\":%d,"
+		   "\"pages_out\":%lu,\"pages_in\":%lu,\"suppressed\":%u", op, (unsigned long)slot,
+		   (unsigned long)pages, (unsigned long)(ns / 1000), rc, (unsigned long)st.pages_out,
+		   (unsigned long)st.pages_in, event_ratelimit_suppressed(rl));
+	return true;
+}
+
 int swap_write(const uint64_t *pfns, unsigned n, uint64_t *first)
 {
 	if (st.dev < 0)
@@ -77,17 +92,21 @@ int swap_write(const uint64_t *pfns, unsigned n, uint64_t *first)
 	uint64_t t0 = clock_ns();
 	int rc = blk_write((unsigned)st.dev, *first * SECTORS_PER_SLOT, bounce,
 			   (uint32_t)(k * SECTORS_PER_SLOT));
-	st.write_ns += clock_ns() - t0;
+	uint64_t ns = clock_ns() - t0;
+	st.write_ns += ns;
 	st.writes++;
+	if (rc >= 0)
+		st.pages_out += (uint64_t)k;
+	bool said = io_event("out", *first, (uint64_t)k, ns, rc);
 	if (rc < 0) {
 		st.write_errors++;
-		printf("swap: writing slots %lu-%lu failed (%d); they are out of use, the pages stay in memory\n",
-		       (unsigned long)*first, (unsigned long)(*first + k - 1), rc);
+		if (said) /* a dying disk fails every write: as often as the event */
+			printf("swap: writing slots %lu-%lu failed (%d); they are out of use, the pages stay in memory\n",
+			       (unsigned long)*first, (unsigned long)(*first + k - 1), rc);
 		swap_slots_mark_bad(&slots, *first, (uint64_t)k, __builtin_return_address(0));
 		return -EIO;
 	}
 	swap_slots_written(&slots, *first, (uint64_t)k, __builtin_return_address(0));
-	st.pages_out += (uint64_t)k;
 	return (int)k;
 }
 
@@ -100,14 +119,18 @@ int swap_read(uint64_t slot, uint64_t pfn)
 	uint64_t t0 = clock_ns();
 	int rc = blk_read((unsigned)st.dev, slot * SECTORS_PER_SLOT, phys_to_virt(pfn << PAGE_SHIFT),
 			  SECTORS_PER_SLOT);
-	st.read_ns += clock_ns() - t0;
+	uint64_t ns = clock_ns() - t0;
+	st.read_ns += ns;
 	st.reads++;
+	if (rc >= 0)
+		st.pages_in++;
+	(void)io_event("in", slot, 1, ns, rc);
 	if (rc < 0) {
 		st.read_errors++;
+		printf("swap: reading slot %lu failed (%d); it is out of use\n", (unsigned long)slot, rc);
 		swap_slots_mark_bad(&slots, slot, 1, __builtin_return_address(0));
 		return -EIO;
 	}
-	st.pages_in++;
 	return 0;
 }
 

@@ -100,6 +100,15 @@ static const struct replace_ops ring_ops = { ring_bits, NULL };
 
 static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2);
 
+/* Any allocation that would fail (the heap, `alloc`, DMA memory) reclaims
+ * before the balloon deflates: at least a write cluster's worth, so a
+ * stream of single-frame allocations does not write one page at a time. */
+static uint64_t pfa_reclaim(void *ctx, uint64_t frames)
+{
+	(void)ctx;
+	return vm_reclaim(frames > SWAP_SLOTS_RUN_MAX ? frames : SWAP_SLOTS_RUN_MAX, VM_RECLAIM_DIRECT);
+}
+
 static int vm_init(void)
 {
 	if (ready)
@@ -126,6 +135,7 @@ static int vm_init(void)
 	if (st.high < st.low)
 		st.high = st.low;
 	page_fault_set_handler(vm_page_fault);
+	pfa_set_reclaim_handler(&kernel_pfa, pfa_reclaim, NULL);
 	timer_arm(&age_timer, AGE_PERIOD_MS * 1000000ULL);
 	ready = true;
 	return 0;
@@ -459,13 +469,17 @@ static const char *const why_names[] = { "kswapd", "direct", "balloon" };
 
 uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 {
-	if (!ready || want == 0)
+	/* Reclaim can print, and printing can allocate (newlib's buffers):
+	 * an allocation failing in there must not start reclaim again. */
+	static bool reclaiming;
+	if (!ready || want == 0 || reclaiming)
 		return 0;
 	if (why == VM_RECLAIM_BALLOON && want > BALLOON_CHUNK)
 		want = BALLOON_CHUNK;
 	uint64_t t0 = clock_ns();
 	uint64_t class0[4];
 	memcpy(class0, ring.st.by_class, sizeof(class0));
+	reclaiming = true;
 	uint64_t scanned0 = ring.st.scanned;
 	struct tally t = { 0 };
 	/* Clean cache first: it costs no I/O now, only a re-read if wanted. */
@@ -473,6 +487,7 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 	t.freed = t.dropped_cache;
 	reclaim_anon(want, &t);
 	t.scanned = ring.st.scanned - scanned0; /* page-table entries looked at */
+	reclaiming = false;
 
 	uint64_t cls[4];
 	for (int i = 0; i < 4; i++) {

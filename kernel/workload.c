@@ -52,7 +52,7 @@ struct workload {
 	uint64_t hot_majflt;           /* accesses to the hot set that found their page in swap */
 	uint64_t cur_page;
 	uint64_t accesses, writes; /* after the fill */
-	uint64_t deadline_ns;
+	uint64_t deadline_ns, ticks;
 	int error;
 	/* Rates over the last second. */
 	uint64_t rate_ms, rate_acc, rate_min, rate_maj;
@@ -152,8 +152,12 @@ static int file_access(struct workload *w)
 static int slice(void *ctx)
 {
 	struct workload *w = ctx;
-	for (uint64_t n = 0;; n++) {
-		if ((n & 31) == 0 && clock_ns() >= w->deadline_ns)
+	for (;;) {
+		/* The slice may end between accesses only: an access that
+		 * faulted is finished first. A page just brought in has not
+		 * had its Accessed bit set yet; ending the slice here would
+		 * let reclaim take it as unused and fault it in again. */
+		if (!w->cur_valid && (w->ticks++ & 31) == 0 && clock_ns() >= w->deadline_ns)
 			return 0;
 		bool filling = w->fill && !w->filled;
 		if (!filling && w->limit && w->accesses >= w->limit)

@@ -233,3 +233,68 @@ def test_bad_requests_get_clear_errors(boot, tmp_path):
     ps = vm.shell_event("ps")
     assert {w["name"]: w["state"] for w in ps["workloads"]}["big"] == "failed"
     assert vm.shell_event("pfa")["check"] == "ok"
+
+
+def blkdebug_swap(boot, tmp_path, event, iotype):
+    """A swap disk whose every `iotype` request fails with EIO once `event`
+    happened (QEMU's blkdebug driver)."""
+    conf = tmp_path / "blkdebug.conf"
+    conf.write_text(f'[inject-error]\nevent = "{event}"\niotype = "{iotype}"\nerrno = "5"\n')
+    img = image(tmp_path, "swap.img", 64)
+    vm = boot(mem="128M", devices=["virtio-blk-pci,drive=sw"],
+              extra_args=["-drive", f"if=none,id=sw,file=blkdebug:{conf}:{img},format=raw"],
+              append="vm.swap=0")
+    vm.wait_event("ready", timeout=30)
+    return vm
+
+
+def test_failed_swap_writes_lose_nothing(boot, tmp_path):
+    vm = blkdebug_swap(boot, tmp_path, "write_aio", "write")
+    vm.shell("run big size=192M pattern=seq write=50 count=10000")
+    err = vm.wait_event("workload_error", timeout=300)
+    # Every write failed: no page could leave, the workload is told there
+    # is no memory, and no page it had came back wrong.
+    assert err["error"] == ENOMEM, err
+    assert_no_corruption(vm)
+    s = vm.shell_event("swap")
+    assert s["write_errors"] > 0 and s["pages_out"] == 0 and s["bad"] > 0, s
+    assert any(e["rc"] == -5 for e in vm.events_named("swap_io"))
+    v = vm.shell_event("vm")
+    assert v["write_failures"] > 0 and v["swap_out"] == 0, v
+    # The console is not flooded: the failure is said as often as its event.
+    said = [line for line in vm.lines if "failed (-5)" in line]
+    assert 0 < len(said) <= len(vm.events_named("swap_io")), len(said)
+    vm.shell("run small size=16M count=2000")
+    assert vm.wait_event("workload_done", timeout=120)["error"] == 0
+
+
+def test_a_failed_swap_read_is_a_named_loss(boot, tmp_path):
+    vm = blkdebug_swap(boot, tmp_path, "read_aio", "read")
+    # 160 MiB: what does not fit in 128 fits in the 64 MiB of swap; the
+    # first access after the fill (page 0, long gone to swap) reads it.
+    vm.shell("run big size=160M pattern=seq write=50 count=10000")
+    err = vm.wait_event("workload_error", timeout=300)
+    assert err["error"] == -5, err  # -EIO: told, not silently wrong
+    lost = vm.events_named("vm_lost")
+    assert lost and lost[0]["rc"] == -5, lost
+    assert any(lost[0]["va"] in line and "lost" in line for line in vm.lines)
+    assert not vm.events_named("workload_corrupt")
+    s = vm.shell_event("swap")
+    assert s["read_errors"] >= 1 and s["bad"] >= 1 and s["used"] == 0, s
+    assert vm.shell_event("pfa")["check"] == "ok"
+
+
+def test_an_allocation_reclaims_before_it_fails(boot, tmp_path):
+    # No balloon, so nothing to deflate: `alloc` gets its memory only by
+    # pushing the workload's pages to swap.
+    vm = boot_paging(boot, tmp_path, mem="256M")
+    vm.shell("run w size=160M pattern=uniform write=30")
+    wait_workload(vm, "w", lambda e: e["accesses"] > 0, 120, "the fill to finish")
+    vm.shell("alloc 96M", timeout=120)
+    vm.shell("free all")
+    p = vm.shell_event("pfa")
+    assert p["check"] == "ok"
+    v = vm.shell_event("vm")
+    assert v["swap_out"] > 0 and v["direct_runs"] > 0, v
+    vm.shell("stop w")
+    assert_no_corruption(vm)
