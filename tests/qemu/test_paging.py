@@ -34,7 +34,7 @@ def file_image(tmp_path, pages):
 
 
 def boot_paging(boot, tmp_path, mem="128M", swap_mib=256, append="", balloon=False, cache=None,
-                swap_readonly=False):
+                swap_readonly=False, path="pvh"):
     devices, extra = [], []
     if swap_mib:
         ro = ",readonly=on" if swap_readonly else ""
@@ -47,8 +47,8 @@ def boot_paging(boot, tmp_path, mem="128M", swap_mib=256, append="", balloon=Fal
         devices.append("virtio-balloon-pci,id=bal0")
     if swap_mib and not swap_readonly:
         append = f"vm.swap=0 {append}"
-    vm = boot(mem=mem, devices=devices, extra_args=extra, append=append.strip())
-    vm.wait_event("ready", timeout=30)
+    vm = boot(mem=mem, devices=devices, extra_args=extra, append=append.strip(), boot=path)
+    vm.wait_event("ready", timeout=120)
     return vm
 
 
@@ -79,10 +79,11 @@ def assert_no_corruption(vm):
     assert not bad, f"pages came back wrong or were lost: {bad[:3]}"
 
 
-@pytest.mark.parametrize("pattern,policy", [("seq", "esc"), ("uniform", "esc"), ("uniform", "clock"),
-                                            ("uniform", "fifo")])
-def test_a_workload_larger_than_memory_runs_to_completion(boot, tmp_path, pattern, policy):
-    vm = boot_paging(boot, tmp_path, append=f"vm.policy={policy}")
+@pytest.mark.parametrize("pattern,policy,path", [("seq", "esc", "pvh"), ("uniform", "esc", "pvh"),
+                                                 ("uniform", "clock", "pvh"), ("uniform", "fifo", "pvh"),
+                                                 ("uniform", "esc", "uefi")])
+def test_a_workload_larger_than_memory_runs_to_completion(boot, tmp_path, pattern, policy, path):
+    vm = boot_paging(boot, tmp_path, append=f"vm.policy={policy}", path=path)
     vm.shell(f"run big size=192M pattern={pattern} write=50 count=60000")
     done = vm.wait_event("workload_done", timeout=300)
     assert done["error"] == 0 and done["accesses"] == 60000, done
