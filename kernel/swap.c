@@ -134,6 +134,29 @@ int swap_read(uint64_t slot, uint64_t pfn)
 	return 0;
 }
 
+int swap_read_run(uint64_t first, const uint64_t *pfns, unsigned n)
+{
+	if (st.dev < 0)
+		return -ENODEV;
+	if (n == 0 || n > SWAP_SLOTS_RUN_MAX)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (swap_slots_state(&slots, first + i) != SWAP_SLOT_VALID)
+			return -EFAULT;
+	uint64_t t0 = clock_ns();
+	int rc = blk_read((unsigned)st.dev, first * SECTORS_PER_SLOT, bounce, n * SECTORS_PER_SLOT);
+	uint64_t ns = clock_ns() - t0;
+	st.read_ns += ns;
+	st.reads++;
+	(void)io_event("in", first, n, ns, rc);
+	if (rc < 0)
+		return -EIO; /* nothing marked: the caller reads its own page alone */
+	for (unsigned i = 0; i < n; i++)
+		memcpy(phys_to_virt(pfns[i] << PAGE_SHIFT), bounce + (uint64_t)i * PAGE_SIZE, PAGE_SIZE);
+	st.pages_in += n;
+	return 0;
+}
+
 void swap_free(uint64_t slot)
 {
 	if (st.dev >= 0 && swap_slots_state(&slots, slot) != SWAP_SLOT_BAD)

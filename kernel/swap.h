@@ -56,6 +56,12 @@ int swap_write(const uint64_t *pfns, unsigned n, uint64_t *first);
  * (the slot holds no good copy). */
 int swap_read(uint64_t slot, uint64_t pfn);
 
+/* Read the n adjacent slots from `first` (n <= SWAP_SLOTS_RUN_MAX, each
+ * holding a good copy) into frames pfns[0..n), in one request stream:
+ * readahead. 0, -EFAULT (a slot without a good copy), or -EIO with no slot
+ * marked: the caller reads the page it needs alone (swap_read). */
+int swap_read_run(uint64_t first, const uint64_t *pfns, unsigned n);
+
 /* The copy in `slot` is not needed any more. */
 void swap_free(uint64_t slot);
 

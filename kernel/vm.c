@@ -32,11 +32,14 @@
 #include "shell.h"
 #include "swap.h"
 #include "work.h"
+#include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
 #include "arch/x86_64/paging.h"
 
 CMDLINE_OPTION(vm_policy, "vm.policy", "page replacement: esc (enhanced second chance, default), clock or fifo");
 CMDLINE_OPTION(vm_low, "vm.low", "free memory below which reclaim starts (default: half the reserve floor)");
+CMDLINE_OPTION(vm_readahead, "vm.readahead",
+	       "pages read together on a major fault, the faulting one and the next ones in swap (default 8, 1: off)");
 CMDLINE_OPTION(vm_high, "vm.high", "free memory at which background reclaim stops (default: 1.5 x vm.low)");
 
 #define VM_PAGE_LOST 1u
@@ -67,6 +70,8 @@ static struct vm_area areas[VM_AREAS];
 static struct replace ring;
 static bool ready;
 static struct vm_stats st;
+static unsigned readahead;    /* pages per major fault's read, 1 .. RA_MAX */
+#define RA_MAX 32
 
 /* The region vm_run is running code for; NULL outside vm_run. */
 static struct vm_area *running;
@@ -134,6 +139,8 @@ static int vm_init(void)
 	st.high = cmdline_get_size("vm.high", (st.low * 3 / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
 	if (st.high < st.low)
 		st.high = st.low;
+	uint64_t ra = cmdline_get_u64("vm.readahead", 8);
+	readahead = ra < 1 ? 1 : ra > RA_MAX ? RA_MAX : (unsigned)ra;
 	page_fault_set_handler(vm_page_fault);
 	pfa_set_reclaim_handler(&kernel_pfa, pfa_reclaim, NULL);
 	timer_arm(&age_timer, AGE_PERIOD_MS * 1000000ULL);
@@ -237,7 +244,7 @@ static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2)
 		/* A minor fault with memory to spare: finish it here. */
 		int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
 		if (pfn >= 0) {
-			memset(phys_to_virt((uint64_t)pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+			page_zero(phys_to_virt((uint64_t)pfn << PAGE_SHIFT));
 			if (map_in(a, vpn, (uint64_t)pfn) == 0) {
 				a->minflt++;
 				st.minflt++;
@@ -276,6 +283,29 @@ static int64_t fault_frame(void)
 	return pfn;
 }
 
+/*
+ * Readahead: the pages after `vpn` that are in swap only, in the slots right
+ * after its own (reclaim wrote them together, so they were neighbours then
+ * too), up to vm.readahead pages in all, each with a free frame to spare
+ * above the high watermark: frames for them into out[]; how many.
+ */
+static unsigned readahead_frames(struct vm_area *a, uint64_t vpn, uint64_t *out)
+{
+	unsigned n = 0;
+	uint64_t slot = a->page[vpn].swap;
+	for (unsigned i = 1; i < readahead && vpn + i < a->npages; i++) {
+		const struct vm_page *q = &a->page[vpn + i];
+		if (q->rslot != REPLACE_NONE || q->swap != slot + i || !swap_valid(q->swap - 1) ||
+		    kernel_pfa.st.free <= st.high)
+			break;
+		int64_t f = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
+		if (f < 0)
+			break;
+		out[n++] = (uint64_t)f;
+	}
+	return n;
+}
+
 static int fault_in(struct vm_area *a, uint64_t vpn)
 {
 	struct vm_page *pg = &a->page[vpn];
@@ -286,8 +316,23 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 	int64_t pfn = fault_frame();
 	if (pfn < 0)
 		return -ENOMEM;
+	uint64_t ra_pfn[RA_MAX];
+	unsigned n_ra = 0;
 	if (pg->swap) {
-		int rc = swap_read(pg->swap - 1, (uint64_t)pfn);
+		n_ra = readahead_frames(a, vpn, ra_pfn);
+		int rc = -EIO;
+		if (n_ra) {
+			uint64_t run[RA_MAX + 1] = { (uint64_t)pfn }; /* the faulting page, then the next ones */
+			memcpy(run + 1, ra_pfn, n_ra * sizeof(run[0]));
+			rc = swap_read_run(pg->swap - 1, run, n_ra + 1);
+			if (rc < 0) {
+				for (unsigned i = 0; i < n_ra; i++)
+					pfa_free_block(&kernel_pfa, ra_pfn[i], 0, __builtin_return_address(0));
+				n_ra = 0;
+			}
+		}
+		if (rc < 0)
+			rc = swap_read(pg->swap - 1, (uint64_t)pfn);
 		if (rc < 0) {
 			pfa_free_block(&kernel_pfa, (uint64_t)pfn, 0, __builtin_return_address(0));
 			printf("vm: page %#lx of region %u: its copy in swap slot %lu could not be read (%d); "
@@ -302,7 +347,19 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 			return -EIO;
 		}
 	} else {
-		memset(phys_to_virt((uint64_t)pfn << PAGE_SHIFT), 0, PAGE_SIZE);
+		page_zero(phys_to_virt((uint64_t)pfn << PAGE_SHIFT));
+	}
+	/* Pages read ahead come in as the ring's newest, their Accessed bit
+	 * clear: not used before the next reclaim, they go first, for free. */
+	for (unsigned i = 0; i < n_ra; i++) {
+		uint64_t q = vpn + 1 + i;
+		if (map_in(a, q, ra_pfn[i]) < 0) {
+			pfa_free_block(&kernel_pfa, ra_pfn[i], 0, __builtin_return_address(0));
+			continue;
+		}
+		a->swapped--;
+		st.swap_in++;
+		st.readahead++;
 	}
 	int rc = map_in(a, vpn, (uint64_t)pfn);
 	if (rc < 0) {
@@ -599,6 +656,7 @@ static int cmd_vm(int argc, char **argv)
 	       "00:%lu 01:%lu 10:%lu 11:%lu\n", (unsigned long)st.scanned, (unsigned long)st.freed,
 	       (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.dropped_cache, (unsigned long)st.by_class[0],
 	       (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3]);
+	printf("    readahead %u pages: %lu read ahead\n", readahead, (unsigned long)st.readahead);
 	printf("    aging: %lu Accessed bits cleared, %lu ms spent\n", (unsigned long)st.aged,
 	       (unsigned long)(st.age_ns / 1000000));
 	printf("    runs: kswapd %lu direct %lu balloon %lu; swap full %lu, write failures %lu\n",
@@ -609,7 +667,7 @@ static int cmd_vm(int argc, char **argv)
 		   "\"written\":%lu,\"dropped_clean\":%lu,\"dropped_cache\":%lu,\"cache\":%lu,"
 		   "\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
 		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu,"
-		   "\"aged\":%lu,\"age_ms\":%lu",
+		   "\"aged\":%lu,\"age_ms\":%lu,\"readahead\":%lu",
 		   replace_policy_name(ring.policy), (unsigned long)st.low, (unsigned long)st.high,
 		   (unsigned long)kernel_pfa.st.free, (unsigned long)st.resident, (unsigned long)st.minflt,
 		   (unsigned long)st.majflt, (unsigned long)st.swap_in, (unsigned long)st.swap_out,
@@ -619,7 +677,7 @@ static int cmd_vm(int argc, char **argv)
 		   (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3],
 		   (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
 		   (unsigned long)st.swap_full, (unsigned long)st.write_failures, (unsigned long)st.aged,
-		   (unsigned long)(st.age_ns / 1000000));
+		   (unsigned long)(st.age_ns / 1000000), (unsigned long)st.readahead);
 	return 0;
 }
 SHELL_COMMAND(vm, "", "virtual memory: faults, reclaim by (R,M) class, watermarks", cmd_vm);

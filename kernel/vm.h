@@ -73,6 +73,7 @@ struct vm_stats {
 	uint64_t kswapd_runs, direct_runs, balloon_runs;
 	uint64_t write_failures, swap_full, unswappable;
 	uint64_t low, high;                /* watermarks, frames */
+	uint64_t readahead;                /* pages read with a major fault's, not faulted */
 	uint64_t aged, age_ns;             /* Accessed bits the aging hand cleared; its time */
 };
 
