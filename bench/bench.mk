@@ -1,5 +1,5 @@
 # bench/: blimp against a Linux guest on the same QEMU, and against the host's limit.
-#   make bench         the full tables, squeeze included (median of BENCH_RUNS runs; about 11 minutes on 2 cores)
+#   make bench         the full tables, squeeze included (median of BENCH_RUNS runs; about 3 minutes a run on 2 cores)
 #   make bench-quick   one run, small sizes: the harness end to end (make test runs it)
 # The Linux guest is built from Debian's packages by bench/linux/build_guest.py.
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I.

@@ -20,9 +20,9 @@ Method (issue 8):
     inflate and reporting steps for the plot;
   - the squeeze (bench/squeeze.py, issue 14): the balloon inflated below
     what a running workload holds, the guest swapping to a virtio disk; its
-    own table, Linux's column measured, blimp's "—" until blimp can run the
-    workload. Full bench only (about 40 s a run): --quick, which make test
-    runs, leaves it out.
+    own table, both guests running the same workload (blimp in the kernel,
+    `run p pattern=hotcold ...`, Linux pressmem). Full bench only (about
+    75 s a run for both): --quick, which make test runs, leaves it out.
 
     /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
         [--report-mib 1024] [--ram-mib 2048] [--swap-mib 256] [--out build/bench] [--quick]
@@ -35,7 +35,12 @@ same code paths, no figure asserted.
 Besides the guests, two host programs print tables of their own after the
 main one: bench/replace_bench (page-replacement policies against Belady's
 OPT, the same figures every run) and bench/swap_ceiling (the host's
-O_DIRECT throughput for a --swap-mib swap image in --out, deleted after).
+O_DIRECT throughput for a --swap-mib swap image in --out, deleted after),
+with blimp's own swap-out and swap-in beside it (bench/swapio.py: a 128 MiB
+guest scanning 192 MiB, every access a major fault; 64/96 MiB in --quick).
+A last table gives the cost of a first-touch (minor) fault: blimp's
+workload writing every page of size_mib once, Linux's touchmem the same,
+each in a fresh guest of ram_mib, by the guest's own clock.
 """
 import argparse
 import json
@@ -54,6 +59,7 @@ from blimp.units import MIB  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 from squeeze import run_squeeze  # noqa: E402
+import swapio  # noqa: E402
 
 TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
 
@@ -184,6 +190,14 @@ def run_reporting(guest, ram_mib, size_mib):
         return {"s": t1 - t0, "touched_rss_mib": touched >> 20, "rss_samples": samples}
 
 
+def run_first_touch(guest, ram_mib, size_mib):
+    """A fresh guest touches size_mib MiB, every page for the first time, and
+    frees it: the guest's own milliseconds (guests.py's first_touch_ms)."""
+    with guest.vm(ram_mib, reporting=False) as vm:
+        vm.wait_event("ready", timeout=600)
+        return guest.first_touch_ms(vm, size_mib)
+
+
 def run_idle(guest, ram_mib):
     with guest.vm(ram_mib, reporting=False) as vm:
         vm.wait_event("ready", timeout=600)
@@ -217,8 +231,10 @@ SWAP_NO_O_DIRECT = 3  # swap_ceiling: the file system refuses O_DIRECT
 def swap_ceiling(out_dir, mib, runs):
     """The host's O_DIRECT throughput for a swap image of `mib` MiB in out_dir
     (the program unlinks it at once). "blimp" is the place for blimp's own
-    swap-out and swap-in, in the host's shape (report.swap_table): None until
-    swap does I/O."""
+    swap-out and swap-in, in the host's shape (report.swap_table): filled from
+    the runs' bench/swapio.py figures once they are in (swapio.ceiling_shape),
+    None when they were not measured (no O_DIRECT here: QEMU's cache=none
+    needs it too)."""
     exe = os.path.join(ROOT, "build", "bench", "swap_ceiling")
     image = os.path.join(out_dir, f"swap-ceiling-{os.getpid()}.img")
     res = {"image_mib": mib, "runs": runs, "dir": out_dir, "queue_depth": 1, "host": None,
@@ -246,17 +262,14 @@ def image_bytes():
 
 
 # ------------------------------------------------------------------ the squeeze
-def squeeze_run(linux, out):
-    """One run of the squeeze: {family: figures}. Only Linux for now; blimp's
-    figures go under "blimp" once blimp has the squeeze's commands (the
-    conditions are in bench/squeeze.py's docstring). Until then there is no
-    "blimp" key and the table says "—"."""
-    return {"linux": run_squeeze(linux, out)}
+def squeeze_run(blimp, linux, out):
+    """One run of the squeeze: {family: figures}, blimp then Linux."""
+    return {g.family: run_squeeze(g, out) for g in (blimp, linux)}
 
 
-def squeeze_only(raw, linux, args):
+def squeeze_only(raw, blimp, linux, args):
     for r in range(args.runs):
-        squeeze = squeeze_run(linux, args.out)
+        squeeze = squeeze_run(blimp, linux, args.out)
         raw["runs"].append({"squeeze": squeeze})
         print(f"== squeeze {r + 1}/{args.runs}: " + report.squeeze_line(squeeze), flush=True)
     raw["squeeze_table"] = report.build_squeeze_table(raw)
@@ -329,7 +342,7 @@ def main():
     boot_timeout = 600
 
     if args.squeeze_only:
-        squeeze_only(raw, linux, args)
+        squeeze_only(raw, blimp, linux, args)
         return
 
     print(f"== host limits ({args.size_mib} MiB, {args.runs} runs)", flush=True)
@@ -346,7 +359,8 @@ def main():
     raw["image"] = image_bytes()
 
     for r in range(args.runs):
-        run = {"boot_s": {}, "balloon": {}, "reporting_inflate": {}, "reporting": {}, "idle_bytes": {}}
+        run = {"boot_s": {}, "balloon": {}, "reporting_inflate": {}, "reporting": {}, "idle_bytes": {},
+               "first_touch_ms": {}}
         boot_guests = [blimp, linux] + ([] if args.quick else [blimp_uefi])
         for g in boot_guests:
             run["boot_s"][g.name] = run_boot(g, args.ram_mib, boot_timeout)
@@ -359,11 +373,18 @@ def main():
             run["reporting"][g.name] = run_reporting(g, args.ram_mib, args.report_mib)
         for g in (blimp, linux):
             run["idle_bytes"][g.name] = run_idle(g, args.ram_mib)
+        for g in [blimp, linux] + ([] if args.quick else [linux_nozero]):
+            run["first_touch_ms"][g.name] = run_first_touch(g, args.ram_mib, args.size_mib)
+        if not raw["swap_ceiling"].get("error"):
+            run["swap_io"] = swapio.run_swap_io(blimp, args.out,
+                                                *(swapio.QUICK if args.quick else swapio.FULL))
         if not args.quick:
-            run["squeeze"] = squeeze_run(linux, args.out)
+            run["squeeze"] = squeeze_run(blimp, linux, args.out)
         raw["runs"].append(run)
         print(f"== run {r + 1}/{args.runs}: " + report.run_line(run, args.size_mib), flush=True)
 
+    raw["swap_ceiling"]["blimp"] = swapio.ceiling_shape(
+        [r["swap_io"] for r in raw["runs"] if r.get("swap_io")])
     table = report.build_table(raw)
     raw["table"] = table
     raw["squeeze_table"] = report.build_squeeze_table(raw)

@@ -8,7 +8,8 @@ against the host's median ceiling for the same work.
 Two tables follow it, from host programs alone: page replacement (every
 policy's faults against Belady's OPT, bench/replace_bench.c) and the swap
 device ceiling (the host's O_DIRECT throughput, bench/swap_ceiling.c, with
-a place kept for blimp's own swap-out and swap-in, not measured yet).
+blimp's own swap-out and swap-in beside it, bench/swapio.py). Then the cost
+of a first-touch fault, blimp and Linux, each by its own clock.
 """
 import statistics
 
@@ -156,7 +157,7 @@ def _tables(raw, fmt):
     """The main table, then the host programs' own tables (runs saved before
     they existed have none), each under its title."""
     lines = [_header(raw), ""] + fmt(HEAD, [_cells(r) for r in raw["table"]])
-    for title, about, head, rows in (replace_table(raw), swap_table(raw)):
+    for title, about, head, rows in (replace_table(raw), swap_table(raw), first_touch_table(raw)):
         if rows:
             lines += ["", f"{title}: {about}", ""] + fmt(head, rows)
     return lines
@@ -215,11 +216,13 @@ SWAP_REQUESTS = ((4, "4 KiB requests (1 page)"), (256, "256 KiB requests (cluste
 def swap_table(raw):
     """bench/swap_ceiling's figures: sequential O_DIRECT write and read of an
     image at queue depth 1, a row per request size, median (min-max) MiB/s.
-    The blimp columns are for blimp's own swap-out and swap-in through
-    virtio-blk, once swap does I/O: raw["swap_ceiling"]["blimp"] is None
-    until then ("not measured yet"); when measured it takes the host's
-    shape, {"write_4k": [MiB/s per run], "read_4k": [...], "write_256k": ...,
-    "read_256k": ...}, and "% of limit" is blimp's median against the host's."""
+    The blimp columns are blimp's own swap-out and swap-in through
+    virtio-blk (bench/swapio.py), in the host's shape: {"write_256k": [MiB/s
+    per run], "read_4k": [...]} -- blimp writes runs of 64 pages and reads
+    one page per fault, so its other cells are "-" -- and "% of limit" is
+    blimp's median against the host's. "e2e_out"/"e2e_in" (the same bytes
+    over the workload's whole time) make a row of their own. None: not
+    measured ("not measured yet", as in a bench.json from before)."""
     sw = raw.get("swap_ceiling")
     if not sw:
         return SWAP_TITLE, "", [], []
@@ -239,9 +242,58 @@ def swap_table(raw):
         else:
             rows.append([label, _cell(hw), _cell(hr), "blimp: not measured yet",
                          "blimp: not measured yet", "-"])
+    if blimp and blimp.get("e2e_out"):
+        rows.append(["blimp end to end (workload's wall time)", "-", "-",
+                     _cell(stats(blimp["e2e_out"])), _cell(stats(blimp["e2e_in"])), "-"])
     about = (f"a {sw['image_mib']} MiB image in {sw['dir']}, sequential, one request at a time, "
              f"write passes end with fdatasync; {sw['runs']} run(s), median (min-max)")
+    if blimp:
+        ppw = stats(blimp["pages_per_write"])
+        about += (f". blimp: a {blimp['ram_mib']} MiB guest, `run s size={blimp['size_mib']}M "
+                  f"pattern=seq write=100`, {blimp['passes']} pass(es) after the fill (every access "
+                  f"a major fault), swap disk cache=none (O_DIRECT); device time from the `swap` "
+                  f"event (pages_out/write_ms: runs of {ppw['median']:.0f} pages per write, up to 8 "
+                  f"requests in flight; pages_in/read_ms: one 4 KiB read per fault), end to end "
+                  f"over the workload's time, both directions at once")
     return SWAP_TITLE, about, head, rows
+
+
+# ------------------------------------------------------------------ first touch
+FIRST_TOUCH_TITLE = "first-touch (minor) fault"
+
+
+def first_touch_table(raw):
+    """ns per page of touching fresh memory once and freeing it, each guest by
+    its own clock, in a fresh guest (so QEMU's first touch of the host's
+    memory is in both): blimp's workload fill (a #PF, a zeroed frame mapped,
+    8 words checked and written: `run ft size=N pattern=seq count=1`,
+    workload_done's ms), Linux's touchmem (mmap, one byte per page, munmap)."""
+    runs = [r["first_touch_ms"] for r in raw["runs"] if r.get("first_touch_ms")]
+    if not runs:
+        return FIRST_TOUCH_TITLE, "", [], []
+    size = raw["args"]["size_mib"]
+    pages = size * MIB // 4096
+    names = []
+    for r in runs:
+        names += [n for n in r if n not in names]
+    per_page = {n: stats([1e6 * r[n] / pages for r in runs if n in r]) for n in names}
+    blimp = per_page.get("blimp-pvh")
+    head = ["guest", "ns per first touch", "faults/s", "blimp faster by", "how"]
+    how = {"blimp-pvh": "workload fill: #PF, zeroed frame, 8 words checked and written",
+           "linux": "touchmem: one byte per page (init_on_alloc=1 as shipped)",
+           "linux-init_on_alloc=0": "touchmem, init_on_alloc=0"}
+    rows = []
+    for n in names:
+        st = per_page[n]
+        rate = {k: 1e9 / v for k, v in st.items() if k in ("median", "min", "max")}
+        rate = {"median": rate["median"], "min": rate["max"], "max": rate["min"], "n": st["n"]}
+        ratio = (f"{st['median'] / blimp['median']:.2f}x" if blimp and n != "blimp-pvh" else "-")
+        rows.append([n, _cell(st), _cell(rate, 0), ratio, how.get(n, "")])
+    about = (f"{size} MiB ({pages} pages) touched once and freed in a fresh {raw['args']['ram_mib']} "
+             f"MiB guest, by the guest's own clock, freeing included; median (min-max) of "
+             f"{len(runs)} run(s). Under TCG both pay the same host costs (QEMU's first touch of "
+             f"its RAM, soft-MMU refills)")
+    return FIRST_TOUCH_TITLE, about, head, rows
 
 
 def run_line(run, size):
@@ -279,8 +331,9 @@ def write_plot(raw, path):
 
 # ------------------------------------------------------------------ the squeeze
 # bench/squeeze.py's figures, one dict per guest family per run under
-# run["squeeze"]: "linux" now, "blimp" once blimp runs the same workload.
-# A family with no figures shows "—" (not measured), never a guess.
+# run["squeeze"]: "blimp" and "linux", the same workload in each. A family
+# with no figures (a bench.json from before blimp was squeezed) shows "—"
+# (not measured), never a guess.
 SQUEEZE_FAMILIES = ("blimp", "linux")
 NOT_MEASURED = "—"
 
@@ -307,24 +360,26 @@ def build_squeeze_table(raw):
 
     row("balloon reaches the target", "s", lambda s: s["squeeze_s"],
         "QMP balloon to query-balloon actual = target")
-    for phase, note in (("before", "pressmem's per-second lines before the QMP command"),
+    for phase, note in (("before", "per-second counts (pressmem's lines, blimp's workload "
+                                   "events) before the QMP command"),
                         ("during", "last line before the command to first after the target"),
                         ("after", "first line after the target to the workload's end")):
         row(f"workload accesses/s {phase} the squeeze", "k/s",
             lambda s, phase=phase: s["accesses_per_s"][phase] / 1e3, note)
     row("major faults during the squeeze", "count", lambda s: s["majflt"]["squeeze"],
-        "/proc/vmstat pgmajfault, command to target", digits=0)
+        "Linux /proc/vmstat pgmajfault, blimp `vm` majflt; command to target", digits=0)
     row("major faults, squeeze to workload end", "count", lambda s: s["majflt"]["total"],
         digits=0)
     row("written to swap during the squeeze", "MiB",
-        lambda s: s["swap_out_bytes"]["squeeze"] / MIB, "pswpout * 4096")
+        lambda s: s["swap_out_bytes"]["squeeze"] / MIB, "Linux pswpout, blimp `swap` pages_out; * 4096")
     row("written to swap, squeeze to workload end", "MiB",
-        lambda s: s["swap_out_bytes"]["total"] / MIB, "pswpout * 4096")
+        lambda s: s["swap_out_bytes"]["total"] / MIB, "the same, to the end")
     row("swap drive written (QEMU), squeeze to end", "MiB",
         lambda s: s["swap_drive_wr_bytes"]["total"] / MIB, "query-blockstats wr_bytes")
     row("read back from swap, squeeze to workload end", "MiB",
-        lambda s: s["swap_in_bytes"]["total"] / MIB, "pswpin * 4096")
-    row("workload errors (pattern mismatches)", "count", lambda s: s["errors"], "must be 0",
+        lambda s: s["swap_in_bytes"]["total"] / MIB, "Linux pswpin, blimp `swap` pages_in; * 4096")
+    row("workload errors (pattern mismatches)", "count", lambda s: s["errors"],
+        "must be 0 (blimp: workload_corrupt/workload_error events)",
         digits=0)
     return rows
 
@@ -346,9 +401,10 @@ def _squeeze_header(raw):
         return "squeeze: not run"
     p = params
     return (f"squeeze: guest {p['ram_mib']} MiB with a {p['swap_mib']} MiB virtio-blk swap disk; "
-            f"pressmem {p['size_mib']} MiB, {p['hot_mib']} MiB hot ({p['hot_pct']} % of accesses, "
-            f"{p['write_pct']} % writes), {p['seconds']} s; balloon to {p['target_mib']} MiB after "
-            f"{p['warm_s']} s. {NOT_MEASURED}: not measured yet.")
+            f"workload {p['size_mib']} MiB, {p['hot_mib']} MiB hot ({p['hot_pct']} % of accesses, "
+            f"{p['write_pct']} % writes), {p['seconds']} s after its first pass; balloon to "
+            f"{p['target_mib']} MiB after {p['warm_s']} s of it (Linux: pressmem; blimp: "
+            f"run p pattern=hotcold, vm.swap=0). {NOT_MEASURED}: not measured.")
 
 
 def format_squeeze_table(raw):

@@ -21,17 +21,34 @@ Defaults: guest 512 MiB, workload 384 MiB of which 64 MiB hot (90 % of
 accesses, 30 % writes) for 30 s, the squeeze after 6 s of it, target
 256 MiB, a 512 MiB swap image (sparse, removed after). About 40 s under TCG.
 
-A guest can be squeezed when it (1) swaps on a virtio disk it is given and
-says so in its ready event's "swap_bytes", and (2) has the console commands
-`press ARGS` (start pressmem ARGS in the background, its lines on the
-console), `presswait` (its exit status as the cmd event's rc) and `vmstat`
-(pgmajfault, pswpout and pswpin as /proc/vmstat's "NAME VALUE" lines). The
-Linux guest has them (bench/linux/init.sh); blimp does not yet.
+The Linux guest is driven through its init's console commands
+(bench/linux/init.sh): `press ARGS` starts pressmem in the background, its
+per-second lines on the console, `presswait` gives its exit status, `vmstat`
+prints /proc/vmstat; its init runs mkswap and swapon on the disk and says so
+in the ready event's "swap_bytes".
 
-run_squeeze(guest, out_dir) returns a dict (see the end of _squeeze);
-bench.py keeps it per run under the guest's family ("linux", and "blimp"
-once blimp can be squeezed: until then that key is absent and the report
-shows "—").
+blimp (_squeeze_blimp) boots with the disk as its first virtio-blk device
+and `vm.swap=0`, and runs the same workload in the kernel:
+`run p size=384M pattern=hotcold hot=64M hotpct=90 write=30 seed=1`
+(kernel/workload.c; fill=1, its default, writes every page once first, like
+pressmem's first pass). Its figures come from events, not console text:
+
+  - the fill is over at the first `workload` event with accesses > 0; the
+    squeeze comes warm_s seconds (of the guest's clock, t_ms) after it and
+    `stop p` ends the workload `seconds` after it;
+  - accesses/s: the `workload` events (once a second: accesses, t_ms) play
+    pressmem's per-second lines, placed before or after the squeeze by the
+    host time their line arrived;
+  - major faults: the `vm` command's majflt; bytes to and from swap: the
+    `swap` command's pages_out and pages_in * 4096 (wr_bytes cross-checks);
+  - errors: `workload_corrupt` and `workload_error` events (a page that came
+    back from swap wrong, or could not be read back).
+
+run_squeeze(guest, out_dir) returns the same dict for both (see the end of
+_squeeze_linux); bench.py keeps it per run under the guest's family,
+"blimp" and "linux". For blimp, "pressmem" holds the workload's last event
+(`workload_stop`) and the final `swap` event, "exit_status" the workload's
+error (0), "error_lines" the offending events as JSON.
 """
 import json
 import os
@@ -49,8 +66,15 @@ DEFAULTS = {"ram_mib": 512, "size_mib": 384, "hot_mib": 64, "hot_pct": 90, "writ
             "target_mib": 256, "swap_mib": 512, "warm_s": 6, "seconds": 30, "seed": 1}
 
 
-def swap_args(image):
-    return ["-drive", f"if=none,id={SWAP_DRIVE},file={image},format=raw",
+BLIMP_SWAP = "vm.swap=0"          # the first virtio-blk device is the swap area
+WORKLOAD = "p"
+
+
+def swap_args(image, cache=None):
+    """QEMU arguments for the swap disk; cache="none" makes QEMU use O_DIRECT
+    (the swap ceiling, bench/swapio.py), the default is QEMU's writeback."""
+    opts = f",cache={cache}" if cache else ""
+    return ["-drive", f"if=none,id={SWAP_DRIVE},file={image},format=raw{opts}",
             "-device", f"virtio-blk-pci,drive={SWAP_DRIVE}"]
 
 
@@ -142,13 +166,15 @@ def run_squeeze(guest, out_dir, **overrides):
     with open(image, "wb") as f:
         f.truncate(p["swap_mib"] * MIB)         # sparse: only what is written takes room
     try:
-        with guest.vm(p["ram_mib"], reporting=False, extra_args=swap_args(image)) as vm:
-            return _squeeze(vm, p)
+        blimp = guest.family == "blimp"
+        with guest.vm(p["ram_mib"], reporting=False, extra_args=swap_args(image),
+                      append=BLIMP_SWAP if blimp else "") as vm:
+            return (_squeeze_blimp if blimp else _squeeze_linux)(vm, p)
     finally:
         os.unlink(image)
 
 
-def _squeeze(vm, p):
+def _squeeze_linux(vm, p):
     ready = vm.wait_event("ready", timeout=600)
     if not ready.get("swap_bytes"):
         vm.fail("the guest has no swap: the swap disk was not used")
@@ -207,6 +233,107 @@ def _squeeze(vm, p):
         "error_lines": follow.errors,
         "exit_status": ev.get("rc"),
         "pressmem": result,
+        "rss_mib": {"before": rss_before >> 20, "squeezed": rss_squeezed >> 20},
+        "ticks": [(round(t - t0, 3), s, a) for t, s, a in ticks],
+    }
+
+
+# ------------------------------------------------------------------ blimp
+def _workload_events(vm, name, since_ms=0):
+    """The `workload` events of workload `name` from guest time since_ms on."""
+    return [e for e in vm.events_named("workload") if e["name"] == name and e["t_ms"] >= since_ms]
+
+
+def _trouble(vm, name):
+    """Events that say workload `name` lost or mixed up a page, or stopped on
+    an error: they are its errors (must be none)."""
+    with vm.cond:
+        return [e for e in vm.events if (e["ev"] == "workload_corrupt" and e.get("name") == name)
+                or (e["ev"] == "workload_error" and e.get("name") == name)]
+
+
+def _wait_workload(vm, name, predicate, timeout, what):
+    """The first `workload` event of `name` satisfying predicate; fails at
+    once if the workload ended on an error instead."""
+    def find():
+        for e in vm.events:
+            if e["ev"] in ("workload_error", "workload_done", "workload_stop") and e.get("name") == name:
+                return e
+            if e["ev"] == "workload" and e["name"] == name and predicate(e):
+                return e
+        return None
+    ev = vm.wait_for(find, timeout, what)
+    if ev["ev"] != "workload":
+        vm.fail(f"workload {name} ended ({ev['ev']}, error {ev.get('error')}) while waiting for {what}")
+    return ev
+
+
+def _host_time(vm, ev):
+    """When the event's line reached the host, on time.monotonic()'s clock."""
+    return vm.start_time + ev["_host_time"]
+
+
+def _clean(ev):
+    return {k: v for k, v in ev.items() if not k.startswith("_")}
+
+
+def _squeeze_blimp(vm, p):
+    vm.wait_event("ready", timeout=600)
+    sw_boot = vm.shell_event("swap")
+    if sw_boot["dev"] < 0 or not sw_boot["slots"]:
+        vm.fail(f"{BLIMP_SWAP} given, but blimp has no swap: {sw_boot}")
+    vm.shell(f"run {WORKLOAD} size={p['size_mib']}M pattern=hotcold hot={p['hot_mib']}M "
+             f"hotpct={p['hot_pct']} write={p['write_pct']} seed={p['seed']}")
+    filled = _wait_workload(vm, WORKLOAD, lambda e: e["accesses"] > 0, 300,
+                            "the end of the fill (accesses > 0)")
+    start_ms = filled["t_ms"]
+    # Events come once a second, a few ms late each: 100 ms of slack.
+    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + p["warm_s"] * 1000 - 100,
+                   p["warm_s"] + 120, f"{p['warm_s']} s of accesses")
+    rss_before = vm.rss()
+    vm0, sw0, wr0 = vm.shell_event("vm"), vm.shell_event("swap"), swap_written(vm)
+    target = p["target_mib"] * MIB
+    t0 = time.monotonic()
+    vm.qmp.execute("balloon", value=target)
+    vm.wait_actual(target, timeout=600, why="the squeeze", period=0.05)
+    t1 = time.monotonic()
+    with vm.cond:
+        running_at_target = not any(e["ev"] in ("workload_error", "workload_done", "workload_stop")
+                                    and e.get("name") == WORKLOAD for e in vm.events)
+    vm1, sw1, wr1 = vm.shell_event("vm"), vm.shell_event("swap"), swap_written(vm)
+    rss_squeezed = vm.rss()
+    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + p["seconds"] * 1000 - 100,
+                   p["seconds"] + 600, f"{p['seconds']} s of accesses")
+    stop_ev, _ = vm.shell(f"stop {WORKLOAD}", timeout=120)
+    stopped = vm.events_named("workload_stop")[-1]
+    vm2, sw2, wr2 = vm.shell_event("vm"), vm.shell_event("swap"), swap_written(vm)
+
+    ticks = [(_host_time(vm, e), (e["t_ms"] - start_ms) / 1000, e["accesses"])
+             for e in _workload_events(vm, WORKLOAD, start_ms)]
+    before = [t for t in ticks if t[0] < t0]
+    after = [t for t in ticks if t[0] >= t1]
+    first_after = after[0] if after else None
+    trouble = _trouble(vm, WORKLOAD)
+    return {
+        "params": p,
+        "swap_bytes": sw_boot["slots"] * PAGE,
+        "squeeze_s": t1 - t0,
+        "reached_while_running": running_at_target,
+        "accesses_per_s": {
+            "before": rate(before[0] if before else None, before[-1] if before else None),
+            "during": rate(before[-1] if before else None, first_after),
+            "after": rate(first_after, after[-1] if after else None),
+        },
+        "majflt": {"squeeze": vm1["majflt"] - vm0["majflt"], "total": vm2["majflt"] - vm0["majflt"]},
+        "swap_out_bytes": {"squeeze": (sw1["pages_out"] - sw0["pages_out"]) * PAGE,
+                           "total": (sw2["pages_out"] - sw0["pages_out"]) * PAGE},
+        "swap_in_bytes": {"total": (sw2["pages_in"] - sw0["pages_in"]) * PAGE},
+        "swap_drive_wr_bytes": {"squeeze": wr1 - wr0, "total": wr2 - wr0},
+        "errors": len(trouble),
+        "error_lines": [json.dumps(_clean(e)) for e in trouble],
+        "exit_status": stopped["error"],
+        "pressmem": {"workload": _clean(stopped), "swap": _clean(sw2), "vm": _clean(vm2),
+                     "stop_rc": stop_ev.get("rc")},
         "rss_mib": {"before": rss_before >> 20, "squeezed": rss_squeezed >> 20},
         "ticks": [(round(t - t0, 3), s, a) for t, s, a in ticks],
     }
