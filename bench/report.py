@@ -338,6 +338,18 @@ SQUEEZE_FAMILIES = ("blimp", "linux")
 NOT_MEASURED = "—"
 
 
+def _accesses_from_squeeze(s):
+    """Accesses from the QMP command to the workload's end, from the
+    per-second ticks [seconds since the command, ..., accesses so far]."""
+    ticks = s["ticks"]
+    before = [t for t in ticks if t[0] <= 0]
+    start = before[-1][2] if before else ticks[0][2]
+    done = ticks[-1][2] - start
+    if done <= 0:
+        raise KeyError("no accesses after the squeeze")
+    return done
+
+
 def build_squeeze_table(raw):
     """The squeeze rows, or [] when this bench ran no squeeze (--quick)."""
     runs = [r["squeeze"] for r in raw["runs"] if r.get("squeeze")]
@@ -370,6 +382,12 @@ def build_squeeze_table(raw):
         "Linux /proc/vmstat pgmajfault, blimp `vm` majflt; command to target", digits=0)
     row("major faults, squeeze to workload end", "count", lambda s: s["majflt"]["total"],
         digits=0)
+    row("major faults per 1000 accesses, squeeze to end", "count",
+        lambda s: 1000 * s["majflt"]["total"] / _accesses_from_squeeze(s),
+        "the workloads run at different speeds: faults per unit of work", digits=1)
+    row("written to swap per 1000 accesses, squeeze to end", "KiB",
+        lambda s: 1000 * s["swap_out_bytes"]["total"] / 1024 / _accesses_from_squeeze(s),
+        "bytes to swap per unit of work", digits=1)
     row("written to swap during the squeeze", "MiB",
         lambda s: s["swap_out_bytes"]["squeeze"] / MIB, "Linux pswpout, blimp `swap` pages_out; * 4096")
     row("written to swap, squeeze to workload end", "MiB",
