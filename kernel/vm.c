@@ -303,9 +303,18 @@ static int64_t fault_frame(void)
  */
 static unsigned readahead_frames(struct vm_area *a, uint64_t vpn, uint64_t *out)
 {
+	/* Only for a scan: a fault right after the last page read grows the
+	 * window (2, 4, ... vm.readahead), any other closes it. Read ahead of
+	 * random faults, the neighbours are rarely wanted and each costs a
+	 * read and a frame (a squeeze's uniform cold accesses read 7 times
+	 * what Linux did, with readahead always on). */
+	if (vpn == a->ra_next && a->ra_window)
+		a->ra_window = a->ra_window * 2 > readahead ? readahead : a->ra_window * 2;
+	else
+		a->ra_window = 1;
 	unsigned n = 0;
 	uint64_t slot = a->page[vpn].swap;
-	for (unsigned i = 1; i < readahead && vpn + i < a->npages; i++) {
+	for (unsigned i = 1; i < a->ra_window && vpn + i < a->npages; i++) {
 		const struct vm_page *q = &a->page[vpn + i];
 		if (q->rslot != REPLACE_NONE || q->swap != slot + i || !swap_valid(q->swap - 1) ||
 		    kernel_pfa.st.free <= st.low)
@@ -315,6 +324,7 @@ static unsigned readahead_frames(struct vm_area *a, uint64_t vpn, uint64_t *out)
 			break;
 		out[n++] = (uint64_t)f;
 	}
+	a->ra_next = vpn + 1 + n;
 	return n;
 }
 

@@ -60,6 +60,8 @@ struct vm_area {
 	uint64_t swapped;                  /* pages whose only copy is in swap */
 	uint64_t minflt, majflt;           /* faults on this region */
 	uint64_t lost;                     /* pages whose swap copy could not be read */
+	uint64_t ra_next;                  /* readahead: the page after the last one read */
+	unsigned ra_window;                /* readahead: pages to read at the next fault */
 };
 
 struct vm_stats {
