@@ -245,8 +245,11 @@ int64_t replace_take(struct replace *r, uint64_t *pages, uint32_t max)
 		uint64_t first_round = r->n_used, steps = 2 * (uint64_t)r->n_used + 1;
 		uint32_t s = r->hand;
 		for (uint64_t step = 0; n < max && r->hand != REPLACE_NONE && step < steps; step++) {
+			if (step == first_round && n)
+				break; /* see the ESC case: the cleared bits get their chance */
 			uint32_t next = r->slot[s].next;
-			if ((b = look(r, s, true, &cleared)) < 0)
+			/* Aged elsewhere: the first round only reads. */
+			if ((b = look(r, s, !r->aged || step >= first_round, &cleared)) < 0)
 				break;
 			if (!(b & REPLACE_R))
 				take(r, s, (step >= first_round ? 2u : 0u) | class_of(b), pages, &n);
@@ -256,14 +259,24 @@ int64_t replace_take(struct replace *r, uint64_t *pages, uint32_t max)
 		/* The four passes of victim_esc, each once around, each taking
 		 * every page of its class it meets until `max` are chosen. */
 		for (unsigned pass = 0; pass < 4 && n < max && r->hand != REPLACE_NONE && b >= 0; pass++) {
-			bool clearing = pass & 1;
-			unsigned cls = (pass >= 2 ? 2 : 0) | (clearing ? 1 : 0);
+			/* Passes 3 and 4 take pages whose R this call just
+			 * cleared: only if nothing else was found. Otherwise the
+			 * caller gets fewer than it asked for, and the pages get
+			 * the time to be used again (a hot set is touched within
+			 * moments; taking it now would evict it in FIFO order). */
+			if (pass == 2 && n)
+				break;
+			bool dirty_pass = pass & 1;
+			/* Aged elsewhere: the second pass takes (0,1) without
+			 * clearing; only the fourth, when all else failed, clears. */
+			bool clearing = dirty_pass && !(r->aged && pass == 1);
+			unsigned cls = (pass >= 2 ? 2 : 0) | (dirty_pass ? 1 : 0);
 			uint32_t s = r->hand, around = r->n_used;
 			for (uint32_t i = 0; i < around && n < max && r->hand != REPLACE_NONE; i++) {
 				uint32_t next = r->slot[s].next;
 				if ((b = look(r, s, clearing, &cleared)) < 0)
 					break;
-				if (!(b & REPLACE_R) && (!(b & REPLACE_M) || clearing))
+				if (!(b & REPLACE_R) && (!(b & REPLACE_M) || dirty_pass))
 					take(r, s, (b & REPLACE_M) ? cls : cls & 2, pages, &n);
 				s = next;
 			}

@@ -100,6 +100,11 @@ struct replace {
 	uint32_t n_slots, n_used;
 	uint32_t hand;           /* the oldest page's slot, REPLACE_NONE when empty */
 	uint32_t free_head;      /* first free slot, REPLACE_NONE when full */
+	/* R is cleared by the caller's own aging hand (a two-handed clock):
+	 * replace_take then only reads R in the passes that would clear it
+	 * (ESC's second, the clock's first round), and clears only when they
+	 * found nothing. Set it after replace_init; replace_victim ignores it. */
+	bool aged;
 	struct replace_stats st;
 };
 
@@ -130,7 +135,12 @@ int64_t replace_victim(struct replace *r);
  * page of class (0,0), walks the whole ring for every single victim, which
  * for a kernel freeing hundreds of pages out of a ring of hundreds of
  * thousands is seconds instead of microseconds. With max == 1 it chooses
- * exactly what replace_victim does. FIFO, CLOCK and ESC; -EINVAL otherwise.
+ * exactly what replace_victim does. It may return fewer than `max` while
+ * pages are resident: the passes that would take pages whose R it has
+ * just cleared (ESC's third and fourth, the clock's second round) run only
+ * when nothing was found before them, so a caller should let the pages be
+ * used a while before it asks again. FIFO, CLOCK and ESC; -EINVAL
+ * otherwise.
  */
 int64_t replace_take(struct replace *r, uint64_t *pages, uint32_t max);
 

@@ -142,6 +142,7 @@ static int vm_init(void)
 		free(slots);
 		return -ENOMEM;
 	}
+	ring.aged = true; /* the aging hand clears R (age()); reclaim only reads it */
 	uint64_t floor = kernel_pfa.reserve_floor;
 	st.low = cmdline_get_size("vm.low", (floor / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
 	st.high = cmdline_get_size("vm.high", (st.low * 3 / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
@@ -541,6 +542,8 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 		}
 		if (nb)
 			write_out(batch, nb, t);
+		if ((uint64_t)got < max)
+			break; /* the ring ran out of unused pages: let them be used a while (replace_take) */
 	}
 }
 
