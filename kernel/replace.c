@@ -97,6 +97,29 @@ int64_t replace_insert(struct replace *r, uint64_t page)
 	return s;
 }
 
+int replace_touch(struct replace *r, uint32_t s)
+{
+	if (s >= r->n_slots || !r->slot[s].used)
+		return -EINVAL;
+	if (r->hand == s) {
+		r->hand = r->slot[s].next; /* the oldest becomes the newest: the ring turns */
+		return 0;
+	}
+	struct replace_slot *n = &r->slot[s];
+	if (n->next == r->hand)
+		return 0; /* already the newest */
+	/* Out of its place, in just behind the hand. */
+	r->slot[n->prev].next = n->next;
+	r->slot[n->next].prev = n->prev;
+	struct replace_slot *h = &r->slot[r->hand];
+	n->next = r->hand;
+	n->prev = h->prev;
+	r->slot[h->prev].next = s;
+	h->prev = s;
+	r->st.touches++;
+	return 0;
+}
+
 int replace_remove(struct replace *r, uint32_t s)
 {
 	if (s >= r->n_slots || !r->slot[s].used)

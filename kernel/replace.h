@@ -86,7 +86,7 @@ struct replace_slot {
 };
 
 struct replace_stats {
-	uint64_t inserts, removes, victims;
+	uint64_t inserts, removes, victims, touches;
 	uint64_t scanned;        /* slots looked at by replace_victim */
 	uint64_t r_cleared;      /* R bits found set and cleared */
 	uint64_t by_class[4];    /* victims by their (R,M) when first seen: index R*2+M */
@@ -117,6 +117,11 @@ int replace_init(struct replace *r, enum replace_policy policy, const struct rep
 /* `page` became resident: its slot (>= 0), the newest in the ring, or
  * -ENOSPC (every slot used). */
 int64_t replace_insert(struct replace *r, uint64_t page);
+
+/* The page in `slot` was found used: it becomes the newest in the ring,
+ * the last the hand will reach (an aging hand calls this as it clears R,
+ * so the ring's order approaches least-recently-used). 0, or -EINVAL. */
+int replace_touch(struct replace *r, uint32_t slot);
 
 /* The page in `slot` is no longer resident. 0, or -EINVAL (no such slot in use). */
 int replace_remove(struct replace *r, uint32_t slot);

@@ -45,6 +45,11 @@ CMDLINE_OPTION(vm_age_ms, "vm.age_ms",
 CMDLINE_OPTION(vm_high, "vm.high", "free memory at which background reclaim stops (default: 1.5 x vm.low)");
 
 #define VM_PAGE_LOST 1u
+/* Used at the aging hand's last visit (or just faulted in). Reclaim counts
+ * a page as referenced if its Accessed bit or this is set: unused means
+ * unused for a whole round of the hand, not just since its last visit —
+ * a hot page is always found used, a cold one is not. */
+#define VM_PAGE_YOUNG 2u
 #define VPN_BITS 40
 #define PAGE_ID(a, vpn) (((uint64_t)(a)->id << VPN_BITS) | (vpn))
 #define RECLAIM_DIRECT_BATCH 64   /* pages a faulting workload frees itself when memory is low */
@@ -104,10 +109,15 @@ static int ring_bits(void *ctx, uint32_t slot, uint64_t page, bool clear_r)
 	(void)ctx;
 	(void)slot;
 	const struct vm_area *a = &areas[page >> VPN_BITS];
-	int b = paging_page_bits(page_va(a, page & ((1ULL << VPN_BITS) - 1)), clear_r);
+	uint64_t vpn = page & ((1ULL << VPN_BITS) - 1);
+	int b = paging_page_bits(page_va(a, vpn), clear_r);
 	if (b < 0)
 		return b; /* a resident page that is not mapped: a bug, stop the scan */
-	return ((b & PAGING_ACCESSED) ? REPLACE_R : 0) | ((b & PAGING_DIRTY) ? REPLACE_M : 0);
+	uint32_t *flags = &a->page[vpn].flags;
+	bool young = *flags & VM_PAGE_YOUNG;
+	if (clear_r)
+		*flags &= ~VM_PAGE_YOUNG;
+	return ((b & PAGING_ACCESSED) || young ? REPLACE_R : 0) | ((b & PAGING_DIRTY) ? REPLACE_M : 0);
 }
 static const struct replace_ops ring_ops = { ring_bits, NULL };
 
@@ -230,6 +240,7 @@ static int map_in(struct vm_area *a, uint64_t vpn, uint64_t pfn)
 		return (int)slot;
 	}
 	a->page[vpn].rslot = (uint32_t)slot;
+	a->page[vpn].flags |= VM_PAGE_YOUNG; /* it is being used: that is why it came in */
 	a->resident++;
 	st.resident++;
 	return 0;
@@ -380,6 +391,7 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 			pfa_free_block(&kernel_pfa, ra_pfn[i], 0, __builtin_return_address(0));
 			continue;
 		}
+		a->page[q].flags &= ~VM_PAGE_YOUNG; /* nobody asked for it yet */
 		a->swapped--;
 		st.swap_in++;
 		st.readahead++;
@@ -646,8 +658,17 @@ static void age(struct timer *t)
 			looked++;
 			if (a->page[age_vpn].rslot == REPLACE_NONE)
 				continue;
-			if (paging_page_bits(page_va(a, age_vpn), true) > 0)
+			int bits = paging_page_bits(page_va(a, age_vpn), true);
+			if (bits > 0 && (bits & PAGING_ACCESSED)) {
+				/* Used since the last visit: young, and to the
+				 * back of the ring, so the hand meets the longest
+				 * unused first. */
+				a->page[age_vpn].flags |= VM_PAGE_YOUNG;
+				replace_touch(&ring, a->page[age_vpn].rslot);
 				st.aged++;
+			} else {
+				a->page[age_vpn].flags &= ~VM_PAGE_YOUNG;
+			}
 			done++;
 		}
 	}

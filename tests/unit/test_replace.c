@@ -629,6 +629,40 @@ static void an_aged_ring_takes_only_unused_pages_and_clears_nothing(void **state
 	}
 }
 
+/* replace_touch moves a page to the newest place, whatever its place was,
+ * against a model of the order. */
+static void touch_makes_a_page_the_newest(void **state)
+{
+	(void)state;
+	for (uint64_t seed = seed_first; seed < seed_first + seed_count; seed++) {
+		rng = seed * PRNG_GOLDEN_GAMMA | 1;
+		uint32_t k = 1 + (uint32_t)(rnd() % MAXF);
+		struct replace r;
+		struct replace_slot slots[MAXF];
+		uint64_t want[MAXF];
+		assert_int_equal(replace_init(&r, REPLACE_FIFO, NULL, NULL, slots, k), 0);
+		for (uint32_t p = 0; p < k; p++) {
+			assert_true(replace_insert(&r, p) >= 0);
+			want[p] = p;
+		}
+		for (int op = 0; op < 100; op++) {
+			uint32_t ord[MAXF], i = (uint32_t)(rnd() % k);
+			replace_order(&r, ord, MAXF);
+			assert_int_equal(replace_touch(&r, ord[i]), 0);
+			uint64_t page = want[i];
+			memmove(&want[i], &want[i + 1], (k - i - 1) * sizeof(want[0]));
+			want[k - 1] = page;
+			replace_order(&r, ord, MAXF);
+			for (uint32_t j = 0; j < k; j++)
+				if (r.slot[ord[j]].page != want[j])
+					fail_msg("seed %lu op %d: position %u holds page %lu, expected %lu", (unsigned long)seed,
+						 op, j, (unsigned long)r.slot[ord[j]].page, (unsigned long)want[j]);
+			expect_ring_ok(&r);
+		}
+		assert_int_equal(replace_touch(&r, k), -EINVAL);
+	}
+}
+
 int main(void)
 {
 	const char *env = getenv("REPLACE_SEED");
@@ -650,6 +684,7 @@ int main(void)
 		cmocka_unit_test(take_one_chooses_what_victim_chooses),
 		cmocka_unit_test(take_many_empties_the_lowest_class_first),
 		cmocka_unit_test(an_aged_ring_takes_only_unused_pages_and_clears_nothing),
+		cmocka_unit_test(touch_makes_a_page_the_newest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
