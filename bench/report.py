@@ -378,6 +378,9 @@ def build_squeeze_table(raw):
                         ("after", "first line after the target to the workload's end")):
         row(f"workload accesses/s {phase} the squeeze", "k/s",
             lambda s, phase=phase: s["accesses_per_s"][phase] / 1e3, note)
+    row("work lost to the squeeze", "k accesses",
+        lambda s: (s["accesses_per_s"]["before"] - s["accesses_per_s"]["during"]) * s["squeeze_s"] / 1e3,
+        "(before - during) x time to the target: a short squeeze at a low rate can lose less", digits=0)
     row("major faults during the squeeze", "count", lambda s: s["majflt"]["squeeze"],
         "Linux /proc/vmstat pgmajfault, blimp `vm` majflt; command to target", digits=0)
     row("major faults, squeeze to workload end", "count", lambda s: s["majflt"]["total"],
