@@ -14,7 +14,9 @@ synchronous 4 KiB read, and the page, now dirty, is written out again when
 reclaim takes it, in runs of up to 64 adjacent slots (256 KiB, one blk_write;
 blk keeps up to 8 requests of the device's size in flight).
 
-So the two directions map onto the host's two rows: swap-in is 4 KiB reads
+(Readahead is turned off, vm.readahead=1: a scan would otherwise read
+several pages per request, and the comparison is with the host's 4 KiB
+reads.) So the two directions map onto the host's two rows: swap-in is 4 KiB reads
 one at a time (the host's "4 KiB" read, queue depth 1, the same), swap-out
 is 256 KiB writes (the host's "256 KiB" write, at queue depth 1 where blimp
 may have several requests in flight). The disk is opened by QEMU with
@@ -47,7 +49,7 @@ def run_swap_io(guest, out_dir, ram_mib, size_mib, passes):
         f.truncate(2 * size_mib * MIB)      # sparse; room for every page twice over
     try:
         with guest.vm(ram_mib, reporting=False, extra_args=swap_args(image, cache="none"),
-                      append=BLIMP_SWAP) as vm:
+                      append=f"{BLIMP_SWAP} vm.readahead=1") as vm:
             vm.wait_event("ready", timeout=600)
             sw0 = vm.shell_event("swap")
             if sw0["dev"] < 0:
