@@ -1,7 +1,7 @@
 /*
  * vm: demand-paged regions, their page faults, and reclaim (see vm.h).
  *
- * Every resident page of every region is in one replacement ring
+ * Every resident page of every region is in one replacement vm_ring
  * (kernel/replace.c), named by its region and page number; the ring's
  * policy reads the Accessed and Dirty bits from the page-table entry
  * through ring_bits(). A page's other state is its struct vm_page: where
@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vm.h"
+#include "vm_internal.h"
 #include "addr.h"
 #include "clock.h"
 #include "cmdline.h"
@@ -40,50 +41,21 @@ CMDLINE_OPTION(vm_policy, "vm.policy", "page replacement: esc (enhanced second c
 CMDLINE_OPTION(vm_low, "vm.low", "free memory below which reclaim starts (default: half the reserve floor)");
 CMDLINE_OPTION(vm_readahead, "vm.readahead",
 	       "pages read together on a major fault, the faulting one and the next ones in swap (default 8, 1: off)");
-CMDLINE_OPTION(vm_age_ms, "vm.age_ms",
-	       "the aging hand visits every resident page once in this many ms (default 1000)");
 CMDLINE_OPTION(vm_high, "vm.high", "free memory at which background reclaim stops (default: 1.5 x vm.low)");
 
-#define VM_PAGE_LOST 1u
-/* Used at the aging hand's last visit (or just faulted in). Reclaim counts
- * a page as referenced if its Accessed bit or this is set: unused means
- * unused for a whole round of the hand, not just since its last visit —
- * a hot page is always found used, a cold one is not. */
-#define VM_PAGE_YOUNG 2u
-#define VPN_BITS 40
-#define PAGE_ID(a, vpn) (((uint64_t)(a)->id << VPN_BITS) | (vpn))
 #define RECLAIM_DIRECT_BATCH 64   /* pages a faulting workload frees itself when memory is low */
 #define KSWAPD_BATCH 256          /* pages per kswapd work run: the shell gets its turns */
 /* The balloon asks for room a chunk at a time: between chunks the workloads
  * run and mark again what they use, so the clock's Accessed bits mean
  * something when the next chunk is chosen. */
 #define BALLOON_CHUNK 1024
-/* The aging hand: Accessed bits are cleared in the background, a share of
- * the resident pages every AGE_PERIOD_MS so that each is visited once per
- * vm.age_ms (default 1 s), so that at reclaim time a set bit means "used
- * in the last second" and not "used at some time since it came in".
- * Without it, a reclaim that runs while nothing else can (the balloon's
- * step) finds every bit set, clears them all in its own sweep, and then
- * takes pages in FIFO order: the hot set first, as it was touched first.
- * The window matters: at 0.37 s a hot page touched 8 times a second was
- * found unused 5 % of the time, and 10 % of a squeezed workload's major
- * faults were on its hot set. About 0.35 us a page under TCG: a resident
- * gigabyte costs 9 % of the CPU at a 1 s window. */
-#define AGE_PERIOD_MS 200
-#define AGE_MIN_BATCH 1024
 
-struct vm_page {
-	uint32_t rslot;  /* its slot in the ring while resident, else REPLACE_NONE */
-	uint32_t flags;
-	uint64_t swap;   /* slot + 1 of its copy in swap; 0: none */
-};
 
-static struct vm_area areas[VM_AREAS];
-static struct replace ring;
+struct vm_area vm_areas[VM_AREAS];
+struct replace vm_ring;
+struct vm_stats vm_st;
 static bool ready;
-static struct vm_stats st;
 static unsigned readahead;    /* pages per major fault's read, 1 .. RA_MAX */
-static uint64_t age_window_ms; /* the aging hand's round */
 #define RA_MAX 32
 
 /* The region vm_run is running code for; NULL outside vm_run. */
@@ -93,27 +65,18 @@ static uint64_t pending_vpn;
 
 static void kswapd(struct work *w);
 static struct work kswapd_work = { .fn = kswapd };
-static void age(struct timer *t);
-static struct timer age_timer = { .fn = age };
-static unsigned age_area;
-static uint64_t age_vpn;
-
-static uint64_t page_va(const struct vm_area *a, uint64_t vpn)
-{
-	return a->base + (vpn << PAGE_SHIFT);
-}
 
 /* The ring's view of a page: its PTE's Accessed (R) and Dirty (M) bits. */
 static int ring_bits(void *ctx, uint32_t slot, uint64_t page, bool clear_r)
 {
 	(void)ctx;
 	(void)slot;
-	const struct vm_area *a = &areas[page >> VPN_BITS];
+	const struct vm_area *a = &vm_areas[page >> VPN_BITS];
 	uint64_t vpn = page & ((1ULL << VPN_BITS) - 1);
 	int b = paging_page_bits(page_va(a, vpn), clear_r);
 	if (b < 0)
 		return b; /* a resident page that is not mapped: a bug, stop the scan */
-	uint32_t *flags = &a->page[vpn].flags;
+	uint16_t *flags = &a->page[vpn].flags;
 	bool young = *flags & VM_PAGE_YOUNG;
 	if (clear_r)
 		*flags &= ~VM_PAGE_YOUNG;
@@ -148,24 +111,21 @@ static int vm_init(void)
 		printf("vm: vm.policy=%s: not one of esc, clock, fifo; using esc\n", name);
 		policy = REPLACE_ESC;
 	}
-	if (replace_init(&ring, (enum replace_policy)policy, &ring_ops, NULL, slots, (uint32_t)n) < 0) {
+	if (replace_init(&vm_ring, (enum replace_policy)policy, &ring_ops, NULL, slots, (uint32_t)n) < 0) {
 		free(slots);
 		return -ENOMEM;
 	}
-	ring.aged = true; /* the aging hand clears R (age()); reclaim only reads it */
+	vm_ring.aged = true; /* the aging hand clears R (age()); reclaim only reads it */
 	uint64_t floor = kernel_pfa.reserve_floor;
-	st.low = cmdline_get_size("vm.low", (floor / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
-	st.high = cmdline_get_size("vm.high", (st.low * 3 / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
-	if (st.high < st.low)
-		st.high = st.low;
-	age_window_ms = cmdline_get_u64("vm.age_ms", 1000);
-	if (age_window_ms < AGE_PERIOD_MS)
-		age_window_ms = AGE_PERIOD_MS;
+	vm_st.low = cmdline_get_size("vm.low", (floor / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
+	vm_st.high = cmdline_get_size("vm.high", (vm_st.low * 3 / 2) << PAGE_SHIFT) >> PAGE_SHIFT;
+	if (vm_st.high < vm_st.low)
+		vm_st.high = vm_st.low;
 	uint64_t ra = cmdline_get_u64("vm.readahead", 8);
 	readahead = ra < 1 ? 1 : ra > RA_MAX ? RA_MAX : (unsigned)ra;
 	page_fault_set_handler(vm_page_fault);
 	pfa_set_reclaim_handler(&kernel_pfa, pfa_reclaim, NULL);
-	timer_arm(&age_timer, AGE_PERIOD_MS * 1000000ULL);
+	vm_age_start();
 	ready = true;
 	return 0;
 }
@@ -181,8 +141,8 @@ int vm_area_create(uint64_t npages, struct vm_area **out)
 		return rc;
 	struct vm_area *a = NULL;
 	for (unsigned i = 0; i < VM_AREAS && !a; i++)
-		if (!areas[i].used)
-			a = &areas[i];
+		if (!vm_areas[i].used)
+			a = &vm_areas[i];
 	if (!a)
 		return -ENOSPC;
 	struct vm_page *page = malloc(npages * sizeof(*page));
@@ -190,7 +150,7 @@ int vm_area_create(uint64_t npages, struct vm_area **out)
 		return -ENOMEM;
 	for (uint64_t i = 0; i < npages; i++)
 		page[i] = (struct vm_page){ .rslot = REPLACE_NONE };
-	unsigned id = (unsigned)(a - areas);
+	unsigned id = (unsigned)(a - vm_areas);
 	*a = (struct vm_area){ .id = id, .used = true, .base = VM_VIRT_BASE + id * VM_AREA_SPAN,
 			       .npages = npages, .page = page };
 	*out = a;
@@ -202,10 +162,10 @@ void vm_area_destroy(struct vm_area *a)
 	for (uint64_t vpn = 0; vpn < a->npages; vpn++) {
 		struct vm_page *pg = &a->page[vpn];
 		if (pg->rslot != REPLACE_NONE) {
-			replace_remove(&ring, pg->rslot);
+			replace_remove(&vm_ring, pg->rslot);
 			uint64_t pa = paging_unmap_page(page_va(a, vpn));
 			pfa_free_block(&kernel_pfa, pa >> PAGE_SHIFT, 0, __builtin_return_address(0));
-			st.resident--;
+			vm_st.resident--;
 		}
 		if (pg->swap)
 			swap_free(pg->swap - 1);
@@ -234,15 +194,16 @@ static int map_in(struct vm_area *a, uint64_t vpn, uint64_t pfn)
 	int rc = paging_map_page(page_va(a, vpn), pfn << PAGE_SHIFT);
 	if (rc < 0)
 		return rc;
-	int64_t slot = replace_insert(&ring, PAGE_ID(a, vpn));
+	int64_t slot = replace_insert(&vm_ring, PAGE_ID(a, vpn));
 	if (slot < 0) { /* one slot per managed frame: cannot be full */
 		paging_unmap_page(page_va(a, vpn));
 		return (int)slot;
 	}
 	a->page[vpn].rslot = (uint32_t)slot;
 	a->page[vpn].flags |= VM_PAGE_YOUNG; /* it is being used: that is why it came in */
+	a->page[vpn].used_tick = vm_age_tick();
 	a->resident++;
-	st.resident++;
+	vm_st.resident++;
 	return 0;
 }
 
@@ -263,15 +224,15 @@ static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2)
 		return false; /* not ours, or a protection fault: a bug, reported */
 	uint64_t vpn = (cr2 - a->base) >> PAGE_SHIFT;
 	struct vm_page *pg = &a->page[vpn];
-	if (!pg->swap && !(pg->flags & VM_PAGE_LOST) && kernel_pfa.st.free > st.low) {
+	if (!pg->swap && !(pg->flags & VM_PAGE_LOST) && kernel_pfa.st.free > vm_st.low) {
 		/* A minor fault with memory to spare: finish it here. */
 		int64_t pfn = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
 		if (pfn >= 0) {
 			page_zero(phys_to_virt((uint64_t)pfn << PAGE_SHIFT));
 			if (map_in(a, vpn, (uint64_t)pfn) == 0) {
 				a->minflt++;
-				st.minflt++;
-				if (kernel_pfa.st.free <= st.low)
+				vm_st.minflt++;
+				if (kernel_pfa.st.free <= vm_st.low)
 					work_queue(&kswapd_work);
 				return true;
 			}
@@ -283,7 +244,7 @@ static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2)
 	 * where a call would have left it (16-byte aligned, minus the return
 	 * address); nothing below the faulting frame is in use. */
 	pending_vpn = vpn;
-	st.escapes++;
+	vm_st.escapes++;
 	f->rip = (uint64_t)(uintptr_t)vm_escape;
 	f->rsp = (f->rsp & ~15ULL) - 8;
 	return true;
@@ -294,7 +255,7 @@ static bool vm_page_fault(struct interrupt_frame *f, uint64_t cr2)
  * only when nothing else is left. */
 static int64_t fault_frame(void)
 {
-	if (kernel_pfa.st.free <= st.low) {
+	if (kernel_pfa.st.free <= vm_st.low) {
 		work_queue(&kswapd_work);
 		vm_reclaim(RECLAIM_DIRECT_BATCH, VM_RECLAIM_DIRECT);
 	}
@@ -329,7 +290,7 @@ static unsigned readahead_frames(struct vm_area *a, uint64_t vpn, uint64_t *out)
 	for (unsigned i = 1; i < a->ra_window && vpn + i < a->npages; i++) {
 		const struct vm_page *q = &a->page[vpn + i];
 		if (q->rslot != REPLACE_NONE || q->swap != slot + i || !swap_valid(q->swap - 1) ||
-		    kernel_pfa.st.free <= st.low)
+		    kernel_pfa.st.free <= vm_st.low)
 			break;
 		int64_t f = pfa_alloc_block_flags(&kernel_pfa, 0, PFA_NO_OOM);
 		if (f < 0)
@@ -392,9 +353,10 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 			continue;
 		}
 		a->page[q].flags &= ~VM_PAGE_YOUNG; /* nobody asked for it yet */
+		a->page[q].used_tick = (uint16_t)(vm_age_tick() - 0x7fff);
 		a->swapped--;
-		st.swap_in++;
-		st.readahead++;
+		vm_st.swap_in++;
+		vm_st.readahead++;
 	}
 	int rc = map_in(a, vpn, (uint64_t)pfn);
 	if (rc < 0) {
@@ -405,11 +367,11 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 		/* The copy stays: while the page is clean it is still good. */
 		a->swapped--;
 		a->majflt++;
-		st.majflt++;
-		st.swap_in++;
+		vm_st.majflt++;
+		vm_st.swap_in++;
 	} else {
 		a->minflt++;
-		st.minflt++;
+		vm_st.minflt++;
 	}
 	return 0;
 }
@@ -486,17 +448,17 @@ static void write_out(struct victim *v, unsigned n, struct tally *t)
 	}
 }
 
-/* A page taken from the ring but left alone (reclaim stopped): back in the
- * ring as its newest page, still mapped. */
+/* A page taken from the vm_ring but left alone (reclaim stopped): back in the
+ * vm_ring as its newest page, still mapped. */
 static void reinsert(struct vm_area *a, uint64_t vpn)
 {
-	int64_t slot = replace_insert(&ring, PAGE_ID(a, vpn));
+	int64_t slot = replace_insert(&vm_ring, PAGE_ID(a, vpn));
 	a->page[vpn].rslot = slot < 0 ? REPLACE_NONE : (uint32_t)slot; /* cannot be full */
 }
 
 /*
  * Up to `want` resident pages out, by the ring's policy. Victims are chosen
- * TAKE_MAX at a time (one sweep of the ring per pass, replace_take), then
+ * TAKE_MAX at a time (one sweep of the vm_ring per pass, replace_take), then
  * go: clean ones with a good copy are dropped, dirty ones are written in
  * runs of SWAP_SLOTS_RUN_MAX adjacent slots.
  */
@@ -505,15 +467,15 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 {
 	static uint64_t ids[TAKE_MAX];
 	struct victim batch[SWAP_SLOTS_RUN_MAX];
-	while (t->freed < want && ring.n_used > 0 && !t->swap_full && !t->no_swap && !t->io_error) {
+	while (t->freed < want && vm_ring.n_used > 0 && !t->swap_full && !t->no_swap && !t->io_error) {
 		uint64_t max = want - t->freed < TAKE_MAX ? want - t->freed : TAKE_MAX;
-		int64_t got = replace_take(&ring, ids, (uint32_t)max);
+		int64_t got = replace_take(&vm_ring, ids, (uint32_t)max);
 		if (got <= 0)
 			break;
 		unsigned nb = 0;
 		int64_t i;
 		for (i = 0; i < got; i++) {
-			struct victim v = { &areas[ids[i] >> VPN_BITS], ids[i] & ((1ULL << VPN_BITS) - 1), 0 };
+			struct victim v = { &vm_areas[ids[i] >> VPN_BITS], ids[i] & ((1ULL << VPN_BITS) - 1), 0 };
 			if (t->swap_full || t->no_swap || t->io_error) {
 				reinsert(v.a, v.vpn);
 				continue;
@@ -526,7 +488,7 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 				pg->rslot = REPLACE_NONE;
 				v.pfn = paging_unmap_page(va) >> PAGE_SHIFT;
 				v.a->resident--;
-				st.resident--;
+				vm_st.resident--;
 				v.a->swapped++;
 				free_frame(&v);
 				t->freed++;
@@ -541,7 +503,7 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 			pg->rslot = REPLACE_NONE;
 			v.pfn = paging_unmap_page(va) >> PAGE_SHIFT; /* from here nobody can touch it */
 			v.a->resident--;
-			st.resident--;
+			vm_st.resident--;
 			if (pg->swap) { /* dirtied since: the old copy is stale */
 				swap_free(pg->swap - 1);
 				pg->swap = 0;
@@ -555,7 +517,7 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 		if (nb)
 			write_out(batch, nb, t);
 		if ((uint64_t)got < max)
-			break; /* the ring ran out of unused pages: let them be used a while (replace_take) */
+			break; /* the vm_ring ran out of unused pages: let them be used a while (replace_take) */
 	}
 }
 
@@ -572,37 +534,37 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 		want = BALLOON_CHUNK;
 	uint64_t t0 = clock_ns();
 	uint64_t class0[4];
-	memcpy(class0, ring.st.by_class, sizeof(class0));
+	memcpy(class0, vm_ring.st.by_class, sizeof(class0));
 	reclaiming = true;
-	uint64_t scanned0 = ring.st.scanned;
+	uint64_t scanned0 = vm_ring.st.scanned;
 	struct tally t = { 0 };
 	/* Clean cache first: it costs no I/O now, only a re-read if wanted. */
 	t.dropped_cache = pagecache_shrink(want);
 	t.freed = t.dropped_cache;
 	reclaim_anon(want, &t);
-	t.scanned = ring.st.scanned - scanned0; /* page-table entries looked at */
+	t.scanned = vm_ring.st.scanned - scanned0; /* page-table entries looked at */
 	reclaiming = false;
 
 	uint64_t cls[4];
 	for (int i = 0; i < 4; i++) {
-		cls[i] = ring.st.by_class[i] - class0[i];
-		st.by_class[i] += cls[i];
+		cls[i] = vm_ring.st.by_class[i] - class0[i];
+		vm_st.by_class[i] += cls[i];
 	}
-	st.scanned += t.scanned;
-	st.freed += t.freed;
-	st.written += t.written;
-	st.dropped_clean += t.dropped_clean;
-	st.dropped_cache += t.dropped_cache;
-	st.swap_out += t.written;
-	st.swap_full += t.swap_full;
-	st.unswappable += t.no_swap;
-	st.write_failures += t.io_error;
+	vm_st.scanned += t.scanned;
+	vm_st.freed += t.freed;
+	vm_st.written += t.written;
+	vm_st.dropped_clean += t.dropped_clean;
+	vm_st.dropped_cache += t.dropped_cache;
+	vm_st.swap_out += t.written;
+	vm_st.swap_full += t.swap_full;
+	vm_st.unswappable += t.no_swap;
+	vm_st.write_failures += t.io_error;
 	if (why == VM_RECLAIM_KSWAPD)
-		st.kswapd_runs++;
+		vm_st.kswapd_runs++;
 	else if (why == VM_RECLAIM_DIRECT)
-		st.direct_runs++;
+		vm_st.direct_runs++;
 	else
-		st.balloon_runs++;
+		vm_st.balloon_runs++;
 
 	static struct event_ratelimit rl;
 	if ((t.scanned || t.dropped_cache) && event_ratelimit_ok(&rl, clock_ms(), 4))
@@ -630,50 +592,11 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 static void kswapd(struct work *w)
 {
 	uint64_t free = kernel_pfa.st.free;
-	if (!ready || free >= st.high)
+	if (!ready || free >= vm_st.high)
 		return;
-	uint64_t want = st.high - free < KSWAPD_BATCH ? st.high - free : KSWAPD_BATCH;
-	if (vm_reclaim(want, VM_RECLAIM_KSWAPD) > 0 && kernel_pfa.st.free < st.high)
+	uint64_t want = vm_st.high - free < KSWAPD_BATCH ? vm_st.high - free : KSWAPD_BATCH;
+	if (vm_reclaim(want, VM_RECLAIM_KSWAPD) > 0 && kernel_pfa.st.free < vm_st.high)
 		work_queue(w);
-}
-
-/* The aging hand (see AGE_PERIOD_MS): clear Accessed on the next share of
- * the resident pages, region by region, and come back in AGE_PERIOD_MS. */
-static void age(struct timer *t)
-{
-	uint64_t t0 = clock_ns(), done = 0, looked = 0;
-	uint64_t batch = st.resident * AGE_PERIOD_MS / age_window_ms;
-	if (batch < AGE_MIN_BATCH)
-		batch = AGE_MIN_BATCH;
-	while (done < batch && looked < 4 * batch && st.resident) {
-		struct vm_area *a = &areas[age_area];
-		if (!a->used || age_vpn >= a->npages) {
-			age_area = (age_area + 1) % VM_AREAS;
-			age_vpn = 0;
-			looked++;
-			continue;
-		}
-		uint64_t end = age_vpn + batch < a->npages ? age_vpn + batch : a->npages;
-		for (; age_vpn < end && done < batch; age_vpn++) {
-			looked++;
-			if (a->page[age_vpn].rslot == REPLACE_NONE)
-				continue;
-			int bits = paging_page_bits(page_va(a, age_vpn), true);
-			if (bits > 0 && (bits & PAGING_ACCESSED)) {
-				/* Used since the last visit: young, and to the
-				 * back of the ring, so the hand meets the longest
-				 * unused first. */
-				a->page[age_vpn].flags |= VM_PAGE_YOUNG;
-				replace_touch(&ring, a->page[age_vpn].rslot);
-				st.aged++;
-			} else {
-				a->page[age_vpn].flags &= ~VM_PAGE_YOUNG;
-			}
-			done++;
-		}
-	}
-	st.age_ns += clock_ns() - t0;
-	timer_arm(t, AGE_PERIOD_MS * 1000000ULL);
 }
 
 uint64_t vm_droppable(void)
@@ -683,7 +606,7 @@ uint64_t vm_droppable(void)
 
 void vm_get_stats(struct vm_stats *out)
 {
-	*out = st;
+	*out = vm_st;
 }
 
 /* ---------------------------------------------------------------- shell */
@@ -696,37 +619,37 @@ static int cmd_vm(int argc, char **argv)
 		printf("vm: no memory for the replacement ring\n");
 		return -ENOMEM;
 	}
-	printf("vm: policy %s, watermarks low %lu high %lu pages, free %lu\n", replace_policy_name(ring.policy),
-	       (unsigned long)st.low, (unsigned long)st.high, (unsigned long)kernel_pfa.st.free);
+	printf("vm: policy %s, watermarks low %lu high %lu pages, free %lu\n", replace_policy_name(vm_ring.policy),
+	       (unsigned long)vm_st.low, (unsigned long)vm_st.high, (unsigned long)kernel_pfa.st.free);
 	printf("    resident %lu pages; faults minor %lu major %lu (%lu finished outside the handler)\n",
-	       (unsigned long)st.resident, (unsigned long)st.minflt, (unsigned long)st.majflt,
-	       (unsigned long)st.escapes);
+	       (unsigned long)vm_st.resident, (unsigned long)vm_st.minflt, (unsigned long)vm_st.majflt,
+	       (unsigned long)vm_st.escapes);
 	printf("    reclaim: scanned %lu freed %lu written %lu dropped clean %lu, cache %lu; victims (R,M) "
-	       "00:%lu 01:%lu 10:%lu 11:%lu\n", (unsigned long)st.scanned, (unsigned long)st.freed,
-	       (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.dropped_cache, (unsigned long)st.by_class[0],
-	       (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3]);
-	printf("    readahead %u pages: %lu read ahead\n", readahead, (unsigned long)st.readahead);
-	printf("    aging: %lu Accessed bits cleared, %lu ms spent\n", (unsigned long)st.aged,
-	       (unsigned long)(st.age_ns / 1000000));
+	       "00:%lu 01:%lu 10:%lu 11:%lu\n", (unsigned long)vm_st.scanned, (unsigned long)vm_st.freed,
+	       (unsigned long)vm_st.written, (unsigned long)vm_st.dropped_clean, (unsigned long)vm_st.dropped_cache, (unsigned long)vm_st.by_class[0],
+	       (unsigned long)vm_st.by_class[1], (unsigned long)vm_st.by_class[2], (unsigned long)vm_st.by_class[3]);
+	printf("    readahead %u pages: %lu read ahead\n", readahead, (unsigned long)vm_st.readahead);
+	printf("    aging: %lu Accessed bits cleared, %lu ms spent\n", (unsigned long)vm_st.aged,
+	       (unsigned long)(vm_st.age_ns / 1000000));
 	printf("    runs: kswapd %lu direct %lu balloon %lu; swap full %lu, write failures %lu\n",
-	       (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
-	       (unsigned long)st.swap_full, (unsigned long)st.write_failures);
+	       (unsigned long)vm_st.kswapd_runs, (unsigned long)vm_st.direct_runs, (unsigned long)vm_st.balloon_runs,
+	       (unsigned long)vm_st.swap_full, (unsigned long)vm_st.write_failures);
 	event_emit("vm", "\"policy\":\"%s\",\"low\":%lu,\"high\":%lu,\"free\":%lu,\"resident\":%lu,\"minflt\":%lu,"
 		   "\"majflt\":%lu,\"swap_in\":%lu,\"swap_out\":%lu,\"escapes\":%lu,\"scanned\":%lu,\"freed\":%lu,"
 		   "\"written\":%lu,\"dropped_clean\":%lu,\"dropped_cache\":%lu,\"cache\":%lu,"
 		   "\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
 		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu,"
 		   "\"aged\":%lu,\"age_ms\":%lu,\"readahead\":%lu",
-		   replace_policy_name(ring.policy), (unsigned long)st.low, (unsigned long)st.high,
-		   (unsigned long)kernel_pfa.st.free, (unsigned long)st.resident, (unsigned long)st.minflt,
-		   (unsigned long)st.majflt, (unsigned long)st.swap_in, (unsigned long)st.swap_out,
-		   (unsigned long)st.escapes, (unsigned long)st.scanned, (unsigned long)st.freed,
-		   (unsigned long)st.written, (unsigned long)st.dropped_clean, (unsigned long)st.dropped_cache,
-		   (unsigned long)pagecache_pages(), (unsigned long)st.by_class[0],
-		   (unsigned long)st.by_class[1], (unsigned long)st.by_class[2], (unsigned long)st.by_class[3],
-		   (unsigned long)st.kswapd_runs, (unsigned long)st.direct_runs, (unsigned long)st.balloon_runs,
-		   (unsigned long)st.swap_full, (unsigned long)st.write_failures, (unsigned long)st.aged,
-		   (unsigned long)(st.age_ns / 1000000), (unsigned long)st.readahead);
+		   replace_policy_name(vm_ring.policy), (unsigned long)vm_st.low, (unsigned long)vm_st.high,
+		   (unsigned long)kernel_pfa.st.free, (unsigned long)vm_st.resident, (unsigned long)vm_st.minflt,
+		   (unsigned long)vm_st.majflt, (unsigned long)vm_st.swap_in, (unsigned long)vm_st.swap_out,
+		   (unsigned long)vm_st.escapes, (unsigned long)vm_st.scanned, (unsigned long)vm_st.freed,
+		   (unsigned long)vm_st.written, (unsigned long)vm_st.dropped_clean, (unsigned long)vm_st.dropped_cache,
+		   (unsigned long)pagecache_pages(), (unsigned long)vm_st.by_class[0],
+		   (unsigned long)vm_st.by_class[1], (unsigned long)vm_st.by_class[2], (unsigned long)vm_st.by_class[3],
+		   (unsigned long)vm_st.kswapd_runs, (unsigned long)vm_st.direct_runs, (unsigned long)vm_st.balloon_runs,
+		   (unsigned long)vm_st.swap_full, (unsigned long)vm_st.write_failures, (unsigned long)vm_st.aged,
+		   (unsigned long)(vm_st.age_ns / 1000000), (unsigned long)vm_st.readahead);
 	return 0;
 }
 SHELL_COMMAND(vm, "", "virtual memory: faults, reclaim by (R,M) class, watermarks", cmd_vm);

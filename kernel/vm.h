@@ -60,6 +60,11 @@ struct vm_area {
 	uint64_t swapped;                  /* pages whose only copy is in swap */
 	uint64_t minflt, majflt;           /* faults on this region */
 	uint64_t lost;                     /* pages whose swap copy could not be read */
+	/* The working-set estimate (kernel/vm_age.c), from the aging hand's
+	 * last full round: resident pages used within vm.ws_ms, and unused
+	 * for vm.idle_ms or more; ws_rounds counts the rounds seen. */
+	uint64_t ws, idle, ws_rounds;
+	uint64_t ws_acc, idle_acc;         /* the round in progress */
 	uint64_t ra_next;                  /* readahead: the page after the last one read */
 	unsigned ra_window;                /* readahead: pages to read at the next fault */
 };
@@ -76,7 +81,8 @@ struct vm_stats {
 	uint64_t write_failures, swap_full, unswappable;
 	uint64_t low, high;                /* watermarks, frames */
 	uint64_t readahead;                /* pages read with a major fault's, not faulted */
-	uint64_t aged, age_ns;             /* Accessed bits the aging hand cleared; its time */
+	uint64_t aged, age_ns;
+	uint64_t ws, idle;                 /* all regions, at the last full round */             /* Accessed bits the aging hand cleared; its time */
 };
 
 enum vm_reclaim_why { VM_RECLAIM_KSWAPD, VM_RECLAIM_DIRECT, VM_RECLAIM_BALLOON };
@@ -119,5 +125,15 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why);
 uint64_t vm_droppable(void);
 
 void vm_get_stats(struct vm_stats *st);
+
+/* The aging hand's settings and its last round's cost (kernel/vm_age.c). */
+struct vm_ws_params {
+	uint64_t round_ms, tau_ms, idle_ms;
+	uint64_t rounds, round_pages, round_ns;
+};
+void vm_ws_params(struct vm_ws_params *p);
+/* The `ws` event: the guest's and each region's estimate (once a round
+ * while anything is resident, and from the shell's `ws`). */
+void vm_ws_emit(void);
 
 #endif

@@ -242,13 +242,16 @@ static void wl_event(const char *ev, const struct workload *w)
 {
 	event_emit(ev, "\"name\":\"%s\",\"state\":\"%s\",\"pattern\":\"%s\",\"pages\":%lu,\"resident\":%lu,"
 		   "\"swapped\":%lu,\"minflt\":%lu,\"majflt\":%lu,\"accesses\":%lu,\"writes\":%lu,"
-		   "\"file_reads\":%lu,\"hot\":%lu,\"hot_resident\":%lu,\"hot_majflt\":%lu,\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,"
+		   "\"file_reads\":%lu,\"hot\":%lu,\"hot_resident\":%lu,\"hot_majflt\":%lu,\"ws\":%lu,\"idle\":%lu,"
+		   "\"region\":%d,\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,"
 		   "\"error\":%d",
 		   w->name, state_names[w->state], pattern_names[w->pattern], (unsigned long)w->npages,
 		   (unsigned long)(w->area ? w->area->resident : 0), (unsigned long)(w->area ? w->area->swapped : 0),
 		   (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w), (unsigned long)w->accesses,
 		   (unsigned long)w->writes, (unsigned long)w->file_reads, (unsigned long)w->hot,
 		   (unsigned long)(w->area ? vm_resident_in(w->area, 0, w->hot) : 0), (unsigned long)w->hot_majflt,
+		   (unsigned long)(w->area ? w->area->ws : 0), (unsigned long)(w->area ? w->area->idle : 0),
+		   w->area ? (int)w->area->id : -1,
 		   (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
 		   (unsigned long)w->maj_per_s,
 		   (unsigned long)((w->state == WL_RUNNING ? clock_ms() : w->end_ms) - w->start_ms), w->error);
@@ -523,3 +526,27 @@ static int cmd_ps(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(ps, "", "workloads: resident pages, faults, accesses per second", cmd_ps);
+
+static int cmd_ws(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct vm_ws_params p;
+	vm_ws_params(&p);
+	printf("working set: pages used in the last %lu ms; idle: unused for %lu ms or more "
+	       "(the aging hand's round: %lu ms, the last took %lu us for %lu pages)\n",
+	       (unsigned long)p.tau_ms, (unsigned long)p.idle_ms, (unsigned long)p.round_ms,
+	       (unsigned long)(p.round_ns / 1000), (unsigned long)p.round_pages);
+	printf("%-15s %6s %9s %9s %9s %9s %9s\n", "NAME", "REGION", "PAGES", "RESIDENT", "WS", "IDLE", "MAJ/S");
+	for (unsigned i = 0; i < WORKLOADS; i++) {
+		const struct workload *w = &wls[i];
+		if (w->state != WL_RUNNING)
+			continue;
+		printf("%-15s %6u %9lu %9lu %9lu %9lu %9lu\n", w->name, w->area->id, (unsigned long)w->npages,
+		       (unsigned long)w->area->resident, (unsigned long)w->area->ws, (unsigned long)w->area->idle,
+		       (unsigned long)w->maj_per_s);
+	}
+	vm_ws_emit();
+	return 0;
+}
+SHELL_COMMAND(ws, "", "working-set and idle estimates of each workload (the aging hand's)", cmd_ws);
