@@ -21,7 +21,8 @@ durations s or ms.
     expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME | pfa-ok
 
 The runner samples QEMU's RSS, the balloon size and the guest's free memory
-(from its statistics) once the guest is ready, every 100 ms, and after the
+(from its statistics, only when the guest sent fresh ones: QMP last-update)
+once the guest is ready, every 100 ms, and after the
 last step; when workloads run (`guest run ...`), also their resident pages
 (hot set and the rest) and their pages in swap, from their latest
 once-a-second `workload` events; with --plot it draws them over time with the steps marked. A
@@ -215,6 +216,7 @@ class Runner:
         self.sampler = None
         self.sampler_error = None
         self.swap_dir = None
+        self.last_update = None  # the guest statistics' last-update already plotted
         self.title = "scenario"
 
     def say(self, text):
@@ -241,7 +243,12 @@ class Runner:
             bal = self.balloon_bytes()
             free = None
             st = self.guest_stats()
-            if st.get("last-update"):
+            # Only a fresh answer counts: QEMU keeps showing the last
+            # figures the guest sent, however old (a busy guest answers
+            # late), and a line through stale ones lies.
+            updated = st.get("last-update")
+            if updated and updated != self.last_update:
+                self.last_update = updated
                 free = st["stats"].get("stat-free-memory")
         except (OSError, QMPError, GuestError):
             if self.vm.proc.poll() is not None:
@@ -428,8 +435,9 @@ class Runner:
         ax.plot(t, [s[2] / MIB for s in self.samples], label="balloon size", lw=2)
         free = [(s[0], s[3] / MIB) for s in self.samples if s[3] is not None]
         if free:
-            ax.plot([f[0] for f in free], [f[1] for f in free], label="guest free memory (guest's statistics)",
-                    lw=1.5, ls="--")
+            ax.plot([f[0] for f in free], [f[1] for f in free],
+                    label="guest free memory (guest's statistics, each fresh answer a dot)",
+                    lw=1, ls="--", marker="o", ms=3)
         work = [(s[0], s[4]) for s in self.samples if s[4] is not None]
         if work:
             tw = [w[0] for w in work]
