@@ -137,6 +137,20 @@ def rate(a, b):
     return (b[2] - a[2]) / (b[1] - a[1])
 
 
+def phase_rates(ticks, t0, t1):
+    """Accesses/s before the QMP command (t0), during the squeeze (last tick
+    before it to first after the target, t1) and after, from (host time,
+    guest seconds, accesses) ticks: the same cut for both guests."""
+    before = [t for t in ticks if t[0] < t0]
+    after = [t for t in ticks if t[0] >= t1]
+    first_after = after[0] if after else None
+    return {
+        "before": rate(before[0] if before else None, before[-1] if before else None),
+        "during": rate(before[-1] if before else None, first_after),
+        "after": rate(first_after, after[-1] if after else None),
+    }
+
+
 def vmstat(vm):
     _, out = vm.shell("vmstat", timeout=120)
     values = {}
@@ -205,9 +219,6 @@ def _squeeze_linux(vm, p):
         follow.close()
 
     ticks = follow.ticks
-    before = [t for t in ticks if t[0] < t0]
-    after = [t for t in ticks if t[0] >= t1]
-    first_after = after[0] if after else None
 
     def delta(a, b, key):
         return b[key] - a[key]
@@ -218,11 +229,7 @@ def _squeeze_linux(vm, p):
         "swap_bytes": ready["swap_bytes"],
         "squeeze_s": t1 - t0,
         "reached_while_running": running_at_target,
-        "accesses_per_s": {
-            "before": rate(before[0] if before else None, before[-1] if before else None),
-            "during": rate(before[-1] if before else None, first_after),
-            "after": rate(first_after, after[-1] if after else None),
-        },
+        "accesses_per_s": phase_rates(ticks, t0, t1),
         "majflt": {"squeeze": delta(stat0, stat1, "pgmajfault"),
                    "total": delta(stat0, stat2, "pgmajfault")},
         "swap_out_bytes": {"squeeze": delta(stat0, stat1, "pswpout") * PAGE,
@@ -310,20 +317,13 @@ def _squeeze_blimp(vm, p):
 
     ticks = [(_host_time(vm, e), (e["t_ms"] - start_ms) / 1000, e["accesses"])
              for e in _workload_events(vm, WORKLOAD, start_ms)]
-    before = [t for t in ticks if t[0] < t0]
-    after = [t for t in ticks if t[0] >= t1]
-    first_after = after[0] if after else None
     trouble = _trouble(vm, WORKLOAD)
     return {
         "params": p,
         "swap_bytes": sw_boot["slots"] * PAGE,
         "squeeze_s": t1 - t0,
         "reached_while_running": running_at_target,
-        "accesses_per_s": {
-            "before": rate(before[0] if before else None, before[-1] if before else None),
-            "during": rate(before[-1] if before else None, first_after),
-            "after": rate(first_after, after[-1] if after else None),
-        },
+        "accesses_per_s": phase_rates(ticks, t0, t1),
         "majflt": {"squeeze": vm1["majflt"] - vm0["majflt"], "total": vm2["majflt"] - vm0["majflt"]},
         "swap_out_bytes": {"squeeze": (sw1["pages_out"] - sw0["pages_out"]) * PAGE,
                            "total": (sw2["pages_out"] - sw0["pages_out"]) * PAGE},
