@@ -86,6 +86,16 @@ void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx)
 	a->oom_ctx = ctx;
 }
 
+uint64_t pfa_ask_oom(struct pfa *a, uint64_t frames)
+{
+	if (!a->oom)
+		return 0;
+	a->st.oom_calls++;
+	uint64_t freed = a->oom(a->oom_ctx, frames);
+	a->st.oom_freed += freed;
+	return freed;
+}
+
 /* ---------------------------------------------------------------- blocks */
 
 static struct sbitmap *list_of(struct pfa *a, unsigned order, bool reported)
@@ -341,11 +351,8 @@ int64_t pfa_alloc_block_flags(struct pfa *a, unsigned order, unsigned flags)
 			freed = a->reclaim(a->reclaim_ctx, 1ULL << order);
 			a->st.reclaim_freed += freed;
 		}
-		if (freed == 0 && a->oom) {
-			a->st.oom_calls++;
-			freed = a->oom(a->oom_ctx, 1ULL << order);
-			a->st.oom_freed += freed;
-		}
+		if (freed == 0)
+			freed = pfa_ask_oom(a, 1ULL << order);
 		if (freed == 0)
 			break;
 	}

@@ -166,6 +166,10 @@ int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller);
 
 void pfa_set_reserve_floor(struct pfa *a, uint64_t frames);
 void pfa_set_oom_handler(struct pfa *a, pfa_oom_fn fn, void *ctx);
+/* Ask the OOM handler (the balloon's deflate-on-OOM) for `frames` frames
+ * although no allocation failed: a workload whose fault rate says it needs
+ * more memory than the guest has (kernel/workload.c). Frames it freed. */
+uint64_t pfa_ask_oom(struct pfa *a, uint64_t frames);
 /* Called before the OOM handler when an allocation (without PFA_NO_OOM)
  * finds nothing: the guest's reclaim (kernel/vm.c), which frees frames by
  * giving up cache and cold pages; the OOM handler runs only when it freed

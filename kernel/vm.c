@@ -66,14 +66,27 @@ static uint64_t pending_vpn;
 static void kswapd(struct work *w);
 static struct work kswapd_work = { .fn = kswapd };
 
-/* The ring's view of a page: its PTE's Accessed (R) and Dirty (M) bits. */
+/* Reclaim's first try leaves regions at their allotment alone (reclaim_anon). */
+static bool sparing;
+
+static bool at_allotment(const struct vm_area *a)
+{
+	return a->allot && a->resident <= a->allot;
+}
+
+/* The ring's view of a page: its PTE's Accessed (R) and Dirty (M) bits. A
+ * page of a region reclaim is sparing looks used, and keeps its bits: the
+ * policy passes over it to the other regions' pages, unused ones first. */
 static int ring_bits(void *ctx, uint32_t slot, uint64_t page, bool clear_r)
 {
 	(void)ctx;
 	(void)slot;
 	const struct vm_area *a = &vm_areas[page >> VPN_BITS];
 	uint64_t vpn = page & ((1ULL << VPN_BITS) - 1);
-	int b = paging_page_bits(page_va(a, vpn), clear_r);
+	bool spare = sparing && at_allotment(a);
+	int b = paging_page_bits(page_va(a, vpn), clear_r && !spare);
+	if (spare && b >= 0)
+		return REPLACE_R | ((b & PAGING_DIRTY) ? REPLACE_M : 0);
 	if (b < 0)
 		return b; /* a resident page that is not mapped: a bug, stop the scan */
 	uint16_t *flags = &a->page[vpn].flags;
@@ -378,18 +391,22 @@ static int fault_in(struct vm_area *a, uint64_t vpn)
 
 int vm_run(struct vm_area *a, int (*body)(void *ctx), void *ctx)
 {
+	uint64_t t0 = clock_ns();
+	int rc;
 	for (;;) {
 		if (setjmp(run_jmp) == 0) {
 			running = a;
-			int rc = body(ctx);
+			rc = body(ctx);
 			running = NULL;
-			return rc;
+			break;
 		}
 		running = NULL; /* came back from vm_escape */
-		int rc = fault_in(a, pending_vpn);
+		rc = fault_in(a, pending_vpn);
 		if (rc < 0)
-			return rc;
+			break;
 	}
+	vm_st.run_ns += clock_ns() - t0;
+	return rc;
 }
 
 /* ---------------------------------------------------------------- reclaim */
@@ -456,17 +473,36 @@ static void reinsert(struct vm_area *a, uint64_t vpn)
 	a->page[vpn].rslot = slot < 0 ? REPLACE_NONE : (uint32_t)slot; /* cannot be full */
 }
 
+/* Pages of regions above their allotment, beyond it. */
+static uint64_t slack(void)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < VM_AREAS; i++) {
+		const struct vm_area *a = &vm_areas[i];
+		if (a->used)
+			n += a->allot ? (a->resident > a->allot ? a->resident - a->allot : 0) : a->resident;
+	}
+	return n;
+}
+
 /*
  * Up to `want` resident pages out, by the ring's policy. Victims are chosen
  * TAKE_MAX at a time (one sweep of the vm_ring per pass, replace_take), then
  * go: clean ones with a good copy are dropped, dirty ones are written in
  * runs of SWAP_SLOTS_RUN_MAX adjacent slots.
+ *
+ * Allotments (page-fault frequency, kernel/pff.h): while some region has
+ * more than its allotment, the others are spared — their pages look used to
+ * the policy (ring_bits), and a victim of a region that reached its
+ * allotment meanwhile goes back. When the slack is gone, or only used
+ * pages of it are left, everyone's pages are fair game again.
  */
 #define TAKE_MAX 1024
 static void reclaim_anon(uint64_t want, struct tally *t)
 {
 	static uint64_t ids[TAKE_MAX];
 	struct victim batch[SWAP_SLOTS_RUN_MAX];
+	sparing = slack() > 0;
 	while (t->freed < want && vm_ring.n_used > 0 && !t->swap_full && !t->no_swap && !t->io_error) {
 		uint64_t max = want - t->freed < TAKE_MAX ? want - t->freed : TAKE_MAX;
 		int64_t got = replace_take(&vm_ring, ids, (uint32_t)max);
@@ -478,6 +514,11 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 			struct victim v = { &vm_areas[ids[i] >> VPN_BITS], ids[i] & ((1ULL << VPN_BITS) - 1), 0 };
 			if (t->swap_full || t->no_swap || t->io_error) {
 				reinsert(v.a, v.vpn);
+				continue;
+			}
+			if (sparing && at_allotment(v.a)) {
+				reinsert(v.a, v.vpn);
+				vm_st.spared++;
 				continue;
 			}
 			struct vm_page *pg = &v.a->page[v.vpn];
@@ -516,9 +557,14 @@ static void reclaim_anon(uint64_t want, struct tally *t)
 		}
 		if (nb)
 			write_out(batch, nb, t);
+		if (sparing && ((uint64_t)got < max || slack() == 0)) {
+			sparing = false; /* the slack is gone, or in use: from everyone now */
+			continue;
+		}
 		if ((uint64_t)got < max)
 			break; /* the vm_ring ran out of unused pages: let them be used a while (replace_take) */
 	}
+	sparing = false;
 }
 
 static const char *const why_names[] = { "kswapd", "direct", "balloon" };
@@ -599,9 +645,22 @@ static void kswapd(struct work *w)
 		work_queue(w);
 }
 
-uint64_t vm_droppable(void)
+void vm_avail(struct vm_avail *out)
 {
-	return pagecache_pages();
+	*out = (struct vm_avail){ .free = kernel_pfa.st.free, .cache = pagecache_pages() };
+	uint64_t outside = 0;
+	for (unsigned i = 0; i < VM_AREAS; i++) {
+		const struct vm_area *a = &vm_areas[i];
+		if (!a->used)
+			continue;
+		uint64_t ws = vm_ws_known(a) ? a->ws : a->resident;
+		out->resident += a->resident;
+		out->ws += ws;
+		outside += a->resident - ws;
+	}
+	out->margin = out->ws * vm_ws_margin_pct() / 100;
+	uint64_t total = out->free + out->cache + outside;
+	out->avail = total > out->margin ? total - out->margin : 0;
 }
 
 void vm_get_stats(struct vm_stats *out)
@@ -629,8 +688,9 @@ static int cmd_vm(int argc, char **argv)
 	       (unsigned long)vm_st.written, (unsigned long)vm_st.dropped_clean, (unsigned long)vm_st.dropped_cache, (unsigned long)vm_st.by_class[0],
 	       (unsigned long)vm_st.by_class[1], (unsigned long)vm_st.by_class[2], (unsigned long)vm_st.by_class[3]);
 	printf("    readahead %u pages: %lu read ahead\n", readahead, (unsigned long)vm_st.readahead);
-	printf("    aging: %lu Accessed bits cleared, %lu ms spent\n", (unsigned long)vm_st.aged,
-	       (unsigned long)(vm_st.age_ns / 1000000));
+	printf("    aging: %lu Accessed bits cleared, %lu ms spent, %lu ticks skipped (no workload ran); "
+	       "%lu victims spared for an allotment\n", (unsigned long)vm_st.aged,
+	       (unsigned long)(vm_st.age_ns / 1000000), (unsigned long)vm_st.age_skipped, (unsigned long)vm_st.spared);
 	printf("    runs: kswapd %lu direct %lu balloon %lu; swap full %lu, write failures %lu\n",
 	       (unsigned long)vm_st.kswapd_runs, (unsigned long)vm_st.direct_runs, (unsigned long)vm_st.balloon_runs,
 	       (unsigned long)vm_st.swap_full, (unsigned long)vm_st.write_failures);
@@ -639,7 +699,7 @@ static int cmd_vm(int argc, char **argv)
 		   "\"written\":%lu,\"dropped_clean\":%lu,\"dropped_cache\":%lu,\"cache\":%lu,"
 		   "\"classes\":[%lu,%lu,%lu,%lu],\"kswapd_runs\":%lu,"
 		   "\"direct_runs\":%lu,\"balloon_runs\":%lu,\"swap_full\":%lu,\"write_failures\":%lu,"
-		   "\"aged\":%lu,\"age_ms\":%lu,\"readahead\":%lu",
+		   "\"aged\":%lu,\"age_ms\":%lu,\"readahead\":%lu,\"spared\":%lu",
 		   replace_policy_name(vm_ring.policy), (unsigned long)vm_st.low, (unsigned long)vm_st.high,
 		   (unsigned long)kernel_pfa.st.free, (unsigned long)vm_st.resident, (unsigned long)vm_st.minflt,
 		   (unsigned long)vm_st.majflt, (unsigned long)vm_st.swap_in, (unsigned long)vm_st.swap_out,
@@ -649,7 +709,8 @@ static int cmd_vm(int argc, char **argv)
 		   (unsigned long)vm_st.by_class[1], (unsigned long)vm_st.by_class[2], (unsigned long)vm_st.by_class[3],
 		   (unsigned long)vm_st.kswapd_runs, (unsigned long)vm_st.direct_runs, (unsigned long)vm_st.balloon_runs,
 		   (unsigned long)vm_st.swap_full, (unsigned long)vm_st.write_failures, (unsigned long)vm_st.aged,
-		   (unsigned long)(vm_st.age_ns / 1000000), (unsigned long)vm_st.readahead);
+		   (unsigned long)(vm_st.age_ns / 1000000), (unsigned long)vm_st.readahead,
+		   (unsigned long)vm_st.spared);
 	return 0;
 }
 SHELL_COMMAND(vm, "", "virtual memory: faults, reclaim by (R,M) class, watermarks", cmd_vm);

@@ -65,6 +65,12 @@ struct vm_area {
 	 * for vm.idle_ms or more; ws_rounds counts the rounds seen. */
 	uint64_t ws, idle, ws_rounds;
 	uint64_t ws_acc, idle_acc;         /* the round in progress */
+	uint64_t maj_per_s;                /* major faults per second over the last round */
+	uint64_t round_majflt;             /* majflt when that round began */
+	/* Page-fault-frequency allotment (kernel/pff.h), set by the region's
+	 * owner: pages reclaim leaves it while other regions have more than
+	 * theirs. 0: none (reclaim takes from it like from any other). */
+	uint64_t allot;
 	uint64_t ra_next;                  /* readahead: the page after the last one read */
 	unsigned ra_window;                /* readahead: pages to read at the next fault */
 };
@@ -74,6 +80,7 @@ struct vm_stats {
 	uint64_t swap_in, swap_out;        /* pages read from / written to swap */
 	uint64_t resident;                 /* pages of all regions mapped now */
 	uint64_t escapes;                  /* faults finished outside the handler */
+	uint64_t run_ns;                   /* time spent in vm_run: the workloads' virtual time */
 	uint64_t scanned, freed, written, dropped_clean; /* reclaim, pages */
 	uint64_t dropped_cache;            /* clean page-cache pages dropped */
 	uint64_t by_class[4];              /* victims by (R,M): index R*2+M */
@@ -81,8 +88,10 @@ struct vm_stats {
 	uint64_t write_failures, swap_full, unswappable;
 	uint64_t low, high;                /* watermarks, frames */
 	uint64_t readahead;                /* pages read with a major fault's, not faulted */
-	uint64_t aged, age_ns;
-	uint64_t ws, idle;                 /* all regions, at the last full round */             /* Accessed bits the aging hand cleared; its time */
+	uint64_t aged, age_ns;             /* Accessed bits the aging hand cleared; its time */
+	uint64_t age_skipped;              /* its ticks skipped: the workloads had not run */
+	uint64_t ws, idle;                 /* all regions, at the last full round */
+	uint64_t spared;                   /* victims left to a region at its allotment */
 };
 
 enum vm_reclaim_why { VM_RECLAIM_KSWAPD, VM_RECLAIM_DIRECT, VM_RECLAIM_BALLOON };
@@ -120,9 +129,25 @@ uint64_t vm_resident_in(const struct vm_area *a, uint64_t first, uint64_t count)
  * pages to swap. Returns how many frames went back to the allocator. */
 uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why);
 
-/* Frames that could be freed without any I/O (clean cache), for the
- * balloon's AVAIL statistic. */
-uint64_t vm_droppable(void);
+/*
+ * What could be taken from the guest without hurting a working set, in
+ * pages: free memory, the clean page cache, and every region's resident
+ * pages outside its working set (all of a region's pages until its
+ * estimate has seen a whole window tau), less a margin of vm.ws_margin %
+ * (default 10) of the working sets: the estimate is late by up to a round.
+ * The balloon's AVAIL statistic, and the working-set guard of its inflate.
+ */
+struct vm_avail {
+	uint64_t free, cache, resident, ws, margin, avail;
+};
+void vm_avail(struct vm_avail *out);
+
+/* Has the region's working-set estimate seen a whole window tau
+ * (vm.ws_ms)? Before, every resident page of it may be in its working set. */
+bool vm_ws_known(const struct vm_area *a);
+
+/* vm.ws_margin: percent kept on top of a working set (vm_avail). */
+unsigned vm_ws_margin_pct(void);
 
 void vm_get_stats(struct vm_stats *st);
 

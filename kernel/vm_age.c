@@ -2,8 +2,9 @@
  * vm_age: the aging hand, and what it learns — each region's working set
  * and idle pages.
  *
- * Every AGE_PERIOD_MS (a tick) the hand visits the next share of the
- * resident pages, region by region, so that each is visited once per
+ * Every AGE_PERIOD_MS of the workloads' time (a tick: time in vm_run,
+ * Denning's virtual time — see age()) the hand visits the next share of
+ * the resident pages, region by region, so that each is visited once per
  * vm.age_ms (default 1 s, a round). At each visit it reads and clears the
  * PTE's Accessed bit (INVLPG with it, in paging_page_bits):
  *
@@ -45,17 +46,20 @@ CMDLINE_OPTION(vm_age_ms, "vm.age_ms",
 	       "the aging hand visits every resident page once in this many ms (default 1000)");
 CMDLINE_OPTION(vm_ws_ms, "vm.ws_ms", "the working set's window tau, in ms (default 5000)");
 CMDLINE_OPTION(vm_idle_ms, "vm.idle_ms", "a page unused this long is idle (default 10000 ms)");
+CMDLINE_OPTION(vm_ws_margin, "vm.ws_margin",
+	       "percent of the working sets kept on top of them: what can be taken leaves it (default 10)");
 
 #define AGE_PERIOD_MS 200
 #define AGE_MIN_BATCH 1024
 #define AGE_MAX_TICKS 0x7fff  /* used_tick is 16 bits: older is "very old" */
 
-static uint64_t round_ms = 1000, ws_ms = 5000, idle_ms = 10000;
+static uint64_t round_ms = 1000, ws_ms = 5000, idle_ms = 10000, margin_pct = 10;
 static uint16_t tick;
 static unsigned age_area;
 static uint64_t age_vpn;
 static uint64_t round_ns, round_pages;  /* this round so far */
 static uint64_t last_round_ns, last_round_pages, rounds;
+static uint64_t round_start_ms;
 
 static void age(struct timer *t);
 static struct timer age_timer = { .fn = age };
@@ -65,6 +69,16 @@ uint16_t vm_age_tick(void)
 	return tick;
 }
 
+unsigned vm_ws_margin_pct(void)
+{
+	return (unsigned)margin_pct;
+}
+
+bool vm_ws_known(const struct vm_area *a)
+{
+	return a->ws_rounds >= 2 && a->ws_rounds * round_ms >= ws_ms;
+}
+
 void vm_age_start(void)
 {
 	round_ms = cmdline_get_u64("vm.age_ms", 1000);
@@ -72,6 +86,9 @@ void vm_age_start(void)
 		round_ms = AGE_PERIOD_MS;
 	ws_ms = cmdline_get_u64("vm.ws_ms", 5000);
 	idle_ms = cmdline_get_u64("vm.idle_ms", 10000);
+	margin_pct = cmdline_get_u64("vm.ws_margin", 10);
+	if (margin_pct > 100)
+		margin_pct = 100;
 	timer_arm(&age_timer, AGE_PERIOD_MS * 1000000ULL);
 }
 
@@ -101,11 +118,16 @@ static void visit(struct vm_area *a, uint64_t vpn)
 /* A round ended: what each region counted becomes its estimate. */
 static void publish(void)
 {
-	uint64_t res = 0, ws = 0, idle = 0;
+	uint64_t res = 0, ws = 0, idle = 0, now = clock_ms();
+	uint64_t ms = now > round_start_ms ? now - round_start_ms : 1;
+	round_start_ms = now;
 	for (unsigned i = 0; i < VM_AREAS; i++) {
 		struct vm_area *a = &vm_areas[i];
 		if (!a->used)
 			continue;
+		/* A region created during the round gets its first rate next round. */
+		a->maj_per_s = a->ws_rounds ? (a->majflt - a->round_majflt) * 1000 / ms : 0;
+		a->round_majflt = a->majflt;
 		a->ws = a->ws_acc;
 		a->idle = a->idle_acc;
 		a->ws_acc = a->idle_acc = 0;
@@ -126,6 +148,19 @@ static void publish(void)
 
 static void age(struct timer *t)
 {
+	/* The hand moves in the workloads' time (Denning's virtual time), not
+	 * the wall clock's: while something else has the CPU (a long balloon
+	 * step, reclaim) no page could be used, and a tick then would call
+	 * the hot set unused and hand it to reclaim. */
+	static uint64_t credit_ns, seen_run_ns;
+	credit_ns += vm_st.run_ns - seen_run_ns;
+	seen_run_ns = vm_st.run_ns;
+	if (credit_ns < AGE_PERIOD_MS * 1000000ULL * 3 / 4) {
+		vm_st.age_skipped++;
+		timer_arm(t, AGE_PERIOD_MS * 1000000ULL);
+		return;
+	}
+	credit_ns = credit_ns > AGE_PERIOD_MS * 1000000ULL ? credit_ns - AGE_PERIOD_MS * 1000000ULL : 0;
 	uint64_t t0 = clock_ns(), done = 0, looked = 0;
 	uint64_t batch = vm_st.resident * AGE_PERIOD_MS / round_ms;
 	if (batch < AGE_MIN_BATCH)
@@ -159,24 +194,33 @@ static void age(struct timer *t)
 
 void vm_ws_emit(void)
 {
-	char regions[EVENT_LINE_MAX / 2];
+	char regions[EVENT_LINE_MAX - 320];
 	size_t len = 0;
-	uint64_t res = 0;
+	uint64_t res = 0, maj = 0;
 	regions[0] = 0;
 	for (unsigned i = 0; i < VM_AREAS; i++) {
 		const struct vm_area *a = &vm_areas[i];
 		if (!a->used)
 			continue;
 		res += a->resident;
+		maj += a->maj_per_s;
 		int n = snprintf(regions + len, sizeof(regions) - len,
-				 "%s{\"region\":%u,\"resident\":%lu,\"ws\":%lu,\"idle\":%lu}", len ? "," : "", i,
-				 (unsigned long)a->resident, (unsigned long)a->ws, (unsigned long)a->idle);
-		if (n > 0 && (size_t)n < sizeof(regions) - len)
-			len += (size_t)n;
+				 "%s{\"region\":%u,\"resident\":%lu,\"ws\":%lu,\"idle\":%lu,\"known\":%s,"
+				 "\"allot\":%lu,\"majflt_per_s\":%lu}", len ? "," : "", i,
+				 (unsigned long)a->resident, (unsigned long)a->ws, (unsigned long)a->idle,
+				 vm_ws_known(a) ? "true" : "false", (unsigned long)a->allot, (unsigned long)a->maj_per_s);
+		if (n < 0 || (size_t)n >= sizeof(regions) - len) {
+			regions[len] = 0; /* no half region: the ones that fit */
+			break;
+		}
+		len += (size_t)n;
 	}
-	event_emit("ws", "\"resident\":%lu,\"ws\":%lu,\"idle\":%lu,\"tau_ms\":%lu,\"idle_ms\":%lu,"
-		   "\"round_ms\":%lu,\"rounds\":%lu,\"round_pages\":%lu,\"round_us\":%lu,\"regions\":[%s]",
-		   (unsigned long)res, (unsigned long)vm_st.ws, (unsigned long)vm_st.idle, (unsigned long)ws_ms,
+	struct vm_avail av;
+	vm_avail(&av);
+	event_emit("ws", "\"resident\":%lu,\"ws\":%lu,\"idle\":%lu,\"majflt_per_s\":%lu,\"avail\":%lu,\"margin\":%lu,"
+		   "\"tau_ms\":%lu,\"idle_ms\":%lu,\"round_ms\":%lu,\"rounds\":%lu,\"round_pages\":%lu,\"round_us\":%lu,\"regions\":[%s]",
+		   (unsigned long)res, (unsigned long)vm_st.ws, (unsigned long)vm_st.idle, (unsigned long)maj,
+		   (unsigned long)av.avail, (unsigned long)av.margin, (unsigned long)ws_ms,
 		   (unsigned long)idle_ms, (unsigned long)round_ms, (unsigned long)rounds,
 		   (unsigned long)last_round_pages, (unsigned long)(last_round_ns / 1000), regions);
 }

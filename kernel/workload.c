@@ -9,9 +9,12 @@
 #include "workload.h"
 #include "addr.h"
 #include "clock.h"
+#include "cmdline.h"
 #include "event.h"
+#include "mm.h"
 #include "pagecache.h"
 #include "parse.h"
+#include "pff.h"
 #include "shell.h"
 #include "vm.h"
 #include "work.h"
@@ -24,8 +27,15 @@
 enum pattern { P_UNIFORM, P_HOTCOLD, P_SEQ, P_LOOP, P_REFS, P_COUNT };
 static const char *const pattern_names[P_COUNT] = { "uniform", "hotcold", "seq", "loop", "refs" };
 
-enum wl_state { WL_FREE, WL_RUNNING, WL_DONE, WL_FAILED, WL_STOPPED };
-static const char *const state_names[] = { "-", "running", "done", "failed", "stopped" };
+CMDLINE_OPTION(vm_pff, "vm.pff", "off: no page-fault-frequency allotments (reclaim is global only)");
+CMDLINE_OPTION(vm_pff_high, "vm.pff_high", "major faults per 1000 accesses above which an allotment grows (default 20)");
+CMDLINE_OPTION(vm_pff_low, "vm.pff_low", "... below which it shrinks to the working set (default 2)");
+CMDLINE_OPTION(vm_thrash, "vm.thrash_pm",
+	       "major faults per 1000 accesses that, with accesses collapsed, is thrashing (default 100)");
+CMDLINE_OPTION(vm_load_control, "vm.load_control", "off: thrashing is reported, no workload is suspended");
+
+enum wl_state { WL_FREE, WL_RUNNING, WL_DONE, WL_FAILED, WL_STOPPED, WL_SUSPENDED };
+static const char *const state_names[] = { "-", "running", "done", "failed", "stopped", "suspended" };
 
 struct workload {
 	enum wl_state state;
@@ -33,6 +43,8 @@ struct workload {
 	struct vm_area *area;
 	enum pattern pattern;
 	uint64_t npages, hot, loop;
+	uint64_t hot_at;           /* hotcold: the hot set's first page (it wraps around) */
+	unsigned prio;             /* load control suspends the lowest first */
 	unsigned hot_pct, write_pct;
 	unsigned file_pct;         /* accesses that read a page of the cached file instead */
 	bool file_check;           /* file pages start with their page number: check it */
@@ -60,9 +72,22 @@ struct workload {
 	uint64_t start_ms, end_ms;
 	/* Kept when the region is gone (done, stopped). */
 	uint64_t minflt, majflt;
+	/* Page-fault frequency and thrashing (kernel/pff.h), once a second. */
+	struct pff_state pff;
+	unsigned fault_pm;         /* the last period's major faults per 1000 accesses */
+	/* Load control: suspended for another's thrashing, until `need`
+	 * pages can be had (its working set when it stopped). */
+	uint64_t suspended_ms, need;
 };
 
 static struct workload wls[WORKLOADS];
+static struct pff_params pff_params = PFF_DEFAULTS;
+static bool pff_on = true, load_control_on = true;
+
+static bool live(const struct workload *w)
+{
+	return w->state == WL_RUNNING || w->state == WL_SUSPENDED;
+}
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -104,6 +129,7 @@ static void choose_access(struct workload *w)
 			p = next_rand(w) % w->hot;
 		else
 			p = w->hot + next_rand(w) % (w->npages - w->hot);
+		p = (p + w->hot_at) % w->npages; /* the hot set starts at hot_at */
 		break;
 	case P_SEQ:
 		p = w->pos++ % w->npages;
@@ -145,6 +171,19 @@ static int file_access(struct workload *w)
 	}
 	w->file_reads++;
 	return 0;
+}
+
+static bool in_hot(const struct workload *w, uint64_t p)
+{
+	return (p + w->npages - w->hot_at) % w->npages < w->hot;
+}
+
+static uint64_t hot_resident(const struct workload *w)
+{
+	if (!w->area)
+		return 0;
+	uint64_t first = w->npages - w->hot_at < w->hot ? w->npages - w->hot_at : w->hot;
+	return vm_resident_in(w->area, w->hot_at, first) + vm_resident_in(w->area, 0, w->hot - first);
 }
 
 /* The slice: runs inside vm_run, so it may be abandoned at any fault and
@@ -199,7 +238,7 @@ static int slice(void *ctx)
 			w->version[p] = v + 1;
 		}
 		w->cur_valid = w->cur_looked = false;
-		if (!filling && w->cur_swapped && p < w->hot)
+		if (!filling && w->cur_swapped && in_hot(w, p))
 			w->hot_majflt++;
 		if (filling) {
 			if (++w->pos == w->npages) {
@@ -244,17 +283,162 @@ static void wl_event(const char *ev, const struct workload *w)
 		   "\"swapped\":%lu,\"minflt\":%lu,\"majflt\":%lu,\"accesses\":%lu,\"writes\":%lu,"
 		   "\"file_reads\":%lu,\"hot\":%lu,\"hot_resident\":%lu,\"hot_majflt\":%lu,\"ws\":%lu,\"idle\":%lu,"
 		   "\"region\":%d,\"acc_per_s\":%lu,\"minflt_per_s\":%lu,\"majflt_per_s\":%lu,\"ms\":%lu,"
-		   "\"error\":%d",
+		   "\"error\":%d,\"hot_at\":%lu,\"prio\":%u,\"fault_pm\":%u,\"allot\":%lu,\"thrashing\":%s",
 		   w->name, state_names[w->state], pattern_names[w->pattern], (unsigned long)w->npages,
 		   (unsigned long)(w->area ? w->area->resident : 0), (unsigned long)(w->area ? w->area->swapped : 0),
 		   (unsigned long)wl_minflt(w), (unsigned long)wl_majflt(w), (unsigned long)w->accesses,
 		   (unsigned long)w->writes, (unsigned long)w->file_reads, (unsigned long)w->hot,
-		   (unsigned long)(w->area ? vm_resident_in(w->area, 0, w->hot) : 0), (unsigned long)w->hot_majflt,
+		   (unsigned long)hot_resident(w), (unsigned long)w->hot_majflt,
 		   (unsigned long)(w->area ? w->area->ws : 0), (unsigned long)(w->area ? w->area->idle : 0),
 		   w->area ? (int)w->area->id : -1,
 		   (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
 		   (unsigned long)w->maj_per_s,
-		   (unsigned long)((w->state == WL_RUNNING ? clock_ms() : w->end_ms) - w->start_ms), w->error);
+		   (unsigned long)((live(w) ? clock_ms() : w->end_ms) - w->start_ms), w->error,
+		   (unsigned long)w->hot_at, w->prio, w->fault_pm, (unsigned long)w->pff.allot,
+		   w->pff.thrashing ? "true" : "false");
+}
+
+static unsigned running_count(void)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < WORKLOADS; i++)
+		n += wls[i].state == WL_RUNNING;
+	return n;
+}
+
+/* Pages this workload would need to run again: its working set when it
+ * stopped (all it had, if the estimate was not known yet). */
+static uint64_t working_set(const struct workload *w)
+{
+	return vm_ws_known(w->area) ? w->area->ws : w->area->resident;
+}
+
+/*
+ * Load control (Denning): `t` thrashes. Taking memory from everyone makes
+ * every workload fault; suspending one gives its memory to the others (its
+ * pages go unused, reclaim takes them first). The one suspended is the
+ * lowest priority, the latest started among equals; never the last one
+ * running — that would only stop the work, not the thrashing. What was
+ * done goes into the `thrashing` event.
+ */
+static const char *load_control(struct workload *t, char *what, size_t len)
+{
+	if (!load_control_on)
+		return "off";
+	if (running_count() < 2)
+		return "none: the only workload running";
+	struct workload *v = NULL;
+	for (unsigned i = 0; i < WORKLOADS; i++) {
+		struct workload *w = &wls[i];
+		if (w->state == WL_RUNNING &&
+		    (!v || w->prio < v->prio || (w->prio == v->prio && w->start_ms > v->start_ms)))
+			v = w;
+	}
+	v->state = WL_SUSPENDED;
+	v->suspended_ms = clock_ms();
+	v->need = working_set(v);
+	v->area->allot = 0; /* its pages are the first to go */
+	v->pff.thrashing = false;
+	v->pff.run = 0;
+	printf("load control: %s thrashes; suspending %s (priority %u) until %lu MiB can be had for it\n", t->name,
+	       v->name, v->prio, (unsigned long)(v->need >> 8));
+	event_emit("workload_suspend", "\"name\":\"%s\",\"prio\":%u,\"because\":\"%s\",\"need\":%lu,"
+		   "\"resident\":%lu,\"free\":%lu", v->name, v->prio, t->name, (unsigned long)v->need,
+		   (unsigned long)v->area->resident, (unsigned long)kernel_pfa.st.free);
+	snprintf(what, len, "suspended %s", v->name);
+	return what;
+}
+
+/* A suspended workload runs again when its working set can be had without
+ * taking anyone else's (vm_avail, its own resident pages counted as its),
+ * and nobody is thrashing; or when it is the only one left. The highest
+ * priority first, one at a time. */
+static void resume_check(void)
+{
+	static uint64_t last_ms;
+	uint64_t now = clock_ms();
+	if (now - last_ms < 500 && running_count() > 0)
+		return;
+	last_ms = now;
+	struct workload *r = NULL;
+	bool thrashing = false;
+	for (unsigned i = 0; i < WORKLOADS; i++) {
+		struct workload *w = &wls[i];
+		thrashing |= w->state == WL_RUNNING && w->pff.thrashing;
+		if (w->state == WL_SUSPENDED &&
+		    (!r || w->prio > r->prio || (w->prio == r->prio && w->suspended_ms < r->suspended_ms)))
+			r = w;
+	}
+	if (!r)
+		return;
+	struct vm_avail av;
+	vm_avail(&av);
+	uint64_t own = vm_ws_known(r->area) ? r->area->ws : r->area->resident;
+	uint64_t room = av.avail + own;
+	bool alone = running_count() == 0;
+	if (!alone && (thrashing || room < r->need + r->need * vm_ws_margin_pct() / 100))
+		return;
+	r->state = WL_RUNNING;
+	r->pff = (struct pff_state){ .best_rate = r->pff.best_rate };
+	r->rate_ms = now;
+	r->rate_acc = r->accesses;
+	r->rate_min = wl_minflt(r);
+	r->rate_maj = wl_majflt(r);
+	printf("load control: resuming %s after %lu ms: %s\n", r->name, (unsigned long)(now - r->suspended_ms),
+	       alone ? "nothing else is running" : "its working set fits again");
+	event_emit("workload_resume", "\"name\":\"%s\",\"suspended_ms\":%lu,\"need\":%lu,\"room\":%lu,"
+		   "\"alone\":%s", r->name, (unsigned long)(now - r->suspended_ms), (unsigned long)r->need,
+		   (unsigned long)room, alone ? "true" : "false");
+}
+
+/* A period's page-fault frequency: the allotment moves, thrashing starts or
+ * ends. A workload that wants more than the guest can give asks the balloon
+ * for memory back (deflate-on-OOM, when the device offers it). */
+static void pff_period(struct workload *w, uint64_t dt, uint64_t acc, uint64_t maj)
+{
+	struct pff_sample in = { .accesses = acc, .majflt = maj, .ms = dt, .resident = w->area->resident,
+				 .ws = vm_ws_known(w->area) ? w->area->ws : 0 };
+	struct pff_result r = pff_update(&w->pff, &pff_params, &in);
+	w->fault_pm = r.fault_pm;
+	if (pff_on)
+		w->area->allot = w->pff.allot;
+	uint64_t asked = 0, got = 0;
+	if (r.move != PFF_KEEP) {
+		struct vm_avail av;
+		vm_avail(&av);
+		if (pff_on && r.move == PFF_GROW && av.avail < w->pff.allot - r.allot_before) {
+			asked = w->pff.allot - r.allot_before;
+			got = pfa_ask_oom(&kernel_pfa, asked);
+		}
+		event_emit("pff", "\"name\":\"%s\",\"move\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,"
+			   "\"allot_before\":%lu,\"allot\":%lu,\"resident\":%lu,\"ws\":%lu,\"avail\":%lu,"
+			   "\"asked\":%lu,\"got\":%lu,\"applied\":%s", w->name, pff_move_name(r.move), r.fault_pm,
+			   (unsigned long)r.rate, (unsigned long)r.allot_before, (unsigned long)w->pff.allot,
+			   (unsigned long)in.resident, (unsigned long)in.ws, (unsigned long)av.avail,
+			   (unsigned long)asked, (unsigned long)got, pff_on ? "true" : "false");
+	}
+	if (r.thrash_start) {
+		char what[64];
+		const char *action = what;
+		if (got) /* memory is coming back: no need to stop anyone */
+			snprintf(what, sizeof(what), "none: the balloon gave back %lu pages", (unsigned long)got);
+		else
+			action = load_control(w, what, sizeof(what));
+		printf("workload %s: thrashing: %u of each 1000 accesses fault, %lu accesses/s against %lu at best; "
+		       "load control: %s\n", w->name, r.fault_pm, (unsigned long)r.rate,
+		       (unsigned long)w->pff.best_rate, action);
+		event_emit("thrashing", "\"name\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,\"best_acc_per_s\":%lu,"
+			   "\"majflt_per_s\":%lu,\"resident\":%lu,\"ws\":%lu,\"swapped\":%lu,\"free\":%lu,"
+			   "\"periods\":%u,\"load_control\":\"%s\"", w->name, r.fault_pm, (unsigned long)r.rate,
+			   (unsigned long)w->pff.best_rate, (unsigned long)(maj * 1000 / dt), (unsigned long)in.resident,
+			   (unsigned long)in.ws, (unsigned long)w->area->swapped, (unsigned long)kernel_pfa.st.free,
+			   pff_params.periods, action);
+	} else if (r.thrash_end) {
+		printf("workload %s: no longer thrashing: %u of each 1000 accesses fault, %lu accesses/s\n", w->name,
+		       r.fault_pm, (unsigned long)r.rate);
+		event_emit("thrashing_end", "\"name\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,\"best_acc_per_s\":%lu",
+			   w->name, r.fault_pm, (unsigned long)r.rate, (unsigned long)w->pff.best_rate);
+	}
 }
 
 static void sample_rates(struct workload *w)
@@ -263,13 +447,17 @@ static void sample_rates(struct workload *w)
 	if (now - w->rate_ms < 1000)
 		return;
 	uint64_t dt = now - w->rate_ms;
-	w->acc_per_s = (w->accesses - w->rate_acc) * 1000 / dt;
+	uint64_t acc = w->accesses - w->rate_acc, maj = wl_majflt(w) - w->rate_maj;
+	w->acc_per_s = acc * 1000 / dt;
 	w->min_per_s = (wl_minflt(w) - w->rate_min) * 1000 / dt;
-	w->maj_per_s = (wl_majflt(w) - w->rate_maj) * 1000 / dt;
+	w->maj_per_s = maj * 1000 / dt;
 	w->rate_ms = now;
 	w->rate_acc = w->accesses;
 	w->rate_min = wl_minflt(w);
 	w->rate_maj = wl_majflt(w);
+	/* The fill's faults are first touches, not a need for memory. */
+	if (w->state == WL_RUNNING && (w->filled || !w->fill))
+		pff_period(w, dt, acc, maj);
 	wl_event("workload", w); /* once a second: a fault storm cannot flood the console */
 }
 
@@ -279,6 +467,7 @@ static struct work slices_work = { .fn = run_slices };
 static void run_slices(struct work *wk)
 {
 	bool any = false;
+	resume_check();
 	for (unsigned i = 0; i < WORKLOADS; i++) {
 		struct workload *w = &wls[i];
 		if (w->state != WL_RUNNING)
@@ -305,6 +494,11 @@ static void run_slices(struct work *wk)
 			any = true;
 		}
 	}
+	for (unsigned i = 0; i < WORKLOADS; i++)
+		if (wls[i].state == WL_SUSPENDED) {
+			sample_rates(&wls[i]); /* its once-a-second line goes on: 0 accesses */
+			any = true;            /* until it resumes or is stopped */
+		}
 	if (any)
 		work_queue(wk);
 }
@@ -341,7 +535,7 @@ static int parse_refs(struct workload *w, const char *s)
 
 static int parse_args(struct workload *w, int argc, char **argv)
 {
-	uint64_t size = 64ULL << 20, hot = 0, v;
+	uint64_t size = 64ULL << 20, hot = 0, hot_at = 0, v;
 	const char *refs = NULL;
 	w->pattern = P_UNIFORM;
 	w->hot_pct = 90;
@@ -361,6 +555,10 @@ static int parse_args(struct workload *w, int argc, char **argv)
 			rc = parse_size_max(val, VM_AREA_SPAN, &size);
 		else if (strcmp(k, "hot") == 0)
 			rc = parse_size_max(val, VM_AREA_SPAN, &hot);
+		else if (strcmp(k, "hotat") == 0)
+			rc = parse_size_max(val, VM_AREA_SPAN, &hot_at);
+		else if (strcmp(k, "prio") == 0 && (rc = parse_u64_max(val, 99, &v)) == 0)
+			w->prio = (unsigned)v;
 		else if (strcmp(k, "hotpct") == 0 && (rc = parse_u64_max(val, 100, &v)) == 0)
 			w->hot_pct = (unsigned)v;
 		else if (strcmp(k, "write") == 0 && (rc = parse_u64_max(val, 100, &v)) == 0)
@@ -387,7 +585,7 @@ static int parse_args(struct workload *w, int argc, char **argv)
 					rc = 0;
 				}
 		} else if (strcmp(k, "hotpct") && strcmp(k, "write") && strcmp(k, "fill") && strcmp(k, "file") &&
-			   strcmp(k, "filecheck"))
+			   strcmp(k, "filecheck") && strcmp(k, "prio"))
 			rc = -ENOENT;
 		if (rc < 0) {
 			printf("run: %s=%s: %s\n", k, val, rc == -ENOENT ? "unknown key" : "bad value");
@@ -402,6 +600,11 @@ static int parse_args(struct workload *w, int argc, char **argv)
 	w->hot = hot ? hot >> PAGE_SHIFT : (w->npages + 9) / 10;
 	if (w->hot == 0 || w->hot > w->npages) {
 		printf("run: hot must be between one page and the size\n");
+		return -EINVAL;
+	}
+	w->hot_at = hot_at >> PAGE_SHIFT;
+	if (w->hot_at >= w->npages) {
+		printf("run: hotat must be below the size\n");
 		return -EINVAL;
 	}
 	if (w->pattern == P_LOOP && (w->loop == 0 || w->loop > w->npages)) {
@@ -426,17 +629,34 @@ static int parse_args(struct workload *w, int argc, char **argv)
 	return 0;
 }
 
+/* The cmdline's settings, read when the first workload starts. */
+static void params_init(void)
+{
+	static bool done;
+	if (done)
+		return;
+	done = true;
+	const char *v = cmdline_get("vm.pff");
+	pff_on = !(v && strcmp(v, "off") == 0);
+	v = cmdline_get("vm.load_control");
+	load_control_on = !(v && strcmp(v, "off") == 0);
+	pff_params.high_pm = (unsigned)cmdline_get_u64("vm.pff_high", pff_params.high_pm);
+	pff_params.low_pm = (unsigned)cmdline_get_u64("vm.pff_low", pff_params.low_pm);
+	pff_params.thrash_pm = (unsigned)cmdline_get_u64("vm.thrash_pm", pff_params.thrash_pm);
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	if (argc < 2 || strlen(argv[1]) >= sizeof(wls[0].name)) {
-		printf("usage: run NAME [size=64M] [pattern=uniform|hotcold|seq|loop|refs] [hot=SIZE] [hotpct=90]\n"
-		       "           [write=30] [loop=PAGES] [refs=P,P,...] [count=ACCESSES] [seed=1] [fill=1]\n"
-		       "           [file=PCT] [filecheck=0]\n");
+		printf("usage: run NAME [size=64M] [pattern=uniform|hotcold|seq|loop|refs] [hot=SIZE] [hotat=0]\n"
+		       "           [hotpct=90] [write=30] [loop=PAGES] [refs=P,P,...] [count=ACCESSES] [seed=1]\n"
+		       "           [fill=1] [file=PCT] [filecheck=0] [prio=0]\n");
 		return -EINVAL;
 	}
+	params_init();
 	struct workload *w = find(argv[1]);
-	if (w && w->state == WL_RUNNING) {
-		printf("run: %s is running; stop it first\n", argv[1]);
+	if (w && live(w)) {
+		printf("run: %s is %s; stop it first\n", argv[1], state_names[w->state]);
 		return -EBUSY;
 	}
 	if (!w)
@@ -445,7 +665,7 @@ static int cmd_run(int argc, char **argv)
 				w = &wls[i];
 	if (!w) /* reuse the oldest finished one */
 		for (unsigned i = 0; i < WORKLOADS && !w; i++)
-			if (wls[i].state != WL_RUNNING)
+			if (!live(&wls[i]))
 				w = &wls[i];
 	if (!w) {
 		printf("run: %d workloads are running already\n", WORKLOADS);
@@ -474,7 +694,7 @@ static int cmd_run(int argc, char **argv)
 	work_queue(&slices_work);
 	return 0;
 }
-SHELL_COMMAND(run, "NAME [size= pattern= hot= hotpct= write= loop= refs= count= seed= fill= file= filecheck=]",
+SHELL_COMMAND(run, "NAME [size= pattern= hot= hotat= hotpct= write= loop= refs= count= seed= fill= file= filecheck= prio=]",
 	      "start a workload on demand-paged memory", cmd_run);
 
 static int cmd_stop(int argc, char **argv)
@@ -484,7 +704,7 @@ static int cmd_stop(int argc, char **argv)
 		printf("stop: %s\n", argc == 2 ? "no such workload" : "usage: stop NAME");
 		return argc == 2 ? -ENOENT : -EINVAL;
 	}
-	if (w->state == WL_RUNNING) {
+	if (live(w)) {
 		w->state = WL_STOPPED;
 		release(w);
 	}
@@ -494,6 +714,58 @@ static int cmd_stop(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(stop, "NAME", "stop a workload and free its memory", cmd_stop);
+
+/* Change a running workload's hot set, mix or priority: `set NAME hot=SIZE
+ * hotat=OFFSET hotpct=N write=N prio=N` (any of them). The working-set
+ * scenario moves the hot set with it. */
+static int cmd_set(int argc, char **argv)
+{
+	struct workload *w = argc >= 2 ? find(argv[1]) : NULL;
+	if (!w || !live(w)) {
+		printf("set: %s\n", argc < 2 ? "usage: set NAME [hot=SIZE] [hotat=OFFSET] [hotpct=N] [write=N] [prio=N]"
+					    : "no such workload running");
+		return argc < 2 ? -EINVAL : -ENOENT;
+	}
+	uint64_t hot = w->hot, hot_at = w->hot_at, hot_pct = w->hot_pct, write_pct = w->write_pct, prio = w->prio;
+	for (int i = 2; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		int rc = -ENOENT;
+		if (eq) {
+			*eq = 0;
+			const char *k = argv[i], *val = eq + 1;
+			uint64_t bytes;
+			if (strcmp(k, "hot") == 0 && (rc = parse_size_max(val, w->npages << PAGE_SHIFT, &bytes)) == 0)
+				hot = bytes >> PAGE_SHIFT;
+			else if (strcmp(k, "hotat") == 0 &&
+				 (rc = parse_size_max(val, (w->npages - 1) << PAGE_SHIFT, &bytes)) == 0)
+				hot_at = bytes >> PAGE_SHIFT;
+			else if (strcmp(k, "hotpct") == 0)
+				rc = parse_u64_max(val, 100, &hot_pct);
+			else if (strcmp(k, "write") == 0)
+				rc = parse_u64_max(val, 100, &write_pct);
+			else if (strcmp(k, "prio") == 0)
+				rc = parse_u64_max(val, 99, &prio);
+			*eq = '=';
+		}
+		if (rc < 0 || hot == 0) {
+			printf("set: %s: %s\n", argv[i], rc == -ENOENT ? "not one of hot= hotat= hotpct= write= prio="
+								      : "bad value");
+			return -EINVAL;
+		}
+	}
+	/* Between accesses: the one in progress keeps its page. */
+	w->hot = hot;
+	w->hot_at = hot_at;
+	w->hot_pct = (unsigned)hot_pct;
+	w->write_pct = (unsigned)write_pct;
+	w->prio = (unsigned)prio;
+	printf("set %s: hot %lu pages at page %lu, hotpct %u, write %u, prio %u\n", w->name, (unsigned long)w->hot,
+	       (unsigned long)w->hot_at, w->hot_pct, w->write_pct, w->prio);
+	wl_event("workload_set", w);
+	return 0;
+}
+SHELL_COMMAND(set, "NAME [hot= hotat= hotpct= write= prio=]", "change a running workload's hot set or priority",
+	      cmd_set);
 
 static int cmd_ps(int argc, char **argv)
 {
@@ -540,7 +812,7 @@ static int cmd_ws(int argc, char **argv)
 	printf("%-15s %6s %9s %9s %9s %9s %9s\n", "NAME", "REGION", "PAGES", "RESIDENT", "WS", "IDLE", "MAJ/S");
 	for (unsigned i = 0; i < WORKLOADS; i++) {
 		const struct workload *w = &wls[i];
-		if (w->state != WL_RUNNING)
+		if (!live(w))
 			continue;
 		printf("%-15s %6u %9lu %9lu %9lu %9lu %9lu\n", w->name, w->area->id, (unsigned long)w->npages,
 		       (unsigned long)w->area->resident, (unsigned long)w->area->ws, (unsigned long)w->area->idle,

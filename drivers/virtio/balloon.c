@@ -145,7 +145,18 @@ static void op_vm_counters(void *ctx, struct balloon_vm_counters *c)
 	c->major_faults = v.majflt;
 	c->minor_faults = v.minflt;
 	c->cache_bytes = pagecache_pages() << PAGE_SHIFT;
-	c->droppable_bytes = vm_droppable() << PAGE_SHIFT;
+	struct vm_avail av;
+	vm_avail(&av);
+	c->avail_bytes = av.avail << PAGE_SHIFT;
+}
+
+static bool op_working_set(void *ctx, struct balloon_ws *w)
+{
+	(void)ctx;
+	struct vm_avail av;
+	vm_avail(&av);
+	*w = (struct balloon_ws){ .ws = av.ws, .margin = av.margin, .avail = av.avail };
+	return av.ws > 0;
 }
 
 static const struct balloon_ops kernel_ops = {
@@ -153,7 +164,7 @@ static const struct balloon_ops kernel_ops = {
 	.queue_work = op_queue_work, .timer_arm = op_timer_arm, .timer_cancel = op_timer_cancel,
 	.now_ns = op_now_ns, .relax = op_relax, .device_failed = op_device_failed,
 	.dma_alloc = op_dma_alloc, .log = op_log, .event = op_event,
-	.reclaim = op_reclaim, .vm_counters = op_vm_counters,
+	.reclaim = op_reclaim, .vm_counters = op_vm_counters, .working_set = op_working_set,
 };
 
 /* ---------------------------------------------------------------- callbacks */
@@ -194,9 +205,12 @@ static void queue_ready(struct virtio_dev *vd)
 CMDLINE_OPTION(balloon_reclaim, "balloon.reclaim",
 	       "off: an inflate at the reserve floor stalls instead of making the guest reclaim (to compare)");
 
-static bool balloon_reclaim_off(void)
+CMDLINE_OPTION(balloon_ws_guard, "balloon.ws_guard",
+	       "off: an inflate may take the workloads' working sets (they thrash); on (default): it stops there");
+
+static bool option_off(const char *key)
 {
-	const char *v = cmdline_get("balloon.reclaim");
+	const char *v = cmdline_get(key);
 	return v && strcmp(v, "off") == 0;
 }
 
@@ -213,7 +227,8 @@ void balloon_init(void)
 		.reporting = !cmdline_has("balloon.no_reporting"),
 		.oom = !cmdline_has("balloon.no_oom"),
 		.hint = cmdline_has("balloon.hint"),
-		.reclaim = !balloon_reclaim_off(),
+		.reclaim = !option_off("balloon.reclaim"),
+		.ws_guard = !option_off("balloon.ws_guard"),
 		.poison = mm_poison_value(),
 	};
 	static const char *const names[VIRTIO_DEVICE_FEATURE_BITS] = { "MUST_TELL_HOST/0", "STATS_VQ/1",
@@ -263,8 +278,9 @@ static int cmd_balloon(int argc, char **argv)
 	       (unsigned long)b->alloc_failures);
 	printf("free page hints %lu (%lu pages)%s\n", (unsigned long)b->hints, (unsigned long)b->hinted_pages,
 	       b->hint_n ? ", blocks held until the host is done" : "");
-	printf("reclaim for inflates %s: %lu calls, %lu frames freed\n", b->p.reclaim ? "on" : "off",
-	       (unsigned long)b->reclaim_calls, (unsigned long)b->reclaimed);
+	printf("reclaim for inflates %s: %lu calls, %lu frames freed; working-set guard %s: %lu stops\n",
+	       b->p.reclaim ? "on" : "off", (unsigned long)b->reclaim_calls, (unsigned long)b->reclaimed,
+	       b->p.ws_guard ? "on" : "off", (unsigned long)b->ws_stalls);
 	printf("reports %lu (%lu pages), OOM deflates %lu (%lu pages), stats requests %lu, time in steps %lu ms\n",
 	       (unsigned long)b->reports, (unsigned long)b->reported_pages, (unsigned long)b->oom_deflates,
 	       (unsigned long)b->oom_pages, (unsigned long)b->stats_requests, (unsigned long)(b->step_ns / 1000000));
@@ -275,7 +291,7 @@ static int cmd_balloon(int argc, char **argv)
 		   "\"deflations\":%lu,\"pages_in\":%lu,\"pages_out\":%lu,\"alloc_failures\":%lu,\"reports\":%lu,"
 		   "\"reported_pages\":%lu,\"oom_deflates\":%lu,\"oom_pages\":%lu,\"stats_requests\":%lu,"
 		   "\"free\":%lu,\"managed\":%lu,\"huge_allocs\":%lu,\"huge_failures\":%lu,\"refusals\":%lu,"
-		   "\"reclaim_calls\":%lu,\"reclaimed\":%lu,\"check\":\"%s\"",
+		   "\"reclaim_calls\":%lu,\"reclaimed\":%lu,\"ws_guard\":%s,\"ws_stalls\":%lu,\"check\":\"%s\"",
 		   b->target, b->held, b->stalled, (unsigned long)dev->features, (unsigned long)b->inflations,
 		   (unsigned long)b->deflations, (unsigned long)b->pages_in, (unsigned long)b->pages_out,
 		   (unsigned long)b->alloc_failures, (unsigned long)b->reports, (unsigned long)b->reported_pages,
@@ -283,7 +299,7 @@ static int cmd_balloon(int argc, char **argv)
 		   (unsigned long)kernel_pfa.st.free, (unsigned long)kernel_pfa.st.managed,
 		   (unsigned long)kernel_pfa.st.huge_allocs, (unsigned long)kernel_pfa.st.huge_failures,
 		   (unsigned long)b->refusals, (unsigned long)b->reclaim_calls, (unsigned long)b->reclaimed,
-		   ok == 0 ? "ok" : "failed");
+		   b->p.ws_guard ? "true" : "false", (unsigned long)b->ws_stalls, ok == 0 ? "ok" : "failed");
 	return 0;
 }
 SHELL_COMMAND(balloon, "", "balloon state, features and counters", cmd_balloon);

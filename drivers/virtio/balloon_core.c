@@ -451,6 +451,41 @@ static uint32_t min_u32(uint32_t x, uint32_t y)
 	return x < y ? x : y;
 }
 
+/*
+ * The working-set guard (p.ws_guard): pages the balloon may still take
+ * before the guest's free memory, clean cache and pages outside its working
+ * sets are used up (ops->working_set), down to the reserve floor. Past
+ * that, an inflate would take pages the workloads are using: they would
+ * fault them back from swap as fast as the balloon took them (thrashing).
+ * UINT64_MAX when there is nothing to guard.
+ */
+static uint64_t ws_room(struct balloon *b, struct balloon_ws *w)
+{
+	*w = (struct balloon_ws){ 0 };
+	if (!b->p.ws_guard || !b->ops->working_set || !b->ops->working_set(b->ctx, w) || !w->ws)
+		return UINT64_MAX;
+	uint64_t floor = b->pfa->reserve_floor;
+	return w->avail > floor ? w->avail - floor : 0;
+}
+
+/* Stopped by the guard: a stall like the reserve floor's, with the figures. */
+static void stall_ws(struct balloon *b, uint32_t level, uint32_t target, const struct balloon_ws *w)
+{
+	const struct pfa *a = b->pfa;
+	b->ws_stalls++;
+	b->stalled = true;
+	balloon_say(b, "balloon: holding %u of %u pages: the rest would take the working set's (%lu pages, "
+		    "%lu kept on top); retrying in %lu ms", level, target, (unsigned long)w->ws,
+		    (unsigned long)w->margin, (unsigned long)b->backoff_ms);
+	balloon_event(b, "balloon_stalled", "\"held\":%u,\"target\":%u,\"reason\":\"working set\",\"free\":%lu,"
+		      "\"reserve_floor\":%lu,\"ws\":%lu,\"margin\":%lu,\"avail\":%lu,\"retry_ms\":%lu", level, target,
+		      (unsigned long)a->st.free, (unsigned long)a->reserve_floor, (unsigned long)w->ws,
+		      (unsigned long)w->margin, (unsigned long)w->avail, (unsigned long)b->backoff_ms);
+	balloon_arm(b, BALLOON_T_RETRY, b->backoff_ms * 1000000);
+	if (b->backoff_ms < 8000)
+		b->backoff_ms *= 2;
+}
+
 /* An inflate found no frame above the reserve floor: ask the guest's
  * reclaim to make room for `want` frames (the host wants the memory; the
  * guest chooses what to give up). True if it freed anything. */
@@ -485,6 +520,14 @@ void balloon_step(struct balloon *b)
 		uint32_t target = b->oom_hold && b->target > level ? level : b->target;
 		if (level < target && !b->stalled && !b->vq[BALLOON_Q_INFLATE]->broken) {
 			uint32_t want = min_u32(target - level, b->p.batch_pages);
+			struct balloon_ws w;
+			uint64_t room = ws_room(b, &w);
+			if (room == 0) {
+				stall_ws(b, level, target, &w);
+				break;
+			}
+			if (room < want)
+				want = (uint32_t)room;
 			if (start_inflate(b, bt, want) < 0 &&
 			    (!reclaim_for_inflate(b, want) || start_inflate(b, bt, want) < 0)) {
 				stall(b, level, target);

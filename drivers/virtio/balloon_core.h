@@ -71,7 +71,13 @@ struct balloon_vm_counters {
 	uint64_t swap_in_bytes, swap_out_bytes;
 	uint64_t major_faults, minor_faults;
 	uint64_t cache_bytes;       /* CACHES */
-	uint64_t droppable_bytes;   /* freeable without I/O: AVAIL is free plus this */
+	uint64_t avail_bytes;       /* AVAIL: what can go without hurting a working set */
+};
+
+/* The guest's working sets, for the inflate's guard (pages). */
+struct balloon_ws {
+	uint64_t ws, margin;        /* the estimate, and what is kept on top of it */
+	uint64_t avail;             /* free, cache and resident pages outside the working sets, less the margin */
 };
 
 /* Side effects, supplied by whoever runs the core. `ctx` is theirs. */
@@ -97,6 +103,9 @@ struct balloon_ops {
 	uint64_t (*reclaim)(void *ctx, uint64_t frames);
 	/* Optional: the paging counters for the statistics (zeros if NULL). */
 	void (*vm_counters)(void *ctx, struct balloon_vm_counters *c);
+	/* Optional: the working sets to guard; false when there are none
+	 * (nothing running, or no estimate). */
+	bool (*working_set)(void *ctx, struct balloon_ws *w);
 };
 
 /* What the kernel decides before the device is asked (cmdline, poison). */
@@ -106,6 +115,7 @@ struct balloon_params {
 	uint64_t report_delay_ms;
 	bool stats, reporting, oom, hint;
 	bool reclaim;           /* an inflate at the floor asks ops->reclaim for room */
+	bool ws_guard;          /* an inflate stops where ops->working_set would be hurt */
 	int poison;             /* byte freed frames are filled with, or -1 */
 };
 
@@ -166,6 +176,7 @@ struct balloon {
 	uint64_t inflations, deflations, pages_in, pages_out, alloc_failures;
 	uint64_t reports, reported_pages, oom_deflates, oom_pages, stats_requests, step_ns;
 	uint64_t reclaim_calls, reclaimed;  /* inflates that asked ops->reclaim for room; frames it freed */
+	uint64_t ws_stalls;                 /* inflates the working-set guard stopped */
 	uint64_t hints, hinted_pages, refusals, map_failures;
 };
 

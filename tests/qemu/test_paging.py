@@ -43,8 +43,8 @@ def boot_paging(boot, tmp_path, mem="128M", swap_mib=256, append="", balloon=Fal
     if cache:
         devices.append("virtio-blk-pci,drive=c0")
         extra += ["-drive", f"if=none,id=c0,file={cache},format=raw,readonly=on"]
-    if balloon:
-        devices.append("virtio-balloon-pci,id=bal0")
+    if balloon:  # True, or the device's options: ",deflate-on-oom=on"
+        devices.append("virtio-balloon-pci,id=bal0" + (balloon if isinstance(balloon, str) else ""))
     if swap_mib and not swap_readonly:
         append = f"vm.swap=0 {append}"
     vm = boot(mem=mem, devices=devices, extra_args=extra, append=append.strip(), boot=path)
@@ -130,7 +130,9 @@ def test_swap_and_fault_counters_reach_the_host(boot, tmp_path):
 
 
 def test_the_balloon_squeezes_cold_pages_out_and_the_hot_set_stays(boot, tmp_path):
-    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True)
+    # The working-set guard off: its cold pages are touched within tau, and
+    # this is about reclaim under the balloon (the guard: test_pressure.py).
+    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True, append="balloon.ws_guard=off")
     vm.shell("run hc size=160M pattern=hotcold hot=16M hotpct=99 write=30")
     filled = wait_workload(vm, "hc", lambda e: e["accesses"] > 0, 120, "the fill to finish")
     # Running a while after the fill, the aging hand has cleared the
@@ -170,7 +172,7 @@ def test_the_balloon_squeezes_cold_pages_out_and_the_hot_set_stays(boot, tmp_pat
 
 
 def test_without_reclaim_the_balloon_stalls_at_the_floor(boot, tmp_path):
-    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True, append="balloon.reclaim=off")
+    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True, append="balloon.reclaim=off balloon.ws_guard=off")
     vm.shell("run hc size=160M pattern=hotcold hot=16M write=30")
     wait_workload(vm, "hc", lambda e: e["accesses"] > 0, 120, "the fill to finish")
     vm.qmp.execute("balloon", value=128 * MIB)
@@ -183,7 +185,8 @@ def test_without_reclaim_the_balloon_stalls_at_the_floor(boot, tmp_path):
 
 def test_clean_cache_is_dropped_with_no_writes_to_its_disk(boot, tmp_path):
     cache = file_image(tmp_path, 16384)  # 64 MiB
-    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True, cache=cache, append="vm.cache=1")
+    vm = boot_paging(boot, tmp_path, mem="256M", balloon=True, cache=cache,
+                     append="vm.cache=1 balloon.ws_guard=off")  # a uniform workload: all of it is its working set
     vm.shell("run f size=96M pattern=uniform write=30 file=60 filecheck=1")
     wait_workload(vm, "f", lambda e: e["file_reads"] > 20000, 240, "the file to be read")
     c = vm.shell_event("cache")
