@@ -37,6 +37,7 @@ once a second.
     run_wsscan(guest, ram_mib, size_mib, rounds, thp=False) -> dict
 """
 import time
+from statistics import median
 
 from blimp.units import MIB, PAGE
 from squeeze import _wait_workload
@@ -50,12 +51,6 @@ PRESS_SECONDS = 36000          # longer than any run: pressmem is killed with it
 LINUX_NO_THP = "transparent_hugepage=never"
 
 
-def _median(values):
-    values = sorted(values)
-    n = len(values)
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-
-
 def run_wsscan(guest, ram_mib, size_mib, rounds, thp=False):
     """One guest's scan cost: {"ms_per_gib", "pages", "periods": [...]},
     per period and as the median of `rounds` of them."""
@@ -66,12 +61,12 @@ def run_wsscan(guest, ram_mib, size_mib, rounds, thp=False):
         with guest.vm(ram_mib, reporting=False, append="" if thp else LINUX_NO_THP) as vm:
             periods = _linux(vm, size_mib, rounds)
     res = {"ram_mib": ram_mib, "size_mib": size_mib, "rounds": rounds, "periods": periods,
-           "ms_per_gib": _median([p["ms_per_gib"] for p in periods]),
-           "ms": _median([p["ms"] for p in periods]),
-           "pages": _median([p["pages"] for p in periods])}
+           "ms_per_gib": median([p["ms_per_gib"] for p in periods]),
+           "ms": median([p["ms"] for p in periods]),
+           "pages": median([p["pages"] for p in periods])}
     if guest.family == "blimp":
         res["round_ms"] = periods[0]["round_ms"]
-        res["cpu_share"] = _median([p["cpu_share"] for p in periods])
+        res["cpu_share"] = median([p["cpu_share"] for p in periods])
     else:
         res["thp"] = thp
         res["anon_huge_kib"] = max(p["anon_huge_kib"] for p in periods)
