@@ -41,6 +41,12 @@ guest scanning 192 MiB, every access a major fault; 64/96 MiB in --quick).
 A last table gives the cost of a first-touch (minor) fault: blimp's
 workload writing every page of size_mib once, Linux's touchmem the same,
 each in a fresh guest of ram_mib, by the guest's own clock.
+And the cost of working-set scanning (bench/wsscan.py, issue 15): blimp's
+aging hand reading and clearing the Accessed bits of a running workload's
+pages once a round, against Linux's clear_refs plus smaps read (the classic
+estimate) on pressmem holding the same size, both by the guest's own clock,
+per GiB resident per period (1024 MiB in a 2048 MiB guest; 192 MiB in a
+512 MiB one in --quick).
 """
 import argparse
 import json
@@ -60,6 +66,7 @@ from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 from squeeze import run_squeeze  # noqa: E402
 import swapio  # noqa: E402
+import wsscan  # noqa: E402
 
 TRACE_POINTS = ("virtio_queue_notify", "virtio_notify")
 
@@ -282,6 +289,18 @@ def squeeze_only(raw, blimp, linux, args):
     print(f"figures: {json_path}; table: {os.path.join(args.out, 'squeeze.md')}")
 
 
+# ------------------------------------------------------------------ working-set scan
+def wsscan_run(blimp, linux, quick):
+    """One run of bench/wsscan.py: {guest name: figures}; Linux with 4 KiB
+    pages and, in the full bench, as shipped (THP "always") too."""
+    ram_mib, size_mib, rounds = wsscan.QUICK if quick else wsscan.FULL
+    res = {blimp.name: wsscan.run_wsscan(blimp, ram_mib, size_mib, rounds),
+           linux.name: wsscan.run_wsscan(linux, ram_mib, size_mib, rounds)}
+    if not quick:
+        res["linux-thp"] = wsscan.run_wsscan(linux, ram_mib, size_mib, rounds, thp=True)
+    return res
+
+
 # ------------------------------------------------------------------ main
 def machine_description():
     cpu = "?"
@@ -378,6 +397,7 @@ def main():
         if not raw["swap_ceiling"].get("error"):
             run["swap_io"] = swapio.run_swap_io(blimp, args.out,
                                                 *(swapio.QUICK if args.quick else swapio.FULL))
+        run["wsscan"] = wsscan_run(blimp, linux, args.quick)
         if not args.quick:
             run["squeeze"] = squeeze_run(blimp, linux, args.out)
         raw["runs"].append(run)

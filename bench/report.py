@@ -9,11 +9,13 @@ Two tables follow it, from host programs alone: page replacement (every
 policy's faults against Belady's OPT, bench/replace_bench.c) and the swap
 device ceiling (the host's O_DIRECT throughput, bench/swap_ceiling.c, with
 blimp's own swap-out and swap-in beside it, bench/swapio.py). Then the cost
-of a first-touch fault, blimp and Linux, each by its own clock.
+of a first-touch fault, blimp and Linux, each by its own clock, and the
+cost of working-set scanning (bench/wsscan.py): blimp's aging hand against
+Linux's clear_refs + smaps, per GiB resident per period.
 """
 import statistics
 
-from blimp.units import MIB
+from blimp.units import MIB, PAGE
 
 
 def stats(values):
@@ -157,9 +159,13 @@ def _tables(raw, fmt):
     """The main table, then the host programs' own tables (runs saved before
     they existed have none), each under its title."""
     lines = [_header(raw), ""] + fmt(HEAD, [_cells(r) for r in raw["table"]])
-    for title, about, head, rows in (replace_table(raw), swap_table(raw), first_touch_table(raw)):
+    for title, about, head, rows in (replace_table(raw), swap_table(raw), first_touch_table(raw),
+                                     wsscan_table(raw)):
         if rows:
             lines += ["", f"{title}: {about}", ""] + fmt(head, rows)
+    headline = wsscan_headline(raw)
+    if headline:
+        lines += ["", headline]
     return lines
 
 
@@ -296,6 +302,101 @@ def first_touch_table(raw):
     return FIRST_TOUCH_TITLE, about, head, rows
 
 
+# ------------------------------------------------------------------ working-set scan
+WSSCAN_TITLE = "working-set scan: Accessed bits read and cleared, per GiB resident per period"
+
+
+def wsscan_summary(raw):
+    """The headline: {"blimp", "linux"} median ms per GiB resident per period
+    over every period of every run (None when not measured)."""
+    runs = [r["wsscan"] for r in raw["runs"] if r.get("wsscan")]
+
+    def med(name):
+        st = stats([p["ms_per_gib"] for r in runs if name in r for p in r[name]["periods"]])
+        return st["median"] if st else None
+    return {"blimp": med("blimp-pvh"), "linux": med("linux")}
+
+
+def wsscan_headline(raw):
+    """One sentence under the table: both guests' median per GiB, and the
+    CPU share blimp's hand costs at its round (None when not measured)."""
+    s = wsscan_summary(raw)
+    if s["blimp"] is None or s["linux"] is None:
+        return None
+    runs = [r["wsscan"]["blimp-pvh"] for r in raw["runs"] if r.get("wsscan")]
+    share = stats([p["cpu_share"] * 100 for f in runs for p in f["periods"]])["median"]
+    per_gib_share = stats([p["cpu_share"] * 100 * wsscan_gib(p) for f in runs
+                           for p in f["periods"]])["median"]
+    return (f"A-bit scan per GiB resident per round: blimp {s['blimp']:.1f} ms, Linux "
+            f"clear_refs+smaps {s['linux']:.1f} ms (blimp/Linux {s['blimp'] / s['linux']:.2f}x); "
+            f"blimp's CPU share at vm.age_ms={runs[0]['round_ms']}: {share:.2f} % for "
+            f"{runs[0]['size_mib']} MiB resident, {per_gib_share:.1f} % per GiB")
+
+
+def wsscan_table(raw):
+    """bench/wsscan.py's figures: a row per guest, median (min-max) over every
+    measured period of every run. blimp: the aging hand's last full round
+    (`ws` event round_us over round_pages); Linux: `cat smaps` (its fork and
+    exec taken off) and `echo 1 > clear_refs` on pressmem, by the guest's
+    clock (init's `wss`). CPU share: the period's cost over a 1 s period
+    (blimp's default vm.age_ms, its measured round_ms)."""
+    runs = [r["wsscan"] for r in raw["runs"] if r.get("wsscan")]
+    if not runs:
+        return WSSCAN_TITLE, "", [], []
+    names = []
+    for r in runs:
+        names += [n for n in r if n not in names]
+    head = ["guest", "resident [MiB]", "pages scanned", "ms per period", "ms per GiB per period",
+            "of which clear / read [ms/GiB]", "CPU share at a 1 s period", "how"]
+    how = {"blimp-pvh": "aging hand (kernel/vm_age.c): read+clear each PTE's A bit, "
+                        "`ws` event round_us",
+           "linux": "echo 1 > clear_refs + cat smaps (Referenced:), 4 KiB pages "
+                    "(transparent_hugepage=never)",
+           "linux-thp": "the same, THP as Debian ships it (always): "
+                        "one PMD per 2 MiB where huge"}
+    rows = []
+    blimp = wsscan_summary(raw)["blimp"]
+    for n in names:
+        figs = [r[n] for r in runs if n in r]
+        periods = [p for f in figs for p in f["periods"]]
+        per_gib = stats([p["ms_per_gib"] for p in periods])
+        if n.startswith("linux"):
+            split = (f"{stats([p['clear_ms'] * wsscan_gib(p) for p in periods])['median']:.1f} / "
+                     f"{stats([p['smaps_ms'] * wsscan_gib(p) for p in periods])['median']:.1f}")
+            share = stats([p["ms"] / 1000 * 100 for p in periods])
+            note = how.get(n, "")
+            huge = max(f.get("anon_huge_kib", 0) for f in figs)
+            if huge:
+                note += f"; {huge >> 10} MiB in huge pages"
+        else:
+            split = "-"
+            share = stats([p["cpu_share"] * 100 for p in periods])
+            note = how.get(n, "") + f", round {figs[0]['round_ms']} ms"
+        if blimp and n != "blimp-pvh" and per_gib:
+            note += f"; blimp costs {blimp / per_gib['median']:.2f}x this"
+        rows.append([n, str(figs[0]["size_mib"]), f"{stats([p['pages'] for p in periods])['median']:.0f}",
+                     _cell(stats([p["ms"] for p in periods])), _cell(per_gib), split,
+                     _cell(share) + " %", note])
+    f0 = runs[0]["blimp-pvh"] if "blimp-pvh" in runs[0] else next(iter(runs[0].values()))
+    about = (f"a running workload holding {f0['size_mib']} MiB in a fresh {f0['ram_mib']} MiB guest "
+             f"(blimp: run w pattern=uniform write=30; Linux: pressmem, uniform, 30 % writes, "
+             f"stopped while scanned), each timed by the guest's own clock; median (min-max) of "
+             f"{len(runs)} run(s) x {f0['rounds']} periods. Per GiB = the period's cost x "
+             f"({1024 * MIB // PAGE} / pages scanned)")
+    return WSSCAN_TITLE, about, head, rows
+
+
+def wsscan_gib(period):
+    """The factor from a period's pages to one GiB of them."""
+    return 1024 * MIB // PAGE / period["pages"]
+
+
+def wsscan_line(ws):
+    """bench.py's line after a run: the headline figures of one run."""
+    parts = [f"{name} {f['ms_per_gib']:.1f} ms/GiB ({f['pages']:.0f} pages)" for name, f in ws.items()]
+    return "A-bit scan per GiB resident per period: " + ", ".join(parts)
+
+
 def run_line(run, size):
     parts = []
     for name, b in run["balloon"].items():
@@ -303,6 +404,8 @@ def run_line(run, size):
                      f"deflate {size / b['deflate']['s']:.0f} MiB/s")
     for name, rp in run["reporting"].items():
         parts.append(f"{name} reporting 80 % in {rp['s']:.1f} s")
+    if run.get("wsscan"):
+        parts.append(wsscan_line(run["wsscan"]))
     return "; ".join(parts)
 
 

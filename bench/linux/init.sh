@@ -19,6 +19,21 @@
 #                  background: the cmd event comes at once, with "pid";
 #                  the program's own lines follow on the console
 #       presswait  wait for it to end; the cmd event's rc is its exit status
+#       wss [PID]  one period of the classic working-set estimate on process
+#                  PID (default: the one `press` started), by the kernel's
+#                  own clock (bench/wsscan.py): read /proc/PID/smaps (its
+#                  Referenced: lines, the pages used since the last clear),
+#                  then `echo 1 > /proc/PID/clear_refs` (clear every Accessed
+#                  bit). The process is stopped (SIGSTOP) for the span, so
+#                  only the scan runs. One event before the cmd event:
+#         @ev {"ev":"wss","t_ms":T,"pid":P,"clock_ns":C,"smaps_ns":S,"exec_ns":E,
+#              "clear_ns":R,"rss_kib":K,"referenced_kib":F,"anon_huge_kib":H}
+#                  clock_ns: two clock reads back to back (the clock's own
+#                  cost); smaps_ns: `cat smaps` to a file, fork and exec
+#                  included; exec_ns: `cat statm` the same way (what of
+#                  smaps_ns is not the scan); clear_ns: the clear_refs write
+#                  (a builtin: no fork); the sums of smaps' Rss, Referenced
+#                  and AnonHugePages. rc 2: no such process; 1: a step failed.
 #       poweroff   power off at once (QEMU exits with status 0)
 #
 # Before "ready": mount proc, sysfs and devtmpfs; quieten the kernel so its
@@ -52,6 +67,41 @@ now_ms() {
 # event NAME [',"field":value...']  -- one event line; the extra fields are JSON.
 event() {
     echo "@ev {\"ev\":\"$1\",\"t_ms\":$(now_ms)$2}"
+}
+
+# The kernel's monotonic clock (ktime_get) in ns, into $clock_ns, without a
+# fork: the third line of /proc/timer_list is "now at NS nsecs". ($(...)
+# would fork a subshell: too slow to time a scan with.)
+read_clock() {
+    { read -r clock_line; read -r clock_line; read -r clock_line; } < /proc/timer_list
+    clock_ns=${clock_line#now at }
+    clock_ns=${clock_ns% nsecs}
+    case "$clock_ns" in
+    '' | *[!0-9]*) echo "init: no clock in /proc/timer_list: '$clock_line'" >&2; return 1 ;;
+    esac
+}
+
+# wss_scan PID: the `wss` command (see the top); returns its rc.
+wss_scan() {
+    wss_pid=${1:-$press_pid}
+    case "$wss_pid" in
+    '' | *[!0-9]*) echo "wss: no process given and none pressing"; return 2 ;;
+    esac
+    [ -r "/proc/$wss_pid/smaps" ] || { echo "wss: no process $wss_pid"; return 2; }
+    kill -STOP "$wss_pid" || return 1
+    wss_rc=1
+    if read_clock && t0=$clock_ns && read_clock && t1=$clock_ns \
+        && cat "/proc/$wss_pid/smaps" > /tmp/wss.smaps && read_clock && t2=$clock_ns \
+        && cat "/proc/$wss_pid/statm" > /tmp/wss.statm && read_clock && t3=$clock_ns \
+        && echo 1 > "/proc/$wss_pid/clear_refs" && read_clock && t4=$clock_ns; then
+        wss_rc=0
+    fi
+    kill -CONT "$wss_pid"
+    [ "$wss_rc" = 0 ] || { echo "wss: a step failed"; return 1; }
+    wss_sums=$(awk '$1 == "Rss:" { r += $2 } $1 == "Referenced:" { f += $2 }
+                    $1 == "AnonHugePages:" { h += $2 } END { print r + 0, f + 0, h + 0 }' /tmp/wss.smaps)
+    set -- $wss_sums
+    event wss ",\"pid\":$wss_pid,\"clock_ns\":$((t1 - t0)),\"smaps_ns\":$((t2 - t1)),\"exec_ns\":$((t3 - t2)),\"clear_ns\":$((t4 - t3)),\"rss_kib\":$1,\"referenced_kib\":$2,\"anon_huge_kib\":$3"
 }
 
 # A word typed by the host made safe inside a JSON string.
@@ -124,6 +174,10 @@ while read -r line; do
             press_rc=127    # nothing was started
         fi
         event cmd ",\"name\":\"presswait\",\"rc\":$press_rc"
+        ;;
+    wss)
+        wss_scan "$@"
+        event cmd ",\"name\":\"wss\",\"rc\":$?"
         ;;
     poweroff)
         poweroff -f

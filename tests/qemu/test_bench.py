@@ -95,6 +95,19 @@ def test_quick_bench_produces_every_figure(tmp_path, linux_guest):
     for title in titles:
         assert title in out.stdout
         assert title in (tmp_path / "table.md").read_text()
+    # The working-set scan (bench/wsscan.py): both guests scanned the pages
+    # their workload holds, every period after the fill, by their own clocks.
+    ws = run["wsscan"]
+    assert set(ws) == {"blimp-pvh", "linux"}, sorted(ws)
+    for name, f in ws.items():
+        assert len(f["periods"]) == f["rounds"], (name, f)
+        for p in f["periods"]:
+            assert p["pages"] >= f["size_mib"] * 256 * 0.95, (name, p)
+        assert f["ms_per_gib"] > 0, (name, f)
+    assert ws["linux"]["anon_huge_kib"] == 0, ws["linux"]      # 4 KiB pages, as blimp's
+    assert 0 < ws["blimp-pvh"]["cpu_share"] < 1 and ws["blimp-pvh"]["round_ms"] == 1000, ws["blimp-pvh"]
+    for text in ("working-set scan", "A-bit scan per GiB resident per round: blimp"):
+        assert text in out.stdout and text in (tmp_path / "table.md").read_text(), text
     # The first-touch fault: both guests timed by their own clocks.
     assert set(run["first_touch_ms"]) == {"blimp-pvh", "linux"}, run["first_touch_ms"]
     assert all(ms > 0 for ms in run["first_touch_ms"].values()), run["first_touch_ms"]
