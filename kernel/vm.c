@@ -653,7 +653,8 @@ void vm_avail(struct vm_avail *out)
 		const struct vm_area *a = &vm_areas[i];
 		if (!a->used)
 			continue;
-		uint64_t ws = vm_ws_known(a) ? a->ws : a->resident;
+		/* The estimate is a round old: reclaim may have taken some of it since. */
+		uint64_t ws = vm_ws_known(a) && a->ws < a->resident ? a->ws : a->resident;
 		out->resident += a->resident;
 		out->ws += ws;
 		outside += a->resident - ws;

@@ -146,9 +146,6 @@ void vm_avail(struct vm_avail *out);
  * (vm.ws_ms)? Before, every resident page of it may be in its working set. */
 bool vm_ws_known(const struct vm_area *a);
 
-/* vm.ws_margin: percent kept on top of a working set (vm_avail). */
-unsigned vm_ws_margin_pct(void);
-
 void vm_get_stats(struct vm_stats *st);
 
 /* The aging hand's settings and its last round's cost (kernel/vm_age.c). */

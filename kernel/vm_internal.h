@@ -40,5 +40,7 @@ static inline uint64_t page_va(const struct vm_area *a, uint64_t vpn)
  * for a page just faulted in. */
 void vm_age_start(void);
 uint16_t vm_age_tick(void);
+/* vm.ws_margin: percent kept on top of the working sets (vm_avail). */
+unsigned vm_ws_margin_pct(void);
 
 #endif

@@ -294,7 +294,7 @@ static void wl_event(const char *ev, const struct workload *w)
 		   (unsigned long)w->acc_per_s, (unsigned long)w->min_per_s,
 		   (unsigned long)w->maj_per_s,
 		   (unsigned long)((live(w) ? clock_ms() : w->end_ms) - w->start_ms), w->error,
-		   (unsigned long)w->hot_at, w->prio, w->fault_pm, (unsigned long)w->pff.allot,
+		   (unsigned long)w->hot_at, w->prio, w->fault_pm, (unsigned long)(w->area ? w->area->allot : 0),
 		   w->pff.thrashing ? "true" : "false");
 }
 
@@ -376,7 +376,7 @@ static void resume_check(void)
 	uint64_t own = vm_ws_known(r->area) ? r->area->ws : r->area->resident;
 	uint64_t room = av.avail + own;
 	bool alone = running_count() == 0;
-	if (!alone && (thrashing || room < r->need + r->need * vm_ws_margin_pct() / 100))
+	if (!alone && (thrashing || room < r->need)) /* (avail has the margin taken off already) */
 		return;
 	r->state = WL_RUNNING;
 	r->pff = (struct pff_state){ .best_rate = r->pff.best_rate };
@@ -406,8 +406,10 @@ static void pff_period(struct workload *w, uint64_t dt, uint64_t acc, uint64_t m
 	if (r.move != PFF_KEEP) {
 		struct vm_avail av;
 		vm_avail(&av);
-		if (pff_on && r.move == PFF_GROW && av.avail < w->pff.allot - r.allot_before) {
-			asked = w->pff.allot - r.allot_before;
+		/* The growth: from what it had (its first period has no allotment before). */
+		uint64_t had = r.allot_before > in.resident ? r.allot_before : in.resident;
+		if (pff_on && r.move == PFF_GROW && av.avail < w->pff.allot - had) {
+			asked = w->pff.allot - had;
 			got = pfa_ask_oom(&kernel_pfa, asked);
 		}
 		event_emit("pff", "\"name\":\"%s\",\"move\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,"

@@ -148,6 +148,7 @@ static void op_vm_counters(void *ctx, struct balloon_vm_counters *c)
 	struct vm_avail av;
 	vm_avail(&av);
 	c->avail_bytes = av.avail << PAGE_SHIFT;
+	c->has_avail = true;
 }
 
 static bool op_working_set(void *ctx, struct balloon_ws *w)

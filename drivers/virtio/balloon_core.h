@@ -71,7 +71,8 @@ struct balloon_vm_counters {
 	uint64_t swap_in_bytes, swap_out_bytes;
 	uint64_t major_faults, minor_faults;
 	uint64_t cache_bytes;       /* CACHES */
-	uint64_t avail_bytes;       /* AVAIL: what can go without hurting a working set */
+	uint64_t avail_bytes;       /* AVAIL: what can go without hurting a working set ... */
+	bool has_avail;             /* ... if set; else AVAIL is MEMFREE */
 };
 
 /* The guest's working sets, for the inflate's guard (pages). */

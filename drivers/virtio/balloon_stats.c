@@ -23,7 +23,7 @@ static void fill_stats(struct balloon *b)
 		c.major_faults, c.minor_faults,                /* MAJFLT, MINFLT */
 		free_b,                                        /* MEMFREE */
 		(s->managed - s->ballooned) << PAGE_SHIFT,     /* MEMTOT: what the guest has, balloon excluded */
-		c.avail_bytes ? c.avail_bytes : free_b,        /* AVAIL: what goes without hurting a working set */
+		c.has_avail ? c.avail_bytes : free_b,          /* AVAIL: what goes without hurting a working set */
 		c.cache_bytes,                                 /* CACHES: the page cache */
 		s->huge_allocs, s->huge_failures,              /* HTLB_PGALLOC, HTLB_PGFAIL */
 	};
