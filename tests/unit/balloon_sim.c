@@ -259,11 +259,21 @@ static void op_event(void *ctx, const char *name, const char *fields)
 		printf("  @ %s %s\n", name, fields ? fields : "");
 }
 
+/* Workloads whose every page is in their working set: what can go is free
+ * memory less a tenth of the sets, as kernel/vm.c's vm_avail says. */
+static bool op_working_set(void *ctx, struct balloon_ws *w)
+{
+	struct bsim *s = ctx;
+	uint64_t margin = s->ws_pages / 10, free = s->pfa.st.free;
+	*w = (struct balloon_ws){ .ws = s->ws_pages, .margin = margin, .avail = free > margin ? free - margin : 0 };
+	return s->ws_pages > 0;
+}
+
 static const struct balloon_ops sim_ops = {
 	.unmap = op_unmap, .map = op_map, .notify = op_notify, .config_write32 = op_config_write32,
 	.queue_work = op_queue_work, .timer_arm = op_timer_arm, .timer_cancel = op_timer_cancel,
 	.now_ns = op_now_ns, .relax = op_relax, .device_failed = NULL, .dma_alloc = op_dma_alloc,
-	.log = op_log, .event = op_event,
+	.log = op_log, .event = op_event, .working_set = op_working_set,
 };
 
 /* ---------------------------------------------------------------- set up */

@@ -72,6 +72,9 @@ struct bsim {
 	unsigned n_reserve;
 	unsigned fail_maps;    /* the next this many map/unmap calls fail (-ENOMEM) */
 	uint64_t host_pages;
+	/* The guest's working sets, for the guard (ops->working_set): pages the
+	 * workloads use, all of them allocated (none outside the sets); 0: none. */
+	uint64_t ws_pages;
 	struct balloon b;
 	int nq;                /* balloon_core_init's answer */
 	struct vq vq[BALLOON_NQ];

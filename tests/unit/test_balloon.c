@@ -197,6 +197,40 @@ static void oom_deflates_and_holds_back(void **state)
 	assert_int_equal(S.b.held, 1000);
 }
 
+/* The working-set guard: an inflate stops where free memory, less the
+ * margin over the working sets, meets the reserve floor; it tries again
+ * when they shrink, and a host's new target is followed at once. */
+static void the_guard_stops_inflate_at_the_working_set(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.p.ws_guard = true;
+	boot(&c);
+	S.ws_pages = 5000; /* margin 500 */
+	set_target(16384);
+	assert_true(S.b.stalled);
+	assert_int_equal(S.b.ws_stalls, 1);
+	/* (Within a few frames: unmapping may take page tables after the room
+	 * was counted.) */
+	assert_in_range(S.pfa.st.free, S.pfa.reserve_floor + 500 - 8, S.pfa.reserve_floor + 500);
+	uint32_t held = S.b.held;
+	uint64_t free = S.pfa.st.free;
+	assert_int_equal(S.actual, held);
+	/* The working sets shrink: the retry goes on to the reserve floor. */
+	S.ws_pages = 0;
+	bsim_fire_timer(&S, BALLOON_T_RETRY);
+	settle();
+	assert_int_equal(S.pfa.st.free, S.pfa.reserve_floor);
+	assert_int_equal(S.b.held, held + (free - S.pfa.reserve_floor));
+	/* Off, there is no guard at all. */
+	set_target(0);
+	S.b.p.ws_guard = false;
+	S.ws_pages = 5000;
+	set_target(16384);
+	assert_int_equal(S.pfa.st.free, S.pfa.reserve_floor);
+	assert_int_equal(S.b.ws_stalls, 1);
+}
+
 static void oom_with_a_silent_device_frees_nothing(void **state)
 {
 	(void)state;
@@ -674,6 +708,7 @@ int main(void)
 		cmocka_unit_test_teardown(deflate_splits_a_run, teardown),
 		cmocka_unit_test_teardown(a_slow_device_keeps_batches_in_flight, teardown),
 		cmocka_unit_test_teardown(oom_deflates_and_holds_back, teardown),
+		cmocka_unit_test_teardown(the_guard_stops_inflate_at_the_working_set, teardown),
 		cmocka_unit_test_teardown(oom_with_a_silent_device_frees_nothing, teardown),
 		cmocka_unit_test_teardown(reports_free_blocks, teardown),
 		cmocka_unit_test_teardown(answers_stats_requests, teardown),
