@@ -660,8 +660,8 @@ void vm_avail(struct vm_avail *out)
 		outside += a->resident - ws;
 	}
 	out->margin = out->ws * vm_ws_margin_pct() / 100;
-	uint64_t total = out->free + out->cache + outside;
-	out->avail = total > out->margin ? total - out->margin : 0;
+	uint64_t total = out->free + out->cache + outside, keep = out->margin + kernel_pfa.reserve_floor;
+	out->avail = total > keep ? total - keep : 0;
 }
 
 void vm_get_stats(struct vm_stats *out)

@@ -134,7 +134,8 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why);
  * pages: free memory, the clean page cache, and every region's resident
  * pages outside its working set (all of a region's pages until its
  * estimate has seen a whole window tau), less a margin of vm.ws_margin %
- * (default 10) of the working sets: the estimate is late by up to a round.
+ * (default 10) of the working sets (the estimate is late by up to a round)
+ * and less the reserve floor (the kernel's: the balloon never takes it).
  * The balloon's AVAIL statistic, and the working-set guard of its inflate.
  */
 struct vm_avail {

@@ -454,7 +454,8 @@ static uint32_t min_u32(uint32_t x, uint32_t y)
 /*
  * The working-set guard (p.ws_guard): pages the balloon may still take
  * before the guest's free memory, clean cache and pages outside its working
- * sets are used up (ops->working_set), down to the reserve floor. Past
+ * sets are used up (ops->working_set: its avail leaves the margin and the
+ * reserve floor). Past
  * that, an inflate would take pages the workloads are using: they would
  * fault them back from swap as fast as the balloon took them (thrashing).
  * UINT64_MAX when there is nothing to guard.
@@ -464,8 +465,7 @@ static uint64_t ws_room(struct balloon *b, struct balloon_ws *w)
 	*w = (struct balloon_ws){ 0 };
 	if (!b->p.ws_guard || !b->ops->working_set || !b->ops->working_set(b->ctx, w) || !w->ws)
 		return UINT64_MAX;
-	uint64_t floor = b->pfa->reserve_floor;
-	return w->avail > floor ? w->avail - floor : 0;
+	return w->avail;
 }
 
 /* Stopped by the guard: a stall like the reserve floor's, with the figures. */

@@ -78,7 +78,8 @@ struct balloon_vm_counters {
 /* The guest's working sets, for the inflate's guard (pages). */
 struct balloon_ws {
 	uint64_t ws, margin;        /* the estimate, and what is kept on top of it */
-	uint64_t avail;             /* free, cache and resident pages outside the working sets, less the margin */
+	uint64_t avail;             /* free, cache and resident pages outside the working sets, less the
+				     * margin and the reserve floor: what the balloon may still take */
 };
 
 /* Side effects, supplied by whoever runs the core. `ctx` is theirs. */

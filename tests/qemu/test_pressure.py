@@ -15,6 +15,7 @@ to 256 MiB of guest memory, less than the hot set plus the kernel:
 Each access checks its page's words, so "no corruption" is asserted too.
 """
 import statistics
+import time
 
 from test_paging import PAGE, MIB, assert_no_corruption, boot_paging, wait_workload
 
@@ -155,4 +156,49 @@ def test_load_control_suspends_one_workload_and_resumes_it(boot, tmp_path):
                   and e["acc_per_s"] > 0, 120, "lo to run again")
     vm.shell("stop lo")
     vm.shell("stop hi")
+    assert_no_corruption(vm)
+
+
+def test_a_host_that_reads_only_qmp_meets_the_guard_and_changes_its_mind(boot, tmp_path):
+    """A management host as libvirt is one: it sets the balloon and reads the
+    statistics over QMP and never reads the console (its socket fills). The
+    guard must hold without anyone reading, AVAIL must tell the host that
+    nothing more can go without hurting, and a new target mid-way — the
+    host changing its mind — is followed at once."""
+    swap = tmp_path / "swap.img"
+    with open(swap, "wb") as f:
+        f.truncate(768 * MIB)
+    vm = boot(mem="1G", devices=["virtio-blk-pci,drive=sw", "virtio-balloon-pci,id=bal0"],
+              extra_args=["-drive", f"if=none,id=sw,file={swap},format=raw"],
+              append="vm.swap=0 vm.ws_ms=3000", serial="socket")
+    vm.wait_event("ready", timeout=120)
+    start_hot_workload(vm)
+    path = "/machine/peripheral/bal0"
+    vm.qmp.execute("qom-set", path=path, property="guest-stats-polling-interval", value=1)
+    vm.pause_reading()
+    vm.qmp.execute("balloon", value=256 * MIB)
+
+    def actual():
+        return vm.qmp.execute("query-balloon")["actual"]
+
+    # Wait, by QMP only, until the balloon stops moving.
+    last, still_since, deadline = actual(), time.monotonic(), time.monotonic() + 300
+    while time.monotonic() - still_since < 5:
+        assert time.monotonic() < deadline, f"the balloon never settled: actual {last}"
+        time.sleep(0.5)
+        now = actual()
+        if now != last:
+            last, still_since = now, time.monotonic()
+    assert last >= (HOT * PAGE) * 1.05, f"the guest was left {last >> 20} MiB, its hot set is 200 MiB"
+    assert last <= 600 * MIB, f"the balloon took little: the guest still has {last >> 20} MiB"
+    stats = vm.qmp.execute("qom-get", path=path, property="guest-stats")["stats"]
+    # AVAIL: near nothing can go now (less than the margin and the floor).
+    assert stats["stat-available-memory"] <= 0.2 * HOT * PAGE, stats
+    # The host changes its mind: less than it asked, then more back.
+    vm.qmp.execute("balloon", value=800 * MIB)
+    vm.wait_actual(800 * MIB, timeout=120, why="a target above the stall, console unread")
+    vm.resume_reading()
+    vm.wait_event("balloon_stalled", timeout=60, where=lambda e: e["reason"] == "working set")
+    assert not vm.events_named("thrashing")
+    vm.shell("stop w")
     assert_no_corruption(vm)

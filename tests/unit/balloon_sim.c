@@ -260,12 +260,13 @@ static void op_event(void *ctx, const char *name, const char *fields)
 }
 
 /* Workloads whose every page is in their working set: what can go is free
- * memory less a tenth of the sets, as kernel/vm.c's vm_avail says. */
+ * memory less a tenth of the sets and the reserve floor, as kernel/vm.c's
+ * vm_avail says. */
 static bool op_working_set(void *ctx, struct balloon_ws *w)
 {
 	struct bsim *s = ctx;
-	uint64_t margin = s->ws_pages / 10, free = s->pfa.st.free;
-	*w = (struct balloon_ws){ .ws = s->ws_pages, .margin = margin, .avail = free > margin ? free - margin : 0 };
+	uint64_t keep = s->ws_pages / 10 + s->pfa.reserve_floor, free = s->pfa.st.free;
+	*w = (struct balloon_ws){ .ws = s->ws_pages, .margin = s->ws_pages / 10, .avail = free > keep ? free - keep : 0 };
 	return s->ws_pages > 0;
 }
 
