@@ -811,14 +811,21 @@ static int cmd_ws(int argc, char **argv)
 	       "(the aging hand's round: %lu ms, the last took %lu us for %lu pages)\n",
 	       (unsigned long)p.tau_ms, (unsigned long)p.idle_ms, (unsigned long)p.round_ms,
 	       (unsigned long)(p.round_ns / 1000), (unsigned long)p.round_pages);
-	printf("%-15s %6s %9s %9s %9s %9s %9s\n", "NAME", "REGION", "PAGES", "RESIDENT", "WS", "IDLE", "MAJ/S");
+	struct vm_avail av;
+	vm_avail(&av);
+	printf("what can go without hurting a working set: %lu pages (free %lu, cache %lu, resident %lu, "
+	       "working sets %lu, margin %lu)\n", (unsigned long)av.avail, (unsigned long)av.free,
+	       (unsigned long)av.cache, (unsigned long)av.resident, (unsigned long)av.ws, (unsigned long)av.margin);
+	printf("%-15s %-9s %6s %9s %9s %9s %9s %9s %7s %9s\n", "NAME", "STATE", "REGION", "PAGES", "RESIDENT", "WS",
+	       "IDLE", "ALLOT", "FLT/1K", "MAJ/S");
 	for (unsigned i = 0; i < WORKLOADS; i++) {
 		const struct workload *w = &wls[i];
 		if (!live(w))
 			continue;
-		printf("%-15s %6u %9lu %9lu %9lu %9lu %9lu\n", w->name, w->area->id, (unsigned long)w->npages,
-		       (unsigned long)w->area->resident, (unsigned long)w->area->ws, (unsigned long)w->area->idle,
-		       (unsigned long)w->maj_per_s);
+		printf("%-15s %-9s %6u %9lu %9lu %9lu %9lu %9lu %7u %9lu%s\n", w->name, state_names[w->state],
+		       w->area->id, (unsigned long)w->npages, (unsigned long)w->area->resident,
+		       (unsigned long)w->area->ws, (unsigned long)w->area->idle, (unsigned long)w->area->allot,
+		       w->fault_pm, (unsigned long)w->maj_per_s, w->pff.thrashing ? "  thrashing" : "");
 	}
 	vm_ws_emit();
 	return 0;
