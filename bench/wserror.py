@@ -1,0 +1,118 @@
+"""wserror: how far blimp's working-set estimate is from the truth, and how
+late it follows a change (issue 15).
+
+The truth is known because the bench sets it: a workload
+`run w size=SIZE pattern=hotcold hot=H hotpct=100 write=30 seed=1` writes
+every page once (its fill) and then touches only its hot set, so its
+working set is H (H / 4096 pages). The estimate is the `ws` field of the
+workload's once-a-second `workload` event (the aging hand's pages used in
+the last tau, kernel/vm_age.c); tau is vm.ws_ms=3000, as in the tests, and
+a round is vm.age_ms (the `ws` event's round_ms, 1000 by default).
+
+For each hot size, in a fresh guest, three situations like
+tools/scenarios/working-set.scn:
+  - steady: from the fill's end + tau + 2 rounds, |ws - H| / H over the
+    next `steady_s` seconds of events, mean and max;
+  - move (`set w hotat=H`: the hot set becomes [H, 2H), disjoint): the
+    old set stays in the window for tau, so the estimate overshoots to ~2H
+    and comes back once the old pages age out;
+  - growth (`set w hot=2H`, at the same start; it wraps past the end):
+    truth 2H, the new pages are counted once the hand has seen them.
+For a change: lag = from the `workload_set` event to the first `workload`
+event from which every later one in the window (tau + round + WINDOW_MARGIN_S)
+is within 10 % of the new truth (None: not settled in the window); peak =
+the largest |ws - truth| / truth in the window. The bound to compare with:
+error 0, lag tau + round for a move (the old pages leave the window at the
+first visit tau after their last use), a round for a growth (the new ones
+join at their next visit); publishing at the round's end and the events'
+1 s spacing add up to a round more.
+
+    run_wserror(guest, ram_mib, size_mib, hots_mib, steady_s) -> dict
+"""
+from statistics import mean
+
+from blimp.units import MIB, PAGE
+from squeeze import _wait_workload
+
+# (guest MiB, workload MiB, hot sets in MiB, steady seconds)
+FULL = (1024, 512, (64, 256), 10)
+QUICK = (512, 128, (32,), 5)
+TAU_MS = 3000
+WORKLOAD = "w"
+SETTLED = 0.10               # "within 10 % of the truth"
+WINDOW_MARGIN_S = 5          # a change's window: tau + round + this
+
+
+def run_wserror(guest, ram_mib, size_mib, hots_mib, steady_s):
+    """blimp's estimate against the hot set it was given: {"tau_ms",
+    "round_ms", "cases": [{"hot_mib", "steady", "move", "growth"}], ...},
+    a fresh guest per hot size."""
+    cases = []
+    for hot_mib in hots_mib:
+        if 2 * hot_mib > size_mib:
+            raise ValueError(f"hot set {hot_mib} MiB: the move needs 2 x hot <= {size_mib} MiB")
+        with guest.vm(ram_mib, reporting=False, append=f"vm.ws_ms={TAU_MS}") as vm:
+            cases.append(_case(vm, size_mib, hot_mib, steady_s))
+    return {"ram_mib": ram_mib, "size_mib": size_mib, "steady_s": steady_s,
+            "tau_ms": cases[0]["tau_ms"], "round_ms": cases[0]["round_ms"], "cases": cases}
+
+
+def _events(vm, since_ms, until_ms):
+    return [e for e in vm.events_named("workload")
+            if e["name"] == WORKLOAD and since_ms < e["t_ms"] <= until_ms]
+
+
+def _error(e, truth):
+    return abs(e["ws"] - truth) / truth
+
+
+def _case(vm, size_mib, hot_mib, steady_s):
+    vm.wait_event("ready", timeout=600)
+    hot = hot_mib * MIB // PAGE
+    vm.shell(f"run {WORKLOAD} size={size_mib}M pattern=hotcold hot={hot_mib}M hotpct=100 "
+             f"write=30 seed=1")
+    filled = _wait_workload(vm, WORKLOAD, lambda e: e["accesses"] > 0, 600,
+                            "the end of the fill (accesses > 0)")
+    ws = vm.shell_event("ws")
+    tau, round_ms = ws["tau_ms"], ws["round_ms"]
+    if tau != TAU_MS:
+        vm.fail(f"vm.ws_ms={TAU_MS} was asked, the `ws` event says tau_ms {tau}")
+    start = filled["t_ms"] + tau + 2 * round_ms
+    end = start + steady_s * 1000
+    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= end, steady_s + 120,
+                   f"{steady_s} s of steady state")
+    steady = [e for e in _events(vm, start - 1, end) if e["t_ms"] < end]
+    errors = [_error(e, hot) for e in steady]
+    res = {"hot_mib": hot_mib, "hot_pages": hot, "tau_ms": tau, "round_ms": round_ms,
+           "steady": {"seconds": steady_s, "events": len(errors),
+                      "mean_pct": 100 * mean(errors), "max_pct": 100 * max(errors),
+                      "ws": [e["ws"] for e in steady]}}
+    window_ms = tau + round_ms + WINDOW_MARGIN_S * 1000
+    res["move"] = _change(vm, f"hotat={hot_mib}M", hot, window_ms)
+    res["move"]["bound_s"] = (tau + round_ms) / 1000
+    res["growth"] = _change(vm, f"hot={2 * hot_mib}M", 2 * hot, window_ms)
+    res["growth"]["bound_s"] = round_ms / 1000
+    vm.shell(f"stop {WORKLOAD}", timeout=120)
+    return res
+
+
+def _change(vm, what, truth, window_ms):
+    """`set w WHAT`, then window_ms of events: the lag until the estimate is
+    within SETTLED of `truth` for good, and the peak error on the way."""
+    vm.shell(f"set {WORKLOAD} {what}")       # its workload_set event comes before the cmd's
+    at = [e for e in vm.events_named("workload_set") if e["name"] == WORKLOAD][-1]
+    if at["hot"] != truth:
+        vm.fail(f"set {what}: the workload's hot set is {at['hot']} pages, the bench meant {truth}")
+    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= at["t_ms"] + window_ms,
+                   window_ms // 1000 + 120, f"{window_ms} ms after `set {what}`")
+    evs = _events(vm, at["t_ms"], at["t_ms"] + window_ms)
+    settled = None
+    for e in reversed(evs):
+        if _error(e, truth) > SETTLED:
+            break
+        settled = e
+    peak = max(evs, key=lambda e: _error(e, truth))
+    return {"set": what, "truth_pages": truth, "window_s": window_ms / 1000,
+            "lag_s": (settled["t_ms"] - at["t_ms"]) / 1000 if settled else None,
+            "peak_pct": 100 * _error(peak, truth), "peak_ws": peak["ws"],
+            "ws": [[e["t_ms"] - at["t_ms"], e["ws"]] for e in evs]}
