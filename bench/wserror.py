@@ -27,16 +27,31 @@ first visit tau after their last use), a round for a growth (the new ones
 join at their next visit); publishing at the round's end and the events'
 1 s spacing add up to a round more.
 
+Linux beside it, steady state only (the classic estimate, the one
+bench/wsscan.py times): pressmem holding the same size with the same hot set,
+`pressmem SIZE H 100 30 SECONDS 1` (every access after its fill to pages
+0..H-1, 30 % writes), in a guest with transparent_hugepage=never. Init's
+`wss` reads smaps' Referenced (pages whose Accessed bit was set since the
+last clear) and then clears them all (clear_refs); once after the fill to
+start clean, then every tau (host sleep; the window is the guest's own
+clock, the `wss` events' t_ms apart), `windows` times: |Referenced - H| / H.
+Referenced counts every page of the process, so pressmem's own text, stack
+and version array are in it too (tens of pages).
+
     run_wserror(guest, ram_mib, size_mib, hots_mib, steady_s) -> dict
+    run_wserror_linux(guest, ram_mib, size_mib, hots_mib, windows) -> dict
 """
+import time
 from statistics import mean
 
 from blimp.units import MIB, PAGE
 from squeeze import _wait_workload
+from wsscan import LINUX_NO_THP, PRESS_SECONDS
 
 # (guest MiB, workload MiB, hot sets in MiB, steady seconds)
 FULL = (1024, 512, (64, 256), 10)
 QUICK = (512, 128, (32,), 5)
+LINUX_WINDOWS = {"full": 5, "quick": 2}   # Linux: steady windows of tau each
 TAU_MS = 3000
 WORKLOAD = "w"
 SETTLED = 0.10               # "within 10 % of the truth"
@@ -116,3 +131,35 @@ def _change(vm, what, truth, window_ms):
             "lag_s": (settled["t_ms"] - at["t_ms"]) / 1000 if settled else None,
             "peak_pct": 100 * _error(peak, truth), "peak_ws": peak["ws"],
             "ws": [[e["t_ms"] - at["t_ms"], e["ws"]] for e in evs]}
+
+
+def run_wserror_linux(guest, ram_mib, size_mib, hots_mib, windows):
+    """Linux's clear_refs + smaps Referenced estimate against pressmem's hot
+    set, steady state: {"tau_ms", "cases": [{"hot_mib", "steady"}]}, a fresh
+    guest per hot size."""
+    cases = []
+    for hot_mib in hots_mib:
+        with guest.vm(ram_mib, reporting=False, append=LINUX_NO_THP) as vm:
+            cases.append(_linux_case(vm, size_mib, hot_mib, windows))
+    return {"ram_mib": ram_mib, "size_mib": size_mib, "tau_ms": TAU_MS, "windows": windows,
+            "cases": cases}
+
+
+def _linux_case(vm, size_mib, hot_mib, windows):
+    vm.wait_event("ready", timeout=600)
+    hot = hot_mib * MIB // PAGE
+    ev, _ = vm.shell(f"press {size_mib} {hot_mib} 100 30 {PRESS_SECONDS} 1")
+    pid = ev["pid"]
+    vm.wait_line("pressmem: touched", timeout=600)
+    prev = vm.shell_event(f"wss {pid}", timeout=120)     # the fill's Referenced: cleared
+    samples = []
+    for _ in range(windows):
+        time.sleep(TAU_MS / 1000)
+        e = vm.shell_event(f"wss {pid}", timeout=120)
+        samples.append({"referenced_pages": e["referenced_kib"] * 1024 // PAGE,
+                        "window_ms": e["t_ms"] - prev["t_ms"], "anon_huge_kib": e["anon_huge_kib"]})
+        prev = e
+    errors = [abs(s["referenced_pages"] - hot) / hot for s in samples]
+    return {"hot_mib": hot_mib, "hot_pages": hot,
+            "steady": {"windows": windows, "events": len(errors), "mean_pct": 100 * mean(errors),
+                       "max_pct": 100 * max(errors), "samples": samples}}

@@ -109,10 +109,16 @@ def test_quick_bench_produces_every_figure(tmp_path, linux_guest):
     for text in ("working-set scan", "A-bit scan per GiB resident per round: blimp"):
         assert text in out.stdout and text in (tmp_path / "table.md").read_text(), text
     # The working-set estimate (bench/wserror.py): every hot size measured,
-    # steady and after each change, every figure a number (a lag may be
+    # blimp steady and after each change, Linux steady, every figure a number (a lag may be
     # None: not within 10 % in the window; no timing is asserted).
-    wse = run["wserror"]
+    assert set(run["wserror"]) == {"blimp-pvh", "linux"}, sorted(run["wserror"])
+    wse = run["wserror"]["blimp-pvh"]
     assert wse["tau_ms"] == 3000 and wse["round_ms"] > 0 and wse["cases"], wse
+    lin = run["wserror"]["linux"]
+    assert [c["hot_mib"] for c in lin["cases"]] == [c["hot_mib"] for c in wse["cases"]], lin
+    for c in lin["cases"]:
+        assert c["steady"]["events"] == lin["windows"], c
+        assert isinstance(c["steady"]["mean_pct"], float) and c["steady"]["max_pct"] >= 0, c
     for c in wse["cases"]:
         assert c["steady"]["events"] >= c["steady"]["seconds"] - 1, c["steady"]
         for key in ("mean_pct", "max_pct"):
