@@ -473,9 +473,10 @@ def wserror_table(raw):
              f"{w0['round_ms']} ms; the estimate is `ws` of the once-a-second `workload` event, the "
              f"truth H/4096 pages (2H after the growth). Lag: from `set` to the first event after "
              f"which every one in {w0['cases'][0]['move']['window_s']:.0f} s is within 10 % of the "
-             f"new truth. Bound: the truth itself, late by tau + a round (a round for a growth); "
-             f"publishing at the round's end, a page's use dated by the visit that saw it and the "
-             f"events' 1 s spacing add up to about a round more. Linux: pressmem SIZE H 100 30 "
+             f"new truth. Bound: the truth itself, late by tau + a round (a round for a growth). "
+             f"blimp adds up to two rounds: a use is dated by the visit that saw it (up to a round "
+             f"late), a page counts while that date is <= tau old (kernel/vm_age.c), the counts are "
+             f"published at the round's end; the events come once a second. Linux: pressmem SIZE H 100 30 "
              f"(the same hot set), transparent_hugepage=never, Referenced pages of smaps read every "
              f"tau and cleared (clear_refs). Median (min-max) of {len(runs)} run(s)")
     return WSERROR_TITLE, about, head, rows

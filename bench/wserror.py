@@ -24,8 +24,10 @@ is within 10 % of the new truth (None: not settled in the window); peak =
 the largest |ws - truth| / truth in the window. The bound to compare with:
 error 0, lag tau + round for a move (the old pages leave the window at the
 first visit tau after their last use), a round for a growth (the new ones
-join at their next visit); publishing at the round's end and the events'
-1 s spacing add up to a round more.
+join at their next visit). blimp may take up to two rounds more: a use is
+dated by the visit that saw it, a page counts while that date is <= tau old
+(kernel/vm_age.c), and the counts are published at the round's end; the
+events come once a second.
 
 Linux beside it, steady state only (the classic estimate, the one
 bench/wsscan.py times): pressmem holding the same size with the same hot set,
