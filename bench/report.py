@@ -11,7 +11,10 @@ device ceiling (the host's O_DIRECT throughput, bench/swap_ceiling.c, with
 blimp's own swap-out and swap-in beside it, bench/swapio.py). Then the cost
 of a first-touch fault, blimp and Linux, each by its own clock, and the
 cost of working-set scanning (bench/wsscan.py): blimp's aging hand against
-Linux's clear_refs + smaps, per GiB resident per period.
+Linux's clear_refs + smaps, per GiB resident per period. Last, the
+working-set estimate's error (bench/wserror.py): blimp's `ws` against the
+hot set the bench set, steady and after a move and a growth, beside the
+bound (the truth itself, late by tau + a round).
 """
 import statistics
 
@@ -166,6 +169,10 @@ def _tables(raw, fmt):
     headline = wsscan_headline(raw)
     if headline:
         lines += ["", headline]
+    title, about, head, rows = wserror_table(raw)
+    if rows:
+        lines += ["", f"{title}: {about}", ""] + fmt(head, rows)
+        lines += ["", wserror_headline(raw)]
     return lines
 
 
@@ -391,6 +398,130 @@ def wsscan_gib(period):
     return 1024 * MIB // PAGE / period["pages"]
 
 
+# ------------------------------------------------------------------ working-set estimate
+WSERROR_TITLE = "working-set estimate: blimp's `ws` against the hot set the bench set"
+
+
+def _wserror_runs(raw, name="blimp-pvh"):
+    """One guest's bench/wserror.py figures of every run that has them."""
+    return [r["wserror"][name] for r in raw["runs"] if name in (r.get("wserror") or {})]
+
+
+def _wserror_cases(raw, name="blimp-pvh"):
+    """{hot MiB: [that case of every run]}, in the order measured."""
+    cases = {}
+    for w in _wserror_runs(raw, name):
+        for c in w["cases"]:
+            cases.setdefault(c["hot_mib"], []).append(c)
+    return cases
+
+
+def _pct(s):
+    return _cell(s, 1) if s else "-"
+
+
+def _lag(changes, window):
+    lags = stats([c["lag_s"] for c in changes])
+    unsettled = sum(c["lag_s"] is None for c in changes)
+    if lags is None:
+        return f"not within 10 % in {window:.0f} s"
+    return _cell(lags, 1) + (f" ({unsettled} run(s) not within 10 % in {window:.0f} s)" if unsettled else "")
+
+
+def wserror_table(raw):
+    """bench/wserror.py's figures: per hot size a row for the steady state
+    (mean and max |ws - H| / H over its seconds) and one per change (the
+    move, the growth: lag to within 10 % for good, peak error on the way),
+    median (min-max) over the runs, beside the bound: error 0, late by tau
+    + a round after a move, by a round after a growth."""
+    runs = _wserror_runs(raw)
+    if not runs:
+        return WSERROR_TITLE, "", [], []
+    w0 = runs[0]
+    linux = _wserror_cases(raw, "linux")
+    tau, rnd = w0["tau_ms"] / 1000, w0["round_ms"] / 1000
+    head = ["situation", "truth [pages]", "error mean [%]", "error max [%]",
+            "lag to within 10 % [s]", "peak error [%]", "bound: error, lag [s]", "note"]
+    rows = []
+    for hot_mib, cases in _wserror_cases(raw).items():
+        c0 = cases[0]
+        rows.append([f"blimp steady, {hot_mib} MiB hot of {w0['size_mib']}", str(c0["hot_pages"]),
+                     _pct(stats([c["steady"]["mean_pct"] for c in cases])),
+                     _pct(stats([c["steady"]["max_pct"] for c in cases])), "-", "-", "0 %, -",
+                     f"{c0['steady']['seconds']} s of events from the fill's end + tau + 2 rounds"])
+        if hot_mib in linux:
+            lc = linux[hot_mib]
+            rows.append([f"Linux steady, {hot_mib} MiB hot of {w0['size_mib']}", str(lc[0]["hot_pages"]),
+                         _pct(stats([c["steady"]["mean_pct"] for c in lc])),
+                         _pct(stats([c["steady"]["max_pct"] for c in lc])), "-", "-", "0 %, -",
+                         f"pressmem; smaps Referenced after a window of tau, then clear_refs; "
+                         f"{lc[0]['steady']['windows']} windows (the process's own pages are in it)"])
+        for key, label, bound, note in (
+                ("move", f"blimp move: set w hotat={hot_mib}M", f"0 %, tau + round = {tau + rnd:.1f}",
+                 "the old hot set stays in the window for tau: the estimate overshoots to ~2H "
+                 "(peak ws {peak} pages), then falls back"),
+                ("growth", f"blimp growth: set w hot={2 * hot_mib}M", f"0 %, round = {rnd:.1f}",
+                 "the new pages join at their next visit: the estimate is short until then "
+                 "(peak error at ws {peak} pages)")):
+            ch = [c[key] for c in cases]
+            peak = stats([x["peak_ws"] for x in ch])["median"]
+            rows.append([label, str(ch[0]["truth_pages"]), "-", "-", _lag(ch, ch[0]["window_s"]),
+                         _pct(stats([x["peak_pct"] for x in ch])), bound,
+                         note.format(peak=f"{peak:.0f}")])
+    about = (f"`run w size={w0['size_mib']}M pattern=hotcold hot=H hotpct=100 write=30` in a fresh "
+             f"{w0['ram_mib']} MiB guest per hot size H, vm.ws_ms={w0['tau_ms']} (tau), round "
+             f"{w0['round_ms']} ms; the estimate is `ws` of the once-a-second `workload` event, the "
+             f"truth H/4096 pages (2H after the growth). Lag: from `set` to the first event after "
+             f"which every one in {w0['cases'][0]['move']['window_s']:.0f} s is within 10 % of the "
+             f"new truth. Bound: the truth itself, late by tau + a round (a round for a growth). "
+             f"blimp adds up to two rounds: a use is dated by the visit that saw it (up to a round "
+             f"late), a page counts while that date is <= tau old (kernel/vm_age.c), the counts are "
+             f"published at the round's end; the events come once a second. Linux: pressmem SIZE H 100 30 "
+             f"(the same hot set), transparent_hugepage=never, Referenced pages of smaps read every "
+             f"tau and cleared (clear_refs). Median (min-max) of {len(runs)} run(s)")
+    return WSERROR_TITLE, about, head, rows
+
+
+def wserror_summary(raw):
+    """The headline figures over every case of every run: steady mean and
+    max error (%), median lag after a move and after a growth (s)."""
+    cases = [c for cs in _wserror_cases(raw).values() for c in cs]
+    if not cases:
+        return None
+    linux = [c for cs in _wserror_cases(raw, "linux").values() for c in cs]
+    lag = lambda key: stats([c[key]["lag_s"] for c in cases])  # noqa: E731
+    return {"steady_mean_pct": stats([c["steady"]["mean_pct"] for c in cases])["median"],
+            "steady_max_pct": max(c["steady"]["max_pct"] for c in cases),
+            "move_lag_s": (lag("move") or {}).get("median"),
+            "growth_lag_s": (lag("growth") or {}).get("median"),
+            "move_peak_pct": stats([c["move"]["peak_pct"] for c in cases])["median"],
+            "tau_s": cases[0]["tau_ms"] / 1000, "round_s": cases[0]["round_ms"] / 1000,
+            "linux_mean_pct": stats([c["steady"]["mean_pct"] for c in linux])["median"] if linux else None}
+
+
+def wserror_headline(raw):
+    s = wserror_summary(raw)
+    fmt = lambda v: "not within 10 % (median)" if v is None else f"{v:.1f} s"  # noqa: E731
+    return (f"working-set estimate vs the truth: steady error {s['steady_mean_pct']:.1f} % mean, "
+            f"{s['steady_max_pct']:.1f} % max; lag after a move {fmt(s['move_lag_s'])} (bound tau "
+            f"+ round = {s['tau_s'] + s['round_s']:.1f} s, peak error {s['move_peak_pct']:.0f} %), "
+            f"after a growth {fmt(s['growth_lag_s'])} (bound a round = {s['round_s']:.1f} s)"
+            + (f"; Linux clear_refs+smaps steady error {s['linux_mean_pct']:.1f} % mean"
+               if s["linux_mean_pct"] is not None else ""))
+
+
+def wserror_line(wse):
+    """bench.py's line after a run: each hot size's steady error and lags
+    (blimp), steady error (Linux)."""
+    lag = lambda v: "not within 10 %" if v is None else f"{v:.1f} s"  # noqa: E731
+    parts = [f"{c['hot_mib']} MiB steady {c['steady']['mean_pct']:.1f} % (max "
+             f"{c['steady']['max_pct']:.1f} %), move lag {lag(c['move']['lag_s'])}, growth lag "
+             f"{lag(c['growth']['lag_s'])}" for c in wse["blimp-pvh"]["cases"]]
+    parts += [f"Linux {c['hot_mib']} MiB steady {c['steady']['mean_pct']:.1f} %"
+              for c in wse.get("linux", {}).get("cases", [])]
+    return "working-set estimate: " + ", ".join(parts)
+
+
 def wsscan_line(ws):
     """bench.py's line after a run: the headline figures of one run."""
     parts = [f"{name} {f['ms_per_gib']:.1f} ms/GiB ({f['pages']:.0f} pages)" for name, f in ws.items()]
@@ -406,6 +537,8 @@ def run_line(run, size):
         parts.append(f"{name} reporting 80 % in {rp['s']:.1f} s")
     if run.get("wsscan"):
         parts.append(wsscan_line(run["wsscan"]))
+    if run.get("wserror"):
+        parts.append(wserror_line(run["wserror"]))
     return "; ".join(parts)
 
 

@@ -108,6 +108,28 @@ def test_quick_bench_produces_every_figure(tmp_path, linux_guest):
     assert 0 < ws["blimp-pvh"]["cpu_share"] < 1 and ws["blimp-pvh"]["round_ms"] == 1000, ws["blimp-pvh"]
     for text in ("working-set scan", "A-bit scan per GiB resident per round: blimp"):
         assert text in out.stdout and text in (tmp_path / "table.md").read_text(), text
+    # The working-set estimate (bench/wserror.py): every hot size measured,
+    # blimp steady and after each change, Linux steady, every figure a number (a lag may be
+    # None: not within 10 % in the window; no timing is asserted).
+    assert set(run["wserror"]) == {"blimp-pvh", "linux"}, sorted(run["wserror"])
+    wse = run["wserror"]["blimp-pvh"]
+    assert wse["tau_ms"] == 3000 and wse["round_ms"] > 0 and wse["cases"], wse
+    lin = run["wserror"]["linux"]
+    assert [c["hot_mib"] for c in lin["cases"]] == [c["hot_mib"] for c in wse["cases"]], lin
+    for c in lin["cases"]:
+        assert c["steady"]["events"] == lin["windows"], c
+        assert isinstance(c["steady"]["mean_pct"], float) and c["steady"]["max_pct"] >= 0, c
+    for c in wse["cases"]:
+        assert c["steady"]["events"] >= c["steady"]["seconds"] - 1, c["steady"]
+        for key in ("mean_pct", "max_pct"):
+            assert isinstance(c["steady"][key], float) and c["steady"][key] >= 0, c["steady"]
+        for key in ("move", "growth"):
+            ch = c[key]
+            assert ch["lag_s"] is None or isinstance(ch["lag_s"], float), ch
+            assert isinstance(ch["peak_pct"], float) and ch["bound_s"] > 0 and ch["ws"], ch
+    for text in ("working-set estimate: blimp's `ws` against the hot set",
+                 "working-set estimate vs the truth: steady error"):
+        assert text in out.stdout and text in (tmp_path / "table.md").read_text(), text
     # The first-touch fault: both guests timed by their own clocks.
     assert set(run["first_touch_ms"]) == {"blimp-pvh", "linux"}, run["first_touch_ms"]
     assert all(ms > 0 for ms in run["first_touch_ms"].values()), run["first_touch_ms"]
