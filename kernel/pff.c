@@ -24,8 +24,8 @@ struct pff_result pff_update(struct pff_state *s, const struct pff_params *p, co
 	if (r.fault_pm > p->high_pm) {
 		uint64_t base = s->allot > in->resident ? s->allot : in->resident;
 		uint64_t step = base / 8 > p->min_step ? base / 8 : p->min_step;
-		s->allot = base + step;
-		r.move = PFF_GROW;
+		s->allot = base + step < in->size ? base + step : in->size;
+		r.move = s->allot > r.allot_before ? PFF_GROW : PFF_KEEP;
 	} else if (r.fault_pm < p->low_pm && in->ws && in->ws + p->min_step <= s->allot) {
 		/* (Not for a few pages: the estimate moves a little every round.) */
 		s->allot = in->ws;

@@ -53,6 +53,7 @@ struct pff_sample {
 	uint64_t accesses, majflt;  /* during the period */
 	uint64_t ms;                /* its length */
 	uint64_t resident, ws;      /* pages now; its working-set estimate (0: none yet) */
+	uint64_t size;              /* pages it has at all: an allotment never exceeds it */
 };
 
 struct pff_state {

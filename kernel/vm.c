@@ -576,8 +576,13 @@ uint64_t vm_reclaim(uint64_t want, enum vm_reclaim_why why)
 	static bool reclaiming;
 	if (!ready || want == 0 || reclaiming)
 		return 0;
-	if (why == VM_RECLAIM_BALLOON && want > BALLOON_CHUNK)
-		want = BALLOON_CHUNK;
+	/* A chunk beyond what brings free memory back to the reserve floor:
+	 * faulting workloads keep it between the watermarks, below the floor,
+	 * and a chunk that only refilled that would never let the balloon on
+	 * (it stalled for minutes under a fault storm). */
+	uint64_t deficit = kernel_pfa.reserve_floor > kernel_pfa.st.free ? kernel_pfa.reserve_floor - kernel_pfa.st.free : 0;
+	if (why == VM_RECLAIM_BALLOON && want > BALLOON_CHUNK + deficit)
+		want = BALLOON_CHUNK + deficit;
 	uint64_t t0 = clock_ns();
 	uint64_t class0[4];
 	memcpy(class0, vm_ring.st.by_class, sizeof(class0));

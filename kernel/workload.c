@@ -78,6 +78,7 @@ struct workload {
 	/* Load control: suspended for another's thrashing, until `need`
 	 * pages can be had (its working set when it stopped). */
 	uint64_t suspended_ms, need;
+	unsigned grace;            /* periods after a resume that are its refill, not thrashing */
 };
 
 static struct workload wls[WORKLOADS];
@@ -351,8 +352,12 @@ static const char *load_control(struct workload *t, char *what, size_t len)
 
 /* A suspended workload runs again when its working set can be had without
  * taking anyone else's (vm_avail, its own resident pages counted as its),
- * and nobody is thrashing; or when it is the only one left. The highest
- * priority first, one at a time. */
+ * and every workload running has what it needs (faults below vm.pff_high:
+ * the estimates only see resident pages, not the demand of one that is
+ * faulting), after RESUME_MIN_MS at least; or at once when it is the only
+ * one left. The highest priority first, one at a time. */
+#define RESUME_MIN_MS 3000
+#define RESUME_GRACE 3
 static void resume_check(void)
 {
 	static uint64_t last_ms;
@@ -364,7 +369,7 @@ static void resume_check(void)
 	bool thrashing = false;
 	for (unsigned i = 0; i < WORKLOADS; i++) {
 		struct workload *w = &wls[i];
-		thrashing |= w->state == WL_RUNNING && w->pff.thrashing;
+		thrashing |= w->state == WL_RUNNING && (w->pff.thrashing || w->fault_pm > pff_params.high_pm);
 		if (w->state == WL_SUSPENDED &&
 		    (!r || w->prio > r->prio || (w->prio == r->prio && w->suspended_ms < r->suspended_ms)))
 			r = w;
@@ -376,10 +381,11 @@ static void resume_check(void)
 	uint64_t own = vm_ws_known(r->area) ? r->area->ws : r->area->resident;
 	uint64_t room = av.avail + own;
 	bool alone = running_count() == 0;
-	if (!alone && (thrashing || room < r->need)) /* (avail has the margin taken off already) */
-		return;
+	if (!alone && (thrashing || room < r->need || now - r->suspended_ms < RESUME_MIN_MS))
+		return; /* (avail has the margin taken off already) */
 	r->state = WL_RUNNING;
 	r->pff = (struct pff_state){ .best_rate = r->pff.best_rate };
+	r->grace = RESUME_GRACE;
 	r->rate_ms = now;
 	r->rate_acc = r->accesses;
 	r->rate_min = wl_minflt(r);
@@ -397,8 +403,16 @@ static void resume_check(void)
 static void pff_period(struct workload *w, uint64_t dt, uint64_t acc, uint64_t maj)
 {
 	struct pff_sample in = { .accesses = acc, .majflt = maj, .ms = dt, .resident = w->area->resident,
-				 .ws = vm_ws_known(w->area) ? w->area->ws : 0 };
+				 .ws = vm_ws_known(w->area) ? w->area->ws : 0, .size = w->npages };
 	struct pff_result r = pff_update(&w->pff, &pff_params, &in);
+	if (w->grace) {
+		/* Back from a suspension it faults its pages in again: that
+		 * is a refill, and would look like thrashing. */
+		w->grace--;
+		w->pff.thrashing = false;
+		w->pff.run = 0;
+		r.thrash_start = r.thrash_end = false;
+	}
 	w->fault_pm = r.fault_pm;
 	if (pff_on)
 		w->area->allot = w->pff.allot;

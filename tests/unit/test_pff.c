@@ -15,7 +15,8 @@ static const struct pff_params P = PFF_DEFAULTS;
 /* A one-second period: `acc` accesses, `maj` of them major faults. */
 static struct pff_result period(struct pff_state *s, uint64_t acc, uint64_t maj, uint64_t resident, uint64_t ws)
 {
-	struct pff_sample in = { .accesses = acc, .majflt = maj, .ms = 1000, .resident = resident, .ws = ws };
+	struct pff_sample in = { .accesses = acc, .majflt = maj, .ms = 1000, .resident = resident, .ws = ws,
+				 .size = 100000 };
 	return pff_update(s, &P, &in);
 }
 
@@ -46,6 +47,12 @@ static void test_grows_above_high(void **state)
 	struct pff_state u = { .allot = 1000 };
 	period(&u, 1000, 500, 8000, 8000);
 	assert_int_equal(u.allot, 9000);
+	/* Never beyond its size: once there, no more growth to report. */
+	struct pff_state v = { .allot = 95000 };
+	assert_int_equal(period(&v, 1000, 500, 95000, 95000).move, PFF_GROW);
+	assert_int_equal(v.allot, 100000);
+	assert_int_equal(period(&v, 1000, 500, 99000, 99000).move, PFF_KEEP);
+	assert_int_equal(v.allot, 100000);
 }
 
 static void test_shrinks_to_working_set_below_low(void **state)
@@ -69,7 +76,7 @@ static void test_no_time_no_change(void **state)
 {
 	(void)state;
 	struct pff_state s = { .allot = 10 };
-	struct pff_sample in = { .accesses = 5, .majflt = 5, .ms = 0 };
+	struct pff_sample in = { .accesses = 5, .majflt = 5, .ms = 0, .size = 100 };
 	struct pff_result r = pff_update(&s, &P, &in);
 	assert_int_equal(r.move, PFF_KEEP);
 	assert_int_equal(s.allot, 10);
