@@ -353,12 +353,13 @@ class Runner:
         return True
 
     def workload_pages(self):
-        """(hot resident, other resident, in swap) pages over the running
-        workloads, from each one's latest `workload` event; None if none ran."""
+        """(hot resident, other resident, in swap) pages over the running (or
+        suspended) workloads, from each one's latest `workload` event; None if none ran."""
         latest = {}
         for ev in self.vm.events_named("workload"):
             latest[ev["name"]] = ev
-        running = [e for e in latest.values() if e["state"] == "running"]
+        # A suspended workload keeps its pages: they count until it stops.
+        running = [e for e in latest.values() if e["state"] in ("running", "suspended")]
         if not latest:
             return None
         hot = sum(e["hot_resident"] for e in running)
