@@ -16,16 +16,33 @@ durations s or ms.
     host stats-poll SECONDS         QMP: ask the guest for statistics that often
     wait actual SIZE [timeout=DUR]  until query-balloon shows that guest RAM
     wait rss-below SIZE [timeout=DUR]
-    wait event NAME [timeout=DUR]   a guest event line (docs/events.md)
+    wait event NAME [FIELD=VALUE]... [timeout=DUR]
+                                    the next guest event line of that name (docs/events.md)
+                                    after the last one waited for, with those fields
+    wait ws WORKLOAD SIZE [timeout=DUR]
+                                    until the workload's working-set estimate is within
+                                    10 % of SIZE (a `workload` event from now on)
     sleep DURATION
-    expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME | pfa-ok
+    expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME [FIELD=VALUE]... | pfa-ok
+    expect ws WORKLOAD SIZE         the workload's latest working-set estimate is
+                                    within 10 % of SIZE
+    plot [pages=FIELD,...] [rates=FIELD,...] [guest=FIELD,...]
+                                    the picture's extra panels: per workload, from its
+                                    `workload` events, pages (ws hot resident allot
+                                    swapped idle, in MiB) and rates (acc_per_s on the
+                                    left axis; majflt_per_s or fault_pm on the right);
+                                    guest= draws the `ws` event's ws, margin, avail
+                                    (ws + margin: the guard's line) or resident on the
+                                    memory panel. Thrashing episodes and suspensions
+                                    are shaded on every panel.
 
 The runner samples QEMU's RSS, the balloon size and the guest's free memory
 (from its statistics, only when the guest sent fresh ones: QMP last-update)
 once the guest is ready, every 100 ms, and after the
 last step; when workloads run (`guest run ...`), also their resident pages
 (hot set and the rest) and their pages in swap, from their latest
-once-a-second `workload` events; with --plot it draws them over time with the steps marked. A
+once-a-second `workload` events; with --plot it draws them over time with the steps marked,
+and the panels a `plot` step asks for. A
 malformed line is refused with its file and line number before anything
 runs.
 
@@ -48,6 +65,20 @@ from .vm import BlimpVM, GuestError
 SAMPLE_PERIOD_S = 0.1
 BOOT_OPTIONS = {"mem", "machine", "path", "append", "device", "swap"}
 DEFAULT_DEVICES = ["virtio-balloon-pci,id=bal0"]
+# What a `plot` step may ask for: the `workload` event's fields in pages,
+# its rates (accesses on the left axis, one kind of fault on the right), and
+# the `ws` event's fields drawn with the memory.
+PLOT_PAGES = {"ws": "working-set estimate", "hot": "true hot set", "resident": "resident",
+              "allot": "PFF allotment", "swapped": "in swap", "idle": "idle estimate"}
+PLOT_RATES = {"acc_per_s": "accesses/s", "majflt_per_s": "major faults/s",
+              "fault_pm": "major faults per 1000 accesses"}
+PLOT_GUEST = {"ws": "guest working set (all workloads)", "margin": "the guard's margin",
+              "avail": "what the balloon may still take (avail)",
+              "guard": "working set + margin (where the guard stops the balloon)",
+              "resident": "guest resident pages (all workloads)"}
+# Values above this in an event are unsigned wrap-arounds of a negative
+# number, not data: they are left out of the picture.
+WRAPPED = 1 << 62
 
 
 class ScenarioError(Exception):
@@ -136,19 +167,50 @@ def check_host(args, where):
 def wait_timeout(args, where):
     """The timeout=DURATION words after a wait's argument (120 s without)."""
     timeout = 120.0
-    for extra in args[2:]:
-        if not extra.startswith("timeout="):
-            raise ScenarioError(f"{where}: unexpected '{extra}' (only timeout=DURATION)")
-        timeout = parse_duration(extra[8:], where)
+    for extra in args[3 if args[0] == "ws" else 2:]:
+        if extra.startswith("timeout="):
+            timeout = parse_duration(extra[8:], where)
+        elif args[0] != "event" or "=" not in extra:
+            raise ScenarioError(f"{where}: unexpected '{extra}' (only "
+                                f"{'FIELD=VALUE or ' if args[0] == 'event' else ''}timeout=DURATION)")
     return timeout
 
 
+def event_fields(args, where):
+    """The FIELD=VALUE words after an event's name (not timeout=), as a dict."""
+    fields = {}
+    for extra in args[2:]:
+        if "=" not in extra:
+            raise ScenarioError(f"{where}: expected FIELD=VALUE after the event's name, got '{extra}'")
+        k, v = extra.split("=", 1)
+        if k != "timeout":
+            fields[k] = v
+    return fields
+
+
+def event_matches(ev, fields):
+    """Whether the event has those field values, compared as the guest wrote
+    them (true/false for booleans)."""
+    def text(v):
+        return ("true" if v else "false") if isinstance(v, bool) else str(v)
+    return all(k in ev and text(ev[k]) == v for k, v in fields.items())
+
+
 def check_wait(args, where):
-    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event"):
-        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE' or 'wait event NAME'")
-    if args[0] != "event":
+    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event", "ws") or (args[0] == "ws" and len(args) < 3):
+        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE', 'wait event NAME' "
+                            "or 'wait ws WORKLOAD SIZE'")
+    if args[0] == "ws":
+        parse_size(args[2], where)
+    elif args[0] != "event":
         parse_size(args[1], where)
     wait_timeout(args, where)
+
+
+def ws_near(ev, name, pages):
+    """Whether a `workload` event is NAME's with a working-set estimate
+    within 10 % of PAGES."""
+    return ev["name"] == name and abs(ev["ws"] - pages) <= 0.1 * pages
 
 
 def check_sleep(args, where):
@@ -158,13 +220,43 @@ def check_sleep(args, where):
 
 
 def check_expect(args, where):
-    if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok"):
+    if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok", "ws"):
         raise ScenarioError(f"{where}: expected 'expect actual|rss-below|rss-above SIZE', "
-                            "'expect event NAME' or 'expect pfa-ok'")
+                            "'expect event NAME', 'expect ws WORKLOAD SIZE' or 'expect pfa-ok'")
     if args[0] in ("actual", "rss-below", "rss-above"):
         if len(args) != 2:
             raise ScenarioError(f"{where}: 'expect {args[0]}' needs a size")
         parse_size(args[1], where)
+    elif args[0] == "event":
+        if len(args) < 2:
+            raise ScenarioError(f"{where}: 'expect event' needs an event's name")
+        event_fields(args, where)
+    elif args[0] == "ws":
+        if len(args) != 3:
+            raise ScenarioError(f"{where}: expected 'expect ws WORKLOAD SIZE'")
+        parse_size(args[2], where)
+
+
+def plot_options(args, where):
+    """A plot step's choices: {"pages": [...], "rates": [...], "guest": [...]}."""
+    known = {"pages": PLOT_PAGES, "rates": PLOT_RATES, "guest": PLOT_GUEST}
+    opts = split_options(args, where, set(known))
+    chosen = {}
+    for k, vals in opts.items():
+        fields = [f for f in vals[-1].split(",") if f]
+        for f in fields:
+            if f not in known[k]:
+                raise ScenarioError(f"{where}: {k}= knows no '{f}' (known: {', '.join(known[k])})")
+        chosen[k] = fields
+    rates = chosen.get("rates", [])
+    if len([f for f in rates if f != "acc_per_s"]) > 1:
+        raise ScenarioError(f"{where}: rates= draws one kind of fault on its right axis: "
+                            "majflt_per_s or fault_pm, not both")
+    return chosen
+
+
+def check_plot(args, where):
+    plot_options(args, where)
 
 
 def parse(path):
@@ -218,6 +310,8 @@ class Runner:
         self.swap_dir = None
         self.last_update = None  # the guest statistics' last-update already plotted
         self.title = "scenario"
+        self.plot_opts = {}  # from the plot step
+        self.events = []     # every guest event, kept when the guest is gone
 
     def say(self, text):
         print(text, file=self.out or sys.stdout, flush=True)
@@ -259,12 +353,13 @@ class Runner:
         return True
 
     def workload_pages(self):
-        """(hot resident, other resident, in swap) pages over the running
-        workloads, from each one's latest `workload` event; None if none ran."""
+        """(hot resident, other resident, in swap) pages over the running (or
+        suspended) workloads, from each one's latest `workload` event; None if none ran."""
         latest = {}
         for ev in self.vm.events_named("workload"):
             latest[ev["name"]] = ev
-        running = [e for e in latest.values() if e["state"] == "running"]
+        # A suspended workload keeps its pages: they count until it stops.
+        running = [e for e in latest.values() if e["state"] in ("running", "suspended")]
         if not latest:
             return None
         hot = sum(e["hot_resident"] for e in running)
@@ -353,7 +448,14 @@ class Runner:
             limit = parse_size(args[1], where)
             rss = vm.wait_rss_below(limit, timeout)
             return f"QEMU RSS {rss >> 20} MiB (< {limit >> 20})"
-        ev = vm.wait_event(args[1], timeout=timeout)
+        if args[0] == "ws":
+            name, want, since = args[1], parse_size(args[2], where) // PAGE, self.now()
+            ev = vm.wait_event("workload", timeout=timeout,
+                               where=lambda e: e["_host_time"] >= since and ws_near(e, name, want))
+            return (f"{name}'s working-set estimate is {ev['ws'] * PAGE / MIB:.0f} MiB "
+                    f"(true hot set {ev['hot'] * PAGE / MIB:.0f} MiB)")
+        fields = event_fields(args, where)
+        ev = vm.wait_event(args[1], timeout=timeout, where=lambda e: event_matches(e, fields))
         return f"event {args[1]}: " + ", ".join(f"{k}={v}" for k, v in ev.items()
                                                  if k not in ("ev", "_host_time"))[:100]
 
@@ -371,14 +473,26 @@ class Runner:
             ok = rss < limit if kind == "rss-below" else rss > limit
             msg = f"QEMU RSS {rss >> 20} MiB, expected {'below' if kind == 'rss-below' else 'above'} {limit >> 20} MiB"
         elif kind == "event":
-            ok = bool(vm.events_named(args[1]))
-            msg = f"event {args[1]} {'seen' if ok else 'never seen'}"
+            fields = event_fields(args, where)
+            ok = any(event_matches(e, fields) for e in vm.events_named(args[1]))
+            what = " ".join([args[1]] + [f"{k}={v}" for k, v in fields.items()])
+            msg = f"event {what} {'seen' if ok else 'never seen'}"
+        elif kind == "ws":
+            name, want = args[1], parse_size(args[2], where) // PAGE
+            evs = [e for e in vm.events_named("workload") if e["name"] == name]
+            got = evs[-1]["ws"] if evs else None
+            ok = got is not None and ws_near(evs[-1], name, want)
+            msg = (f"{name}'s working-set estimate {got * PAGE / MIB:.0f} MiB, expected {want * PAGE / MIB:.0f} MiB "
+                   "within 10 %" if got is not None else f"no workload event of {name}")
         else:
             check = vm.shell_event("pfa")["check"]
             ok, msg = check == "ok", f"allocator invariant check: {check}"
         if not ok:
             raise ScenarioError(f"{where}: expectation failed: {msg}")
         return f"ok: {msg}"
+
+    def run_plot(self, where, args):
+        self.plot_opts = plot_options(args, where)
 
     def step(self, where, verb, args):
         return STEPS[verb].run(self, where, args)
@@ -413,6 +527,7 @@ class Runner:
             finally:
                 if self.vm:
                     self.vm.close()
+                    self.events = list(self.vm.events)  # what the picture's extra panels draw
                 if self.swap_dir:
                     shutil.rmtree(self.swap_dir, ignore_errors=True)
         if self.sampler_error:
@@ -423,14 +538,110 @@ class Runner:
         for i, (step, t, rss, bal) in enumerate(self.rows):
             self.say(f"{i + 1:5d} {t:6.2f}s  {rss:6d} MiB {bal:5d} MiB  {step}")
 
+    def workload_series(self):
+        """{name: [workload events]}: each workload's once-a-second events,
+        in the order the workloads started; its line ends at its last one."""
+        series = {}
+        for ev in self.events:
+            if ev["ev"] == "workload":
+                series.setdefault(ev["name"], []).append(ev)
+        return series
+
+    def episodes(self):
+        """[(name, kind, start, end)]: each workload's thrashing episodes and
+        suspensions. A suspension runs from workload_suspend to
+        workload_resume; thrashing from the `thrashing` event to
+        `thrashing_end`, or to the workload's first event that no longer says
+        it is thrashing (the guest clears the state of a workload it
+        suspends). One still open ends with the last sample."""
+        end_of_run = self.samples[-1][0] if self.samples else 0
+        open_at, spans = {}, []
+
+        def close(key, t):
+            if key in open_at:
+                spans.append(key + (open_at.pop(key), t))
+        for ev in self.events:
+            t, kind = ev["_host_time"], ev["ev"]
+            if kind == "thrashing":
+                open_at.setdefault((ev["name"], "thrashing"), t)
+            elif kind == "thrashing_end" or (kind == "workload" and ev.get("thrashing") is False):
+                close((ev["name"], "thrashing"), t)
+            elif kind == "workload_suspend":
+                open_at.setdefault((ev["name"], "suspended"), t)
+            elif kind == "workload_resume":
+                close((ev["name"], "suspended"), t)
+        for key in list(open_at):
+            close(key, end_of_run)
+        return sorted(spans, key=lambda s: s[2])
+
     def plot(self, path):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         if not self.samples:
             raise ScenarioError("nothing was sampled: no plot")
+        work_series = self.workload_series()
+        pages = self.plot_opts.get("pages", []) if work_series else []
+        rates = self.plot_opts.get("rates", []) if work_series else []
+        panels = 1 + bool(pages) + bool(rates)
+        fig, axes = plt.subplots(panels, 1, sharex=True, squeeze=False,
+                                 figsize=(11, 5.5 + 3.3 * (panels - 1)),
+                                 gridspec_kw={"height_ratios": [5.5] + [3.3] * (panels - 1)})
+        axes = [a[0] for a in axes]
+        self.plot_memory(axes[0])
+        # Workload colours apart from the memory panel's (C0-C5).
+        palette = ["teal", "darkmagenta", "darkgoldenrod", "navy", "olivedrab"]
+        colours = {name: palette[i % len(palette)] for i, name in enumerate(work_series)}
+        rest = axes[1:]
+        if pages:
+            self.plot_pages(rest.pop(0), work_series, pages, colours)
+        if rates:
+            self.plot_rates(rest.pop(0), work_series, rates, colours)
+        spans = self.episodes()
+        shades = {"thrashing": dict(color="red", alpha=0.10), "suspended": dict(color="grey", alpha=0.18, hatch="//")}
+        thrash = [e for e in self.events if e["ev"] == "thrashing"]
+        for n, ax in enumerate(axes):
+            for name, kind, t0, t1 in spans:
+                ax.axvspan(t0, t1, lw=0, **shades[kind])
+            for e in thrash:  # the moment the guest said so, however short the episode
+                ax.axvline(e["_host_time"], color="red", lw=1, ls="--", alpha=0.7)
+            # The step numbers on every panel, staggered in three rows (in
+            # the panel's height: the smaller panels need wider rows).
+            row = 0.04 if n == 0 else 0.07
+            for i, (mt, label) in enumerate(self.marks):
+                ax.axvline(mt, color="grey", lw=0.6, alpha=0.5)
+                ax.text(mt, 0.99 - row * (i % 3), str(i + 1), fontsize=7, color="dimgrey",
+                        ha="center", va="top", transform=ax.get_xaxis_transform())
+        if spans:
+            # One legend entry per kind of span, named after its workloads.
+            from matplotlib.patches import Patch
+            kinds = {}
+            for name, kind, _, _ in spans:
+                kinds.setdefault(kind, [])
+                if name not in kinds[kind]:
+                    kinds[kind].append(name)
+            what = {"thrashing": "thrashing (event thrashing .. thrashing_end)",
+                    "suspended": "suspended by load control (workload_suspend .. workload_resume)"}
+            handles = [Patch(**shades[k], label=f"{', '.join(names)}: {what[k]}") for k, names in kinds.items()]
+            if thrash:
+                from matplotlib.lines import Line2D
+                names = ", ".join(sorted({e["name"] for e in thrash}))
+                handles.append(Line2D([], [], color="red", lw=1, ls="--", label=f"event thrashing ({names})"))
+            lines, _ = axes[0].get_legend_handles_labels()
+            axes[0].legend(handles=lines + handles, loc="best", fontsize=8)
+        axes[-1].set_xlabel("seconds since boot")
+        axes[0].set_title(self.title + "  (numbers: the steps in the printed summary)", fontsize=10)
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        self.say(f"\npicture: {path}")
+
+    def plot_memory(self, ax):
+        """QEMU's RSS, the balloon, the guest's free memory and the
+        workloads' pages (summed), in MiB; and the `ws` event's fields the
+        plot step asked for."""
         t = [s[0] for s in self.samples]
-        fig, ax = plt.subplots(figsize=(11, 5.5))
         ax.plot(t, [s[1] / MIB for s in self.samples], label="QEMU RSS (host memory used)", lw=2)
         ax.plot(t, [s[2] / MIB for s in self.samples], label="balloon size", lw=2)
         free = [(s[0], s[3] / MIB) for s in self.samples if s[3] is not None]
@@ -445,20 +656,80 @@ class Runner:
             ax.plot(tw, [w[1][0] * mib for w in work], label="workloads: hot set resident", lw=1.5)
             ax.plot(tw, [w[1][1] * mib for w in work], label="workloads: other pages resident", lw=1.5)
             ax.plot(tw, [w[1][2] * mib for w in work], label="workloads: pages in swap", lw=1.5, ls=":")
-        top = ax.get_ylim()[1]
-        for i, (mt, label) in enumerate(self.marks):
-            ax.axvline(mt, color="grey", lw=0.6, alpha=0.5)
-            ax.text(mt, top * (0.99 - 0.04 * (i % 3)), str(i + 1), fontsize=7, color="dimgrey",
-                    ha="center", va="top")
-        ax.set_xlabel("seconds since boot")
+        rounds = [e for e in self.events if e["ev"] == "ws" and "margin" in e]
+        styles = {"ws": "-", "margin": ":", "avail": "-.", "guard": "--", "resident": (0, (1, 1))}
+        for i, field in enumerate(self.plot_opts.get("guest", [])):
+            pts = [(e["_host_time"], (e["ws"] + e["margin"]) if field == "guard" else e[field]) for e in rounds]
+            pts = [(x, y * PAGE / MIB) for x, y in pts if y < WRAPPED]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color="black", lw=1.2, ls=styles[field],
+                        label=f"{PLOT_GUEST[field]} (ws events)")
         ax.set_ylabel("MiB")
-        ax.set_title(self.title + "  (numbers: the steps in the printed summary)", fontsize=10)
         ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        self.say(f"\npicture: {path}")
+
+    def plot_pages(self, ax, series, fields, colours):
+        """Each workload's pages the plot step asked for, in MiB: one colour
+        a workload, one line style a field."""
+        styles = {"ws": "-", "hot": "--", "resident": "-", "allot": ":", "swapped": "-.", "idle": (0, (1, 1))}
+        widths = {"ws": 2.2, "resident": 1.0}
+        for name, evs in series.items():
+            for field in fields:
+                ax.plot(*with_gaps(evs, lambda e: e[field] * PAGE / MIB), color=colours[name], ls=styles[field],
+                        lw=widths.get(field, 1.5), alpha=0.55 if field == "resident" else 1,
+                        marker="." if field == "ws" else None, ms=4,
+                        label=f"{name}: {PLOT_PAGES[field]}")
+        if "hot" in fields:
+            # Where each `set` put the hot set: the line shows its size, not its place.
+            for ev in self.events:
+                if ev["ev"] in ("workload_start", "workload_set") and ev["name"] in series and ev["hot"]:
+                    at, size = ev["hot_at"] * PAGE / MIB, ev["hot"] * PAGE / MIB
+                    ax.annotate(f"{ev['name']}: hot set {at:.0f}..{at + size:.0f} MiB", (ev["_host_time"], size),
+                                xytext=(4, -12), textcoords="offset points", fontsize=7,
+                                color=colours[ev["name"]])
+        ax.set_ylabel("MiB (per workload)")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="best", fontsize=7, ncol=2)
+
+    def plot_rates(self, ax, series, fields, colours):
+        """Each workload's accesses a second on the left axis, and the kind of
+        fault the plot step asked for on the right, once a second."""
+        right = [f for f in fields if f != "acc_per_s"]
+        lines = []
+        if "acc_per_s" in fields:
+            for name, evs in series.items():
+                lines += ax.plot(*with_gaps(evs, lambda e: e["acc_per_s"] / 1000),
+                                 color=colours[name], lw=1.8, marker=".", ms=4,
+                                 label=f"{name}: accesses/s (left)")
+            ax.set_ylabel("thousand accesses/s")
+            ax.set_ylim(bottom=0)
+        if right:
+            field = right[0]
+            ax2 = ax.twinx() if "acc_per_s" in fields else ax
+            for name, evs in series.items():
+                # A ratio to accesses means nothing without accesses (a suspended workload).
+                lines += ax2.plot(*with_gaps(evs, lambda e: e[field] if field != "fault_pm" or e["acc_per_s"]
+                                             else float("nan")),
+                                  color=colours[name], lw=1.2, ls="--",
+                                  label=f"{name}: {PLOT_RATES[field]}" + (" (right)" if ax2 is not ax else ""))
+            ax2.set_ylabel(PLOT_RATES[field])
+            ax2.set_ylim(bottom=0)
+        ax2 = ax2 if right else ax
+        ax2.legend(handles=lines, loc="best", fontsize=7, ncol=2)  # on the twin, which is drawn above
+
+
+def with_gaps(evs, value, gap_s=2.5):
+    """(times, values) of once-a-second events with a break (NaN) where
+    none came for more than gap_s (a guest too busy to report): a line is
+    drawn only between readings, never across a silence."""
+    t, v, last = [], [], None
+    for e in evs:
+        if last is not None and e["_host_time"] - last > gap_s:
+            t.append(last + 0.5)
+            v.append(float("nan"))
+        t.append(e["_host_time"])
+        v.append(value(e))
+        last = e["_host_time"]
+    return t, v
 
 
 class StepKind(NamedTuple):
@@ -480,6 +751,7 @@ STEPS = {
     "wait": StepKind(check_wait, Runner.run_wait),
     "sleep": StepKind(check_sleep, Runner.run_sleep),
     "expect": StepKind(check_expect, Runner.run_expect),
+    "plot": StepKind(check_plot, Runner.run_plot, needs_guest=False),
 }
 
 
