@@ -122,7 +122,10 @@ def test_pff_asks_for_memory_back_for_the_workload_that_faults(boot, tmp_path):
     # allotment is that working set.
     q = [e for e in vm.events_named("workload") if e["name"] == "q"][-1]
     q_hot = 30 * MIB // PAGE
-    assert q["hot_resident"] == q_hot and q["hot_majflt"] == q0["hot_majflt"] and q["allot"] <= 1.2 * q_hot, (q0, q)
+    # (A few of its pages may go: once every workload is at its allotment,
+    # reclaim takes the clock's unused pages from anyone, kernel/vm.c.)
+    assert q["hot_resident"] >= 0.99 * q_hot and q["hot_majflt"] - q0["hot_majflt"] <= q_hot // 100, (q0, q)
+    assert q["allot"] <= 1.2 * q_hot, q
     vm.shell("stop q")
     vm.shell("stop f")
     assert_no_corruption(vm)
