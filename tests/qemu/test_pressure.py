@@ -205,3 +205,30 @@ def test_a_host_that_reads_only_qmp_meets_the_guard_and_changes_its_mind(boot, t
     assert not vm.events_named("thrashing")
     vm.shell("stop w")
     assert_no_corruption(vm)
+
+
+def test_pff_moves_memory_from_the_quiet_workload_to_the_one_that_faults(boot, tmp_path):
+    """No balloon: the memory comes from the other workload. q has filled 320
+    MiB but uses 32 of it, so its allotment shrinks to its working set and
+    the rest is slack; f then needs 320 MiB of a 512 MiB guest that has not that
+    much left. Reclaim takes q's slack, spares q's working set, and f ends
+    with all of its pages resident and its faults calm."""
+    vm = boot_paging(boot, tmp_path, mem="512M", swap_mib=768, append="vm.ws_ms=3000")
+    vm.shell("run q size=320M pattern=hotcold hot=32M hotpct=100 write=30")
+    filled = wait_workload(vm, "q", lambda e: e["accesses"] > 0, 300, "q's fill to end")
+    q_hot, f_pages = 32 * MIB // PAGE, 320 * MIB // PAGE
+    wait_workload(vm, "q", lambda e: e["t_ms"] > filled["t_ms"] + 5000 and e["allot"] and e["allot"] <= 1.1 * q_hot,
+                  120, "q's allotment to shrink to its working set")
+    q0 = [e for e in vm.events_named("workload") if e["name"] == "q"][-1]
+    vm.shell("run f size=320M pattern=uniform write=30")
+    f_filled = wait_workload(vm, "f", lambda e: e["accesses"] > 0, 300, "f's fill to end")
+    f = wait_workload(vm, "f", lambda e: e["t_ms"] > f_filled["t_ms"] + 3000 and e["resident"] >= 0.97 * f_pages
+                      and e["fault_pm"] < 20, 300, "f to hold all of its pages, its faults calm")
+    q = [e for e in vm.events_named("workload") if e["name"] == "q"][-1]
+    assert q["resident"] < q0["resident"] - 100 * MIB // PAGE, (q0, q)  # q gave up its slack ...
+    assert q["hot_resident"] >= 0.99 * q_hot, q                            # ... not its working set
+    assert q["hot_majflt"] - q0["hot_majflt"] <= q_hot // 100, (q0, q)
+    assert f["error"] == 0
+    vm.shell("stop f")
+    vm.shell("stop q")
+    assert_no_corruption(vm)
