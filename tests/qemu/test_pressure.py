@@ -22,12 +22,18 @@ from test_paging import PAGE, MIB, assert_no_corruption, boot_paging, wait_workl
 HOT, SIZE = 200 * MIB // PAGE, 600 * MIB // PAGE
 
 
+def settle(vm, name, ms, also=lambda e: True, timeout=120):
+    """The first `workload` event of `name` at least `ms` after its fill ended
+    (and satisfying `also`)."""
+    filled = wait_workload(vm, name, lambda e: e["accesses"] > 0, 300, f"{name}'s fill to end")
+    return wait_workload(vm, name, lambda e: e["t_ms"] >= filled["t_ms"] + ms and also(e), timeout,
+                         f"{name}, {ms} ms after its fill")
+
+
 def start_hot_workload(vm, name="w", extra=""):
     vm.shell(f"run {name} size=600M pattern=hotcold hot=200M hotpct=100 write=30 {extra}".strip())
-    filled = wait_workload(vm, name, lambda e: e["accesses"] > 0, 300, "the fill to end")
     # tau (3 s) and two rounds after the fill only the hot set is in the estimate.
-    return wait_workload(vm, name, lambda e: e["t_ms"] >= filled["t_ms"] + 6000 and e["ws"], 120,
-                         "the working set to be known")
+    return settle(vm, name, 6000, lambda e: e["ws"])
 
 
 def rates(vm, name, since_ms, until_ms=None):
@@ -99,8 +105,7 @@ def test_pff_asks_for_memory_back_for_the_workload_that_faults(boot, tmp_path):
     vm.shell("run q size=300M pattern=hotcold hot=30M hotpct=100 write=30")
     vm.shell("run f size=300M pattern=hotcold hot=60M hotpct=100 write=30")
     for name in ("q", "f"):
-        filled = wait_workload(vm, name, lambda e: e["accesses"] > 0, 300, f"{name}'s fill to end")
-        wait_workload(vm, name, lambda e: e["t_ms"] >= filled["t_ms"] + 6000, 120, f"{name}'s working set")
+        settle(vm, name, 6000)  # its working set known
     vm.qmp.execute("balloon", value=128 * MIB)
     stall = vm.wait_event("balloon_stalled", timeout=300, where=lambda e: e["reason"] == "working set")
     held = vm.shell_event("balloon")["held"]
@@ -141,8 +146,7 @@ def test_load_control_suspends_one_workload_and_resumes_it(boot, tmp_path):
     vm.shell("run lo size=300M pattern=uniform write=30")
     vm.shell("run hi size=300M pattern=uniform write=30 prio=1")
     for name in ("lo", "hi"):
-        filled = wait_workload(vm, name, lambda e: e["accesses"] > 0, 300, f"{name}'s fill to end")
-        wait_workload(vm, name, lambda e: e["t_ms"] >= filled["t_ms"] + 3000, 120, f"{name}'s pace")
+        settle(vm, name, 3000)  # its pace known
     vm.qmp.execute("balloon", value=450 * MIB)
     susp = vm.wait_event("workload_suspend", timeout=300)
     assert susp["name"] == "lo" and susp["prio"] == 0 and susp["need"] > 0, susp
@@ -215,15 +219,12 @@ def test_pff_moves_memory_from_the_quiet_workload_to_the_one_that_faults(boot, t
     with all of its pages resident and its faults calm."""
     vm = boot_paging(boot, tmp_path, mem="512M", swap_mib=768, append="vm.ws_ms=3000")
     vm.shell("run q size=320M pattern=hotcold hot=32M hotpct=100 write=30")
-    filled = wait_workload(vm, "q", lambda e: e["accesses"] > 0, 300, "q's fill to end")
     q_hot, f_pages = 32 * MIB // PAGE, 320 * MIB // PAGE
-    wait_workload(vm, "q", lambda e: e["t_ms"] > filled["t_ms"] + 5000 and e["allot"] and e["allot"] <= 1.1 * q_hot,
-                  120, "q's allotment to shrink to its working set")
+    settle(vm, "q", 5000, lambda e: e["allot"] and e["allot"] <= 1.1 * q_hot)  # shrunk to its working set
     q0 = [e for e in vm.events_named("workload") if e["name"] == "q"][-1]
     vm.shell("run f size=320M pattern=uniform write=30")
-    f_filled = wait_workload(vm, "f", lambda e: e["accesses"] > 0, 300, "f's fill to end")
-    f = wait_workload(vm, "f", lambda e: e["t_ms"] > f_filled["t_ms"] + 3000 and e["resident"] >= 0.97 * f_pages
-                      and e["fault_pm"] < 20, 300, "f to hold all of its pages, its faults calm")
+    # f holds all of its pages, its faults calm.
+    f = settle(vm, "f", 3000, lambda e: e["resident"] >= 0.97 * f_pages and e["fault_pm"] < 20, timeout=300)
     q = [e for e in vm.events_named("workload") if e["name"] == "q"][-1]
     assert q["resident"] < q0["resident"] - 100 * MIB // PAGE, (q0, q)  # q gave up its slack ...
     assert q["hot_resident"] >= 0.99 * q_hot, q                            # ... not its working set
