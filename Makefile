@@ -142,10 +142,13 @@ include bench/bench.mk
 QEMU_BASE := $(QEMU) -machine q35 -nodefaults -display none -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=4 -m 512M
 APPEND ?=
+# The balloon `make run`'s tour boots with (tools/scenarios/tour.scn): reporting and
+# deflate-on-OOM, so every event the README shows can happen in `make shell` too.
+BALLOON_DEV := -device virtio-balloon-pci,id=bal0,free-page-reporting=on,deflate-on-oom=on
 
 shell: all
 	@echo "blimp shell on this terminal; Ctrl-A C switches to the QEMU monitor and back, Ctrl-A X quits."
-	$(Q)$(QEMU_BASE) -device virtio-balloon-pci,id=bal0 -chardev stdio,id=con,mux=on,signal=off \
+	$(Q)$(QEMU_BASE) $(BALLOON_DEV) -chardev stdio,id=con,mux=on,signal=off \
 	    -serial chardev:con -mon chardev=con,mode=readline \
 	    -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || test $$? -eq 33
 
@@ -157,7 +160,7 @@ run: all
 debug: all
 	@echo "QEMU is waiting for gdb. In another terminal:"
 	@echo "  gdb $(BUILD)/blimp.elf -ex 'target remote :1234' -ex 'hbreak kernel_main' -ex continue"
-	$(Q)$(QEMU_BASE) -serial stdio -s -S -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || true
+	$(Q)$(QEMU_BASE) $(BALLOON_DEV) -serial stdio -s -S -kernel $(BUILD)/blimp.elf -append "$(APPEND)" || true
 
 clean:
 	rm -rf $(BUILD)
