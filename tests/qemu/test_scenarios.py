@@ -48,12 +48,14 @@ def test_malformed_scenario_is_refused_naming_the_line(tmp_path, text, needle):
 
 
 def test_failed_expectation_names_the_line(tmp_path):
+    # Three expectations that cannot hold on a fresh 256 MiB guest: each fails naming its line.
     p = tmp_path / "fails.scn"
-    p.write_text("boot mem=256M\nexpect rss-above 100G\n")
-    runner = scenario.Runner(scenario.parse(str(p)))
-    with pytest.raises(scenario.ScenarioError) as e:
-        runner.run()
-    assert f"{p}:2: expectation failed" in str(e.value)
+    for line in ("expect rss-above 100G", "expect actual-below 256M", "expect actual-above 256M"):
+        p.write_text(f"boot mem=256M\n{line}\n")
+        runner = scenario.Runner(scenario.parse(str(p)))
+        with pytest.raises(scenario.ScenarioError) as e:
+            runner.run()
+        assert f"{p}:2: expectation failed" in str(e.value), line
 
 
 @pytest.mark.parametrize("line,needle", [

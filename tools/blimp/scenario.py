@@ -23,7 +23,8 @@ durations s or ms.
                                     until the workload's working-set estimate is within
                                     10 % of SIZE (a `workload` event from now on)
     sleep DURATION
-    expect actual SIZE | rss-below SIZE | rss-above SIZE | event NAME [FIELD=VALUE]... | pfa-ok
+    expect actual SIZE | actual-above SIZE | actual-below SIZE | rss-below SIZE | rss-above SIZE
+    expect event NAME [FIELD=VALUE]... | pfa-ok
     expect ws WORKLOAD SIZE         the workload's latest working-set estimate is
                                     within 10 % of SIZE
     plot [pages=FIELD,...] [rates=FIELD,...] [guest=FIELD,...]
@@ -219,11 +220,14 @@ def check_sleep(args, where):
     parse_duration(args[0], where)
 
 
+SIZE_EXPECTATIONS = ("actual", "actual-above", "actual-below", "rss-below", "rss-above")
+
+
 def check_expect(args, where):
-    if not args or args[0] not in ("actual", "rss-below", "rss-above", "event", "pfa-ok", "ws"):
-        raise ScenarioError(f"{where}: expected 'expect actual|rss-below|rss-above SIZE', "
+    if not args or args[0] not in SIZE_EXPECTATIONS + ("event", "pfa-ok", "ws"):
+        raise ScenarioError(f"{where}: expected 'expect actual|actual-above|actual-below|rss-below|rss-above SIZE', "
                             "'expect event NAME', 'expect ws WORKLOAD SIZE' or 'expect pfa-ok'")
-    if args[0] in ("actual", "rss-below", "rss-above"):
+    if args[0] in SIZE_EXPECTATIONS:
         if len(args) != 2:
             raise ScenarioError(f"{where}: 'expect {args[0]}' needs a size")
         parse_size(args[1], where)
@@ -464,10 +468,11 @@ class Runner:
 
     def run_expect(self, where, args):
         vm, kind = self.vm, args[0]
-        if kind == "actual":
+        if kind in ("actual", "actual-above", "actual-below"):
             want, got = parse_size(args[1], where), vm.qmp.execute("query-balloon")["actual"]
-            ok = got == want
-            msg = f"actual {got >> 20} MiB, expected {want >> 20} MiB"
+            ok = {"actual": got == want, "actual-above": got > want, "actual-below": got < want}[kind]
+            how = {"actual": "", "actual-above": "above ", "actual-below": "below "}[kind]
+            msg = f"actual {got >> 20} MiB, expected {how}{want >> 20} MiB"
         elif kind in ("rss-below", "rss-above"):
             limit, rss = parse_size(args[1], where), vm.rss()
             ok = rss < limit if kind == "rss-below" else rss > limit
