@@ -658,8 +658,18 @@ void vm_avail(struct vm_avail *out)
 		const struct vm_area *a = &vm_areas[i];
 		if (!a->used)
 			continue;
-		/* The estimate is a round old: reclaim may have taken some of it since. */
-		uint64_t ws = vm_ws_known(a) && a->ws < a->resident ? a->ws : a->resident;
+		/* What the region keeps: its working set, or its page-fault-frequency
+		 * allotment when that is larger — a thrashing workload touches fewer
+		 * pages in tau than it needs, so its estimate falls while its
+		 * faults say it needs more (found by pff.scn under load: the guard
+		 * let the balloon take what PFF had just allotted). Never more than
+		 * is resident: the estimate is a round old, and reclaim may have
+		 * taken some of it since. */
+		uint64_t ws = vm_ws_known(a) ? a->ws : a->resident;
+		if (a->allot > ws)
+			ws = a->allot;
+		if (ws > a->resident)
+			ws = a->resident;
 		out->resident += a->resident;
 		out->ws += ws;
 		outside += a->resident - ws;

@@ -417,21 +417,27 @@ static void pff_period(struct workload *w, uint64_t dt, uint64_t acc, uint64_t m
 	if (pff_on)
 		w->area->allot = w->pff.allot;
 	uint64_t asked = 0, got = 0;
-	if (r.move != PFF_KEEP) {
+	/* Faulting above the bound with fewer pages than its allotment: it is
+	 * short, whether the allotment just grew or grew earlier and the memory
+	 * never came (the balloon was busy, or took it back). */
+	bool short_of_allot = pff_on && r.fault_pm > pff_params.high_pm && in.resident < w->pff.allot;
+	if (r.move != PFF_KEEP || short_of_allot) {
 		struct vm_avail av;
 		vm_avail(&av);
-		/* The growth: from what it had (its first period has no allotment before). */
-		uint64_t had = r.allot_before > in.resident ? r.allot_before : in.resident;
-		if (pff_on && r.move == PFF_GROW && av.avail < w->pff.allot - had) {
-			asked = w->pff.allot - had;
+		/* What memory cannot give it without I/O, the balloon may
+		 * (deflate-on-OOM; nothing when the device does not offer it). */
+		uint64_t need = short_of_allot ? w->pff.allot - in.resident : 0;
+		if (need > av.avail) {
+			asked = need - av.avail;
 			got = pfa_ask_oom(&kernel_pfa, asked);
 		}
-		event_emit("pff", "\"name\":\"%s\",\"move\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,"
-			   "\"allot_before\":%lu,\"allot\":%lu,\"resident\":%lu,\"ws\":%lu,\"avail\":%lu,"
-			   "\"asked\":%lu,\"got\":%lu,\"applied\":%s", w->name, pff_move_name(r.move), r.fault_pm,
-			   (unsigned long)r.rate, (unsigned long)r.allot_before, (unsigned long)w->pff.allot,
-			   (unsigned long)in.resident, (unsigned long)in.ws, (unsigned long)av.avail,
-			   (unsigned long)asked, (unsigned long)got, pff_on ? "true" : "false");
+		if (r.move != PFF_KEEP || asked)
+			event_emit("pff", "\"name\":\"%s\",\"move\":\"%s\",\"fault_pm\":%u,\"acc_per_s\":%lu,"
+				   "\"allot_before\":%lu,\"allot\":%lu,\"resident\":%lu,\"ws\":%lu,\"avail\":%lu,"
+				   "\"asked\":%lu,\"got\":%lu,\"applied\":%s", w->name, pff_move_name(r.move), r.fault_pm,
+				   (unsigned long)r.rate, (unsigned long)r.allot_before, (unsigned long)w->pff.allot,
+				   (unsigned long)in.resident, (unsigned long)in.ws, (unsigned long)av.avail,
+				   (unsigned long)asked, (unsigned long)got, pff_on ? "true" : "false");
 	}
 	if (r.thrash_start) {
 		char what[64];
