@@ -5,6 +5,7 @@
 #   make shell    boot into blimp's shell, QEMU monitor on the same terminal (Ctrl-A C)
 #   make test     every test: host unit tests (C and Python), then QEMU integration tests
 #   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
+#   make pictures draw docs/*.png again from their scenarios
 #   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
 #   make bench-quick  the same once, small (make test runs it)
 #   make clean    remove build/
@@ -19,7 +20,7 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run shell test unit host-test qemu-test debug bench clean
+.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures
 
 # ---------------------------------------------------------------- packages
 # A stamp keyed on the script, so the check runs once per change of the list.
@@ -156,6 +157,16 @@ shell: all
 # each step and a summary, and draws build/run/timeline.png.
 run: all
 	$(Q)$(PYTHON) tools/scenario.py tools/scenarios/tour.scn --plot $(BUILD)/run/timeline.png
+
+# The pictures in docs/: the teaching figures (tools/figures.py), and each
+# scenario's picture drawn by running it (about 5 minutes). tests/host/
+# test_pictures.py fails when one no longer matches its code or scenario.
+PICTURES := timeline:tour working-set:working-set thrashing:thrashing pff:pff swap-storm:swap-storm
+pictures: all
+	$(Q)$(PYTHON) tools/figures.py docs
+	$(Q)for p in $(PICTURES); do \
+	    $(PYTHON) tools/scenario.py tools/scenarios/$${p#*:}.scn --plot docs/$${p%%:*}.png || exit 1; \
+	done
 
 debug: all
 	@echo "QEMU is waiting for gdb. In another terminal:"

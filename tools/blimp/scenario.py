@@ -12,21 +12,30 @@ durations s or ms.
     say TEXT                        print a line of narration
     guest COMMAND...                type a shell command; it must succeed
     guest? COMMAND...               the same, but it may fail
-    host balloon SIZE               QMP: target guest RAM
+    host balloon SIZE               QMP: target guest RAM — the guest keeps SIZE, the
+                                    balloon takes the rest (QMP's and query-balloon's sense)
+    host balloon-size SIZE          the same said the other way: the balloon holds SIZE,
+                                    the guest keeps its RAM less SIZE
     host stats-poll SECONDS         QMP: ask the guest for statistics that often
     wait actual SIZE [timeout=DUR]  until query-balloon shows that guest RAM
     wait rss-below SIZE [timeout=DUR]
     wait event NAME [FIELD=VALUE]... [timeout=DUR]
                                     the next guest event line of that name (docs/events.md)
                                     after the last one waited for, with those fields
+    wait running WORKLOAD [timeout=DUR]
+                                    until the workload has run a whole second past its
+                                    fill (its healthy rate known: thrashing is judged
+                                    against it)
     wait ws WORKLOAD SIZE [timeout=DUR]
                                     until the workload's working-set estimate is within
-                                    10 % of SIZE (a `workload` event from now on)
+                                    10 % of SIZE (a `workload` event from now on, after
+                                    the workload's fill: during it the estimate climbs
+                                    through every size)
     sleep DURATION
     expect actual SIZE | actual-above SIZE | actual-below SIZE | rss-below SIZE | rss-above SIZE
     expect event NAME [FIELD=VALUE]... | pfa-ok
     expect ws WORKLOAD SIZE         the workload's latest working-set estimate is
-                                    within 10 % of SIZE
+                                    within 10 % of SIZE, and its fill is over
     plot [pages=FIELD,...] [rates=FIELD,...] [guest=FIELD,...]
                                     the picture's extra panels: per workload, from its
                                     `workload` events, pages (ws hot resident allot
@@ -159,9 +168,10 @@ def check_guest(args, where):
 
 
 def check_host(args, where):
-    if len(args) != 2 or args[0] not in ("balloon", "stats-poll"):
-        raise ScenarioError(f"{where}: expected 'host balloon SIZE' or 'host stats-poll SECONDS'")
-    if args[0] == "balloon":
+    if len(args) != 2 or args[0] not in ("balloon", "balloon-size", "stats-poll"):
+        raise ScenarioError(f"{where}: expected 'host balloon SIZE', 'host balloon-size SIZE' "
+                            "or 'host stats-poll SECONDS'")
+    if args[0] in ("balloon", "balloon-size"):
         parse_size(args[1], where)
 
 
@@ -198,20 +208,23 @@ def event_matches(ev, fields):
 
 
 def check_wait(args, where):
-    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event", "ws") or (args[0] == "ws" and len(args) < 3):
-        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE', 'wait event NAME' "
-                            "or 'wait ws WORKLOAD SIZE'")
+    if len(args) < 2 or args[0] not in ("actual", "rss-below", "event", "ws", "running") or \
+            (args[0] == "ws" and len(args) < 3):
+        raise ScenarioError(f"{where}: expected 'wait actual|rss-below SIZE', 'wait event NAME', "
+                            "'wait ws WORKLOAD SIZE' or 'wait running WORKLOAD'")
     if args[0] == "ws":
         parse_size(args[2], where)
-    elif args[0] != "event":
+    elif args[0] not in ("event", "running"):
         parse_size(args[1], where)
     wait_timeout(args, where)
 
 
 def ws_near(ev, name, pages):
-    """Whether a `workload` event is NAME's with a working-set estimate
-    within 10 % of PAGES."""
-    return ev["name"] == name and abs(ev["ws"] - pages) <= 0.1 * pages
+    """Whether a `workload` event is NAME's, past its fill, with a
+    working-set estimate within 10 % of PAGES. (During the fill the estimate
+    climbs through every size: under a CPU hog working-set.scn once took
+    220 MiB on the way up to 600 for the hot set's 200.)"""
+    return ev["name"] == name and ev["accesses"] > 0 and abs(ev["ws"] - pages) <= 0.1 * pages
 
 
 def check_sleep(args, where):
@@ -431,13 +444,30 @@ class Runner:
         return self.run_guest(where, args, must_succeed=False)
 
     def run_host(self, where, args):
-        if args[0] == "balloon":
+        if args[0] in ("balloon", "balloon-size"):
             size = parse_size(args[1], where)
+            if args[0] == "balloon-size":
+                if size >= self.ram:
+                    raise ScenarioError(f"{where}: a balloon of {size >> 20} MiB would leave the "
+                                        f"{self.ram >> 20} MiB guest nothing")
+                size = self.ram - size
             self.vm.qmp.execute("balloon", value=size)
-            return f"host: balloon target {size >> 20} MiB of guest RAM"
-        self.set_stats_polling(int(float(args[1])))
-        time.sleep(float(args[1]) + 0.5)  # one poll answered
-        st = self.guest_stats()["stats"]
+            return f"host: guest RAM {size >> 20} MiB, balloon {(self.ram - size) >> 20} MiB"
+        seconds = int(float(args[1]))
+        before = self.guest_stats().get("last-update", 0)
+        self.set_stats_polling(seconds)
+        # Until the guest has answered a poll made from now on: QEMU stamps each
+        # answer with last-update (seconds); a slow guest under TCG may take a while.
+        limit = max(30.0, 10.0 * seconds)
+        deadline = time.monotonic() + limit
+        while True:
+            got = self.guest_stats()
+            if got.get("last-update", 0) > before:
+                break
+            if time.monotonic() > deadline:
+                raise ScenarioError(f"{where}: the guest answered no statistics poll in {limit:.0f} s")
+            time.sleep(0.1)
+        st = got["stats"]
         return (f"host: guest statistics: free {st.get('stat-free-memory', -1) >> 20} MiB, "
                 f"total {st.get('stat-total-memory', -1) >> 20} MiB, "
                 f"huge-page allocations {st.get('stat-htlb-pgalloc', -1)}")
@@ -452,6 +482,23 @@ class Runner:
             limit = parse_size(args[1], where)
             rss = vm.wait_rss_below(limit, timeout)
             return f"QEMU RSS {rss >> 20} MiB (< {limit >> 20})"
+        if args[0] == "running":
+            # Two once-a-second events past the fill: one whole period of the
+            # workload's own accesses, its best healthy rate measured (thrashing
+            # is judged against it). A fixed sleep is not enough under a CPU hog.
+            name = args[1]
+
+            def past_fill(e):
+                return e["name"] == name and e["accesses"] > 0
+            seen = {e["t_ms"] for e in vm.events_named("workload") if past_fill(e)}
+
+            def second_period(e):  # (the wait may hand over events already seen)
+                if past_fill(e):
+                    seen.add(e["t_ms"])
+                return len(seen) >= 2
+            ev = vm.wait_event("workload", timeout=timeout, where=second_period) if len(seen) < 2 else \
+                [e for e in vm.events_named("workload") if past_fill(e)][1]
+            return f"{name} runs past its fill: {ev['acc_per_s']} accesses/s"
         if args[0] == "ws":
             name, want, since = args[1], parse_size(args[2], where) // PAGE, self.now()
             ev = vm.wait_event("workload", timeout=timeout,
@@ -610,12 +657,13 @@ class Runner:
                 ax.axvspan(t0, t1, lw=0, **shades[kind])
             for e in thrash:  # the moment the guest said so, however short the episode
                 ax.axvline(e["_host_time"], color="red", lw=1, ls="--", alpha=0.7)
-            # The step numbers on every panel, staggered in three rows (in
-            # the panel's height: the smaller panels need wider rows).
+            # The step numbers on every panel, each in the highest row where it
+            # overlaps no other (rows in the panel's height: the smaller panels
+            # need wider rows); the key under the picture names them.
             row = 0.04 if n == 0 else 0.07
-            for i, (mt, label) in enumerate(self.marks):
+            for i, (mt, rank) in enumerate(zip((m[0] for m in self.marks), mark_rows(self.marks, ax))):
                 ax.axvline(mt, color="grey", lw=0.6, alpha=0.5)
-                ax.text(mt, 0.99 - row * (i % 3), str(i + 1), fontsize=7, color="dimgrey",
+                ax.text(mt, 0.99 - row * rank, str(i + 1), fontsize=7, color="dimgrey",
                         ha="center", va="top", transform=ax.get_xaxis_transform())
         if spans:
             # One legend entry per kind of span, named after its workloads.
@@ -633,12 +681,16 @@ class Runner:
                 names = ", ".join(sorted({e["name"] for e in thrash}))
                 handles.append(Line2D([], [], color="red", lw=1, ls="--", label=f"event thrashing ({names})"))
             lines, _ = axes[0].get_legend_handles_labels()
-            axes[0].legend(handles=lines + handles, loc="best", fontsize=8)
+            axes[0].legend(handles=lines + handles, **LEGEND_OUTSIDE, fontsize=8)
         axes[-1].set_xlabel("seconds since boot")
-        axes[0].set_title(self.title + "  (numbers: the steps in the printed summary)", fontsize=10)
+        axes[0].set_title(self.title + "  (numbers: the steps, named below)", fontsize=10)
+        self.plot_step_key(axes[-1])
         fig.tight_layout()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fig.savefig(path, dpi=110)
+        # The steps' fingerprint in the PNG: a test tells a shipped picture
+        # drawn from another version of its scenario (tests/host/test_pictures.py).
+        fig.savefig(path, dpi=110, bbox_inches="tight",
+                    metadata={"Title": self.title, "Comment": f"blimp-steps:{steps_fingerprint(self.steps)}"})
         plt.close(fig)
         self.say(f"\npicture: {path}")
 
@@ -670,7 +722,21 @@ class Runner:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], color="black", lw=1.2, ls=styles[field],
                         label=f"{PLOT_GUEST[field]} (ws events)")
         ax.set_ylabel("MiB")
-        ax.legend(loc="best", fontsize=8)
+        ax.legend(**LEGEND_OUTSIDE, fontsize=8)
+
+    def plot_step_key(self, ax):
+        """Under the bottom panel, the step each number stands for, in columns."""
+        if not self.marks:
+            return
+        # Three columns across the panel and its legend (the panel is about
+        # 60 % of the figure's width): 40 characters a label fit in each.
+        cols = 3
+        per_col = -(-len(self.marks) // cols)
+        for c in range(cols):
+            chunk = list(enumerate(self.marks))[c * per_col:(c + 1) * per_col]
+            text = "\n".join(f"{i + 1:2d}  {label}" for i, (_, label) in chunk)
+            ax.text(0.6 * c, -0.16, text, transform=ax.transAxes, va="top", ha="left",
+                    fontsize=7, family="monospace", color="dimgrey")
 
     def plot_pages(self, ax, series, fields, colours):
         """Each workload's pages the plot step asked for, in MiB: one colour
@@ -693,7 +759,7 @@ class Runner:
                                 color=colours[ev["name"]])
         ax.set_ylabel("MiB (per workload)")
         ax.set_ylim(bottom=0)
-        ax.legend(loc="best", fontsize=7, ncol=2)
+        ax.legend(**LEGEND_OUTSIDE, fontsize=7)
 
     def plot_rates(self, ax, series, fields, colours):
         """Each workload's accesses a second on the left axis, and the kind of
@@ -719,7 +785,36 @@ class Runner:
             ax2.set_ylabel(PLOT_RATES[field])
             ax2.set_ylim(bottom=0)
         ax2 = ax2 if right else ax
-        ax2.legend(handles=lines, loc="best", fontsize=7, ncol=2)  # on the twin, which is drawn above
+        # Outside, right of the twin's axis labels.
+        ax2.legend(handles=lines, loc="upper left", bbox_to_anchor=(1.12 if ax2 is not ax else 1.01, 1),
+                   borderaxespad=0, fontsize=7)
+
+
+# Legends beside the panel, never on the data.
+LEGEND_OUTSIDE = dict(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+
+
+def mark_rows(marks, ax, rows=6):
+    """For each step mark, the row (0 = top) its number goes in: the highest
+    row whose last number is far enough to the left not to overlap it."""
+    x0, x1 = ax.get_xlim()
+    gap = 0.018 * (x1 - x0)  # about two digits at fontsize 7 on an 11-inch panel
+    last = [float("-inf")] * rows
+    out = []
+    for t, _ in marks:
+        free = [r for r in range(rows) if t - last[r] >= gap]
+        r = free[0] if free else min(range(rows), key=lambda k: last[k])
+        last[r] = t
+        out.append(r)
+    return out
+
+
+def steps_fingerprint(steps):
+    """A short hash of what a scenario does (its steps, not its comments or
+    line numbers): the same for every run of the same scenario."""
+    import hashlib
+    text = "\n".join(" ".join([verb] + list(args)) for _, verb, args in steps)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def with_gaps(evs, value, gap_s=2.5):
