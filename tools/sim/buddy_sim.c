@@ -47,6 +47,7 @@ struct op {
 
 static struct op ops[MAX_OPS];
 
+/* The options, on f (stdout for -h, stderr after a bad argument). */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: buddy [-s SEED] [-n OPS] [-m MEMORY] [-c]\n"
@@ -56,6 +57,8 @@ static void usage(FILE *f)
 		   "  -c         print the answers, computed by kernel/pfa.c\n", MAX_OPS);
 }
 
+/* Say what is wrong with the arguments (fmt with one %s) and how to call:
+ * the exit status for main, 2. */
 static int bad_arg(const char *fmt, const char *what)
 {
 	fprintf(stderr, "buddy: ");

@@ -50,6 +50,7 @@ static const char *const policy_what[REPLACE_POLICIES] = {
 			"           (or that is never used again)",
 };
 
+/* The options, on f (stdout for -h, stderr after a bad argument). */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: paging [-s SEED] [-n REFS] [-P PAGES] [-w WRITE_PERCENT] [-f FRAMES[,FRAMES...]]\n"
@@ -68,6 +69,8 @@ static void usage(FILE *f)
 		MAX_REFS, MAX_PAGES, MAX_FRAMES, MAX_PAGES - 1);
 }
 
+/* Say what is wrong with the arguments (fmt with one %s) and how to call:
+ * the exit status for main, 2. */
 static int bad_arg(const char *fmt, const char *what)
 {
 	fprintf(stderr, "paging: ");
@@ -77,8 +80,8 @@ static int bad_arg(const char *fmt, const char *what)
 	return 2;
 }
 
-/* A decimal number in [lo, hi] from s up to `stop` (a stop character or the
- * end), into *out; the character after it in *end. false if none. */
+/* A decimal number in [lo, hi] at the start of s into *out, and where it
+ * ends into *end; false if s does not start with one in range. */
 static bool parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out, const char **end)
 {
 	char *e;
@@ -93,6 +96,7 @@ static bool parse_num(const char *s, uint64_t lo, uint64_t hi, uint64_t *out, co
 	return true;
 }
 
+/* parse_num over the whole of s: nothing may follow the number. */
 static bool parse_whole(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	const char *end;
@@ -167,6 +171,8 @@ struct trace {
 	uint32_t frames;
 };
 
+/* The policies whose ring order means something: the hand is where they
+ * look first (LRU and OPT keep the ring only to hold the pages). */
 static bool shows_hand(enum replace_policy p)
 {
 	return p == REPLACE_FIFO || p == REPLACE_CLOCK || p == REPLACE_ESC;
