@@ -8,6 +8,7 @@
 #   make pictures draw docs/*.png again from their scenarios
 #   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
 #   make bench-quick  the same once, small (make test runs it)
+#   make sims     the seeded buddy and paging simulators (build/sim/, docs/exercises.md)
 #   make clean    remove build/
 #
 # Missing Debian packages are installed first (tools/install-deps.sh).
@@ -20,7 +21,7 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures
+.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures sims
 
 # ---------------------------------------------------------------- packages
 # A stamp keyed on the script, so the check runs once per change of the list.
@@ -120,9 +121,14 @@ unit: $(UNIT_BINS)
 # tests/fuzz/fuzz.mk: libFuzzer harnesses (make fuzz, make fuzz-smoke).
 include tests/fuzz/fuzz.mk
 
+# ---------------------------------------------------------------- simulators
+# tools/sim/sim.mk: make sims (the exercises' simulators; tests/host runs them).
+include tools/sim/sim.mk
+
 # ---------------------------------------------------------------- host and QEMU tests
-# tests/host: Python, no QEMU (the docs against the code, host tools' logic).
-host-test: $(BUILD)/.deps
+# tests/host: Python, no QEMU (the docs against the code, host tools' logic,
+# the simulators' answers).
+host-test: $(BUILD)/.deps sims
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
 
 # The slowest tests are listed at the end: the suite must stay well under 20 minutes.

@@ -399,6 +399,15 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 		     uint32_t n_pages, uint32_t frames, void *scratch, size_t scratch_len,
 		     struct replace_result *out)
 {
+	return replace_simulate_steps(policy, refs, n_refs, n_pages, frames, scratch, scratch_len, out,
+				      NULL, NULL);
+}
+
+int replace_simulate_steps(enum replace_policy policy, const struct replace_ref *refs, uint32_t n_refs,
+			   uint32_t n_pages, uint32_t frames, void *scratch, size_t scratch_len,
+			   struct replace_result *out,
+			   void (*step)(void *ctx, const struct replace_sim_step *st), void *ctx)
+{
 	if ((unsigned)policy >= REPLACE_POLICIES || frames == 0 || frames == REPLACE_NONE || !out ||
 	    (n_refs && !refs) || !scratch || ((uintptr_t)scratch & 7) ||
 	    scratch_len < replace_sim_scratch_size(n_refs, n_pages, frames))
@@ -436,6 +445,8 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 	memset(out, 0, sizeof(*out));
 	for (uint32_t i = 0; i < n_refs; i++) {
 		uint32_t pg = refs[i].page, s = where[pg];
+		struct replace_sim_step st = { .ref = i, .page = pg, .hit = s != REPLACE_NONE,
+					       .victim = REPLACE_NONE, .ring = &r, .rm = sm.rm };
 		if (s == REPLACE_NONE) {
 			out->faults++;
 			if (r.n_used == frames) {
@@ -443,7 +454,9 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 						   : replace_victim(&r);
 				if (v < 0)
 					return (int)v;
-				if (sm.rm[v] & REPLACE_M)
+				st.victim = (uint32_t)r.slot[v].page;
+				st.writeback = sm.rm[v] & REPLACE_M;
+				if (st.writeback)
 					out->writebacks++;
 				where[r.slot[v].page] = REPLACE_NONE;
 				if ((e = replace_remove(&r, (uint32_t)v)) < 0)
@@ -459,6 +472,10 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 		sm.rm[s] |= REPLACE_R | (refs[i].write ? REPLACE_M : 0);
 		if (oracle)
 			key[s] = policy == REPLACE_OPT ? next_use[i] : i;
+		if (step) {
+			st.frame = s;
+			step(ctx, &st);
+		}
 	}
 	out->refs = n_refs;
 	out->st = r.st;

@@ -188,4 +188,26 @@ int replace_simulate(enum replace_policy policy, const struct replace_ref *refs,
 		     uint32_t n_pages, uint32_t frames, void *scratch, size_t scratch_len,
 		     struct replace_result *out);
 
+/* One reference as replace_simulate_steps ran it, for a step-by-step trace
+ * (tools/sim/paging_sim.c). `ring` and `rm` show the frames after the
+ * reference: frame f holds ring->slot[f].page if ring->slot[f].used, with
+ * bits rm[f] (REPLACE_R | REPLACE_M); ring->hand is the oldest page's frame. */
+struct replace_sim_step {
+	uint32_t ref;                /* index in refs[] */
+	uint32_t page;
+	bool hit;
+	uint32_t frame;              /* where the page is now */
+	uint32_t victim;             /* the page evicted for it, REPLACE_NONE if none */
+	bool writeback;              /* the victim had M set */
+	const struct replace *ring;
+	const uint8_t *rm;
+};
+
+/* replace_simulate, calling step(ctx, ...) after every reference (step may
+ * be NULL: then it is replace_simulate). */
+int replace_simulate_steps(enum replace_policy policy, const struct replace_ref *refs, uint32_t n_refs,
+			   uint32_t n_pages, uint32_t frames, void *scratch, size_t scratch_len,
+			   struct replace_result *out,
+			   void (*step)(void *ctx, const struct replace_sim_step *st), void *ctx);
+
 #endif

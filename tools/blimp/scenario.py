@@ -57,6 +57,14 @@ malformed line is refused with its file and line number before anything
 runs.
 
     /usr/bin/python3 tools/scenario.py tools/scenarios/tour.scn --plot build/run/timeline.png
+
+Predictions (docs/exercises.md): `--predict 'N:expect ...'` runs that
+`expect` step after the file's line N (at the end without `N:`), without
+editing the file. A prediction that fails does not stop the run: the runner
+says "prediction wrong" with the measured value, goes on, and exits with 1
+if any prediction was wrong.
+
+    /usr/bin/python3 tools/scenario.py tools/scenarios/reserve-floor.scn --predict '4:expect actual-above 64M'
 """
 import argparse
 import os
@@ -276,6 +284,67 @@ def check_plot(args, where):
     plot_options(args, where)
 
 
+def parse_line(raw, where):
+    """One line of a scenario, checked: (verb, args), or None for a blank
+    line or a comment."""
+    text = raw.strip()
+    first = text.split(None, 1)[:1]
+    if first and first[0] in STEPS and STEPS[first[0]].free_text:
+        verb = first[0]
+        args = [text.split(None, 1)[1] if " " in text else ""]  # free text: quotes and # kept
+    else:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            return None
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            raise ScenarioError(f"{where}: {e}")
+        verb, args = words[0], words[1:]
+    kind = STEPS.get(verb)
+    if kind is None:
+        raise ScenarioError(f"{where}: unknown step '{verb}'")
+    kind.check(args, where)
+    return verb, args
+
+
+PREDICTION = "prediction"  # how a --predict step's `where` begins
+
+
+def add_predictions(steps, path, predictions):
+    """The steps with each --predict 'N:expect ...' put after the file's
+    line N (at the end without N:). Each is checked like a file's line; its
+    `where` says it is a prediction, so the runner reports it instead of
+    stopping on it."""
+    with open(path) as f:
+        n_lines = len(f.readlines())
+    steps = list(steps)
+    for i, text in enumerate(predictions, 1):
+        where = f"{PREDICTION} {i} ('{text}')"
+        after, _, line = text.partition(":")
+        if after.strip().isdigit():
+            after = int(after)
+            if not 1 <= after <= n_lines:
+                raise ScenarioError(f"{where}: {path} has no line {after} (it has {n_lines})")
+        else:
+            after, line = n_lines, text
+        step = parse_line(line, where)
+        if step is None or step[0] != "expect":
+            raise ScenarioError(f"{where}: a prediction is an 'expect' step (expect actual-above 64M, ...)")
+        # After the last of the file's steps at or before line N (theirs is
+        # the `where` "PATH:LINE"), and after predictions already put there.
+        at = 0
+        for k, (w, _, _) in enumerate(steps):
+            if not w.startswith(PREDICTION) and int(w.rsplit(":", 1)[1]) <= after:
+                at = k + 1
+        if not any(v == "boot" for _, v, _ in steps[:at]):
+            raise ScenarioError(f"{where}: line {after} is before the 'boot' step: nothing to measure yet")
+        while at < len(steps) and steps[at][0].startswith(PREDICTION):
+            at += 1
+        steps.insert(at, (where, step[0], step[1]))
+    return steps
+
+
 def parse(path):
     """The steps of a scenario file, checked: [(where, verb, args)]."""
     steps = []
@@ -283,24 +352,11 @@ def parse(path):
         lines = f.readlines()
     for n, raw in enumerate(lines, 1):
         where = f"{path}:{n}"
-        text = raw.strip()
-        first = text.split(None, 1)[:1]
-        if first and first[0] in STEPS and STEPS[first[0]].free_text:
-            verb = first[0]
-            args = [text.split(None, 1)[1] if " " in text else ""]  # free text: quotes and # kept
-        else:
-            line = raw.split("#", 1)[0].strip()
-            if not line:
-                continue
-            try:
-                words = shlex.split(line)
-            except ValueError as e:
-                raise ScenarioError(f"{where}: {e}")
-            verb, args = words[0], words[1:]
-        kind = STEPS.get(verb)
-        if kind is None:
-            raise ScenarioError(f"{where}: unknown step '{verb}'")
-        kind.check(args, where)
+        step = parse_line(raw, where)
+        if step is None:
+            continue
+        verb, args = step
+        kind = STEPS[verb]
         booted = any(s[1] == "boot" for s in steps)
         if verb == "boot" and booted:
             raise ScenarioError(f"{where}: a scenario boots once")
@@ -329,6 +385,7 @@ class Runner:
         self.title = "scenario"
         self.plot_opts = {}  # from the plot step
         self.events = []     # every guest event, kept when the guest is gone
+        self.predictions = []  # (where, right, what was measured)
 
     def say(self, text):
         print(text, file=self.out or sys.stdout, flush=True)
@@ -547,6 +604,15 @@ class Runner:
         self.plot_opts = plot_options(args, where)
 
     def step(self, where, verb, args):
+        if where.startswith(PREDICTION):
+            # A prediction is marked right or wrong; the run goes on.
+            try:
+                text = STEPS[verb].run(self, where, args)
+                right, msg = True, text[len("ok: "):]
+            except ScenarioError as e:
+                right, msg = False, str(e).split("expectation failed: ", 1)[-1]
+            self.predictions.append((where, right, msg))
+            return f"{where}: {'right' if right else 'WRONG'}: {msg}"
         return STEPS[verb].run(self, where, args)
 
     def run(self):
@@ -589,6 +655,11 @@ class Runner:
         self.say("\n step    time    QEMU RSS  balloon  what")
         for i, (step, t, rss, bal) in enumerate(self.rows):
             self.say(f"{i + 1:5d} {t:6.2f}s  {rss:6d} MiB {bal:5d} MiB  {step}")
+        if self.predictions:
+            right = sum(r for _, r, _ in self.predictions)
+            self.say(f"\npredictions: {right} of {len(self.predictions)} right")
+            for where, r, msg in self.predictions:
+                self.say(f"  {'right' if r else 'WRONG'}: {where}: {msg}")
 
     def workload_series(self):
         """{name: [workload events]}: each workload's once-a-second events,
@@ -859,9 +930,12 @@ def main():
     ap = argparse.ArgumentParser(description="Run a blimp ballooning scenario.")
     ap.add_argument("scenario")
     ap.add_argument("--plot", help="write the timeline picture here (PNG)")
+    ap.add_argument("--predict", action="append", default=[], metavar="[N:]EXPECT",
+                    help="an 'expect' step to run after the file's line N (at the end without N:), "
+                         "reported right or wrong without stopping the run (repeatable)")
     args = ap.parse_args()
     try:
-        runner = Runner(parse(args.scenario))
+        runner = Runner(add_predictions(parse(args.scenario), args.scenario, args.predict))
         runner.run()
         runner.summary()
         if args.plot:
@@ -869,4 +943,4 @@ def main():
     except (ScenarioError, FileNotFoundError) as e:
         print(f"scenario: {e}", file=sys.stderr)
         return 1
-    return 0
+    return 0 if all(r for _, r, _ in runner.predictions) else 1
