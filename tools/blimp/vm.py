@@ -18,6 +18,9 @@ open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
 
+debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
+`poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
+
 With serial="socket" COM1 is a unix socket this process listens on instead
 of QEMU's stdout, and pause_reading()/resume_reading() stop and restart the
 reader, to play a host that reads the console only now and then (QEMU's
