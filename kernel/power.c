@@ -37,6 +37,7 @@ static struct {
 	int sci_vector;
 	uint64_t scis;           /* SCIs taken (or polls that found a status bit) */
 	uint64_t presses;
+	bool switched_acpi_mode; /* blimp set SCI_EN through SMI_CMD (else the firmware had) */
 	struct work press_work;
 } pw;
 
@@ -114,6 +115,7 @@ static int acpi_mode_enable(void)
 		return -ENODEV;
 	}
 	outb(fadt()->smi_cmd, fadt()->acpi_enable);
+	pw.switched_acpi_mode = true;
 	uint64_t deadline = clock_ms() + ACPI_ENABLE_WAIT_MS;
 	while (!(pm1_cnt_read() & ACPI_PM1_SCI_EN)) {
 		if (clock_ms() >= deadline) {
@@ -237,7 +239,8 @@ int power_init(bool poll)
 	if (pw.mode == BUTTON_SCI)
 		printf(" on GSI %u, %s, active-%s", pw.sci_gsi, pw.sci_level ? "level" : "edge",
 		       pw.sci_active_low ? "low" : "high");
-	printf("), PM1a_EVT %#x, PM1a_CNT %#x\n", fadt()->pm1a_evt, fadt()->pm1a_cnt);
+	printf("), PM1a_EVT %#x, PM1a_CNT %#x, ACPI mode %s\n", fadt()->pm1a_evt, fadt()->pm1a_cnt,
+	       pw.switched_acpi_mode ? "switched on through SMI_CMD" : "already on");
 	return 0;
 }
 
@@ -309,8 +312,9 @@ static int cmd_power(int argc, char **argv)
 		       f->pm1a_evt, f->pm1b_evt, f->pm1_evt_len, f->pm1a_cnt, f->pm1b_cnt, f->pm1_cnt_len);
 		printf("  GPE0 %#x (len %u), GPE1 %#x (len %u), DSDT %#lx\n", f->gpe0_blk, f->gpe0_len,
 		       f->gpe1_blk, f->gpe1_len, (unsigned long)f->dsdt);
-		printf("  PM1_CNT now %#x (SCI_EN %s)\n", pm1_cnt_read(),
-		       pm1_cnt_read() & ACPI_PM1_SCI_EN ? "on" : "off");
+		printf("  PM1_CNT now %#x (SCI_EN %s; %s)\n", pm1_cnt_read(),
+		       pm1_cnt_read() & ACPI_PM1_SCI_EN ? "on" : "off",
+		       pw.switched_acpi_mode ? "blimp switched it on" : "as the firmware left it");
 	} else {
 		printf("no usable FADT\n");
 	}
@@ -321,12 +325,14 @@ static int cmd_power(int argc, char **argv)
 	       (unsigned long)pw.scis, (unsigned long)pw.presses);
 	event_emit("power", "\"button\":\"%s\",\"fadt\":%s,\"sci_int\":%u,\"sci_gsi\":%d,"
 		   "\"pm1a_evt\":%u,\"pm1a_cnt\":%u,\"pm1b_evt\":%u,\"pm1b_cnt\":%u,\"smi_cmd\":%u,"
-		   "\"x_fields\":%s,\"s5\":%s,\"slp_typa\":%d,\"slp_typb\":%d,\"scis\":%lu,\"presses\":%lu",
+		   "\"x_fields\":%s,\"s5\":%s,\"slp_typa\":%d,\"slp_typb\":%d,\"scis\":%lu,\"presses\":%lu,"
+		   "\"acpi_mode\":\"%s\"",
 		   mode_name(), acpi.have_fadt ? "true" : "false", f->sci_int,
 		   pw.mode == BUTTON_SCI ? (int)pw.sci_gsi : -1, f->pm1a_evt, f->pm1a_cnt, f->pm1b_evt,
 		   f->pm1b_cnt, f->smi_cmd, f->pm1_from_x ? "true" : "false", acpi.have_s5 ? "true" : "false",
 		   acpi.have_s5 ? acpi.s5_slp_typa : -1, acpi.have_s5 ? acpi.s5_slp_typb : -1,
-		   (unsigned long)pw.scis, (unsigned long)pw.presses);
+		   (unsigned long)pw.scis, (unsigned long)pw.presses,
+		   pw.switched_acpi_mode ? "switched" : "firmware");
 	return 0;
 }
 SHELL_COMMAND(power, "", "ACPI power management: FADT registers, \\_S5, the power button", cmd_power);
