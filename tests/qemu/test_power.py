@@ -9,8 +9,11 @@ UEFI boots cost about 4-5 s each here against 0.1 s for PVH, so UEFI runs
 the power button on both machines (its tables are OVMF's copy of QEMU's,
 placed elsewhere) and the S5 path on q35 only.
 """
+import subprocess
+
 import pytest
 
+from blimp.qmp import QMPError
 from blimp.vm import EXIT_SUCCESS
 
 BOOT_TIMEOUT = {"pvh": 60, "uefi": 180}
@@ -25,6 +28,22 @@ def boot_ready(boot, machine, path, **kwargs):
 
 def power_state(vm):
     return vm.shell_event("power")
+
+
+def press_power_button(vm):
+    """QMP system_powerdown. blimp may switch off before QEMU's answer is
+    out: isa-debug-exit ends QEMU inside the guest's write, from the vCPU
+    thread, and the answer can still be waiting to be sent (seen once in
+    about 30 runs, under load; inferred from its serial tail, which ended
+    with the `poweroff` event). A closed connection is then no failure if
+    QEMU has indeed exited; the events checked next say whether blimp did it."""
+    try:
+        vm.qmp.execute("system_powerdown")
+    except QMPError as e:
+        try:
+            vm.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"system_powerdown failed and QEMU runs on: {e}")
 
 
 @pytest.mark.parametrize("machine", ["q35", "pc"])
@@ -45,7 +64,7 @@ def test_power_button_shuts_down_cleanly(boot, machine, path):
     # SeaBIOS leaves the chipset in legacy mode (SCI_EN clear): blimp
     # switches it through SMI_CMD. OVMF has switched it already.
     assert st["acpi_mode"] == ("switched" if path == "pvh" else "firmware"), st
-    vm.qmp.execute("system_powerdown")
+    press_power_button(vm)
     press = vm.wait_event("power_button", timeout=EXIT_TIMEOUT)
     assert press["via"] == "sci", press
     off = vm.wait_event("poweroff", timeout=EXIT_TIMEOUT)
@@ -67,7 +86,7 @@ def wait_guest_shutdown(vm):
 def test_power_button_without_debug_exit_switches_off_by_s5(boot, machine, path):
     # What `virsh shutdown` does to a libvirt domain, which has no isa-debug-exit.
     vm = boot_ready(boot, machine, path, debug_exit=False)
-    vm.qmp.execute("system_powerdown")
+    press_power_button(vm)
     vm.wait_event("power_button", timeout=EXIT_TIMEOUT)
     wait_guest_shutdown(vm)
 
@@ -87,7 +106,7 @@ def test_power_button_is_polled_with_irq_poll(boot):
     vm.wait_event("ready", timeout=BOOT_TIMEOUT["pvh"])
     st = power_state(vm)
     assert st["button"] == "poll" and st["sci_gsi"] == -1, st
-    vm.qmp.execute("system_powerdown")
+    press_power_button(vm)
     press = vm.wait_event("power_button", timeout=EXIT_TIMEOUT)
     assert press["via"] == "poll", press
     assert vm.wait_exit(EXIT_TIMEOUT) == EXIT_SUCCESS
