@@ -171,6 +171,12 @@ int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const c
 	return 0;
 }
 
+void acpi_sci_mode(uint16_t inti_flags, bool *level, bool *active_low)
+{
+	*active_low = (inti_flags & 3) != 1;
+	*level = ((inti_flags >> 2) & 3) != 1;
+}
+
 /* ---------------------------------------------------------------- AML */
 
 #define AML_ZERO 0x00

@@ -70,6 +70,16 @@ bool acpi_checksum_ok(const void *p, size_t len);
 int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const char **why);
 
 /*
+ * The SCI's trigger and polarity from the MPS INTI flags of a MADT interrupt
+ * source override for it (bits 1:0 polarity, 3:2 trigger; 01 high / edge,
+ * 11 low / level). A field of 00 ("as the bus says"), or no override at all
+ * (pass 0), means the SCI's own default: level-triggered, active-low (ACPI
+ * 6.5, 5.2.12.5) — not ISA's edge, active-high. The reserved value 10 is
+ * taken as the default too.
+ */
+void acpi_sci_mode(uint16_t inti_flags, bool *level, bool *active_low);
+
+/*
  * Find `Name(\_S5_, Package(){a, b, ...})` in the AML bytes aml[0..len)
  * (a DSDT or SSDT without its 36-byte header) and return SLP_TYPa and
  * SLP_TYPb (3 bits each). A bounded byte scan, not an interpreter: NameOp

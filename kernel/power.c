@@ -158,28 +158,21 @@ static void sci_handler(void *ctx)
 }
 
 /*
- * The SCI's GSI, trigger and polarity. FADT SCI_INT names an ISA IRQ; a
- * MADT interrupt source override for it gives the GSI and, per field, the
- * trigger and polarity (00 = "as the bus says"). The SCI's own default is
- * level-triggered, active-low (ACPI 6.5, 5.2.12.5), not ISA's edge/high.
+ * The SCI's GSI, trigger and polarity: FADT SCI_INT names an ISA IRQ; a MADT
+ * interrupt source override for it gives the GSI and the flags that
+ * acpi_sci_mode reads (the SCI's default: level, active-low).
  */
 static void sci_line(void)
 {
+	uint16_t flags = 0;
 	pw.sci_gsi = fadt()->sci_int;
-	pw.sci_level = true;
-	pw.sci_active_low = true;
-	for (int i = 0; i < acpi.n_overrides; i++) {
-		const struct acpi_override *o = &acpi.overrides[i];
-		if (o->isa_irq != fadt()->sci_int)
-			continue;
-		unsigned polarity = o->flags & 3, trigger = (o->flags >> 2) & 3;
-		pw.sci_gsi = o->gsi;
-		if (polarity == 1)
-			pw.sci_active_low = false;
-		if (trigger == 1)
-			pw.sci_level = false;
-		break;
-	}
+	for (int i = 0; i < acpi.n_overrides; i++)
+		if (acpi.overrides[i].isa_irq == fadt()->sci_int) {
+			pw.sci_gsi = acpi.overrides[i].gsi;
+			flags = acpi.overrides[i].flags;
+			break;
+		}
+	acpi_sci_mode(flags, &pw.sci_level, &pw.sci_active_low);
 }
 
 /* Route the SCI to a vector of its own. Returns 0 or a negative errno value. */

@@ -281,6 +281,32 @@ static void an_unusable_gpe_block_is_dropped_not_fatal(void **state)
 	assert_int_equal(f.gpe0_blk, 0);
 }
 
+/* ---------------------------------------------------------------- SCI */
+
+static void sci_defaults_to_level_low_and_follows_each_override_field(void **state)
+{
+	(void)state;
+	static const struct {
+		uint16_t flags;
+		bool level, active_low;
+	} cases[] = {
+		{ 0x0000, true, true },   /* no override, or "as the bus says": the SCI's default */
+		{ 0x000d, true, false },  /* QEMU's override of IRQ 9: level, active-high */
+		{ 0x0005, false, false }, /* edge, high */
+		{ 0x000f, true, true },   /* level, low */
+		{ 0x0001, true, false },  /* polarity given, trigger the SCI's */
+		{ 0x0004, false, true },  /* trigger given, polarity the SCI's */
+		{ 0x000a, true, true },   /* reserved values: the default */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool level, low;
+		acpi_sci_mode(cases[i].flags, &level, &low);
+		if (level != cases[i].level || low != cases[i].active_low)
+			fail_msg("flags %#x: expected level %d active_low %d, got %d %d", cases[i].flags,
+				 cases[i].level, cases[i].active_low, level, low);
+	}
+}
+
 /* ---------------------------------------------------------------- \_S5 */
 
 static void qemu_s5_is_zero_zero_and_s3_s4_are_not_taken_for_it(void **state)
@@ -444,6 +470,7 @@ int main(void)
 		cmocka_unit_test(every_truncation_of_a_fadt_is_refused_or_read_in_bounds),
 		cmocka_unit_test(bad_fadt_fields_are_refused_with_a_reason),
 		cmocka_unit_test(an_unusable_gpe_block_is_dropped_not_fatal),
+		cmocka_unit_test(sci_defaults_to_level_low_and_follows_each_override_field),
 		cmocka_unit_test(qemu_s5_is_zero_zero_and_s3_s4_are_not_taken_for_it),
 		cmocka_unit_test(every_truncation_of_the_sleep_states_stays_in_bounds),
 		cmocka_unit_test(other_integer_encodings_and_the_root_prefix_are_read),
