@@ -33,17 +33,17 @@ def power_state(vm):
 def press_power_button(vm):
     """QMP system_powerdown. blimp may switch off before QEMU's answer is
     out: isa-debug-exit ends QEMU inside the guest's write, from the vCPU
-    thread, and the answer can still be waiting to be sent (seen once in
-    about 30 runs, under load; inferred from its serial tail, which ended
-    with the `poweroff` event). A closed connection is then no failure if
-    QEMU has indeed exited; the events checked next say whether blimp did it."""
+    thread, while the monitor's answer can still be unsent. Seen in about 1
+    run of 10 on PVH, as ConnectionResetError or a connection closed, with
+    the guest's `poweroff` event as the last serial line. That is no failure
+    if QEMU has indeed exited; the events checked next say whether blimp did it."""
     try:
         vm.qmp.execute("system_powerdown")
-    except QMPError as e:
+    except (QMPError, OSError) as e:
         try:
             vm.proc.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"system_powerdown failed and QEMU runs on: {e}")
+            raise AssertionError(f"system_powerdown failed and QEMU runs on: {e!r}")
 
 
 @pytest.mark.parametrize("machine", ["q35", "pc"])
