@@ -1,8 +1,10 @@
 /*
- * acpi: find and parse MADT and MCFG (see acpi.h).
+ * acpi: find and parse MADT, MCFG and FADT, and the DSDT's \_S5 (see acpi.h).
  *
- * RSDP -> RSDT (32-bit pointers) or XSDT (64-bit) -> tables by signature.
- * Each table's checksum is verified; a bad one is reported and skipped.
+ * RSDP -> RSDT (32-bit pointers) or XSDT (64-bit) -> tables by signature;
+ * FADT -> DSDT. Each table's checksum is verified; a bad one is reported and
+ * skipped. The FADT and AML are read by acpi_parse.c, which the host tests
+ * share.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,12 +22,12 @@ struct sdt_header {
 	uint32_t oem_revision, creator_id, creator_revision;
 } __attribute__((packed));
 
+/* Tables bigger than this are taken for garbage. */
+#define TABLE_MAX_LEN (1u << 20)
+
 static bool checksum_ok(const void *p, uint32_t len)
 {
-	uint8_t sum = 0;
-	for (uint32_t i = 0; i < len; i++)
-		sum += ((const uint8_t *)p)[i];
-	return sum == 0;
+	return acpi_checksum_ok(p, len);
 }
 
 static uint64_t rsdp_search(void)
@@ -65,6 +67,7 @@ static void parse_madt(const struct sdt_header *h)
 			o->isa_irq = p[off + 3];
 			memcpy(&o->gsi, p + off + 4, 4);
 			memcpy(&flags, p + off + 8, 2);
+			o->flags = flags;
 			o->active_low = (flags & 3) == 3;
 			o->level = ((flags >> 2) & 3) == 3;
 		}
@@ -88,10 +91,51 @@ static void parse_mcfg(const struct sdt_header *h)
 	acpi.have_mcfg = acpi.ecam_base != 0 && acpi.ecam_bus_end >= acpi.ecam_bus_start;
 }
 
+/*
+ * The DSDT the FADT names: checked like any table (inside the low 4 GiB,
+ * which is mapped whole, a sane length, its checksum), then its AML scanned
+ * for \_S5_. Reports what is wrong and leaves have_s5 false.
+ */
+static void parse_dsdt(uint64_t addr)
+{
+	if (addr == 0 || addr >= (4ULL << 30) - sizeof(struct sdt_header)) {
+		printf("acpi: DSDT address %#lx is outside the low 4 GiB; no ACPI S5\n",
+		       (unsigned long)addr);
+		return;
+	}
+	const struct sdt_header *h = phys_to_virt(addr);
+	if (memcmp(h->signature, "DSDT", 4) != 0 || h->length < sizeof(*h) ||
+	    h->length > TABLE_MAX_LEN || addr + h->length > (4ULL << 30) ||
+	    !checksum_ok(h, h->length)) {
+		printf("acpi: DSDT at %#lx is invalid (signature, length %u or checksum); no ACPI S5\n",
+		       (unsigned long)addr, h->length);
+		return;
+	}
+	const char *why;
+	int rc = acpi_aml_find_s5((const uint8_t *)h + sizeof(*h), h->length - sizeof(*h),
+				  &acpi.s5_slp_typa, &acpi.s5_slp_typb, &why);
+	if (rc < 0) {
+		printf("acpi: DSDT at %#lx: %s; no ACPI S5\n", (unsigned long)addr, why);
+		return;
+	}
+	acpi.have_s5 = true;
+}
+
+static void parse_fadt(const struct sdt_header *h)
+{
+	const char *why;
+	if (acpi_fadt_parse((const uint8_t *)h, h->length, &acpi.fadt, &why) < 0) {
+		printf("acpi: FADT refused: %s; no power button, no ACPI S5\n", why);
+		return;
+	}
+	acpi.have_fadt = true;
+	parse_dsdt(acpi.fadt.dsdt);
+}
+
 static void parse_table(uint64_t addr)
 {
 	const struct sdt_header *h = phys_to_virt(addr);
-	if (addr == 0 || h->length < sizeof(*h) || h->length > (1u << 20))
+	if (addr == 0 || h->length < sizeof(*h) || h->length > TABLE_MAX_LEN)
 		return;
 	if (!checksum_ok(h, h->length)) {
 		printf("acpi: table %.4s at %#lx has a bad checksum, skipped\n", h->signature, addr);
@@ -101,6 +145,8 @@ static void parse_table(uint64_t addr)
 		parse_madt(h);
 	else if (memcmp(h->signature, "MCFG", 4) == 0)
 		parse_mcfg(h);
+	else if (memcmp(h->signature, "FACP", 4) == 0 && !acpi.have_fadt)
+		parse_fadt(h);
 }
 
 int acpi_init(uint64_t rsdp)

@@ -1,13 +1,17 @@
 /*
- * acpi: the few ACPI tables blimp reads — MADT (interrupt controllers) and
- * MCFG (PCI Express ECAM). Tables are firmware data: every length is checked
- * against the table that holds it before anything inside is read.
+ * acpi: the few ACPI tables blimp reads — MADT (interrupt controllers),
+ * MCFG (PCI Express ECAM), FADT (power management registers) and the
+ * DSDT's \_S5 sleep type. Tables are firmware data: every length is checked
+ * against the table that holds it before anything inside is read, and a
+ * table that fails a check is reported and left out (boot goes on without
+ * what it would have given).
  */
 #ifndef BLIMP_ACPI_H
 #define BLIMP_ACPI_H
 
 #include <stdint.h>
 #include <stdbool.h>
+#include "acpi_parse.h"
 
 #define ACPI_MAX_IOAPICS 4
 #define ACPI_MAX_OVERRIDES 16
@@ -24,6 +28,7 @@ struct acpi_override {
 	uint32_t gsi;
 	bool active_low;
 	bool level;
+	uint16_t flags; /* MPS INTI flags as given: 0 in a field means "as the bus says" */
 };
 
 struct acpi_info {
@@ -38,6 +43,10 @@ struct acpi_info {
 	uint64_t ecam_base;
 	uint16_t ecam_segment;
 	uint8_t ecam_bus_start, ecam_bus_end;
+	bool have_fadt;         /* fadt holds checked values (acpi_fadt_parse) */
+	struct acpi_fadt fadt;
+	bool have_s5;           /* the DSDT's \_S5_ gave these sleep types */
+	uint8_t s5_slp_typa, s5_slp_typb;
 };
 
 extern struct acpi_info acpi;

@@ -3,7 +3,7 @@
  * ones before it, then run what the command line asks for.
  *
  *   serial -> GDT/IDT -> clock -> command line -> bootmem -> page tables
- *   -> ACPI -> interrupt controllers -> devices -> page cache (vm.cache=)
+ *   -> ACPI -> interrupt controllers -> power button -> devices -> page cache (vm.cache=)
  *   -> shell -> "ready" -> kernel_loop
  */
 #include <stdio.h>
@@ -21,6 +21,7 @@
 #include "pagecache.h"
 #include "acpi.h"
 #include "panic.h"
+#include "power.h"
 #include "shell.h"
 #include "swap.h"
 #include "work.h"
@@ -29,7 +30,6 @@
 #include "arch/x86_64/ioapic.h"
 #include "arch/x86_64/lapic.h"
 #include "arch/x86_64/paging.h"
-#include "arch/x86_64/qemu_exit.h"
 #include "arch/x86_64/stack.h"
 #include "drivers/pci/pci.h"
 #include "drivers/virtio/virtio_pci.h"
@@ -144,6 +144,7 @@ void kernel_main(const struct boot_info *bi)
 	if (ioapic_init() < 0)
 		printf("ioapic: none found; devices will be polled\n");
 	irq_enable();
+	power_init(irq_poll());
 
 	pci_scan();
 	virtio_pci_probe(irq_poll());
@@ -195,13 +196,3 @@ static int cmd_mem(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(mem, "", "memory map and totals", cmd_mem);
-
-static int cmd_poweroff(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	printf("powering off\n");
-	event_emit("poweroff", NULL);
-	qemu_exit(QEMU_EXIT_SUCCESS);
-}
-SHELL_COMMAND(poweroff, "", "leave QEMU (exit status 33: success)", cmd_poweroff);

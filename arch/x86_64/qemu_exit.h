@@ -13,8 +13,11 @@
  *   0x14   41                the boot path failed (loader could not start the kernel,
  *                            or the command line is too long for boot_info)
  *
- * Without the device (-device isa-debug-exit absent) the write is ignored and
- * the caller halts forever instead.
+ * Without the device (-device isa-debug-exit absent, as under libvirt) the
+ * write is ignored. The device ends QEMU inside the write itself, so a CPU
+ * that reaches the next instruction has proved the device absent: that is
+ * how blimp detects it (qemu_exit_try returns). qemu_exit then halts
+ * forever; a clean shutdown (kernel/power.c) goes on to ACPI S5 instead.
  */
 #ifndef BLIMP_QEMU_EXIT_H
 #define BLIMP_QEMU_EXIT_H
@@ -31,5 +34,9 @@ enum qemu_exit_code {
 
 /* Ask QEMU to exit with `code`; halts forever if the device is absent. */
 __attribute__((noreturn)) void qemu_exit(enum qemu_exit_code code);
+
+/* Flush the console and ask QEMU to exit with `code`; returns only if
+ * there is no isa-debug-exit device. */
+void qemu_exit_try(enum qemu_exit_code code);
 
 #endif

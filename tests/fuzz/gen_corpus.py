@@ -440,8 +440,49 @@ def gen_pci():
     w("bridge-header", virtio_cfg(qemu_caps(), header=1), QEMU_SIZING)
 
 
+# ---------------------------------------------------------------- acpi
+# QEMU 7.2's tables (SeaBIOS, -m 128M), dumped with QMP pmemsave; the same
+# bytes as tests/unit/test_acpi.c.
+QEMU_Q35_FADT = bytes.fromhex(
+        "46414350f40000000328424f4348532042585043202020200100000042585043"
+        "010000000000fe074000fe0701000900b2000000020300000006000000000000"
+        "0406000000000000000000000806000020060000000000000402000410000000"
+        "ff0fff0f000000000000000032020000a584000001080000f90c000000000000"
+        "0f00000000000000000000004000fe0700000000012000000006000000000000"
+        "0000000000000000000000000110000004060000000000000000000000000000"
+        "0000000000000000000000000000000001200000080600000000000001800000"
+        "2006000000000000000000000000000000000000")
+QEMU_PC_FADT = bytes.fromhex(
+        "464143507400000001f1424f4348532042585043202020200100000042585043"
+        "010000000000fe074000fe0701000900b2000000f1f000000006000000000000"
+        "04060000000000000000000008060000e0af0000000000000402000404000000"
+        "ff0fff0f000000000000000032000000a5800000")
+QEMU_SLEEP_STATES = bytes.fromhex(  # Name(_S3..), Name(_S4..), Name(_S5..), Scope...
+        "085f53335f12060401010000085f53345f1208040a020a020000085f53355f12"
+        "060400000000103b5c2e5f5342")
+
+
+def gen_acpi():
+    """Mode byte (fuzz_acpi.c): 0 AML, 1 FADT as is, 3 FADT with header fixed."""
+    w = lambda name, mode, data: write("acpi", name, bytes([mode]) + data)
+    w("q35-fadt", 1, QEMU_Q35_FADT)
+    w("pc-fadt", 1, QEMU_PC_FADT)
+    w("q35-fadt-cut-before-x", 3, QEMU_Q35_FADT[:140])
+    memspace = bytearray(QEMU_Q35_FADT)
+    memspace[148] = 0                      # X_PM1a_EVT_BLK in memory space
+    w("q35-fadt-x-in-memory", 3, bytes(memspace))
+    reduced = bytearray(QEMU_PC_FADT)
+    reduced[114] |= 0x10                   # HW_REDUCED_ACPI
+    w("pc-fadt-hw-reduced", 3, bytes(reduced))
+    w("qemu-sleep-states", 0, QEMU_SLEEP_STATES)
+    w("s5-root-byte-word", 0, b"\x08\\_S5_\x12\x07\x02\x0a\x05\x0b\x01\x00")
+    w("s5-two-byte-pkglength", 0, b"\x08_S5_\x12\x40\x01\x02\x0e\x03" + bytes(7) + b"\x00" + b"\xa3" * 3)
+    w("s5-lookalike-first", 0, b"\x08_S5_\x0a\x33" + QEMU_SLEEP_STATES)
+    w("s5-runs-past-end", 0, b"\x08_S5_\x12\x3f\x04\x00\x00")
+
+
 GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci,
-              "swap_slots": gen_swap_slots}
+              "swap_slots": gen_swap_slots, "acpi": gen_acpi}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:

@@ -1,8 +1,9 @@
 """Fixtures for tests that boot blimp under real QEMU.
 
 `boot(...)` starts a guest (arguments as blimp.vm.BlimpVM: mem, machine,
-boot="pvh"|"uefi", append, devices, extra_args) and closes it after the test;
-a failed test gets the tail of every guest's serial log in its report.
+boot="pvh"|"uefi", append, devices, extra_args, debug_exit) and closes it
+after the test; a failed test gets the tail of every guest's serial log in
+its report.
 
 `linux_guest` is bench/linux's guest.json, built (or found up to date) by
 bench/linux/build_guest.py; the test is skipped, with the script's message,

@@ -22,6 +22,8 @@ EVENT_FIELDS = {
     "cmd": {"name": str, "rc": int},
     "cmd_error": {"name": str},
     "pfa": {"check": str, "free": int},
+    "poweroff": {"why": str},
+    "power_button": {"via": str},
     "fuzz_finding": {"kind": str, "detail": str},
     "fuzz_done": {"ops": int, "programs": int, "needs_reset_bad": int, "needs_reset_valid": int},
 }

@@ -18,6 +18,9 @@ open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
 
+debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
+`poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
+
 With serial="socket" COM1 is a unix socket this process listens on instead
 of QEMU's stdout, and pause_reading()/resume_reading() stop and restart the
 reader, to play a host that reads the console only now and then (QEMU's
@@ -107,13 +110,17 @@ def _handle_sigterm():
 
 class BlimpVM:
     def __init__(self, mem="256M", machine="q35", boot="pvh", append="", devices=(),
-                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio"):
+                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio",
+                 debug_exit=True):
         if serial not in ("stdio", "socket"):
             raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
         self.serial = serial
         self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
         self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
         self.kernel, self.use_qmp, self.name = kernel, qmp, name
+        # False: no isa-debug-exit, as under libvirt; blimp then switches
+        # off through ACPI S5 and QEMU exits with status 0.
+        self.debug_exit = debug_exit
         self.tmp = tempfile.mkdtemp(prefix="blimp-")
         self.lines = []          # every serial line, in order
         self.events = []         # every event, in order
@@ -130,8 +137,9 @@ class BlimpVM:
     # ------------------------------------------------------------- starting
     def command_line(self):
         cmd = ["qemu-system-x86_64", "-machine", self.machine, "-nodefaults", "-display", "none",
-               "-no-reboot", "-m", self.mem, "-smp", str(self.smp),
-               "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+               "-no-reboot", "-m", self.mem, "-smp", str(self.smp)]
+        if self.debug_exit:
+            cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if self.serial == "socket":
             # QEMU connects to our socket as a client (server=off), at start.
             cmd += ["-chardev", f"socket,id=ser0,path={self.serial_path},server=off",
