@@ -276,6 +276,11 @@ class BlimpVM:
     def fail(self, msg):
         raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
 
+    def exit_status(self):
+        """QEMU's exit status, None while it runs (a subclass whose QEMU
+        someone else starts says it its own way: blimp.libvirt)."""
+        return self.proc.poll()
+
     def wait_for(self, predicate, timeout, what):
         """Wait until predicate() (called with the lock held) is true. Fails at
         once, naming the line, if the guest has printed a malformed event."""
@@ -289,7 +294,7 @@ class BlimpVM:
                 result = predicate()
                 if result:
                     return result
-                if self.proc.poll() is not None and not self.reader.is_alive():
+                if self.exit_status() is not None and not self.reader.is_alive():
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -298,7 +303,7 @@ class BlimpVM:
         if self.bad_lines:
             self.fail(f"the guest printed a malformed event line while {what} was awaited: "
                       f"{self.bad_lines[0]}")
-        status = self.proc.poll()
+        status = self.exit_status()
         if status is not None:
             self.fail(f"QEMU exited with status {status} while waiting for {what}")
         self.fail(f"timed out after {timeout}s waiting for {what}")
