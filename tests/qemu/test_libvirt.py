@@ -53,14 +53,9 @@ def guest(daemon):
 
 
 @pytest.fixture(autouse=True)
-def report_serial(request, daemon):
-    """A failed test shows the guest's console tail (conftest's hook) and the
-    daemons' and QEMU's logs."""
-    request.node.blimp_vms = [request.getfixturevalue("guest")] if "guest" in request.fixturenames else []
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(daemon.log_tail())
+def report_serial(request, guest):
+    """A failed test shows the guest's console tail (conftest's hook)."""
+    request.node.blimp_vms = [guest]
 
 
 def virsh(daemon, *args, timeout=120):

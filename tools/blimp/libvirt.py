@@ -93,13 +93,20 @@ def domain_xml(name="blimp", kernel="build/blimp.elf", cmdline="", mem_mib=256, 
 # and libvirtd joins it (nsenter; libvirtd finds virtlogd at
 # /run/libvirt/virtlogd-sock).
 #
-# The config is what the system daemon would use, less what a container
-# lacks: QEMU still runs as libvirt-qemu with dynamic_ownership (libvirt
-# chowns the kernel and disk it is given: give it copies, never files of
-# the tree), but without the per-domain mount namespace, cgroups, or a MAC
-# security driver (no AppArmor/SELinux here). QEMU's capabilities, which
-# libvirtd probes for about 10 s the first time, are cached in
-# build/libvirt-cache across runs (libvirt notices a new QEMU itself).
+# The config is the system daemon's, less what a container lacks (the
+# per-domain mount namespace, cgroups, a MAC security driver: no AppArmor or
+# SELinux here), and with QEMU running as root. Why root: libvirt probes
+# QEMU's capabilities (2-5 s a probe under TCG) and caches them, and judges
+# the cache by whether KVM is usable by the user QEMU runs as. Where
+# /dev/kvm is root's alone (0600, as on this machine: no udev rule gives it
+# to group kvm), a probe as libvirt-qemu and the check disagree, the cache
+# is stale at every look, and one `virsh start` re-probed QEMU about twenty
+# times (95 s). As root both agree; the domain is type 'qemu' (TCG) either
+# way. Root also needs no chown of the files it is given
+# (dynamic_ownership = 0): the tree's files are never relabelled. Even so,
+# every start probes QEMU once more (about 10 s for qemu-system-i386 and
+# -x86_64): the cache written by the last daemon is "outdated: host cpuid
+# changed" here, so it lives and dies with the daemon's root.
 LIBVIRTD_CONF = """\
 unix_sock_dir = "{root}/sock"
 unix_sock_rw_perms = "0700"
@@ -112,6 +119,9 @@ log_outputs = "3:file:{root}/virtlogd.log"
 max_size = 67108864
 """
 QEMU_CONF = """\
+user = "root"
+group = "root"
+dynamic_ownership = 0
 namespaces = [ ]
 cgroup_controllers = [ ]
 security_driver = "none"
@@ -122,7 +132,7 @@ set -e
 mount --bind {root}/etc /etc/libvirt
 mount --bind {root}/run /run/libvirt
 mount --bind {root}/lib /var/lib/libvirt
-mount --bind {cache} /var/cache/libvirt
+mount --bind {root}/cache /var/cache/libvirt
 mount --bind {root}/log /var/log/libvirt
 exec virtlogd --config /etc/libvirt/virtlogd.conf
 """
@@ -133,7 +143,7 @@ MOUNT_POINTS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/cache/
 def missing():
     """Why the private daemon cannot run here (a sentence), or None."""
     if os.geteuid() != 0:
-        return "needs root: the private libvirtd is a privileged one (QEMU as libvirt-qemu)"
+        return "needs root: the private libvirtd is a privileged one, in a mount namespace of its own"
     for tool in ("libvirtd", "virtlogd", "virsh", "unshare", "nsenter"):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
             return (f"{tool} is not installed (tools/install-deps.sh installs "
@@ -165,9 +175,7 @@ class PrivateLibvirtd:
     once a client can connect; stop() destroys every domain it still runs,
     ends both daemons and removes the root; both are safe to repeat."""
 
-    def __init__(self, cache=None):
-        from .vm import BUILD
-        self.cache = cache or os.path.join(BUILD, "libvirt-cache")
+    def __init__(self):
         self.root = None
         self.proc = None
         self.conn = None
@@ -182,11 +190,8 @@ class PrivateLibvirtd:
         _handle_sigterm()
         self.root = tempfile.mkdtemp(prefix="blimp-libvirt-")
         _open_daemons.add(self)
-        os.chmod(self.root, 0o711)  # libvirt-qemu reaches the guests' files under it
-        for d in ("etc", "run", "lib", "log", "sock", "guests"):
+        for d in ("etc", "run", "lib", "cache", "log", "sock", "guests"):
             os.makedirs(os.path.join(self.root, d))
-        os.chmod(os.path.join(self.root, "guests"), 0o711)
-        os.makedirs(self.cache, exist_ok=True)
         for d in MOUNT_POINTS:
             os.makedirs(d, exist_ok=True)  # empty mount points, as the package leaves them
         for name, text in (("libvirtd.conf", LIBVIRTD_CONF), ("virtlogd.conf", VIRTLOGD_CONF),
@@ -206,7 +211,7 @@ class PrivateLibvirtd:
                                                env=env, start_new_session=True,
                                                preexec_fn=lambda: _die_with_parent(parent)))
             return self.procs[-1]
-        script = MOUNT_SCRIPT.format(root=self.root, cache=self.cache)
+        script = MOUNT_SCRIPT.format(root=self.root)
         logd = spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script])
         deadline = time.monotonic() + 30
         while not os.path.exists(os.path.join(self.root, "run", "virtlogd-sock")):
@@ -236,10 +241,9 @@ class PrivateLibvirtd:
             time.sleep(0.1)
 
     def guest_dir(self, name):
-        """A folder libvirt-qemu may read, for one guest's kernel and disks."""
+        """A folder for one guest's kernel, disks and console log."""
         d = os.path.join(self.root, "guests", name)
         os.makedirs(d, exist_ok=True)
-        os.chmod(d, 0o711)
         return d
 
     def log_tail(self, n=30):
@@ -344,7 +348,7 @@ class LibvirtGuest(BlimpVM):
         from .vm import KERNEL
         d = self.daemon.guest_dir(self.name)
         kernel = os.path.join(d, "blimp.elf")
-        shutil.copy(KERNEL, kernel)  # libvirt chowns what it is given: a copy
+        shutil.copy(KERNEL, kernel)  # a rebuild during the run does not change it
         swap = None
         cmdline = self.cmdline
         if self.swap_mib:
@@ -423,6 +427,13 @@ class LibvirtGuest(BlimpVM):
 
     def state(self):
         return self.dom.state()[0]
+
+    def fail(self, msg):
+        """As BlimpVM.fail, with the daemons' and QEMU's logs."""
+        try:
+            super().fail(msg)
+        except Exception as e:
+            raise type(e)(f"{e}\n{self.daemon.log_tail(15)}") from None
 
     def mark(self):
         """Events printed so far are not waited for again (after a restore
