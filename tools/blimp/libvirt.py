@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 if __package__:
     from .vm import BlimpVM
@@ -60,7 +60,7 @@ DOMAIN_TEMPLATE = """\
 DISK_TEMPLATE = """\
     <disk type='file' device='disk'>
       <driver name='qemu' type='raw'/>
-      <source file={path}/>
+      <source file='{path}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
 """
@@ -72,8 +72,10 @@ def domain_xml(name="blimp", kernel="build/blimp.elf", cmdline="", mem_mib=256, 
     blk0; add vm.swap=0 to cmdline to swap on it from boot). `console_log`:
     a file libvirt (virtlogd) writes everything of the serial console to,
     whether or not anyone is attached to it."""
-    disks = DISK_TEMPLATE.format(path=quoteattr(swap)) if swap else ""
-    log = f"\n      <log file={quoteattr(console_log)} append='on'/>" if console_log else ""
+    def attr(text):
+        return escape(text, {"'": "&apos;"})
+    disks = DISK_TEMPLATE.format(path=attr(swap)) if swap else ""
+    log = f"\n      <log file='{attr(console_log)}' append='on'/>" if console_log else ""
     return DOMAIN_TEMPLATE.format(name=escape(name), mem_mib=mem_mib, kernel=escape(kernel),
                                   cmdline=escape(cmdline), disks=disks, log=log)
 
