@@ -190,6 +190,9 @@ class PrivateLibvirtd:
         import libvirt
         from .vm import _handle_sigterm
         _handle_sigterm()
+        # libvirt prints every error on stderr besides raising it; here the
+        # exception is enough (an aborted console stream's last recv raises).
+        libvirt.registerErrorHandler(lambda ctx, err: None, None)
         self.root = tempfile.mkdtemp(prefix="blimp-libvirt-")
         _open_daemons.add(self)
         for d in ("etc", "run", "lib", "cache", "log", "sock", "guests"):
@@ -405,10 +408,24 @@ class LibvirtGuest(BlimpVM):
         if self.stream is None:
             self.stream = self.daemon.conn.newStream(0)
             self.dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            # Read (and drop: the log has it) what the console prints while
+            # attached, as virsh console does: a client that attaches and
+            # stops reading holds up the guest's serial port (see
+            # test_libvirt's stalled-console test).
+            threading.Thread(target=self._drain, args=(self.stream,), daemon=True).start()
         data = text.encode()
         while data:
             n = self.stream.send(data)
             data = data[n:]
+
+    @staticmethod
+    def _drain(stream):
+        import libvirt
+        try:
+            while stream.recv(65536):
+                pass
+        except libvirt.libvirtError:
+            pass  # aborted by close_console
 
     def close_console(self):
         """Detach from the console: nobody reads it until the next send()."""
