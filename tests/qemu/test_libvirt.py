@@ -11,7 +11,8 @@ balloon with stats every second, reporting and deflate-on-OOM, a swap disk.
 
 The console is read as libvirt leaves it: its output from the log file
 virtlogd writes, its input through libvirt's console stream, attached only
-for a command. Nobody reads the pty in between.
+for a command. Nobody reads the pty in between; one test attaches a
+console client that never reads at all.
 
 Needs root and libvirt (tools/install-deps.sh); skipped otherwise.
 """

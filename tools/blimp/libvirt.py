@@ -334,9 +334,9 @@ class LibvirtGuest(BlimpVM):
     would: the serial console's output from the log file libvirt writes
     (virtlogd), which has every line whether or not a client is attached;
     input through libvirt's console stream (virDomainOpenConsole, what
-    `virsh console` uses), opened for one command and closed again. Between
-    commands nobody reads the console's pty, which is how libvirt leaves a
-    console nobody watches.
+    `virsh console` uses), attached for one command, read while attached,
+    and closed again. Between commands nobody reads the console's pty, which
+    is how libvirt leaves a console nobody watches.
 
     Everything BlimpVM offers for lines and events (wait_event, shell,
     shell_event, tail) works; QMP and rss() do not (libvirt owns the monitor)."""
