@@ -294,7 +294,7 @@ class BlimpVM:
                 result = predicate()
                 if result:
                     return result
-                if self.exit_status() is not None and not self.reader.is_alive():
+                if not self.reader.is_alive() and self.exit_status() is not None:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
