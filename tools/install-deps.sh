@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="gcc libc6-dev make binutils qemu-system-x86 ovmf gnu-efi newlib-source xz-utils \
 python3 python3-pytest python3-matplotlib libcmocka-dev clang libclang-rt-14-dev \
-mtools dosfstools"
+mtools dosfstools libvirt-daemon-system libvirt-clients python3-libvirt"
 
 missing=""
 for p in $PACKAGES; do

@@ -6,6 +6,7 @@ scenario runner and the device fuzzer.
     qmp          a small QMP client
     vm           BlimpVM: boot a guest under QEMU and drive it
     scenario     narrated ballooning experiments (tools/scenario.py runs one)
+    libvirt      blimp as a libvirt domain, a private libvirtd (tests/qemu/test_libvirt.py)
     fuzz_device  device-fuzzing campaigns (tools/fuzz_device.py)
 
 How it is found: scripts in tools/ import it from their own folder (Python

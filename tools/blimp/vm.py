@@ -284,6 +284,11 @@ class BlimpVM:
     def fail(self, msg):
         raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
 
+    def exit_status(self):
+        """QEMU's exit status, None while it runs (a subclass whose QEMU
+        someone else starts says it its own way: blimp.libvirt)."""
+        return self.proc.poll()
+
     def wait_for(self, predicate, timeout, what):
         """Wait until predicate() (called with the lock held) is true. Fails at
         once, naming the line, if the guest has printed a malformed event."""
@@ -297,7 +302,7 @@ class BlimpVM:
                 result = predicate()
                 if result:
                     return result
-                if self.proc.poll() is not None and not self.reader.is_alive():
+                if not self.reader.is_alive() and self.exit_status() is not None:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -306,7 +311,7 @@ class BlimpVM:
         if self.bad_lines:
             self.fail(f"the guest printed a malformed event line while {what} was awaited: "
                       f"{self.bad_lines[0]}")
-        status = self.proc.poll()
+        status = self.exit_status()
         if status is not None:
             self.fail(f"QEMU exited with status {status} while waiting for {what}")
         self.fail(f"timed out after {timeout}s waiting for {what}")
