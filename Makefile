@@ -3,7 +3,7 @@
 #   make          build the kernel (build/blimp.elf) and the UEFI tree (build/esp/)
 #   make run      boot blimp in QEMU and show ballooning, narrated, with a picture
 #   make shell    boot into blimp's shell, QEMU monitor on the same terminal (Ctrl-A C)
-#   make test     every test: host unit tests, then QEMU integration tests
+#   make test     every test: host unit tests (C, then Python), then QEMU integration tests
 #   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
 #   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
 #   make bench-quick  the same once, small (make test runs it)
@@ -19,7 +19,7 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run shell test unit qemu-test debug bench clean
+.PHONY: all deps run shell test unit host-test qemu-test debug bench clean
 
 # ---------------------------------------------------------------- packages
 # A stamp keyed on the script, so the check runs once per change of the list.
@@ -119,6 +119,11 @@ unit: $(UNIT_BINS)
 # tests/fuzz/fuzz.mk: libFuzzer harnesses (make fuzz, make fuzz-smoke).
 include tests/fuzz/fuzz.mk
 
+# ---------------------------------------------------------------- host tests
+# Python tests of the host tools that need no QEMU (tests/host), a second or so.
+host-test:
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
+
 # ---------------------------------------------------------------- QEMU tests
 PYTEST_ARGS ?=
 qemu-test: all
@@ -126,6 +131,7 @@ qemu-test: all
 
 test: $(BUILD)/.deps
 	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory host-test
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory qemu-test
 
