@@ -390,3 +390,19 @@ def test_cli_guest_option():
     with pytest.raises(argparse.ArgumentTypeError):
         parse_guest("a=/x,colour=red")
     assert math.isfinite(parse_size("1.5G"))
+
+
+def test_free_memory_the_balloon_takes_is_not_a_trend_of_the_guest():
+    # The balloon took 60 MiB a step; the guest's own use stayed at 40 MiB.
+    w = [Sample(t=i, actual=MAX - i * 60 * MIB, free=MAX - i * 60 * MIB - 40 * MIB) for i in range(4)]
+    d = make_policy("window").decide(HOST_OK, [view(w, target=MAX - 3 * 60 * MIB)])["g"]
+    assert "shrink" in d.reason, d.reason
+
+
+def test_a_step_record_is_one_json_line():
+    import json
+    from blimp.policy.manager import record_json
+    m = manager("window", GIB, FakeBackend("g"))
+    line = record_json(m.step(), GIB)
+    r = json.loads(line)
+    assert r["targets"]["g"] and r["guests"]["g"]["free"] == 300 * MIB and r["budget"] == GIB

@@ -4,7 +4,7 @@
         --guest a=/tmp/a.qmp --guest b=/tmp/b.qmp,ws=avail [--interval 2]
 
 Each --guest is NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE]
-(ws=avail: the guest's AVAIL is working-set based, as blimp's is; target:
+--record FILE appends each step as a JSON line. (ws=avail: the guest's AVAIL is working-set based, as blimp's is; target:
 the static policy's size for it). Runs until SIGINT or SIGTERM, logging
 every decision on stderr. Exit status 0 on a signal, 2 on bad arguments,
 1 if no guest could be reached.
@@ -16,7 +16,7 @@ import sys
 
 from . import POLICIES, make_policy
 from .backend import GuestGone, QMPBackend
-from .manager import Manager
+from .manager import Manager, record_json
 from .sample import parse_size
 
 
@@ -47,6 +47,8 @@ def main(argv=None):
     ap.add_argument("--floor", type=parse_size, default=parse_size("64M"),
                     help="the least target any guest gets (default 64M)")
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    ap.add_argument("--record", metavar="FILE",
+                    help="append each step as a JSON line (targets, samples, reasons)")
     ap.add_argument("-q", "--quiet", action="store_true", help="log clamps, cuts and drops only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -55,7 +57,12 @@ def main(argv=None):
     opts = {}
     if args.policy == "static":
         opts["targets"] = {n: o["target"] for n, _, o in args.guest if "target" in o}
-    mgr = Manager(make_policy(args.policy, **opts), args.budget, floor=args.floor)
+    record = open(args.record, "a", buffering=1) if args.record else None
+
+    def on_step(rec):
+        if record:
+            record.write(record_json(rec, args.budget) + "\n")
+    mgr = Manager(make_policy(args.policy, **opts), args.budget, floor=args.floor, on_step=on_step)
     for name, path, o in args.guest:
         try:
             mgr.add(QMPBackend(name, path, ws=o.get("ws")), floor=o.get("floor"))

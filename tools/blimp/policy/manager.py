@@ -16,6 +16,8 @@ One step():
 The manager keeps a history of steps (time, targets, samples) for the tests
 and the bench.
 """
+import dataclasses
+import json
 import logging
 import math
 import time
@@ -45,8 +47,10 @@ class Guest:
 
 
 class Manager:
-    def __init__(self, policy, budget, floor=64 * MIB, window=8, granule=MIB, clock=time.monotonic):
+    def __init__(self, policy, budget, floor=64 * MIB, window=8, granule=MIB, clock=time.monotonic,
+                 on_step=None):
         self.policy, self.budget, self.default_floor = policy, int(budget), floor
+        self.on_step = on_step  # called with each step's record (the daemon's --record)
         self.window, self.granule, self.clock = window, granule, clock
         self.guests = {}
         self.history = []
@@ -195,6 +199,8 @@ class Manager:
                "target_sum": set_sum,
                "samples": samples, "reasons": reasons}
         self.history.append(rec)
+        if self.on_step:
+            self.on_step(rec)
         return rec
 
     def run(self, interval, stop, steps=None):
@@ -206,3 +212,18 @@ class Manager:
             n += 1
             while not stop() and self.clock() - start < interval:
                 time.sleep(min(0.1, interval))
+
+
+SAMPLE_FIELDS = ("actual", "rss", "free", "avail", "caches", "swap_in", "swap_out", "majflt",
+                 "minflt", "ws", "ws_avail")
+
+
+def record_json(rec, budget):
+    """One step's record as a JSON line (the daemon's --record, the bench)."""
+    out = {"t": rec["t"], "budget": budget, "target_sum": rec.get("target_sum", 0),
+           "host_used": rec.get("host_used"), "targets": rec["targets"], "reasons": rec["reasons"],
+           "guests": {}}
+    for name, s in rec["samples"].items():
+        d = dataclasses.asdict(s)
+        out["guests"][name] = {k: d[k] for k in SAMPLE_FIELDS}
+    return json.dumps(out)

@@ -9,9 +9,11 @@ ahead.
           far past the limit the projection is, up to 3 steps.
   hold    while the guest faulted in the window at all (a quarter of the
           limit): memory just given is not taken back at once.
-  shrink  when free memory, and free memory projected along its slope,
-          both stay above `keep_free` of the guest's size: by the smaller
-          of that slack and `shrink_step` of its maximum.
+  shrink  when free memory, and free memory projected along the slope of
+          the guest's use (its size less its free memory: what the balloon
+          takes is not the guest's trend), both stay above `keep_free` of
+          its size: by the smaller of that slack and `shrink_step` of its
+          maximum.
   hold    otherwise.
 
 `need` (what the budget cut spares) is the new target for a guest that
@@ -59,8 +61,14 @@ class Window(Policy):
         if f_max > self.fault_hi / 4 or s_max > self.swapin_hi / 4:
             return Decision(base, f"{figures}; faulted in the window: hold {mib(base)}",
                             need=max(need, min(base, actual)))
-        free_sl = slope(g.series("free"))
-        free_pred = last.free + min(0.0, free_sl) * self.horizon
+        # The guest's own use: its size less its free memory. Free memory
+        # itself also falls when the balloon takes it, which is not a trend
+        # of the guest's.
+        used = [(s.t, (s.actual if s.actual is not None else g.max_bytes) - s.free)
+                for s in g.window if s.free is not None]
+        used_sl = slope(used)
+        free_sl = -used_sl
+        free_pred = last.free - max(0.0, used_sl) * self.horizon
         slack = int(min(last.free, free_pred)) - keep
         if slack > MIB and min(base, actual) > g.floor:
             new = max(g.floor, min(base, actual) - min(slack, int(self.shrink_step * g.max_bytes)))
