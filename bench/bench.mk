@@ -57,3 +57,9 @@ bench-quick: $(BENCH_DEPS)
 # skip, saying why, when Debian's mirror cannot be reached, so the other QEMU
 # tests still run offline.
 qemu-test: $(BENCH_HOST_PROGS)
+
+# The multi-guest policy experiment (issue 16, bench/policy.py): two blimp
+# guests and the Linux one under one budget, each policy in turn (about 75 s each).
+POLICIES ?= static,reporting,mom,window,ws
+bench-policy: all
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/policy.py --policies $(POLICIES) $(BENCH_POLICY_ARGS)

@@ -31,13 +31,14 @@ def view(samples, target=None, max_bytes=MAX, floor=64 * MIB, name="g"):
     return GuestView(name, max_bytes, floor, target, samples)
 
 
-def window_of(frees, majflts=None, swap_ins=None, actual=MAX, dt=1.0, ws_avail=None):
+def window_of(frees, majflts=None, swap_ins=None, actual=MAX, dt=1.0, ws_avail=None, swap_outs=None):
     """Samples one `dt` apart with the given free bytes and cumulative counters."""
     n = len(frees)
     majflts = majflts or [0] * n
     swap_ins = swap_ins or [0] * n
-    return [Sample(t=i * dt, actual=actual, free=f, majflt=m, swap_in=s, ws_avail=ws_avail)
-            for i, (f, m, s) in enumerate(zip(frees, majflts, swap_ins))]
+    swap_outs = swap_outs or [0] * n
+    return [Sample(t=i * dt, actual=actual, free=f, majflt=m, swap_in=s, swap_out=o, ws_avail=ws_avail)
+            for i, (f, m, s, o) in enumerate(zip(frees, majflts, swap_ins, swap_outs))]
 
 
 HOST_OK = HostView(budget=2 * GIB, rss=512 * MIB, committed=1 * GIB)
@@ -142,6 +143,16 @@ def test_window_grows_on_swap_in_and_never_beyond_max():
     g = view(window_of([0] * 3, swap_ins=[0, 100 * MIB, 200 * MIB]), target=MAX - MIB)
     d = make_policy("window").decide(HOST_OK, [g])["g"]
     assert d.target == MAX
+
+
+def test_window_grows_a_guest_that_swaps_out_with_little_free_before_it_faults():
+    out = [0, 8 * MIB, 16 * MIB, 24 * MIB]
+    g = view(window_of([2 * MIB] * 4, swap_outs=out, actual=100 * MIB), target=100 * MIB)
+    d = make_policy("window").decide(HOST_OK, [g])["g"]
+    assert d.target > 100 * MIB and "ahead of the faults" in d.reason, d.reason
+    # The same swap-out with plenty free (the guest cleaning up) is not pressure.
+    g = view(window_of([80 * MIB] * 4, swap_outs=out, actual=100 * MIB), target=100 * MIB)
+    assert make_policy("window").decide(HOST_OK, [g])["g"].target <= 100 * MIB
 
 
 def test_window_takes_slack_but_not_free_memory_that_is_falling_fast():

@@ -3,7 +3,9 @@
 with its least-squares slope over the window, projected `horizon` seconds
 ahead.
 
-  grow    when the projected fault rate or swap-in rate passes its limit —
+  grow    when the projected fault rate or swap-in rate passes its limit,
+          or the swap-out rate does while free memory is below `keep_free`
+          (a fill under a tight target writes out before anything faults) —
           so a rate still low but rising fast gets memory before it is high
           ("deflate before the fault rate rises"); the step grows with how
           far past the limit the projection is, up to 3 steps.
@@ -28,10 +30,10 @@ class Window(Policy):
     name = "window"
 
     def __init__(self, horizon=5.0, keep_free=0.10, shrink_step=0.05, grow_step=0.10,
-                 fault_hi=10.0, swapin_hi=256 * KIB):
+                 fault_hi=10.0, swapin_hi=256 * KIB, swapout_hi=1024 * KIB):
         self.horizon, self.keep_free = horizon, keep_free
         self.shrink_step, self.grow_step = shrink_step, grow_step
-        self.fault_hi, self.swapin_hi = fault_hi, swapin_hi
+        self.fault_hi, self.swapin_hi, self.swapout_hi = fault_hi, swapin_hi, swapout_hi
 
     def _trend(self, g, attr):
         r = g.rates(attr)
@@ -47,18 +49,26 @@ class Window(Policy):
         s_now, s_sl, s_pred, s_max = self._trend(g, "swap_in")
         figures = (f"majflt {f_now:.0f}/s slope {f_sl:+.1f}/s² -> {f_pred:.0f}/s, "
                    f"swap-in {s_now / KIB:.0f}K/s -> {s_pred / KIB:.0f}K/s")
-        over = max(f_pred / self.fault_hi, s_pred / self.swapin_hi)
+        o_now, o_sl, o_pred, o_max = self._trend(g, "swap_out")
+        figures += f", swap-out {o_now / KIB:.0f}K/s"
+        # Swap-out with little free memory: pages go out now that will be
+        # faulted back later; it comes before the faults (a fill under a
+        # tight target writes out, it does not read back).
+        tight = last.free is not None and last.free < self.keep_free * actual
+        out_over = o_pred / self.swapout_hi if tight else 0.0
+        over = max(f_pred / self.fault_hi, s_pred / self.swapin_hi, out_over)
         if over > 1:
             amount = int(self.grow_step * g.max_bytes * min(3.0, over))
             new = min(g.max_bytes, max(base, actual) + amount)
-            ahead = "" if max(f_now / self.fault_hi, s_now / self.swapin_hi) > 1 else " (rising: ahead of it)"
+            ahead = "" if max(f_now / self.fault_hi, s_now / self.swapin_hi) > 1 else \
+                " (swapping out, little free: ahead of the faults)" if out_over > 1 else " (rising: ahead of it)"
             return Decision(new, f"{figures}: past the limit{ahead}, grow {mib(base)} -> {mib(new)}",
                             need=new)
         if last.free is None:
             return Decision(base, f"{figures}; no free figure: hold {mib(base)}")
         keep = int(self.keep_free * actual)
         need = max(0, actual - last.free) + keep
-        if f_max > self.fault_hi / 4 or s_max > self.swapin_hi / 4:
+        if f_max > self.fault_hi / 4 or s_max > self.swapin_hi / 4 or (tight and o_max > self.swapout_hi / 4):
             return Decision(base, f"{figures}; faulted in the window: hold {mib(base)}",
                             need=max(need, min(base, actual)))
         # The guest's own use: its size less its free memory. Free memory
