@@ -7,6 +7,7 @@
 #   make debug    boot with QEMU's gdb stub waiting; prints the gdb command
 #   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
 #   make bench-quick  the same once, small (make test runs it)
+#   make bench-policy  several guests under one budget, each host policy (bench/policy.py, about 7 min)
 #   make clean    remove build/
 #
 # Missing Debian packages are installed first (tools/install-deps.sh).

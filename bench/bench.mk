@@ -50,7 +50,7 @@ bench: $(BENCH_DEPS)
 bench-quick: $(BENCH_DEPS)
 	$(Q)$(PYTHON) bench/bench.py --quick --out $(BUILD)/bench/quick $(BENCH_ARGS)
 
-.PHONY: bench bench-quick bench-linux
+.PHONY: bench bench-quick bench-linux bench-policy
 
 # make test runs the quick bench (tests/qemu/test_bench.py): it needs these too.
 # Not bench-linux: the tests that need the Linux guest build it themselves and

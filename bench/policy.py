@@ -24,14 +24,17 @@ Per policy, one row: useful work (accesses after each workload's fill,
 summed — blimp and Linux also apart, their speeds differ), major faults and
 swap bytes (in + out) from the guests' own statistics over the run, time
 over budget (the steps whose sum of QEMU RSS exceeds the budget, QEMU's own
-memory included), and the largest sum of targets. One picture per policy:
-build/bench/policy/POLICY.png; the steps as JSON lines beside it.
+memory included; and those whose sum of guest sizes, balloon `actual`, does),
+and the largest sum of targets. One picture per policy:
+build/bench/policy/POLICY.png; the steps as JSON lines (POLICY.jsonl) and
+the manager's log, every decision with its reason (POLICY.log), beside it.
 
     make bench-policy [POLICIES="window mom"]   (PYTHONPATH=tools)
     PYTHONPATH=tools /usr/bin/python3 bench/policy.py --policies static,window
 """
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -132,6 +135,13 @@ class Runner:
         os.makedirs(self.out, exist_ok=True)
         steps_path = os.path.join(self.out, f"{self.policy}.jsonl")
         steps = open(steps_path, "w", buffering=1)
+        # Every decision with its reason, in POLICY.log beside the steps.
+        handler = logging.FileHandler(os.path.join(self.out, f"{self.policy}.log"), mode="w")
+        handler.setFormatter(logging.Formatter("%(relativeCreated)8.0f ms %(levelname)s %(message)s"))
+        plog = logging.getLogger("blimp.policy")
+        plog.addHandler(handler)
+        plog.setLevel(logging.INFO)
+        plog.propagate = False
         budget = a.budget_mib * MIB
         mgr = Manager(make_policy(self.policy), budget,
                       on_step=lambda rec: steps.write(record_json(rec, budget) + "\n"))
@@ -173,6 +183,8 @@ class Runner:
             return self.summary(mgr, budget, t0, phases, work, failed)
         finally:
             steps.close()
+            plog.removeHandler(handler)
+            handler.close()
             for vm in self.vms.values():
                 vm.close()
 
@@ -191,7 +203,11 @@ class Runner:
                         for r in h if name in r["samples"]]
                 total += max(vals) - min(vals) if vals else 0
             return total
-        res = {"policy": self.policy, "work": work, "failed": failed, "phases": phases,
+        over_size = 0.0
+        for prev, rec in zip(h, h[1:]):
+            if sum((s.actual or 0) for s in rec["samples"].values()) > budget:
+                over_size += rec["t"] - prev["t"]
+        res = {"policy": self.policy, "over_budget_size_s": over_size, "work": work, "failed": failed, "phases": phases,
                "useful": sum(work.values()),
                "useful_blimp": sum(v for n, v in work.items() if self.kinds[n] == "blimp"),
                "useful_linux": sum(v for n, v in work.items() if self.kinds[n] == "linux"),
@@ -235,10 +251,11 @@ def plot(policy, history, budget, phases, t0, path):
 
 def table(results):
     head = ("| policy | useful work (M accesses) | blimp / linux | major faults | swap in+out (MiB) "
-            "| over budget (s) | max sum of targets (MiB) | failed |\n|---|---|---|---|---|---|---|---|")
+            "| over budget (s): Σ RSS / Σ size | max sum of targets (MiB) | failed |\n"
+            "|---|---|---|---|---|---|---|---|")
     rows = [f"| {r['policy']} | {r['useful'] / 1e6:.2f} | {r['useful_blimp'] / 1e6:.2f} / "
             f"{r['useful_linux'] / 1e6:.2f} | {r['majflt']} | {r['swap_bytes'] / MIB:.0f} | "
-            f"{r['over_budget_s']:.0f} | {r['max_target_sum'] / MIB:.0f} | "
+            f"{r['over_budget_s']:.0f} / {r['over_budget_size_s']:.0f} | {r['max_target_sum'] / MIB:.0f} | "
             f"{', '.join(n for n, f in r['failed'].items() if f) or 'none'} |" for r in results]
     return "\n".join([head] + rows)
 

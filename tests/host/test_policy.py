@@ -165,6 +165,13 @@ def test_window_takes_slack_but_not_free_memory_that_is_falling_fast():
     assert d.target == MAX and "no slack" in d.reason, d.reason
 
 
+def test_window_does_not_shrink_again_while_the_balloon_lags_behind():
+    # It asked for 400 MiB; the guest is still at 512 with 100 MiB free.
+    g = view(window_of([100 * MIB] * 3), target=400 * MIB)
+    d = make_policy("window").decide(HOST_OK, [g])["g"]
+    assert d.target == 400 * MIB and "still above the target" in d.reason, d.reason
+
+
 def test_window_holds_with_no_sample_or_no_free_figure():
     d = make_policy("window").decide(HOST_OK, [view([], target=200 * MIB)])["g"]
     assert d.target == 200 * MIB and "no sample" in d.reason
@@ -417,3 +424,13 @@ def test_a_step_record_is_one_json_line():
     line = record_json(m.step(), GIB)
     r = json.loads(line)
     assert r["targets"]["g"] and r["guests"]["g"]["free"] == 300 * MIB and r["budget"] == GIB
+
+
+def test_reporting_says_over_budget_once_at_warning_not_every_step(caplog):
+    m = manager("reporting", 600 * MIB, FakeBackend("a"), FakeBackend("b"))
+    with caplog.at_level(logging.INFO, logger="blimp.policy"):
+        for _ in range(3):
+            m.step()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "without a target" in warnings[0].getMessage()
+    assert "floors" not in caplog.text

@@ -54,6 +54,7 @@ class Manager:
         self.window, self.granule, self.clock = window, granule, clock
         self.guests = {}
         self.history = []
+        self._said = None  # the last over-budget message of guests without targets
 
     def add(self, backend, floor=None):
         g = Guest(backend, self.default_floor if floor is None else floor, self.window)
@@ -120,10 +121,13 @@ class Manager:
         if excess <= 0:
             return targets
         if len(set_) < len(targets):
-            log.warning("over budget: the guests without a target may use %s of the budget %s, "
-                        "their maximum, with the targets %s",
-                        mib(sum(self.guests[n].max_bytes for n, t in targets.items() if t is None)),
-                        mib(self.budget), mib(sum(set_.values())))
+            # Said at WARNING when it changes, at INFO each step after.
+            msg = ("over budget: the guests without a target may use %s, their maximum, with "
+                   "the targets %s, of the budget %s" %
+                   (mib(sum(self.guests[n].max_bytes for n, t in targets.items() if t is None)),
+                    mib(sum(set_.values())), mib(self.budget)))
+            log.log(logging.INFO if msg == self._said else logging.WARNING, msg)
+            self._said = msg
         out = dict(targets)
         for what, low in (("need", lambda n: max(needs.get(n) or 0, self.guests[n].floor)),
                           ("floor", lambda n: self.guests[n].floor)):
@@ -140,7 +144,7 @@ class Manager:
                              mib(out[n]), mib(out[n] - cut))
                     out[n] -= cut
                     excess -= cut
-        if excess > 0:
+        if excess > 0 and set_:
             log.error("over budget by %s: the floors (and guests without targets) exceed the "
                       "budget %s", mib(excess), mib(self.budget))
         return out

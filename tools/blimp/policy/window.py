@@ -16,7 +16,8 @@ ahead.
           takes is not the guest's trend), both stay above `keep_free` of
           its size: by the smaller of that slack and `shrink_step` of its
           maximum.
-  hold    otherwise.
+  hold    otherwise, and while the balloon has not reached the last
+          target (its slack is measured at the size reached).
 
 `need` (what the budget cut spares) is the new target for a guest that
 grows, and its used memory plus `keep_free` for the others.
@@ -80,6 +81,12 @@ class Window(Policy):
         free_sl = -used_sl
         free_pred = last.free - max(0.0, used_sl) * self.horizon
         slack = int(min(last.free, free_pred)) - keep
+        if base < actual - MIB:
+            # The balloon has not reached the last target (the guest's guard
+            # may refuse it): its slack is measured at `actual`, so a shrink
+            # from `base` would take it twice.
+            return Decision(base, f"{figures}; size {mib(actual)} still above the target: "
+                            f"hold {mib(base)}", need=need)
         if slack > MIB and min(base, actual) > g.floor:
             new = max(g.floor, min(base, actual) - min(slack, int(self.shrink_step * g.max_bytes)))
             return Decision(new, f"{figures}; free {mib(last.free)} (slope {free_sl / MIB:+.1f}M/s, "
