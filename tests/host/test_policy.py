@@ -266,6 +266,7 @@ def test_the_sum_of_targets_never_exceeds_the_budget(name):
             b.majflt_per_step = rnd.choice([0, 0, 5, 50, 500])
         rec = m.step()
         assert rec["target_sum"] <= GIB, rec
+        assert all(t % 4096 == 0 for t in rec["targets"].values()), rec["targets"]
         for n, t in rec["targets"].items():
             assert 64 * MIB <= t <= MAX, (n, t)
 

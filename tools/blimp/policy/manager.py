@@ -23,7 +23,7 @@ import math
 import time
 from collections import deque
 
-from blimp.units import MIB
+from blimp.units import MIB, PAGE
 
 from .backend import GuestGone
 from .base import GuestView, HostView, mib
@@ -184,6 +184,10 @@ class Manager:
             needs[name] = d.need if isinstance(d.need, int) and not isinstance(d.need, bool) else None
             reasons[name] = d.reason
         targets = self.fit(targets, needs)
+        # Whole pages, rounded down: the balloon moves in pages and rounds a
+        # target it cannot meet exactly up, which would break the budget.
+        targets = {n: (None if t is None else max(t - t % PAGE, min(self.guests[n].floor, t)))
+                   for n, t in targets.items()}
         for name, t in targets.items():
             g = self.guests[name]
             log.info("guest %s: %s [%s]", name, "no target" if t is None else f"target {mib(t)}",
