@@ -435,3 +435,17 @@ def test_reporting_says_over_budget_once_at_warning_not_every_step(caplog):
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "without a target" in warnings[0].getMessage()
     assert "floors" not in caplog.text
+
+
+def test_a_qmp_error_answer_skips_the_sample_but_not_the_guest(caplog):
+    from blimp.qmp import QMPError
+    a = FakeBackend("a")
+    m = manager("window", GIB, a)
+    real = a.stats
+    a.stats = lambda: (_ for _ in ()).throw(QMPError("qom-get: guest stats not available"))
+    with caplog.at_level(logging.INFO, logger="blimp.policy"):
+        m.step()
+        a.stats = real
+        m.step()
+    assert list(m.guests) == ["a"] and "guest a: no sample this step" in caplog.text
+    assert "Traceback" not in caplog.text
