@@ -228,7 +228,8 @@ def plot(policy, history, budget, phases, t0, path):
     ax = axes[0]
     ax.axhline(budget / MIB, color="k", lw=1, label="budget")
     ax.plot(ts, [sum((s.rss or 0) for s in r["samples"].values()) / MIB for r in history], label="sum of QEMU RSS")
-    ax.plot(ts, [r.get("target_sum", 0) / MIB for r in history], "--", label="sum of targets")
+    if any(r.get("target_sum") for r in history):
+        ax.plot(ts, [r.get("target_sum", 0) / MIB for r in history], "--", label="sum of targets")
     ax.set_ylabel("MiB")
     ax.set_title(f"policy {policy}: three guests under one budget")
     ax.legend(fontsize=7, loc="lower right")
@@ -236,7 +237,8 @@ def plot(policy, history, budget, phases, t0, path):
         rows = [(r["t"] - t0, r["samples"][name], r["targets"].get(name)) for r in history if name in r["samples"]]
         t = [x[0] for x in rows]
         ax.plot(t, [(x[1].actual or 0) / MIB for x in rows], label="size (balloon actual)")
-        ax.plot(t, [(x[2] or 0) / MIB for x in rows], "--", label="target")
+        if any(x[2] is not None for x in rows):
+            ax.plot(t, [(x[2] or 0) / MIB for x in rows], "--", label="target")
         ax.plot(t, [(x[1].rss or 0) / MIB for x in rows], ":", label="QEMU RSS")
         ax.plot(t, [(x[1].free or 0) / MIB for x in rows], lw=0.8, label="guest free")
         if name in phases and phases[name][1] is not None:

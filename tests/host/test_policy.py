@@ -449,3 +449,40 @@ def test_a_qmp_error_answer_skips_the_sample_but_not_the_guest(caplog):
         m.step()
     assert list(m.guests) == ["a"] and "guest a: no sample this step" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+class LaggingBackend(FakeBackend):
+    """A guest whose balloon inflates at most `lag` bytes a step (deflates at once)."""
+
+    def __init__(self, name, lag, **kw):
+        super().__init__(name, **kw)
+        self.lag, self.want = lag, self._actual
+
+    def stats(self):
+        if self.want < self._actual:
+            self._actual = max(self.want, self._actual - self.lag)
+        return super().stats()
+
+    def set_target(self, nbytes):
+        self._check()
+        self.targets.append(nbytes)
+        self.want = nbytes
+        if nbytes > self._actual:
+            self._actual = nbytes
+
+
+def test_a_guest_grows_only_into_memory_the_lagging_ones_gave_back(caplog):
+    busy = FakeBackend("busy", free=100 * MIB)
+    idle = LaggingBackend("idle", lag=16 * MIB, free=450 * MIB)
+    m = manager("window", 800 * MIB, busy, idle)
+    m.step()
+    busy.majflt_per_step = 500
+    with caplog.at_level(logging.INFO, logger="blimp.policy"):
+        for _ in range(20):
+            rec = m.step()
+            assert rec["target_sum"] <= 800 * MIB
+            # Once the first cut has been reached, the sizes stay within too.
+            if idle._actual <= idle.targets[0]:
+                assert busy._actual + idle._actual <= 800 * MIB, (busy._actual, idle._actual)
+    assert "their balloons lag" in caplog.text
+    assert busy._actual == MAX and idle._actual <= 800 * MIB - MAX

@@ -9,7 +9,9 @@ One step():
      guest and the value;
   4. fit the budget: if the targets add up to more than it, cut first what
      lies above each guest's need, then above its floor, in proportion, and
-     log each cut; if the floors alone exceed it, say so;
+     log each cut; if the floors alone exceed it, say so; then pace: a guest
+     grows only into what the others' balloons have really given back, so
+     the guests' sizes stay within the budget too, not just the targets;
   5. set the targets that changed (by at least `granule`) and log every
      decision with its reason.
 
@@ -149,6 +151,37 @@ class Manager:
                       "budget %s", mib(excess), mib(self.budget))
         return out
 
+    def pace(self, targets):
+        """Grow guests only into memory the others have given back.
+
+        A balloon takes time to inflate (the guest may even refuse: blimp's
+        working-set guard), and deflates at once. So targets that sum to the
+        budget could still let the guests' sizes exceed it, for as long as
+        the shrinking ones lag. Each guest holds max(size now, target); a
+        guest asked to grow gets at most its share of the budget left after
+        what the others hold, in proportion to what it asked; logged."""
+        if any(t is None for t in targets.values()):
+            return targets   # guests without targets: nothing to pace against
+        now = {n: self.guests[n].view().actual for n in targets}
+        growing = {n: t - now[n] for n, t in targets.items() if t > now[n]}
+        if not growing:
+            return targets
+        held = sum(now[n] if n in growing else max(now[n], t) for n, t in targets.items())
+        room = max(0, self.budget - held)
+        asked = sum(growing.values())
+        if asked <= room:
+            return targets
+        out = dict(targets)
+        for n, want in growing.items():
+            give = want * room // asked
+            t = now[n] + give
+            t = max(t - t % PAGE, min(now[n], out[n]))
+            log.info("guest %s: grows %s of the %s asked: the others still hold %s of the "
+                     "budget (their balloons lag): %s -> %s", n, mib(t - now[n]), mib(want),
+                     mib(held - now[n]), mib(targets[n]), mib(t))
+            out[n] = t
+        return out
+
     # ------------------------------------------------------------- a step
     def step(self):
         """One round: sample, decide, clamp, fit, set. Returns the step record."""
@@ -192,6 +225,7 @@ class Manager:
         # target it cannot meet exactly up, which would break the budget.
         targets = {n: (None if t is None else max(t - t % PAGE, min(self.guests[n].floor, t)))
                    for n, t in targets.items()}
+        targets = self.pace(targets)
         for name, t in targets.items():
             g = self.guests[name]
             log.info("guest %s: %s [%s]", name, "no target" if t is None else f"target {mib(t)}",
