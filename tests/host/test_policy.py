@@ -486,3 +486,62 @@ def test_a_guest_grows_only_into_memory_the_lagging_ones_gave_back(caplog):
                 assert busy._actual + idle._actual <= 800 * MIB, (busy._actual, idle._actual)
     assert "their balloons lag" in caplog.text
     assert busy._actual == MAX and idle._actual <= 800 * MIB - MAX
+
+
+class libvirtError(Exception):
+    """Named as libvirt's, which the backend recognizes by name."""
+
+
+class FakeDomain:
+    def __init__(self, stats):
+        self.m, self.set, self.gone = stats, [], False
+
+    def _check(self):
+        if self.gone:
+            raise libvirtError("Domain not found")
+
+    def setMemoryStatsPeriod(self, period, flags):
+        self._check()
+
+    def maxMemory(self):
+        self._check()
+        return 512 * 1024
+
+    def memoryStats(self):
+        self._check()
+        return dict(self.m)
+
+    def setMemoryFlags(self, kib, flags):
+        self._check()
+        self.set.append((kib, flags))
+        self.m["actual"] = kib
+
+
+def test_the_libvirt_backend_maps_libvirt_names_and_units():
+    from blimp.policy.libvirt_backend import LibvirtBackend
+    dom = FakeDomain({"actual": 512 * 1024, "rss": 300 * 1024, "unused": 400 * 1024,
+                      "usable": 380 * 1024, "available": 500 * 1024, "major_fault": 7,
+                      "swap_in": 8, "last_update": 12})
+    b = LibvirtBackend("lv", domain=dom, ws="avail")
+    m = manager("ws", 400 * MIB, b)
+    rec = m.step()
+    s = rec["samples"]["lv"]
+    assert (s.free, s.avail, s.total, s.majflt, s.swap_in) == (400 * MIB, 380 * MIB, 500 * MIB, 7, 8192)
+    assert s.actual == MAX and s.rss == 300 * MIB and s.ws_avail == 380 * MIB and s.problems == []
+    assert dom.set and dom.set[-1][1] == 1 and dom.set[-1][0] * 1024 <= 400 * MIB
+    dom.gone = True
+    m.step()
+    assert not m.guests
+
+
+def test_the_libvirt_backend_passes_nonsense_on_to_be_refused():
+    from blimp.policy.libvirt_backend import LibvirtBackend
+    dom = FakeDomain({"actual": 512 * 1024, "unused": "lots", "usable": -3})
+    s = manager("window", GIB, LibvirtBackend("lv", domain=dom)).step()["samples"]["lv"]
+    assert s.free is None and s.avail is None and len(s.problems) == 2
+
+
+def test_the_daemon_exits_1_when_no_guest_can_be_reached(caplog):
+    from blimp.policy.__main__ import main
+    assert main(["--budget", "1G", "--guest", "a=libvirt:no-such-domain",
+                 "--libvirt-uri", "test:///nonexistent", "--steps", "1"]) == 1

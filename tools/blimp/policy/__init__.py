@@ -5,8 +5,9 @@
     base       the policy interface (GuestView, HostView, Decision, Policy)
     static, reporting, mom, window, ws
                the policies, one file each (docs/policy.md gives each rule)
-    backend    how a guest is reached: QMPBackend (a QMP socket) and the
-               Backend interface a libvirt backend would implement
+    backend    how a guest is reached: the Backend interface, QMPBackend (a
+               QMP socket), BlimpVMBackend (a guest of blimp.vm)
+    libvirt_backend  LibvirtBackend (a libvirt domain; python3-libvirt)
     manager    the loop: sample, decide, clamp, fit the budget, set, log
     __main__   the daemon: python3 -m blimp.policy --budget 1G --policy window
                --guest NAME=/path/qmp.sock ...

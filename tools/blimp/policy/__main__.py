@@ -3,7 +3,9 @@
     cd tools && python3 -m blimp.policy --budget 1G --policy window \\
         --guest a=/tmp/a.qmp --guest b=/tmp/b.qmp,ws=avail [--interval 2]
 
-Each --guest is NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE]
+Each --guest is NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE], or
+NAME=libvirt:DOMAIN[,...] for a libvirt domain (--libvirt-uri, default
+qemu:///system; needs python3-libvirt)
 --record FILE appends each step as a JSON line. (ws=avail: the guest's AVAIL is working-set based, as blimp's is; target:
 the static policy's size for it). Runs until SIGINT or SIGTERM, logging
 every decision on stderr. Exit status 0 on a signal, 2 on bad arguments,
@@ -47,6 +49,7 @@ def main(argv=None):
     ap.add_argument("--floor", type=parse_size, default=parse_size("64M"),
                     help="the least target any guest gets (default 64M)")
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    ap.add_argument("--libvirt-uri", default="qemu:///system", help="for NAME=libvirt:DOMAIN guests")
     ap.add_argument("--record", metavar="FILE",
                     help="append each step as a JSON line (targets, samples, reasons)")
     ap.add_argument("-q", "--quiet", action="store_true", help="log clamps, cuts and drops only")
@@ -65,7 +68,13 @@ def main(argv=None):
     mgr = Manager(make_policy(args.policy, **opts), args.budget, floor=args.floor, on_step=on_step)
     for name, path, o in args.guest:
         try:
-            mgr.add(QMPBackend(name, path, ws=o.get("ws")), floor=o.get("floor"))
+            if path.startswith("libvirt:"):
+                from .libvirt_backend import LibvirtBackend
+                backend = LibvirtBackend(path[len("libvirt:"):], uri=args.libvirt_uri, ws=o.get("ws"))
+                backend.name = name
+            else:
+                backend = QMPBackend(name, path, ws=o.get("ws"))
+            mgr.add(backend, floor=o.get("floor"))
         except GuestGone as e:
             log.warning("guest %s not added: %s", name, e)
     if not mgr.guests:
