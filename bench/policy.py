@@ -187,6 +187,11 @@ class Runner:
             handler.close()
             for vm in self.vms.values():
                 vm.close()
+            for name in self.vms:   # the swap disks: sparse, but not worth keeping
+                try:
+                    os.unlink(os.path.join(self.out, f"{name}.swap"))
+                except FileNotFoundError:
+                    pass
 
     def summary(self, mgr, budget, t0, phases, work, failed):
         h = mgr.history
