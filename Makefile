@@ -9,6 +9,7 @@
 #   make bench    blimp against a Linux guest and the host's limit (bench/, about 7 min)
 #   make bench-quick  the same once, small (make test runs it)
 #   make sims     the seeded buddy and paging simulators (build/sim/, docs/exercises.md)
+#   make bench-policy  several guests under one budget, each host policy (bench/policy.py, about 7 min)
 #   make clean    remove build/
 #
 # Missing Debian packages are installed first (tools/install-deps.sh).
@@ -132,6 +133,12 @@ host-test: $(BUILD)/.deps sims
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
 
 # The slowest tests are listed at the end: the suite must stay well under 20 minutes.
+# ---------------------------------------------------------------- host tests
+# Python tests of the host tools that need no QEMU (tests/host), a second or so.
+host-test:
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
+
+# ---------------------------------------------------------------- QEMU tests
 PYTEST_ARGS ?=
 qemu-test: all
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider --durations=12 tests/qemu $(PYTEST_ARGS)

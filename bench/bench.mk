@@ -50,10 +50,16 @@ bench: $(BENCH_DEPS)
 bench-quick: $(BENCH_DEPS)
 	$(Q)$(PYTHON) bench/bench.py --quick --out $(BUILD)/bench/quick $(BENCH_ARGS)
 
-.PHONY: bench bench-quick bench-linux
+.PHONY: bench bench-quick bench-linux bench-policy
 
 # make test runs the quick bench (tests/qemu/test_bench.py): it needs these too.
 # Not bench-linux: the tests that need the Linux guest build it themselves and
 # skip, saying why, when Debian's mirror cannot be reached, so the other QEMU
 # tests still run offline.
 qemu-test: $(BENCH_HOST_PROGS)
+
+# The multi-guest policy experiment (issue 16, bench/policy.py): two blimp
+# guests and the Linux one under one budget, each policy in turn (about 75 s each).
+POLICIES ?= static,reporting,mom,window,ws
+bench-policy: all
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/policy.py --policies $(POLICIES) $(BENCH_POLICY_ARGS)

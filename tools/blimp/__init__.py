@@ -8,6 +8,8 @@ scenario runner and the device fuzzer.
     scenario     narrated ballooning experiments (tools/scenario.py runs one)
     libvirt      blimp as a libvirt domain, a private libvirtd (tests/qemu/test_libvirt.py)
     fuzz_device  device-fuzzing campaigns (tools/fuzz_device.py)
+    policy       several guests under one memory budget: sampling, pluggable
+                 policies, the daemon (python3 -m blimp.policy; docs/policy.md)
 
 How it is found: scripts in tools/ import it from their own folder (Python
 puts a script's folder first on sys.path); pytest gets `tools` from
