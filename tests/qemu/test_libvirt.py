@@ -206,6 +206,32 @@ def test_reset_boots_blimp_again(daemon, guest):
     setmem_round(daemon, guest, "after reset")
 
 
+def test_the_policy_daemon_manages_the_domain_through_libvirt(daemon, guest, tmp_path):
+    """tools/blimp/policy run as its users run it, against a libvirt domain
+    (NAME=libvirt:DOMAIN): a static policy under a budget below the guest's
+    RAM sets the balloon through libvirt, and its record shows blimp's
+    statistics as libvirt reports them. Then the host lets go."""
+    import json
+    import os
+    import sys
+    budget_mib = 96
+    record = tmp_path / "steps.jsonl"
+    tools = os.path.join(os.path.dirname(__file__), "..", "..", "tools")
+    done = subprocess.run([sys.executable, "-m", "blimp.policy", "--budget", f"{budget_mib}M",
+                           "--policy", "static", "--interval", "1", "--steps", "4", "--floor", "32M",
+                           "--libvirt-uri", daemon.uri, "--guest", f"{guest.name}=libvirt:{guest.name}",
+                           "--record", str(record)],
+                          cwd=tools, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout
+    steps = [json.loads(line) for line in record.read_text().splitlines()]
+    assert steps and all(s["targets"][guest.name] == budget_mib * MIB for s in steps), done.stdout
+    wait_actual(guest, budget_mib * 1024, why="the policy daemon's target")
+    sample = steps[-1]["guests"][guest.name]
+    assert sample["free"] and sample["avail"] is not None, sample  # blimp's own figures, through libvirt
+    virsh(daemon, "setmem", guest.name, f"{RAM_MIB}M", "--live")
+    wait_actual(guest, RAM_MIB * 1024, why="given back")
+
+
 def test_shutdown_presses_the_power_button_and_the_domain_shuts_off(daemon, guest):
     import libvirt
     guest.mark()
