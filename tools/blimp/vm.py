@@ -107,13 +107,17 @@ def _handle_sigterm():
 
 class BlimpVM:
     def __init__(self, mem="256M", machine="q35", boot="pvh", append="", devices=(),
-                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio"):
+                 extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio",
+                 launcher=()):
         if serial not in ("stdio", "socket"):
             raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
         self.serial = serial
         self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
         self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
         self.kernel, self.use_qmp, self.name = kernel, qmp, name
+        # A command QEMU's own is appended to, which must exec it in the same
+        # process (the pid stays QEMU's): blimp.hostswap's way into a cgroup.
+        self.launcher = list(launcher)
         self.tmp = tempfile.mkdtemp(prefix="blimp-")
         self.lines = []          # every serial line, in order
         self.events = []         # every event, in order
@@ -150,7 +154,7 @@ class BlimpVM:
             raise ValueError(f"unknown boot path {self.boot!r} (pvh or uefi)")
         for dev in self.devices:
             cmd += ["-device", dev]
-        return cmd + self.extra_args
+        return self.launcher + cmd + self.extra_args
 
     def _uefi_args(self):
         """A private ESP (loader, kernel, cmdline.txt) and VARS copy per guest."""
