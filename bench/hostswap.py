@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""hostswap: the same guest and workload under the same host memory budget,
+enforced by host swapping, by the balloon, or by both (issue 16;
+docs/hostswap.md; tools/blimp/hostswap.py does the host side).
+
+    PYTHONPATH=tools /usr/bin/python3 bench/hostswap.py [--out DIR] [--scenario busy|idle|all]
+    make experiment
+
+A run boots blimp (512 MiB, a 512 MiB swap disk it swaps to, the balloon
+with reporting off and the working-set guard off, as in bench/squeeze.py)
+with QEMU in a memory cgroup, sets up a scenario, lets the workload run
+`warm_s` s, and then takes `reclaim_mib` of host memory away from it at t0:
+
+  host          guest RAM is a shared file on a loop device over /work's disk;
+                the cgroup's limit drops to usage(t0) - reclaim: the host
+                kernel writes guest pages to the file and faults them back.
+  balloon       QEMU's usual anonymous RAM (the host has no swap: nothing of
+                it can reach a disk); QMP `balloon` asks for resident(t0) -
+                reclaim, and the guest reclaims and swaps by itself.
+  both          file-backed RAM, the balloon's target and the limit at once:
+                the host swaps what the guest is about to give or swap
+                itself (double paging).
+  balloon-file  file-backed RAM, the balloon alone: what the balloon gets
+                back from a file (docs/hostswap.md: not the dirty pages).
+
+and then runs `after_s` s more under that budget. One more case is the
+control:
+
+  file          file-backed RAM and no budget at all: what the flusher writes
+                anyway (a shared file's dirty pages are written back every
+                5 s once its inode has been dirty 30 s), to subtract.
+
+Scenarios:
+  busy  `run p size=384M pattern=hotcold hot=64M hotpct=90 write=30`, the
+        squeeze's workload; 160 MiB taken.
+  idle  the seeds' case: the guest touched 384 MiB and freed it, then read
+        128 MiB into its page cache (clean: a read-only disk, `cache read`)
+        and runs a small workload (32 MiB, 8 MiB hot), both in frames it had
+        freed: about 220 MiB free, 128 MiB clean cache; 288 MiB taken.
+        The balloon takes the free memory and drops the cache with no I/O;
+        the host cannot tell them from the workload's pages.
+
+Figures per case (from t0 to the end unless said): the workload's accesses/s
+before t0, from t0 to the budget, and after; time to the budget (usage <=
+budget: the limit's write returning, or polled); memory reclaimed (usage at
+t0 minus at the budget); bytes the host wrote and read for guest memory (the
+loop device's sectors; the flusher also writes before t0, shown as "before");
+QEMU's major faults; the guest's swap bytes out and in (its `swap` event) and
+its major faults (`vm`); I/O amplification: host bytes written per byte
+reclaimed, and host plus guest bytes written per byte reclaimed.
+Results go to OUT/hostswap.json and OUT/hostswap.md (the table).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from blimp import hostswap
+from blimp.units import MIB, PAGE
+from blimp.vm import BUILD
+from guests import Blimp
+from squeeze import _wait_workload, _workload_events, _host_time, phase_rates, swap_args
+
+CASES = ("file", "host", "balloon", "both", "balloon-file")
+FILE_BACKED = {"file": True, "host": True, "balloon": False, "both": True, "balloon-file": True}
+BASE_APPEND = "vm.swap=0 balloon.ws_guard=off"
+
+SCENARIOS = {
+    "busy": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 160, "warm_s": 5, "after_s": 10,
+             "run": "run p size=384M pattern=hotcold hot=64M hotpct=90 write=30 seed=1",
+             "freed_mib": 0, "cache_mib": 0},
+    "idle": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 288, "warm_s": 5, "after_s": 10,
+             "run": "run p size=32M pattern=hotcold hot=8M hotpct=90 write=30 seed=1",
+             "freed_mib": 384, "cache_mib": 128},
+}
+WORKLOAD = "p"
+SLACK = 8 * MIB
+
+
+def _sparse(path, mib):
+    with open(path, "wb") as f:
+        f.truncate(mib * MIB)
+
+
+def _cache_image(path, mib):
+    """A read-only disk for the page cache: each 4 KiB page starts with its number."""
+    with open(path, "wb") as f:
+        filler = bytes(range(256)) * (PAGE // 256)
+        for p in range(mib * MIB // PAGE):
+            f.write(p.to_bytes(8, "little") + filler[8:])
+
+
+def _wait_balloon(vm, target, t0, timeout):
+    """Seconds from t0 until query-balloon shows the target, or None."""
+    try:
+        vm.wait_actual(target, timeout=timeout, why="the balloon's target", period=0.05)
+    except Exception:
+        return None
+    return time.monotonic() - t0
+
+
+def guest_figures(vm):
+    v, s = vm.shell_event("vm"), vm.shell_event("swap")
+    return {"majflt": v["majflt"], "swap_out": s["pages_out"] * PAGE, "swap_in": s["pages_in"] * PAGE}
+
+
+def run_case(case, scenario, out_dir, **overrides):
+    p = dict(SCENARIOS[scenario], **overrides)
+    file_backed = FILE_BACKED[case]
+    tag = f"{scenario}-{case}-{os.getpid()}"
+    swap_img = os.path.join(out_dir, f"swap-{tag}.img")
+    cache_img = os.path.join(out_dir, f"cache-{tag}.img")
+    _sparse(swap_img, p["swap_mib"])
+    extra = swap_args(swap_img, cache="none")   # O_DIRECT: the guest's swap is not host page cache
+    append = BASE_APPEND
+    if p["cache_mib"]:
+        _cache_image(cache_img, p["cache_mib"])
+        extra += ["-drive", f"if=none,id=c0,file={cache_img},format=raw,readonly=on,cache=none",
+                  "-device", "virtio-blk-pci,drive=c0"]
+        append += " vm.cache=1"
+    mem = p["ram_mib"] * MIB
+    try:
+        with hostswap.HostSwap(disk_mib=p["ram_mib"] + 128, directory=out_dir) as hs:
+            vm = Blimp().vm(p["ram_mib"], reporting=False, extra_args=extra, append=append)
+            hs.prepare(vm, file_backed=file_backed)
+            with vm:
+                return _run(vm, hs, case, p, mem)
+    finally:
+        for path in (swap_img, cache_img):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def _run(vm, hs, case, p, mem):
+    vm.wait_event("ready", timeout=120)
+    pid = vm.proc.pid
+    booted = hs.counters(pid)
+    if p["freed_mib"]:
+        vm.shell(f"alloc {p['freed_mib']}M", timeout=300)
+        vm.shell("free all", timeout=300)
+    if p["cache_mib"]:
+        vm.shell(f"cache read 0 {p['cache_mib'] * MIB // PAGE}", timeout=300)
+    vm.shell(p["run"])
+    filled = _wait_workload(vm, WORKLOAD, lambda e: e["accesses"] > 0, 300, "the end of the fill")
+    start_ms = filled["t_ms"]
+    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + p["warm_s"] * 1000 - 100,
+                   p["warm_s"] + 120, f"{p['warm_s']} s of accesses")
+
+    g0, c0 = guest_figures(vm), hs.counters(pid)
+    resident0 = hs.guest_resident(pid, mem)
+    reclaim = p["reclaim_mib"] * MIB
+    budget = c0["memcg_usage"] - reclaim
+    if resident0 - reclaim < 64 * MIB:
+        vm.fail(f"{p['reclaim_mib']} MiB cannot be taken from {resident0 / MIB:.0f} MiB resident")
+    # The balloon aims SLACK under the budget: QEMU's own memory moves a
+    # little, and anonymous memory has nowhere to go if the budget is missed.
+    target = (resident0 - reclaim - SLACK) // MIB * MIB
+    t0 = time.monotonic()
+    budget_s = balloon_s = None
+    if case == "file":
+        pass
+    elif case != "host":
+        vm.qmp.execute("balloon", value=target)
+    if case in ("host", "both"):
+        budget_s = hs.set_limit(budget, timeout=120)
+    elif case != "file":
+        # The balloon first; then the same limit, which the host now reaches
+        # without writing a guest page if the balloon gave the memory back
+        # (QEMU's 4 KiB discards leave partly unmapped huge pages charged
+        # until reclaim splits them: usage alone does not fall at once).
+        balloon_s = _wait_balloon(vm, target, t0, 120)
+        if balloon_s is not None:
+            try:
+                budget_s = balloon_s + hs.set_limit(budget, timeout=60)
+            except RuntimeError as e:
+                print(f"hostswap: {case}: the limit was not reached: {e}", file=sys.stderr)
+    t1 = time.monotonic()
+    c1 = hs.counters(pid)
+    if case == "both":
+        balloon_s = _wait_balloon(vm, target, t0, 120)
+    _wait_workload(vm, WORKLOAD, lambda e: _host_time(vm, e) >= t1 + p["after_s"],
+                   p["after_s"] + 300, f"{p['after_s']} s after the budget")
+    g2, c2 = guest_figures(vm), hs.counters(pid)
+    vm.shell(f"stop {WORKLOAD}", timeout=120)
+    trouble = [e for e in vm.events if e["ev"] in ("workload_corrupt", "workload_error", "vm_lost")]
+
+    ticks = [(_host_time(vm, e), (e["t_ms"] - start_ms) / 1000, e["accesses"])
+             for e in _workload_events(vm, WORKLOAD, start_ms)]
+    host = hostswap.diff(c0, c2)
+    reclaimed = c0["memcg_usage"] - c1["memcg_usage"]
+    host_w, guest_w = host["disk_write_bytes"], g2["swap_out"] - g0["swap_out"]
+    return {
+        "case": case, "params": p, "file_backed": FILE_BACKED[case],
+        "budget": budget, "target": target if case not in ("host", "file") else None,
+        "usage": {"t0": c0["memcg_usage"], "budget": c1["memcg_usage"], "end": c2["memcg_usage"]},
+        "guest_resident_t0": resident0,
+        "budget_s": budget_s, "balloon_s": balloon_s,
+        "reclaimed": reclaimed,
+        "accesses_per_s": phase_rates(ticks, t0, t1),
+        "host_write": host_w, "host_read": host["disk_read_bytes"],
+        "host_write_before": c0["disk_write_bytes"] - booted["disk_write_bytes"],
+        "host_majflt": host.get("proc_majflt"), "memcg_pgmajfault": host.get("memcg_pgmajfault"),
+        "guest_swap_out": guest_w, "guest_swap_in": g2["swap_in"] - g0["swap_in"],
+        "guest_majflt": g2["majflt"] - g0["majflt"],
+        "amp_host": host_w / reclaimed if reclaimed >= 16 * MIB else None,
+        "amp_total": (host_w + guest_w) / reclaimed if reclaimed >= 16 * MIB else None,
+        "errors": len(trouble),
+        "counters": {"t0": c0, "budget": c1, "end": c2},
+    }
+
+
+# ------------------------------------------------------------------ the table
+def _mib(b):
+    return "—" if b is None else f"{b / MIB:.0f}"
+
+
+def _k(x):
+    return "—" if x is None else f"{x / 1000:.0f}k"
+
+
+def _s(x):
+    return "never" if x is None else f"{x:.2f}"
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def _x(x):
+    return "—" if x is None else f"{x:.2f}"
+
+
+ROWS = [
+    ("accesses/s before", lambda r: _k(r["accesses_per_s"]["before"])),
+    ("accesses/s to the budget", lambda r: _k(r["accesses_per_s"]["during"])),
+    ("accesses/s after", lambda r: _k(r["accesses_per_s"]["after"])),
+    ("accesses after / before", lambda r: _x(_ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"]))),
+    ("time to the budget (s)", lambda r: _s(r["budget_s"]) if r["case"] != "file" else "—"),
+    ("balloon at its target (s)", lambda r: _s(r["balloon_s"]) if r["case"] not in ("host", "file") else "—"),
+    ("memory reclaimed (MiB)", lambda r: _mib(r["reclaimed"])),
+    ("host wrote for guest RAM (MiB)", lambda r: _mib(r["host_write"])),
+    ("  ...and before t0, flusher (MiB)", lambda r: _mib(r["host_write_before"])),
+    ("host read for guest RAM (MiB)", lambda r: _mib(r["host_read"])),
+    ("QEMU major faults", lambda r: str(r["host_majflt"])),
+    ("guest swap written (MiB)", lambda r: _mib(r["guest_swap_out"])),
+    ("guest swap read (MiB)", lambda r: _mib(r["guest_swap_in"])),
+    ("guest major faults", lambda r: str(r["guest_majflt"])),
+    ("host bytes written / byte reclaimed", lambda r: _x(r["amp_host"])),
+    ("all bytes written / byte reclaimed", lambda r: _x(r["amp_total"])),
+    ("errors (pages lost or wrong)", lambda r: str(r["errors"])),
+]
+
+
+def table(results):
+    """One markdown table per scenario, the cases side by side."""
+    out = []
+    for scenario, runs in results.items():
+        p = SCENARIOS[scenario]
+        out.append(f"**{scenario}**: {p['run']}"
+                   + (f", after alloc {p['freed_mib']}M + free all" if p["freed_mib"] else "")
+                   + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
+                   + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
+        cases = [c for c in CASES if c in runs]
+        out.append("| | " + " | ".join(cases) + " |")
+        out.append("|---|" + "---|" * len(cases))
+        for name, cell in ROWS:
+            out.append(f"| {name} | " + " | ".join(cell(runs[c]) for c in cases) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(BUILD, "hostswap"))
+    ap.add_argument("--scenario", choices=list(SCENARIOS) + ["all"], default="all")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--report", help="print the table of a saved hostswap.json and stop")
+    args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            print(table(json.load(f)["results"]))
+        return 0
+    reason = hostswap.unavailable_reason(args.out)
+    if reason:
+        print(f"hostswap: cannot run: {reason}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    results = {}
+    for scenario in scenarios:
+        results[scenario] = {}
+        for case in args.cases.split(","):
+            t = time.monotonic()
+            r = run_case(case, scenario, args.out)
+            results[scenario][case] = r
+            print(f"hostswap: {scenario}/{case}: budget in {_s(r['budget_s'])} s, host wrote "
+                  f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB "
+                  f"({time.monotonic() - t:.0f} s)", flush=True)
+    calib = hostswap.calibrate()
+    with open(os.path.join(args.out, "hostswap.json"), "w") as f:
+        json.dump({"results": results, "calibration": calib,
+                   "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, f, indent=1)
+    text = table(results)
+    with open(os.path.join(args.out, "hostswap.md"), "w") as f:
+        f.write(text + "\n")
+    print(text)
+    print(f"calibration ({calib['write_mib']} MiB written under a {calib['limit_mib']} MiB limit, then read):")
+    for phase in ("write", "write_synced", "read"):
+        d = calib[phase]
+        print(f"  {phase:13s} loop device wrote {_mib(d['disk_write_bytes'])} read {_mib(d['disk_read_bytes'])} MiB;"
+              f" /proc/PID/io write_bytes {_mib(d['proc_write_bytes'])} read_bytes {_mib(d['proc_read_bytes'])} MiB;"
+              f" blkio write {_mib(d['blkio_write_bytes'])} read {_mib(d['blkio_read_bytes'])} MiB;"
+              f" majflt {d['proc_majflt']} (memcg {d['memcg_pgmajfault']}); pgpgin {d['memcg_pgpgin']}"
+              f" pgpgout {d['memcg_pgpgout']}; workingset_refault_file {d['memcg_workingset_refault_file']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
