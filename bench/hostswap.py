@@ -121,7 +121,7 @@ def run_case(case, scenario, out_dir, **overrides):
         append += " vm.cache=1"
     mem = p["ram_mib"] * MIB
     try:
-        with hostswap.HostSwap(disk_mib=p["ram_mib"] + 128, directory=out_dir) as hs:
+        with hostswap.HostSwap(directory=out_dir) as hs:
             vm = Blimp().vm(p["ram_mib"], reporting=False, extra_args=extra, append=append)
             hs.prepare(vm, file_backed=file_backed)
             with vm:
@@ -270,13 +270,67 @@ def table(results):
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------ the sweep
+def sweep(out_dir, amounts, cases=("host", "balloon"), scenario="busy"):
+    """Waldspurger's figure (OSDI 2002, ballooning against paging): the
+    workload's throughput against memory taken, one line per way of taking
+    it. Throughput is accesses/s after the budget over accesses/s before it
+    in the same run: TCG's speed moves with the host's other load, the ratio
+    much less."""
+    points = {c: [] for c in cases}
+    for mib in amounts:
+        for case in cases:
+            r = run_case(case, scenario, out_dir, reclaim_mib=mib)
+            rel = _ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"])
+            points[case].append({"reclaim_mib": mib, "reclaimed": r["reclaimed"], "relative": rel,
+                                 "after": r["accesses_per_s"]["after"],
+                                 "before": r["accesses_per_s"]["before"],
+                                 "host_write": r["host_write"], "guest_swap_out": r["guest_swap_out"],
+                                 "budget_s": r["budget_s"]})
+            print(f"hostswap: sweep {case} {mib} MiB: throughput x{_x(rel)}, host wrote "
+                  f"{_mib(r['host_write'])} MiB, guest {_mib(r['guest_swap_out'])} MiB", flush=True)
+    return points
+
+
+def plot(points, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    style = {"host": ("host swapping (cgroup limit, file-backed RAM)", "s-", "tab:red"),
+             "balloon": ("balloon (guest reclaim and swap)", "o-", "tab:blue"),
+             "both": ("both (double paging)", "^-", "tab:purple")}
+    for case, pts in points.items():
+        label, marker, color = style.get(case, (case, "x-", None))
+        xs = [0] + [p["reclaim_mib"] for p in pts]
+        ys = [1.0] + [p["relative"] or 0 for p in pts]
+        ax.plot(xs, ys, marker, color=color, label=label)
+    ax.set_xlabel("memory taken from the running guest (MiB)")
+    ax.set_ylabel("accesses/s after / before")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(BUILD, "hostswap"))
     ap.add_argument("--scenario", choices=list(SCENARIOS) + ["all"], default="all")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--report", help="print the table of a saved hostswap.json and stop")
+    ap.add_argument("--sweep", help="MiB,MiB,...: the throughput-against-memory-taken figure "
+                    "for host swapping and the balloon instead of the table")
+    ap.add_argument("--plot", default=os.path.join(BUILD, "hostswap", "hostswap.png"),
+                    help="where --sweep draws its figure")
     args = ap.parse_args()
+    if args.sweep and os.path.exists(args.sweep):
+        with open(args.sweep) as f:
+            saved = json.load(f)
+        plot(saved["points"], args.plot, saved["title"])
+        return 0
     if args.report:
         with open(args.report) as f:
             print(table(json.load(f)["results"]))
@@ -286,6 +340,17 @@ def main():
         print(f"hostswap: cannot run: {reason}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
+    if args.sweep:
+        amounts = [int(x) for x in args.sweep.split(",")]
+        points = sweep(args.out, amounts)
+        p = SCENARIOS["busy"]
+        title = (f"blimp {p['ram_mib']} MiB, `{p['run'].split(' ', 2)[2]}`\n"
+                 f"{time.strftime('%Y-%m-%d', time.gmtime())}, QEMU 7.2 TCG, Linux {os.uname().release} host")
+        with open(os.path.join(args.out, "sweep.json"), "w") as f:
+            json.dump({"points": points, "title": title}, f, indent=1)
+        plot(points, args.plot, title)
+        print(f"hostswap: {args.plot}")
+        return 0
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results = {}
     for scenario in scenarios:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"host swapping unava
 
 @pytest.fixture
 def hs():
-    with hostswap.HostSwap(disk_mib=512) as h:
+    with hostswap.HostSwap() as h:
         made = list(h.cgroups) + [h.image, h.mnt]
         yield h
     # Nothing of it may stay behind.
