@@ -4,6 +4,7 @@ enforced by host swapping, by the balloon, or by both (issue 16;
 docs/hostswap.md; tools/blimp/hostswap.py does the host side).
 
     PYTHONPATH=tools /usr/bin/python3 bench/hostswap.py [--out DIR] [--scenario busy|idle|all]
+        [--guest blimp|linux|all] [--cases file,host,...] [--report JSON] [--sweep MIB,MIB,...]
     make experiment
 
 A run boots blimp (512 MiB, a 512 MiB swap disk it swaps to, the balloon
@@ -29,6 +30,11 @@ control:
   file          file-backed RAM and no budget at all: what the flusher writes
                 anyway (a shared file's dirty pages are written back every
                 5 s once its inode has been dirty 30 s), to subtract.
+
+The Linux reference guest (bench/guests.py, when build/bench/linux is
+built) runs the busy scenario too, as pressmem (bench/linux/pressmem.c: the
+same accesses), its init swapping on the same disk; its figures come from
+pressmem's per-second lines and /proc/vmstat (pgmajfault, pswpout, pswpin).
 
 Scenarios:
   busy  `run p size=384M pattern=hotcold hot=64M hotpct=90 write=30`, the
@@ -59,8 +65,9 @@ import time
 from blimp import hostswap
 from blimp.units import MIB, PAGE
 from blimp.vm import BUILD
-from guests import Blimp
-from squeeze import _wait_workload, _workload_events, _host_time, phase_rates, swap_args
+from guests import LINUX_GUEST_JSON, Blimp, Linux
+from squeeze import (PressFollower, _host_time, _wait_workload, _workload_events, phase_rates,
+                     swap_args, vmstat)
 
 CASES = ("file", "host", "balloon", "both", "balloon-file")
 FILE_BACKED = {"file": True, "host": True, "balloon": False, "both": True, "balloon-file": True}
@@ -69,6 +76,7 @@ BASE_APPEND = "vm.swap=0 balloon.ws_guard=off"
 SCENARIOS = {
     "busy": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 160, "warm_s": 5, "after_s": 10,
              "run": "run p size=384M pattern=hotcold hot=64M hotpct=90 write=30 seed=1",
+             "size_mib": 384, "hot_mib": 64, "hot_pct": 90, "write_pct": 30,   # pressmem's
              "freed_mib": 0, "cache_mib": 0},
     "idle": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 288, "warm_s": 5, "after_s": 10,
              "run": "run p size=32M pattern=hotcold hot=8M hotpct=90 write=30 seed=1",
@@ -100,54 +108,125 @@ def _wait_balloon(vm, target, t0, timeout):
     return time.monotonic() - t0
 
 
-def guest_figures(vm):
-    v, s = vm.shell_event("vm"), vm.shell_event("swap")
-    return {"majflt": v["majflt"], "swap_out": s["pages_out"] * PAGE, "swap_in": s["pages_in"] * PAGE}
+class BlimpSide:
+    """The scenario in blimp's shell; figures from its events."""
+    name = "blimp"
+
+    def guest(self):
+        return Blimp()
+
+    def append(self, p):
+        return BASE_APPEND + (" vm.cache=1" if p["cache_mib"] else "")
+
+    def start(self, vm, p):
+        vm.wait_event("ready", timeout=120)
+        if p["freed_mib"]:
+            vm.shell(f"alloc {p['freed_mib']}M", timeout=300)
+            vm.shell("free all", timeout=300)
+        if p["cache_mib"]:
+            vm.shell(f"cache read 0 {p['cache_mib'] * MIB // PAGE}", timeout=300)
+        vm.shell(p["run"])
+        filled = _wait_workload(vm, WORKLOAD, lambda e: e["accesses"] > 0, 300, "the end of the fill")
+        self.start_ms = filled["t_ms"]
+        _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= self.start_ms + p["warm_s"] * 1000 - 100,
+                       p["warm_s"] + 120, f"{p['warm_s']} s of accesses")
+
+    def figures(self, vm):
+        v, s = vm.shell_event("vm"), vm.shell_event("swap")
+        return {"majflt": v["majflt"], "swap_out": s["pages_out"] * PAGE, "swap_in": s["pages_in"] * PAGE}
+
+    def wait_until(self, vm, t, timeout):
+        _wait_workload(vm, WORKLOAD, lambda e: _host_time(vm, e) >= t, timeout, "the end of the run")
+
+    def finish(self, vm):
+        vm.shell(f"stop {WORKLOAD}", timeout=120)
+        return len([e for e in vm.events if e["ev"] in ("workload_corrupt", "workload_error", "vm_lost")])
+
+    def ticks(self, vm):
+        return [(_host_time(vm, e), (e["t_ms"] - self.start_ms) / 1000, e["accesses"])
+                for e in _workload_events(vm, WORKLOAD, self.start_ms)]
 
 
-def run_case(case, scenario, out_dir, **overrides):
+class LinuxSide:
+    """The busy scenario in the Linux reference guest: pressmem, the same
+    accesses (bench/linux/pressmem.c), its init swapping on the same disk."""
+    name = "linux"
+
+    def guest(self):
+        return Linux()
+
+    def append(self, p):
+        return ""
+
+    def start(self, vm, p):
+        if p["freed_mib"] or p["cache_mib"]:
+            raise ValueError("the Linux guest runs the busy scenario only")
+        ready = vm.wait_event("ready", timeout=600)
+        if not ready.get("swap_bytes"):
+            vm.fail("the Linux guest has no swap: the swap disk was not used")
+        self.follow = PressFollower(vm)
+        seconds = p["warm_s"] + p["after_s"] + 40     # room for the time to the budget
+        vm.shell(f"press {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} {seconds} 1")
+        self.follow.wait(lambda: len(self.follow.ticks) >= p["warm_s"], 300,
+                         f"{p['warm_s']} s of pressmem accesses")
+
+    def figures(self, vm):
+        v = vmstat(vm)
+        return {"majflt": v["pgmajfault"], "swap_out": v["pswpout"] * PAGE, "swap_in": v["pswpin"] * PAGE}
+
+    def wait_until(self, vm, t, timeout):
+        self.follow.wait(lambda: self.follow.ticks and self.follow.ticks[-1][0] >= t, timeout,
+                         "the end of the run")
+
+    def finish(self, vm):
+        vm.shell("presswait", timeout=300, expect_rc=None)
+        try:
+            self.follow.wait(lambda: self.follow.result is not None, 10, "pressmem's JSON line")
+            return self.follow.result["errors"]
+        except Exception:
+            return -1     # pressmem died (the OOM killer, say): no count
+        finally:
+            self.follow.close()
+
+    def ticks(self, vm):
+        return list(self.follow.ticks)
+
+
+SIDES = {"blimp": BlimpSide, "linux": LinuxSide}
+
+
+def run_case(case, scenario, out_dir, guest="blimp", **overrides):
     p = dict(SCENARIOS[scenario], **overrides)
+    side = SIDES[guest]()
     file_backed = FILE_BACKED[case]
     tag = f"{scenario}-{case}-{os.getpid()}"
     swap_img = os.path.join(out_dir, f"swap-{tag}.img")
     cache_img = os.path.join(out_dir, f"cache-{tag}.img")
     _sparse(swap_img, p["swap_mib"])
     extra = swap_args(swap_img, cache="none")   # O_DIRECT: the guest's swap is not host page cache
-    append = BASE_APPEND
     if p["cache_mib"]:
         _cache_image(cache_img, p["cache_mib"])
         extra += ["-drive", f"if=none,id=c0,file={cache_img},format=raw,readonly=on,cache=none",
                   "-device", "virtio-blk-pci,drive=c0"]
-        append += " vm.cache=1"
     mem = p["ram_mib"] * MIB
     try:
         with hostswap.HostSwap(directory=out_dir) as hs:
-            vm = Blimp().vm(p["ram_mib"], reporting=False, extra_args=extra, append=append)
+            vm = side.guest().vm(p["ram_mib"], reporting=False, extra_args=extra, append=side.append(p))
             hs.prepare(vm, file_backed=file_backed)
             with vm:
-                return _run(vm, hs, case, p, mem)
+                return _run(vm, hs, side, case, p, mem)
     finally:
         for path in (swap_img, cache_img):
             if os.path.exists(path):
                 os.unlink(path)
 
 
-def _run(vm, hs, case, p, mem):
-    vm.wait_event("ready", timeout=120)
+def _run(vm, hs, side, case, p, mem):
     pid = vm.proc.pid
     booted = hs.counters(pid)
-    if p["freed_mib"]:
-        vm.shell(f"alloc {p['freed_mib']}M", timeout=300)
-        vm.shell("free all", timeout=300)
-    if p["cache_mib"]:
-        vm.shell(f"cache read 0 {p['cache_mib'] * MIB // PAGE}", timeout=300)
-    vm.shell(p["run"])
-    filled = _wait_workload(vm, WORKLOAD, lambda e: e["accesses"] > 0, 300, "the end of the fill")
-    start_ms = filled["t_ms"]
-    _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + p["warm_s"] * 1000 - 100,
-                   p["warm_s"] + 120, f"{p['warm_s']} s of accesses")
+    side.start(vm, p)
 
-    g0, c0 = guest_figures(vm), hs.counters(pid)
+    g0, c0 = side.figures(vm), hs.counters(pid)
     resident0 = hs.guest_resident(pid, mem)
     reclaim = p["reclaim_mib"] * MIB
     budget = c0["memcg_usage"] - reclaim
@@ -179,25 +258,20 @@ def _run(vm, hs, case, p, mem):
     c1 = hs.counters(pid)
     if case == "both":
         balloon_s = _wait_balloon(vm, target, t0, 120)
-    _wait_workload(vm, WORKLOAD, lambda e: _host_time(vm, e) >= t1 + p["after_s"],
-                   p["after_s"] + 300, f"{p['after_s']} s after the budget")
-    g2, c2 = guest_figures(vm), hs.counters(pid)
-    vm.shell(f"stop {WORKLOAD}", timeout=120)
-    trouble = [e for e in vm.events if e["ev"] in ("workload_corrupt", "workload_error", "vm_lost")]
-
-    ticks = [(_host_time(vm, e), (e["t_ms"] - start_ms) / 1000, e["accesses"])
-             for e in _workload_events(vm, WORKLOAD, start_ms)]
+    side.wait_until(vm, t1 + p["after_s"], p["after_s"] + 300)
+    g2, c2 = side.figures(vm), hs.counters(pid)
+    errors = side.finish(vm)
     host = hostswap.diff(c0, c2)
     reclaimed = c0["memcg_usage"] - c1["memcg_usage"]
     host_w, guest_w = host["disk_write_bytes"], g2["swap_out"] - g0["swap_out"]
     return {
-        "case": case, "params": p, "file_backed": FILE_BACKED[case],
+        "case": case, "guest": side.name, "params": p, "file_backed": FILE_BACKED[case],
         "budget": budget, "target": target if case not in ("host", "file") else None,
         "usage": {"t0": c0["memcg_usage"], "budget": c1["memcg_usage"], "end": c2["memcg_usage"]},
         "guest_resident_t0": resident0,
         "budget_s": budget_s, "balloon_s": balloon_s,
         "reclaimed": reclaimed,
-        "accesses_per_s": phase_rates(ticks, t0, t1),
+        "accesses_per_s": phase_rates(side.ticks(vm), t0, t1),
         "host_write": host_w, "host_read": host["disk_read_bytes"],
         "host_write_before": c0["disk_write_bytes"] - booted["disk_write_bytes"],
         "host_majflt": host.get("proc_majflt"), "memcg_pgmajfault": host.get("memcg_pgmajfault"),
@@ -205,7 +279,7 @@ def _run(vm, hs, case, p, mem):
         "guest_majflt": g2["majflt"] - g0["majflt"],
         "amp_host": host_w / reclaimed if reclaimed >= 16 * MIB else None,
         "amp_total": (host_w + guest_w) / reclaimed if reclaimed >= 16 * MIB else None,
-        "errors": len(trouble),
+        "errors": errors,
         "counters": {"t0": c0, "budget": c1, "end": c2},
     }
 
@@ -253,11 +327,14 @@ ROWS = [
 
 
 def table(results):
-    """One markdown table per scenario, the cases side by side."""
+    """One markdown table per scenario and guest, the cases side by side."""
     out = []
-    for scenario, runs in results.items():
+    for key, runs in results.items():
+        scenario, _, guest = key.partition("-")
         p = SCENARIOS[scenario]
-        out.append(f"**{scenario}**: {p['run']}"
+        run = p["run"] if guest != "linux" else (
+            f"Linux guest, pressmem {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} (the same accesses)")
+        out.append(f"**{key}**: {run}"
                    + (f", after alloc {p['freed_mib']}M + free all" if p["freed_mib"] else "")
                    + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
                    + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
@@ -265,7 +342,8 @@ def table(results):
         out.append("| | " + " | ".join(cases) + " |")
         out.append("|---|" + "---|" * len(cases))
         for name, cell in ROWS:
-            out.append(f"| {name} | " + " | ".join(cell(runs[c]) for c in cases) + " |")
+            out.append(f"| {name} | " + " | ".join("failed" if "failed" in runs[c] else cell(runs[c])
+                                                   for c in cases) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -320,6 +398,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(BUILD, "hostswap"))
     ap.add_argument("--scenario", choices=list(SCENARIOS) + ["all"], default="all")
     ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--guest", choices=["blimp", "linux", "all"], default="all",
+                    help="the Linux reference guest runs the busy scenario (when it is built)")
     ap.add_argument("--report", help="print the table of a saved hostswap.json and stop")
     ap.add_argument("--sweep", help="MiB,MiB,...: the throughput-against-memory-taken figure "
                     "for host swapping and the balloon instead of the table")
@@ -352,16 +432,30 @@ def main():
         print(f"hostswap: {args.plot}")
         return 0
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    guests = ["blimp", "linux"] if args.guest == "all" else [args.guest]
+    if "linux" in guests and not os.path.exists(LINUX_GUEST_JSON):
+        print(f"hostswap: no Linux guest ({LINUX_GUEST_JSON}; make bench-linux builds it): blimp only",
+              file=sys.stderr)
+        guests.remove("linux")
     results = {}
-    for scenario in scenarios:
-        results[scenario] = {}
-        for case in args.cases.split(","):
-            t = time.monotonic()
-            r = run_case(case, scenario, args.out)
-            results[scenario][case] = r
-            print(f"hostswap: {scenario}/{case}: budget in {_s(r['budget_s'])} s, host wrote "
-                  f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB "
-                  f"({time.monotonic() - t:.0f} s)", flush=True)
+    for guest in guests:
+        for scenario in scenarios:
+            if guest == "linux" and SCENARIOS[scenario]["cache_mib"]:
+                continue        # the Linux guest runs the busy scenario only
+            key = scenario if guest == "blimp" else f"{scenario}-linux"
+            results[key] = {}
+            for case in args.cases.split(","):
+                t = time.monotonic()
+                try:
+                    r = run_case(case, scenario, args.out, guest=guest)
+                except Exception as e:      # one failed case: said, and the others still run
+                    print(f"hostswap: {key}/{case} failed: {e}", file=sys.stderr, flush=True)
+                    results[key][case] = {"case": case, "failed": str(e).splitlines()[0]}
+                    continue
+                results[key][case] = r
+                print(f"hostswap: {key}/{case}: budget in {_s(r['budget_s'])} s, host wrote "
+                      f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB "
+                      f"({time.monotonic() - t:.0f} s)", flush=True)
     calib = hostswap.calibrate()
     with open(os.path.join(args.out, "hostswap.json"), "w") as f:
         json.dump({"results": results, "calibration": calib,
