@@ -13,10 +13,12 @@ Behaviour, not timings:
     guest) with no guest swap write and (near) no host write.
 Skipped, with the reason, when not root or without a v1 memory cgroup.
 """
+import os
+
 import pytest
 
 from blimp import hostswap
-from blimp.units import MIB, PAGE
+from blimp.units import MIB
 
 REASON = hostswap.unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"host swapping unavailable: {REASON}")
@@ -28,7 +30,6 @@ def hs():
         made = list(h.cgroups) + [h.image, h.mnt]
         yield h
     # Nothing of it may stay behind.
-    import os
     assert not [p for p in made if os.path.exists(p)], made
 
 

@@ -53,7 +53,7 @@ import subprocess
 import tempfile
 import time
 
-from .units import MIB, PAGE
+from .units import MIB
 from .vm import BUILD
 
 MEMCG = "/sys/fs/cgroup/memory"
@@ -468,7 +468,7 @@ def calibrate(write_mib=128, limit_mib=32):
     """Run the known amount and return {"expected": ..., "write": diff,
     "read": diff}: the counters' changes over the write pass and over the
     read pass."""
-    with HostSwap(disk_mib=write_mib + 64, limit=limit_mib * MIB) as hs:
+    with HostSwap(limit=limit_mib * MIB) as hs:
         cmd = hs.launcher() + ["/usr/bin/python3", "-c", _CALIBRATE, hs.ram_path, str(write_mib * MIB)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
