@@ -357,7 +357,7 @@ def table(results):
 
 
 # ------------------------------------------------------------------ the sweep
-def sweep(out_dir, amounts, cases=("host", "balloon"), scenario="busy"):
+def sweep(out_dir, amounts, guest="blimp", cases=("host", "balloon"), scenario="busy"):
     """Waldspurger's figure (OSDI 2002, ballooning against paging): the
     workload's throughput against memory taken, one line per way of taking
     it. Throughput is accesses/s after the budget over accesses/s before it
@@ -366,14 +366,18 @@ def sweep(out_dir, amounts, cases=("host", "balloon"), scenario="busy"):
     points = {c: [] for c in cases}
     for mib in amounts:
         for case in cases:
-            r = run_case(case, scenario, out_dir, reclaim_mib=mib)
+            try:
+                r = run_case(case, scenario, out_dir, guest=guest, reclaim_mib=mib)
+            except Exception as e:
+                print(f"hostswap: sweep {guest} {case} {mib} MiB failed: {e}", file=sys.stderr, flush=True)
+                continue
             rel = _ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"])
             points[case].append({"reclaim_mib": mib, "reclaimed": r["reclaimed"], "relative": rel,
                                  "after": r["accesses_per_s"]["after"],
                                  "before": r["accesses_per_s"]["before"],
                                  "host_write": r["host_write"], "guest_swap_out": r["guest_swap_out"],
                                  "budget_s": r["budget_s"]})
-            print(f"hostswap: sweep {case} {mib} MiB: throughput x{_x(rel)}, host wrote "
+            print(f"hostswap: sweep {guest} {case} {mib} MiB: throughput x{_x(rel)}, host wrote "
                   f"{_mib(r['host_write'])} MiB, guest {_mib(r['guest_swap_out'])} MiB", flush=True)
     return points
 
@@ -386,11 +390,17 @@ def plot(points, path, title):
     style = {"host": ("host swapping (cgroup limit, file-backed RAM)", "s-", "tab:red"),
              "balloon": ("balloon (guest reclaim and swap)", "o-", "tab:blue"),
              "both": ("both (double paging)", "^-", "tab:purple")}
-    for case, pts in points.items():
-        label, marker, color = style.get(case, (case, "x-", None))
-        xs = [0] + [p["reclaim_mib"] for p in pts]
-        ys = [1.0] + [p["relative"] or 0 for p in pts]
-        ax.plot(xs, ys, marker, color=color, label=label)
+    if "host" in points or "balloon" in points:
+        points = {"blimp": points}          # a sweep.json from before guests were keyed
+    for guest, cases in points.items():
+        for case, pts in cases.items():
+            label, marker, color = style.get(case, (case, "x-", None))
+            if guest != "blimp":
+                marker = marker.replace("-", "--")
+            xs = [0] + [p["reclaim_mib"] for p in pts]
+            ys = [1.0] + [p["relative"] or 0 for p in pts]   # no progress line: 0
+            ax.plot(xs, ys, marker, color=color, label=f"{guest}: {label}",
+                    markerfacecolor=color if guest == "blimp" else "white")
     ax.set_xlabel("memory taken from the running guest (MiB)")
     ax.set_ylabel("accesses/s after / before")
     ax.set_ylim(bottom=0)
@@ -414,10 +424,21 @@ def main():
     ap.add_argument("--plot", default=os.path.join(BUILD, "hostswap", "hostswap.png"),
                     help="where --sweep draws its figure")
     args = ap.parse_args()
-    if args.sweep and os.path.exists(args.sweep):
-        with open(args.sweep) as f:
-            saved = json.load(f)
-        plot(saved["points"], args.plot, saved["title"])
+    saved_sweeps = args.sweep.split(",") if args.sweep else []
+    if saved_sweeps and all(os.path.exists(f) for f in saved_sweeps):
+        # Draw saved sweeps again, one figure: their guests side by side.
+        points, title = {}, None
+        for path in saved_sweeps:
+            with open(path) as f:
+                saved = json.load(f)
+            pts = saved["points"]
+            points.update({"blimp": pts} if "host" in pts or "balloon" in pts else pts)
+            title = title or saved["title"]
+        if len(points) > 1:
+            p = SCENARIOS["busy"]
+            title = (f"{' and '.join(points)}, {p['ram_mib']} MiB, {p['size_mib']} MiB workload, "
+                     f"{p['hot_mib']} MiB hot\n" + title.split("\n", 1)[-1])
+        plot(points, args.plot, title)
         return 0
     if args.report:
         with open(args.report) as f:
@@ -430,9 +451,12 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     if args.sweep:
         amounts = [int(x) for x in args.sweep.split(",")]
-        points = sweep(args.out, amounts)
+        guests = ["blimp", "linux"] if args.guest == "all" else [args.guest]
+        if "linux" in guests and not os.path.exists(LINUX_GUEST_JSON):
+            guests.remove("linux")
+        points = {g: sweep(args.out, amounts, guest=g) for g in guests}
         p = SCENARIOS["busy"]
-        title = (f"blimp {p['ram_mib']} MiB, `{p['run'].split(' ', 2)[2]}`\n"
+        title = (f"{' and '.join(guests)}, {p['ram_mib']} MiB, `{p['run'].split(' ', 2)[2]}`\n"
                  f"{time.strftime('%Y-%m-%d', time.gmtime())}, QEMU 7.2 TCG, Linux {os.uname().release} host")
         with open(os.path.join(args.out, "sweep.json"), "w") as f:
             json.dump({"points": points, "title": title}, f, indent=1)
