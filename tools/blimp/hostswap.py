@@ -169,9 +169,10 @@ class HostSwap:
                          "attach the loop device").strip()
         self._save_state()
         if self.readahead_kb is not None:
-            # A loop device inherits a large readahead (2560 KiB here): each
-            # major fault on guest RAM then read 2.7 MiB. 128 KiB is the
-            # kernel's default for a disk (VM_READAHEAD_PAGES).
+            # A loop device inherits a large readahead (2560 KiB here); 128
+            # KiB is the kernel's default for a disk (VM_READAHEAD_PAGES).
+            # QEMU's guest RAM ignores it: QEMU advises MADV_HUGEPAGE, and a
+            # fault on such a mapping reads 2 MiB folios (docs/hostswap.md).
             with open(f"/sys/block/{os.path.basename(self.loop)}/queue/read_ahead_kb", "w") as f:
                 f.write(str(self.readahead_kb))
         # Inode tables and journal written now, not by a background thread
