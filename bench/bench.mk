@@ -63,3 +63,13 @@ qemu-test: $(BENCH_HOST_PROGS)
 POLICIES ?= static,reporting,mom,window,ws
 bench-policy: all
 	$(Q)PYTHONPATH=tools $(PYTHON) bench/policy.py --policies $(POLICIES) $(BENCH_POLICY_ARGS)
+
+# make experiment: host swapping against the balloon under the same host
+# memory budget (issue 16, bench/hostswap.py, docs/hostswap.md): two
+# scenarios, five cases each, one table; about 8 minutes. Needs root, a v1
+# memory cgroup and loop devices; it says so and stops otherwise.
+EXPERIMENT_ARGS ?=
+experiment: all
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/hostswap.py --out $(BUILD)/hostswap $(EXPERIMENT_ARGS)
+
+.PHONY: experiment

@@ -111,7 +111,7 @@ def _handle_sigterm():
 class BlimpVM:
     def __init__(self, mem="256M", machine="q35", boot="pvh", append="", devices=(),
                  extra_args=(), smp=1, kernel=KERNEL, qmp=True, name="blimp", serial="stdio",
-                 debug_exit=True):
+                 debug_exit=True, launcher=()):
         if serial not in ("stdio", "socket"):
             raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
         self.serial = serial
@@ -121,6 +121,9 @@ class BlimpVM:
         # False: no isa-debug-exit, as under libvirt; blimp then switches
         # off through ACPI S5 and QEMU exits with status 0.
         self.debug_exit = debug_exit
+        # A command QEMU's own is appended to, which must exec it in the same
+        # process (the pid stays QEMU's): blimp.hostswap's way into a cgroup.
+        self.launcher = list(launcher)
         self.tmp = tempfile.mkdtemp(prefix="blimp-")
         self.lines = []          # every serial line, in order
         self.events = []         # every event, in order
@@ -158,7 +161,7 @@ class BlimpVM:
             raise ValueError(f"unknown boot path {self.boot!r} (pvh or uefi)")
         for dev in self.devices:
             cmd += ["-device", dev]
-        return cmd + self.extra_args
+        return self.launcher + cmd + self.extra_args
 
     def _uefi_args(self):
         """A private ESP (loader, kernel, cmdline.txt) and VARS copy per guest."""
