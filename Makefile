@@ -127,18 +127,12 @@ include tests/fuzz/fuzz.mk
 include tools/sim/sim.mk
 
 # ---------------------------------------------------------------- host and QEMU tests
-# tests/host: Python, no QEMU (the docs against the code, host tools' logic,
-# the simulators' answers).
+# tests/host: Python, no QEMU, a few seconds (the docs against the code, the
+# policy tool on synthetic guests, the simulators' answers).
 host-test: $(BUILD)/.deps sims
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
 
 # The slowest tests are listed at the end: the suite must stay well under 20 minutes.
-# ---------------------------------------------------------------- host tests
-# Python tests of the host tools that need no QEMU (tests/host), a second or so.
-host-test:
-	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
-
-# ---------------------------------------------------------------- QEMU tests
 PYTEST_ARGS ?=
 qemu-test: all
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider --durations=12 tests/qemu $(PYTEST_ARGS)
