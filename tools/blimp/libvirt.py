@@ -16,6 +16,7 @@ Printing a domain for `virsh define` (README, "blimp under libvirt"):
 import argparse
 import atexit
 import os
+import queue
 import shutil
 import signal
 import subprocess
@@ -328,6 +329,66 @@ class PrivateLibvirtd:
         self.stop()
 
 
+# ------------------------------------------------------------ the console
+class _Console:
+    """One attach of libvirt's console (virDomainOpenConsole, as `virsh
+    console`): its own connection and its own thread, which types what it is
+    given and then reads (and drops: the log has it) what the console
+    prints, as a reading user does. No test thread ever waits on a libvirt
+    stream call: a blocking send in one thread and a blocking recv in
+    another, on one connection, once hung a clean-clone run for good inside
+    libvirt's client (13 minutes in virNetClientSendStream), and libvirtd can
+    stop reading a pty until a new client attaches. A console that is stuck
+    is left to its thread; the command's wait times out with the guest's
+    log, never hangs."""
+
+    def __init__(self, uri, name):
+        self.uri, self.name = uri, name
+        self.todo = queue.Queue()
+        self.used = False
+        self.stream = self.conn = None
+        self.closed = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name=f"console {name}").start()
+
+    def type(self, data):
+        self.used = True
+        self.todo.put(data)
+
+    def _run(self):
+        import libvirt
+        try:
+            self.conn = libvirt.open(self.uri)
+            self.stream = self.conn.newStream(0)
+            self.conn.lookupByName(self.name).openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            data = self.todo.get()
+            while data and not self.closed.is_set():
+                data = data[self.stream.send(data):]
+            while not self.closed.is_set() and self.stream.recv(65536):
+                pass
+        except libvirt.libvirtError:
+            pass  # aborted by close(), or the domain is gone: the command's wait says so
+        finally:
+            if self.closed.is_set():  # closed before it attached: let go of what it opened since
+                self._abort()
+
+    def close(self):
+        """Abort the stream from a thread of its own, waited for a while: a
+        stuck libvirt call must not hold the test."""
+        self.closed.set()
+        self.todo.put(b"")
+
+        t = threading.Thread(target=self._abort, daemon=True)
+        t.start()
+        t.join(5)
+
+    def _abort(self):
+        for done in (lambda: self.stream and self.stream.abort(), lambda: self.conn and self.conn.close()):
+            try:
+                done()
+            except Exception:  # noqa: BLE001 - libvirtError, or a connection already closed
+                pass
+
+
 # ------------------------------------------------------------ the guest
 class LibvirtGuest(BlimpVM):
     """blimp as a libvirt domain, read and driven the way a libvirt user
@@ -345,7 +406,7 @@ class LibvirtGuest(BlimpVM):
         super().__init__(name=name, qmp=False)
         self.daemon, self.mem_mib, self.cmdline, self.swap_mib = daemon, mem_mib, cmdline, swap_mib
         self.dom = None
-        self.stream = None
+        self.console = None  # the _Console attached for the command being typed
         self._stop = threading.Event()
 
     def start(self):
@@ -404,38 +465,19 @@ class LibvirtGuest(BlimpVM):
                 libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down"}.get(state, f"state {state}")
 
     def send(self, text):
-        import libvirt
-        if self.stream is None:
-            self.stream = self.daemon.conn.newStream(0)
-            self.dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            # Read (and drop: the log has it) what the console prints while
-            # attached, as virsh console does: a client that attaches and
-            # stops reading holds up the guest's serial port (see
-            # test_libvirt's stalled-console test).
-            threading.Thread(target=self._drain, args=(self.stream,), daemon=True).start()
-        data = text.encode()
-        while data:
-            n = self.stream.send(data)
-            data = data[n:]
-
-    @staticmethod
-    def _drain(stream):
-        import libvirt
-        try:
-            while stream.recv(65536):
-                pass
-        except libvirt.libvirtError:
-            pass  # aborted by close_console
+        """Type text into the console: a new attach per command (shell()
+        detaches after each), on a connection and a thread of its own."""
+        if self.console is not None and self.console.used:
+            self.close_console()
+        if self.console is None:
+            self.console = _Console(self.daemon.uri, self.name)
+        self.console.type(text.encode())
 
     def close_console(self):
         """Detach from the console: nobody reads it until the next send()."""
-        import libvirt
-        if self.stream is not None:
-            try:
-                self.stream.abort()
-            except libvirt.libvirtError:
-                pass
-            self.stream = None
+        if self.console is not None:
+            self.console.close()
+            self.console = None
 
     def shell(self, line, timeout=60, expect_rc=0):
         """As BlimpVM.shell; the console is attached only for the command."""
