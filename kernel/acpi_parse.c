@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 #include "acpi_parse.h"
+#include "le.h"
 
 /* FADT offsets (ACPI 6.5, table 5.9). */
 #define FADT_DSDT 40
@@ -33,14 +34,6 @@
 #define GAS_LEN 12
 #define GAS_SPACE_IO 1
 
-static uint64_t rd(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-	for (int i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 bool acpi_checksum_ok(const void *p, size_t len)
 {
 	uint8_t sum = 0;
@@ -66,15 +59,15 @@ static int pm1_block(const uint8_t *t, size_t len, unsigned off, unsigned x_off,
 {
 	uint64_t addr = 0;
 	*from_x = false;
-	if (len >= x_off + GAS_LEN && rd(t + x_off + 4, 8) != 0) {
+	if (len >= x_off + GAS_LEN && le_read(t + x_off + 4, 8) != 0) {
 		if (t[x_off] != GAS_SPACE_IO) {
 			*why = bad_space;
 			return -EINVAL;
 		}
-		addr = rd(t + x_off + 4, 8);
+		addr = le_read(t + x_off + 4, 8);
 		*from_x = true;
 	} else {
-		addr = rd(t + off, 4);
+		addr = le_read(t + off, 4);
 	}
 	if (addr == 0) {
 		*port = 0;
@@ -95,21 +88,21 @@ int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const c
 		*why = "FADT shorter than ACPI 1.0's 116 bytes";
 		return -EINVAL;
 	}
-	if (memcmp(t, "FACP", 4) != 0 || rd(t + 4, 4) != len) {
+	if (memcmp(t, "FACP", 4) != 0 || le_read(t + 4, 4) != len) {
 		*why = "not a FADT of the length given";
 		return -EINVAL;
 	}
 	out->revision = t[8];
-	out->flags = (uint32_t)rd(t + FADT_FLAGS, 4);
+	out->flags = (uint32_t)le_read(t + FADT_FLAGS, 4);
 	if (out->flags & ACPI_FADT_HW_REDUCED) {
 		*why = "hardware-reduced ACPI: no PM1 blocks";
 		return -EINVAL;
 	}
-	out->dsdt = rd(t + FADT_DSDT, 4);
-	if (len >= FADT_X_DSDT + 8 && rd(t + FADT_X_DSDT, 8) != 0)
-		out->dsdt = rd(t + FADT_X_DSDT, 8);
-	out->sci_int = (uint16_t)rd(t + FADT_SCI_INT, 2);
-	uint64_t smi = rd(t + FADT_SMI_CMD, 4);
+	out->dsdt = le_read(t + FADT_DSDT, 4);
+	if (len >= FADT_X_DSDT + 8 && le_read(t + FADT_X_DSDT, 8) != 0)
+		out->dsdt = le_read(t + FADT_X_DSDT, 8);
+	out->sci_int = (uint16_t)le_read(t + FADT_SCI_INT, 2);
+	uint64_t smi = le_read(t + FADT_SMI_CMD, 4);
 	if (smi > 0xffff) {
 		*why = "SMI_CMD is not a 16-bit port";
 		return -EINVAL;
@@ -234,7 +227,7 @@ static bool aml_integer(const uint8_t *a, size_t end, size_t *i, uint64_t *v)
 		if (op == prefixes[k].op) {
 			if (end - *i < 1u + prefixes[k].bytes)
 				return false;
-			*v = rd(a + *i + 1, prefixes[k].bytes);
+			*v = le_read(a + *i + 1, prefixes[k].bytes);
 			*i += 1 + prefixes[k].bytes;
 			return true;
 		}

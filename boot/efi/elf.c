@@ -6,6 +6,7 @@
  * offset and size is checked against wrapping before it is compared.
  */
 #include "elf.h"
+#include "kernel/le.h"
 
 #define ELFCLASS64 2
 #define ELFDATA2LSB 1
@@ -15,14 +16,6 @@
 #define PT_LOAD 1
 #define PT_INTERP 3
 #define PN_XNUM 0xffff
-
-static uint64_t efi_elf_rd(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-	for (int i = bytes - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* a + b <= limit, without the sum wrapping. */
 static int efi_elf_fits(uint64_t a, uint64_t b, uint64_t limit)
@@ -40,18 +33,18 @@ const char *efi_elf_check_header(const uint8_t *ehdr, uint64_t file_size, struct
 		return "not ELFCLASS64: a 32-bit ELF? blimp's kernel is a 64-bit ELF";
 	if (ehdr[5] != ELFDATA2LSB)
 		return "not little-endian (EI_DATA is not ELFDATA2LSB)";
-	if (ehdr[6] != EV_CURRENT || efi_elf_rd(ehdr + 20, 4) != EV_CURRENT)
+	if (ehdr[6] != EV_CURRENT || le_read(ehdr + 20, 4) != EV_CURRENT)
 		return "unknown ELF version (EI_VERSION or e_version is not 1)";
-	if (efi_elf_rd(ehdr + 16, 2) != ET_EXEC)
+	if (le_read(ehdr + 16, 2) != ET_EXEC)
 		return "not an executable (e_type is not ET_EXEC): an object file, or a PIE/shared object?";
-	if (efi_elf_rd(ehdr + 18, 2) != EM_X86_64)
+	if (le_read(ehdr + 18, 2) != EM_X86_64)
 		return "not an x86-64 file (e_machine is not EM_X86_64)";
-	if (efi_elf_rd(ehdr + 52, 2) < EFI_ELF_EHDR_SIZE)
+	if (le_read(ehdr + 52, 2) < EFI_ELF_EHDR_SIZE)
 		return "e_ehsize is smaller than an ELF64 header";
 
-	uint64_t phoff = efi_elf_rd(ehdr + 32, 8);
-	uint64_t phentsize = efi_elf_rd(ehdr + 54, 2);
-	uint64_t phnum = efi_elf_rd(ehdr + 56, 2);
+	uint64_t phoff = le_read(ehdr + 32, 8);
+	uint64_t phentsize = le_read(ehdr + 54, 2);
+	uint64_t phnum = le_read(ehdr + 56, 2);
 	if (phnum == 0)
 		return "no program headers (e_phnum is 0): nothing says what to load";
 	if (phnum == PN_XNUM)
@@ -62,7 +55,7 @@ const char *efi_elf_check_header(const uint8_t *ehdr, uint64_t file_size, struct
 		return "the program header table (e_phoff, e_phnum) lies outside the file";
 
 	img->file_size = file_size;
-	img->entry = efi_elf_rd(ehdr + 24, 8);
+	img->entry = le_read(ehdr + 24, 8);
 	img->phoff = phoff;
 	img->phnum = (uint32_t)phnum;
 	img->nload = 0;
@@ -89,21 +82,21 @@ const char *efi_elf_check_segments(const uint8_t *phdrs, struct efi_elf_image *i
 	img->nload = 0;
 	for (uint32_t i = 0; i < img->phnum; i++) {
 		const uint8_t *ph = phdrs + (uint64_t)i * EFI_ELF_PHDR_SIZE;
-		uint32_t type = (uint32_t)efi_elf_rd(ph, 4);
+		uint32_t type = (uint32_t)le_read(ph, 4);
 		*bad = (int)i;
 		if (type == PT_INTERP)
 			return "PT_INTERP asks for a dynamic linker: the kernel must be linked static";
 		if (type != PT_LOAD)
 			continue;
 		struct efi_elf_load l = {
-			.offset = efi_elf_rd(ph + 8, 8),
-			.paddr = efi_elf_rd(ph + 24, 8),
-			.filesz = efi_elf_rd(ph + 32, 8),
-			.memsz = efi_elf_rd(ph + 40, 8),
-			.flags = (uint32_t)efi_elf_rd(ph + 4, 4),
+			.offset = le_read(ph + 8, 8),
+			.paddr = le_read(ph + 24, 8),
+			.filesz = le_read(ph + 32, 8),
+			.memsz = le_read(ph + 40, 8),
+			.flags = (uint32_t)le_read(ph + 4, 4),
 			.index = i,
 		};
-		const char *why = efi_elf_check_load(&l, efi_elf_rd(ph + 16, 8), img->file_size);
+		const char *why = efi_elf_check_load(&l, le_read(ph + 16, 8), img->file_size);
 		if (why)
 			return why;
 		if (l.memsz == 0)

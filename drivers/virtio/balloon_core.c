@@ -27,6 +27,7 @@
 #include <string.h>
 #include "balloon_internal.h"
 #include "kernel/addr.h"
+#include "kernel/le.h"
 
 #ifdef BLIMP_KERNEL
 #include "kernel/panic.h"
@@ -567,11 +568,6 @@ void balloon_step(struct balloon *b)
 }
 
 /* ---------------------------------------------------------------- the host */
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 void balloon_config_changed(struct balloon *b, const void *cfg, size_t len)
 {

@@ -9,11 +9,7 @@
 #include <string.h>
 #include "blk_core.h"
 #include "kernel/addr.h"
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#include "kernel/le.h"
 
 static bool has(uint64_t features, unsigned bit)
 {

@@ -20,23 +20,16 @@
 #include <string.h>
 
 #include "boot/efi/elf.h"
+#include "kernel/le.h"
 #include "tests/fuzz/host/fuzz_util.h"
-
-static uint64_t rd(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-	for (int i = bytes - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static void check_accepted(const uint8_t *file, uint64_t size, const struct efi_elf_image *img)
 {
-	if (memcmp(file, "\x7f" "ELF\x02\x01\x01", 7) || rd(file + 16, 2) != 2 || rd(file + 18, 2) != 62 ||
-	    rd(file + 20, 4) != 1)
+	if (memcmp(file, "\x7f" "ELF\x02\x01\x01", 7) || le_read(file + 16, 2) != 2 || le_read(file + 18, 2) != 62 ||
+	    le_read(file + 20, 4) != 1)
 		fh_fail("accepted a file that is not an x86-64 ELF64 LSB executable");
-	uint64_t phoff = rd(file + 32, 8), phnum = rd(file + 56, 2);
-	if (img->phoff != phoff || img->phnum != phnum || img->entry != rd(file + 24, 8) ||
+	uint64_t phoff = le_read(file + 32, 8), phnum = le_read(file + 56, 2);
+	if (img->phoff != phoff || img->phnum != phnum || img->entry != le_read(file + 24, 8) ||
 	    img->file_size != size)
 		fh_fail("image header fields differ from the file");
 	if (phnum == 0 || phoff > size || phnum * EFI_ELF_PHDR_SIZE > size - phoff)
@@ -48,10 +41,10 @@ static void check_accepted(const uint8_t *file, uint64_t size, const struct efi_
 	uint32_t loads = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
 		const uint8_t *ph = file + phoff + (uint64_t)i * EFI_ELF_PHDR_SIZE;
-		uint32_t type = (uint32_t)rd(ph, 4);
+		uint32_t type = (uint32_t)le_read(ph, 4);
 		if (type == 3)
 			fh_fail("accepted a file with PT_INTERP (program header %u)", i);
-		if (type != 1 || rd(ph + 40, 8) == 0)
+		if (type != 1 || le_read(ph + 40, 8) == 0)
 			continue;
 		loads++;
 		const struct efi_elf_load *l = NULL;
@@ -63,9 +56,9 @@ static void check_accepted(const uint8_t *file, uint64_t size, const struct efi_
 			}
 		if (!l)
 			fh_fail("PT_LOAD %u with memsz %llu missing from load[]", i,
-				(unsigned long long)rd(ph + 40, 8));
-		if (l->offset != rd(ph + 8, 8) || l->paddr != rd(ph + 24, 8) || rd(ph + 16, 8) != l->paddr ||
-		    l->filesz != rd(ph + 32, 8) || l->memsz != rd(ph + 40, 8) || l->flags != rd(ph + 4, 4))
+				(unsigned long long)le_read(ph + 40, 8));
+		if (l->offset != le_read(ph + 8, 8) || l->paddr != le_read(ph + 24, 8) || le_read(ph + 16, 8) != l->paddr ||
+		    l->filesz != le_read(ph + 32, 8) || l->memsz != le_read(ph + 40, 8) || l->flags != le_read(ph + 4, 4))
 			fh_fail("load segment of header %u differs from the file (or vaddr != paddr)", i);
 	}
 	if (loads != img->nload)
