@@ -586,6 +586,37 @@ def _accesses_from_squeeze(s):
     return done
 
 
+def _accesses_at(s, t):
+    """Accesses so far at t seconds after the QMP command, linear between
+    the per-second ticks around t."""
+    prev = None
+    for tk in s["ticks"]:
+        if tk[0] >= t:
+            if prev is None or tk[0] <= prev[0]:
+                return tk[2]
+            return prev[2] + (t - prev[0]) / (tk[0] - prev[0]) * (tk[2] - prev[2])
+        prev = tk
+    return s["ticks"][-1][2]
+
+
+def _accesses_after_target(s):
+    done = s["ticks"][-1][2] - _accesses_at(s, s["squeeze_s"])
+    if done <= 0:
+        raise KeyError("no accesses after the target")
+    return done
+
+
+def _majflt_limit(s):
+    """The fewest major faults per 1000 accesses any policy that cannot see
+    the future takes with the pages the workload held: its cold accesses are
+    uniform over the cold set, so a cold access finds its page with
+    probability (held - hot) / cold at best (the hot set all resident)."""
+    p = s["params"]
+    hot, pages = p["hot_mib"] * MIB // PAGE, p["size_mib"] * MIB // PAGE
+    cold_held = min(max(s["held_pages"] - hot, 0), pages - hot)
+    return 1000 * (100 - p["hot_pct"]) / 100 * (1 - cold_held / (pages - hot))
+
+
 def build_squeeze_table(raw):
     """The squeeze rows, or [] when this bench ran no squeeze (--quick)."""
     runs = [r["squeeze"] for r in raw["runs"] if r.get("squeeze")]
@@ -627,6 +658,17 @@ def build_squeeze_table(raw):
     row("written to swap per 1000 accesses, squeeze to end", "KiB",
         lambda s: 1000 * s["swap_out_bytes"]["total"] / 1024 / _accesses_from_squeeze(s),
         "bytes to swap per unit of work", digits=1)
+    row("major faults per 1000 accesses, target to end", "count",
+        lambda s: 1000 * (s["majflt"]["total"] - s["majflt"]["squeeze"]) / _accesses_after_target(s),
+        "squeezed steady state; the row above mixes in the squeeze itself, when memory "
+        "was still there (a slow squeeze lowers it)", digits=1)
+    row("  limit for the pages the workload held", "count", _majflt_limit,
+        "uniform cold accesses: 1000 x cold share x (1 - cold pages held / cold pages); held: "
+        "blimp's resident, Linux's nr_anon_pages, 2 s before the end (Linux can fall a little below: "
+        "pages it unmapped but has not freed yet, in its swap cache, are not counted)", digits=1)
+    row("written to swap per 1000 accesses, target to end", "KiB",
+        lambda s: 1000 * (s["swap_out_bytes"]["total"] - s["swap_out_bytes"]["squeeze"]) / 1024
+        / _accesses_after_target(s), "bytes to swap per unit of work, squeezed", digits=1)
     row("written to swap during the squeeze", "MiB",
         lambda s: s["swap_out_bytes"]["squeeze"] / MIB, "Linux pswpout, blimp `swap` pages_out; * 4096")
     row("written to swap, squeeze to workload end", "MiB",

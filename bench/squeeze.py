@@ -60,7 +60,7 @@ from blimp.units import MIB, PAGE
 
 SWAP_DRIVE = "sw"
 PRESS_LINE = re.compile(r"^pressmem t=(\d+) accesses=(\d+)$")
-VMSTAT_KEYS = ("pgmajfault", "pswpout", "pswpin")
+VMSTAT_KEYS = ("pgmajfault", "pswpout", "pswpin", "nr_anon_pages")
 
 DEFAULTS = {"ram_mib": 512, "size_mib": 384, "hot_mib": 64, "hot_pct": 90, "write_pct": 30,
             "target_mib": 256, "swap_mib": 512, "warm_s": 6, "seconds": 30, "seed": 1}
@@ -210,6 +210,12 @@ def _squeeze_linux(vm, p):
         running_at_target = follow.result is None
         stat1, wr1 = vmstat(vm), swap_written(vm)
         rss_squeezed = vm.rss()
+        # What the workload holds once squeezed, near its end: anonymous
+        # pages (pressmem's, and a few of the shell's) two seconds before it
+        # stops — the room its cold pages had.
+        follow.wait(lambda: len(follow.ticks) >= p["seconds"] - 2 or follow.result is not None,
+                    p["seconds"] + 600, f"{p['seconds'] - 2} s of pressmem accesses")
+        held = vmstat(vm)["nr_anon_pages"]
         ev, _ = vm.shell("presswait", timeout=p["seconds"] + 600, expect_rc=None)
         try:
             follow.wait(lambda: follow.result is not None, 10, "pressmem's JSON line")
@@ -243,6 +249,7 @@ def _squeeze_linux(vm, p):
         "exit_status": ev.get("rc"),
         "pressmem": result,
         "rss_mib": {"before": rss_before >> 20, "squeezed": rss_squeezed >> 20},
+        "held_pages": held,
         "ticks": [(round(t - t0, 3), s, a) for t, s, a in ticks],
     }
 
@@ -311,6 +318,10 @@ def _squeeze_blimp(vm, p):
                                     and e.get("name") == WORKLOAD for e in vm.events)
     vm1, sw1, wr1 = vm.shell_event("vm"), vm.shell_event("swap"), swap_written(vm)
     rss_squeezed = vm.rss()
+    # Resident pages two seconds before the end (the last workload event
+    # then), as for Linux: the room its cold pages had.
+    held = _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + (p["seconds"] - 2) * 1000 - 100,
+                          p["seconds"] + 600, f"{p['seconds'] - 2} s of accesses")["resident"]
     _wait_workload(vm, WORKLOAD, lambda e: e["t_ms"] >= start_ms + p["seconds"] * 1000 - 100,
                    p["seconds"] + 600, f"{p['seconds']} s of accesses")
     stop_ev, _ = vm.shell(f"stop {WORKLOAD}", timeout=120)
@@ -337,5 +348,6 @@ def _squeeze_blimp(vm, p):
         "pressmem": {"workload": _clean(stopped), "swap": _clean(sw2), "vm": _clean(vm2),
                      "stop_rc": stop_ev.get("rc")},
         "rss_mib": {"before": rss_before >> 20, "squeezed": rss_squeezed >> 20},
+        "held_pages": held,
         "ticks": [(round(t - t0, 3), s, a) for t, s, a in ticks],
     }

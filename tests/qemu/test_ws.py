@@ -33,7 +33,11 @@ def test_the_estimate_finds_a_known_hot_set(boot):
     assert region["region"] == late["region"] and abs(region["ws"] - hot) <= 0.1 * hot, ws
     # The estimate's cost: one visit per resident page per round.
     assert ws["round_pages"] >= 0.9 * (hot + cold), ws
-    # Earlier, right after the fill, the whole region was in the set.
+    # Earlier, right after the fill, the set held cold pages too: the fill
+    # had just written them. All of them when the fill took less than tau;
+    # on a host loaded by other QEMUs it takes longer (600 MiB of first
+    # touches) and its first pages have left the window: at least half the
+    # cold set beside the hot one, then (seen: 125507 of 153600 pages).
     early = [e for e in vm.events_named("ws") if e["t_ms"] <= filled["t_ms"] + 1500 and e["resident"]]
-    assert early and early[-1]["ws"] >= 0.9 * (hot + cold), early[-1:]
+    assert early and early[-1]["ws"] >= hot + cold // 2, early[-1:]
     vm.shell("stop w")
