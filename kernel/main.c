@@ -32,6 +32,7 @@
 #include "arch/x86_64/paging.h"
 #include "arch/x86_64/stack.h"
 #include "drivers/pci/pci.h"
+#include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/blk.h"
@@ -148,6 +149,7 @@ void kernel_main(const struct boot_info *bi)
 
 	pci_scan();
 	virtio_pci_probe(irq_poll());
+	virtio_mmio_probe(irq_poll());
 	if (!devfuzz_start())
 		balloon_init();
 	rng_init();
