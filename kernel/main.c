@@ -139,7 +139,7 @@ void kernel_main(const struct boot_info *bi)
 	mm_init(boot);
 
 	if (acpi_init(boot->rsdp) < 0)
-		printf("acpi: no tables; no IOAPIC, devices will be polled\n");
+		printf("acpi: no tables; IOAPICs only from an MP table, if the firmware wrote one\n");
 	pic_disable();
 	lapic_init();
 	if (ioapic_init() < 0)

@@ -4,8 +4,8 @@
 
 Two ways the words reach blimp (drivers/virtio/virtio_mmio.h):
 - `-M microvm,acpi=off`: QEMU appends them itself, one per transport with a
-  device behind it (GSI 5 + transport). With no ACPI blimp knows no IOAPIC
-  (it does not read the MP table), so the device is polled.
+  device behind it (GSI 5 + transport). With no ACPI the IOAPIC comes from
+  the MP table qboot writes (kernel/mptable.c).
 - microvm with ACPI (the default): QEMU describes the transports only in
   the DSDT, which blimp does not read; the test names all 24 on the command
   line as Firecracker does (512 bytes each from 0xfeb00000, GSI 24 + i on
@@ -51,19 +51,23 @@ def set_target(vm, target_mib):
 
 
 @pytest.mark.parametrize("version", ["v2", "v1"])
-def test_qemu_appends_the_words_without_acpi_and_the_polled_balloon_works(boot, version):
+def test_qemu_appends_the_words_without_acpi_and_the_ioapic_comes_from_the_mp_table(boot, version):
     vm, ready = boot_microvm(boot, version, acpi=False)
     cmdline = vm.events_named("ready")[-1]["cmdline"]
     words = re.findall(r"virtio_mmio\.device=512@(0x[0-9a-f]+):(\d+)", cmdline)
     assert len(words) == 1, cmdline  # one transport has a device: the balloon
     base, gsi = int(words[0][0], 16), int(words[0][1])
     assert ready["mmio_base"] == base and 5 <= gsi < 13, (ready, words)
-    assert ready["irq"] == "poll"  # no ACPI: no IOAPIC known to blimp
+    assert vm.wait_line("from the MP table", timeout=10)
+    assert ready["irq"] == "intx" and ready["gsi"] == gsi, ready
     set_target(vm, 512 - 128)
     vm.wait_actual((512 - 128) * MIB)
     set_target(vm, 512)
     vm.wait_actual(512 * MIB)
     assert vm.shell_event("pfa")["check"] == "ok"
+    vm.shell("virtio")
+    dev = vm.events_named("virtio_device")[-1]
+    assert dev["irq"] == "INTx" and dev["config_irqs"] >= 2, dev
 
 
 @pytest.mark.parametrize("version", ["v2", "v1"])
