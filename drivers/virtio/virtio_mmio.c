@@ -293,10 +293,10 @@ static const struct virtio_ops mmio_legacy_ops = {
 
 static void refuse(const char *word, const char *why)
 {
-	char esc[128];
+	char esc[128], esc_why[128];
 	printf("virtio_mmio.device=%s: %s; ignored\n", word, why);
 	event_emit("virtio_mmio_refused", "\"device\":\"%s\",\"why\":\"%s\"",
-		   event_json_escape(esc, sizeof(esc), word), why);
+		   event_json_escape(esc, sizeof(esc), word), event_json_escape(esc_why, sizeof(esc_why), why));
 }
 
 /* Map one block and check what it says about itself; add it if it is a device. */

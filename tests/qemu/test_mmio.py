@@ -198,3 +198,18 @@ def test_firecracker_shape_256_pfns_a_buffer_one_in_flight(boot, tmp_path, versi
     assert sum(buffers) == 64 * MIB // PAGE, (len(buffers), sum(buffers))
     assert max(buffers) <= 256 and len(buffers) >= 64, buffers[:10]
     assert kicks >= 64
+
+
+def test_malformed_words_and_blocks_that_are_not_devices_are_refused(boot):
+    """A word that does not parse, and a block with no virtio-mmio device
+    (unassigned address space: not the "virt" magic), are each refused with
+    the reason; the real transports are still found."""
+    bad = ["512@0xfeb00e01:12", "64@0xfeb00000:24", "512@0xfea80000:30"]
+    vm, ready = boot_microvm(boot, "v2", append=" ".join(f"virtio_mmio.device={w}" for w in bad))
+    refused = {e["device"]: e["why"] for e in vm.events_named("virtio_mmio_refused")}
+    assert "aligned" in refused.get(bad[0], ""), refused
+    assert "0x100" in refused.get(bad[1], ""), refused
+    assert "magic value" in refused.get(bad[2], ""), refused
+    assert ready["irq"] == "intx"
+    set_target(vm, 512 - 32)
+    vm.wait_actual((512 - 32) * MIB, timeout=300)
