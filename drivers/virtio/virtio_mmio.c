@@ -13,6 +13,7 @@
 #include "arch/x86_64/ioapic.h"
 #include "arch/x86_64/mmio.h"
 #include "arch/x86_64/paging.h"
+#include "kernel/acpi.h"
 #include "kernel/cmdline.h"
 #include "kernel/event.h"
 
@@ -299,21 +300,19 @@ static void refuse(const char *word, const char *why)
 		   event_json_escape(esc, sizeof(esc), word), event_json_escape(esc_why, sizeof(esc_why), why));
 }
 
-/* Map one block and check what it says about itself; add it if it is a device. */
-static int probe_one(const char *word)
+/* Map one block and check what it says about itself; add it if it is a
+ * device. `word` names it in messages. */
+static int probe_block(const char *word, const struct virtio_mmio_desc *d)
 {
-	struct virtio_mmio_desc d;
-	const char *why;
 	char msg[80];
-	if (virtio_mmio_parse_device(word, &d, &why) < 0) {
-		refuse(word, why);
-		return 0;
-	}
-	if (paging_map_mmio(d.base, d.size) < 0) {
+	for (int i = 0; i < virtio_ndevs; i++)
+		if (virtio_devs[i].mmio && virtio_devs[i].mmio_base == d->base)
+			return 0; /* named twice (command line and DSDT) */
+	if (paging_map_mmio(d->base, d->size) < 0) {
 		refuse(word, "cannot map the block");
 		return 0;
 	}
-	volatile uint8_t *regs = (volatile uint8_t *)(uintptr_t)d.base;
+	volatile uint8_t *regs = (volatile uint8_t *)(uintptr_t)d->base;
 	uint32_t magic = mmio_read32(regs + VIRTIO_MMIO_MAGIC_VALUE);
 	uint32_t version = mmio_read32(regs + VIRTIO_MMIO_VERSION);
 	uint32_t id = mmio_read32(regs + VIRTIO_MMIO_DEVICE_ID);
@@ -338,14 +337,14 @@ static int probe_one(const char *word)
 	vd->ops = vd->legacy ? &mmio_legacy_ops : &mmio_ops;
 	vd->type = id;
 	vd->mmio = regs;
-	vd->mmio_base = d.base;
-	vd->mmio_size = d.size;
+	vd->mmio_base = d->base;
+	vd->mmio_size = d->size;
 	vd->mmio_version = version;
-	vd->gsi = (int)d.irq;
+	vd->gsi = (int)d->irq;
 	virtio_add(vd);
 	printf("virtio-mmio: %s at %#lx, version %u%s, vendor %#x, GSI %u\n", virtio_dev_name(vd),
-	       (unsigned long)d.base, version, vd->legacy ? " (legacy)" : "",
-	       mmio_read32(regs + VIRTIO_MMIO_VENDOR_ID), d.irq);
+	       (unsigned long)d->base, version, vd->legacy ? " (legacy)" : "",
+	       mmio_read32(regs + VIRTIO_MMIO_VENDOR_ID), d->irq);
 	return 1;
 }
 
@@ -353,8 +352,23 @@ int virtio_mmio_probe(bool poll)
 {
 	int found = 0;
 	virtio_poll_devices = virtio_poll_devices || poll;
-	const char *word;
-	for (int i = 0; (word = cmdline_get_nth("virtio_mmio.device", i)) != NULL; i++)
-		found += probe_one(word);
+	const char *word, *why;
+	struct virtio_mmio_desc d;
+	for (int i = 0; (word = cmdline_get_nth("virtio_mmio.device", i)) != NULL; i++) {
+		if (virtio_mmio_parse_device(word, &d, &why) < 0)
+			refuse(word, why);
+		else
+			found += probe_block(word, &d);
+	}
+	for (int i = 0; i < acpi.n_mmio; i++) {
+		char name[64];
+		d = (struct virtio_mmio_desc){ .base = acpi.mmio[i].base, .size = acpi.mmio[i].size,
+					       .irq = acpi.mmio[i].gsi };
+		snprintf(name, sizeof(name), "DSDT %#x@%#x:%u", acpi.mmio[i].size, acpi.mmio[i].base, acpi.mmio[i].gsi);
+		if (virtio_mmio_check(&d, &why) < 0)
+			refuse(name, why);
+		else
+			found += probe_block(name, &d);
+	}
 	return found;
 }

@@ -17,7 +17,8 @@
  * device on the kernel command line — what QEMU's microvm adds when ACPI is
  * off (acpi=off), and what Firecracker passes — parsed by
  * virtio_mmio_parse_device (virtio_mmio_parse.c, host-compiled for the unit
- * test and the fuzzer). The interrupt is a level-triggered, active-high GSI
+ * test and the fuzzer); and the DSDT's LNRO0005 devices, which is how
+ * microvm lists them when ACPI is on (kernel/acpi_devices.h). The interrupt is a level-triggered, active-high GSI
  * through the IOAPIC (microvm: GSI 5 + transport without ACPI, 24 +
  * transport with its second IOAPIC); InterruptStatus says why and
  * InterruptACK lowers it. Without an IOAPIC the device is polled.
@@ -77,8 +78,12 @@ struct virtio_mmio_desc {
  */
 int virtio_mmio_parse_device(const char *s, struct virtio_mmio_desc *out, const char **why);
 
-/* Find the devices the command line names, check their registers and add
- * them to virtio_devs (an empty transport, DeviceID 0, is skipped). With
+/* The checks of virtio_mmio_parse_device on a block found another way (the
+ * DSDT): 0, or -EINVAL with *why set. */
+int virtio_mmio_check(const struct virtio_mmio_desc *d, const char **why);
+
+/* Find the devices the command line and the DSDT name (a block named by
+ * both is probed once), check their registers and add them to virtio_devs (an empty transport, DeviceID 0, is skipped). With
  * `poll` every device is polled. Returns the number added. */
 int virtio_mmio_probe(bool poll);
 

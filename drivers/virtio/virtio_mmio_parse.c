@@ -51,12 +51,21 @@ int virtio_mmio_parse_device(const char *s, struct virtio_mmio_desc *out, const 
 			return refuse(why, "device id is not a 32-bit number");
 		d.id = (uint32_t)v;
 	}
-	if (d.size < VIRTIO_MMIO_CONFIG)
-		return refuse(why, "size is smaller than the 0x100 bytes of registers");
-	if (d.base & 3)
-		return refuse(why, "base is not 4-byte aligned");
-	if (d.base >= MMIO_PHYS_LIMIT || d.size > MMIO_PHYS_LIMIT - d.base)
-		return refuse(why, "the block reaches past 2^52, beyond any physical address");
+	if (virtio_mmio_check(&d, why) < 0)
+		return -EINVAL;
 	*out = d;
+	return 0;
+}
+
+int virtio_mmio_check(const struct virtio_mmio_desc *d, const char **why)
+{
+	if (d->size < VIRTIO_MMIO_CONFIG)
+		return refuse(why, "size is smaller than the 0x100 bytes of registers");
+	if (d->base & 3)
+		return refuse(why, "base is not 4-byte aligned");
+	if (d->base >= MMIO_PHYS_LIMIT || d->size > MMIO_PHYS_LIMIT - d->base)
+		return refuse(why, "the block reaches past 2^52, beyond any physical address");
+	if (d->irq > 255)
+		return refuse(why, "irq is not a number below 256");
 	return 0;
 }
