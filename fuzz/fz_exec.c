@@ -153,6 +153,11 @@ int fz_exec_init(void)
 		printf("fuzz: no virtio-balloon device to fuzz\n");
 		return -ENODEV;
 	}
+	if (!vd->pci) { /* the ops below are the modern PCI transport's registers */
+		printf("fuzz: the balloon is on %s; the device fuzzer drives modern PCI only\n", vd->ops->name);
+		vd = NULL;
+		return -ENODEV;
+	}
 	vd->driver = &fz_state; /* taken: no driver binds it */
 	struct pci_dev *d = vd->pci;
 	for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {

@@ -94,9 +94,10 @@ static void parse_mcfg(const struct sdt_header *h)
 /*
  * The DSDT the FADT names: checked like any table (inside the low 4 GiB,
  * which is mapped whole, a sane length, its checksum), then its AML scanned
- * for \_S5_. Reports what is wrong and leaves have_s5 false.
+ * for \_S5_ (when the FADT was usable) and for virtio-mmio devices. Reports
+ * what is wrong and leaves have_s5 false, n_mmio 0.
  */
-static void parse_dsdt(uint64_t addr)
+static void parse_dsdt(uint64_t addr, bool want_s5)
 {
 	if (addr == 0 || addr >= (4ULL << 30) - sizeof(struct sdt_header)) {
 		printf("acpi: DSDT address %#lx is outside the low 4 GiB; no ACPI S5\n",
@@ -111,9 +112,17 @@ static void parse_dsdt(uint64_t addr)
 		       (unsigned long)addr, h->length);
 		return;
 	}
+	const uint8_t *aml = (const uint8_t *)h + sizeof(*h);
+	size_t aml_len = h->length - sizeof(*h);
 	const char *why;
-	int rc = acpi_aml_find_s5((const uint8_t *)h + sizeof(*h), h->length - sizeof(*h),
-				  &acpi.s5_slp_typa, &acpi.s5_slp_typb, &why);
+	int n = acpi_aml_find_mmio(aml, aml_len, acpi.mmio, ACPI_MAX_MMIO, &why);
+	if (n < 0)
+		printf("acpi: DSDT at %#lx: %s; its virtio-mmio devices ignored\n", (unsigned long)addr, why);
+	else
+		acpi.n_mmio = n;
+	if (!want_s5)
+		return;
+	int rc = acpi_aml_find_s5(aml, aml_len, &acpi.s5_slp_typa, &acpi.s5_slp_typb, &why);
 	if (rc < 0) {
 		printf("acpi: DSDT at %#lx: %s; no ACPI S5\n", (unsigned long)addr, why);
 		return;
@@ -126,10 +135,12 @@ static void parse_fadt(const struct sdt_header *h)
 	const char *why;
 	if (acpi_fadt_parse((const uint8_t *)h, h->length, &acpi.fadt, &why) < 0) {
 		printf("acpi: FADT refused: %s; no power button, no ACPI S5\n", why);
+		if (acpi.fadt.dsdt) /* its devices are still described */
+			parse_dsdt(acpi.fadt.dsdt, false);
 		return;
 	}
 	acpi.have_fadt = true;
-	parse_dsdt(acpi.fadt.dsdt);
+	parse_dsdt(acpi.fadt.dsdt, true);
 }
 
 static void parse_table(uint64_t addr)

@@ -1,7 +1,7 @@
 /*
  * acpi: the few ACPI tables blimp reads — MADT (interrupt controllers),
  * MCFG (PCI Express ECAM), FADT (power management registers) and the
- * DSDT's \_S5 sleep type. Tables are firmware data: every length is checked
+ * DSDT's \_S5 sleep type and virtio-mmio devices. Tables are firmware data: every length is checked
  * against the table that holds it before anything inside is read, and a
  * table that fails a check is reported and left out (boot goes on without
  * what it would have given).
@@ -11,10 +11,12 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include "acpi_devices.h"
 #include "acpi_parse.h"
 
 #define ACPI_MAX_IOAPICS 4
 #define ACPI_MAX_OVERRIDES 16
+#define ACPI_MAX_MMIO 8
 
 struct acpi_ioapic {
 	uint8_t id;
@@ -47,6 +49,8 @@ struct acpi_info {
 	struct acpi_fadt fadt;
 	bool have_s5;           /* the DSDT's \_S5_ gave these sleep types */
 	uint8_t s5_slp_typa, s5_slp_typb;
+	int n_mmio;             /* virtio-mmio transports the DSDT lists (LNRO0005) */
+	struct acpi_mmio_dev mmio[ACPI_MAX_MMIO];
 };
 
 extern struct acpi_info acpi;

@@ -94,13 +94,15 @@ int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const c
 	}
 	out->revision = t[8];
 	out->flags = (uint32_t)le_read(t + FADT_FLAGS, 4);
+	/* Read before the hardware-reduced refusal: such a DSDT still lists
+	 * devices (microvm's virtio-mmio transports). */
+	out->dsdt = le_read(t + FADT_DSDT, 4);
+	if (len >= FADT_X_DSDT + 8 && le_read(t + FADT_X_DSDT, 8) != 0)
+		out->dsdt = le_read(t + FADT_X_DSDT, 8);
 	if (out->flags & ACPI_FADT_HW_REDUCED) {
 		*why = "hardware-reduced ACPI: no PM1 blocks";
 		return -EINVAL;
 	}
-	out->dsdt = le_read(t + FADT_DSDT, 4);
-	if (len >= FADT_X_DSDT + 8 && le_read(t + FADT_X_DSDT, 8) != 0)
-		out->dsdt = le_read(t + FADT_X_DSDT, 8);
 	out->sci_int = (uint16_t)le_read(t + FADT_SCI_INT, 2);
 	uint64_t smi = le_read(t + FADT_SMI_CMD, 4);
 	if (smi > 0xffff) {

@@ -65,7 +65,7 @@ bool acpi_checksum_ok(const void *p, size_t len);
  * 16-bit port range, PM1_EVT_LEN at least 4 and even, PM1_CNT_LEN at least
  * 2. GPE blocks that are not such port blocks are left out (0), not refused.
  * Returns 0, or -EINVAL with *why set (hardware-reduced ACPI included: it
- * has no PM1 blocks).
+ * has no PM1 blocks; out->dsdt is still set then, for the DSDT's devices).
  */
 int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const char **why);
 

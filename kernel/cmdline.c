@@ -72,6 +72,14 @@ const char *cmdline_get(const char *name)
 	return v;
 }
 
+const char *cmdline_get_nth(const char *name, int n)
+{
+	for (int i = 0; i < n_words; i++)
+		if (strcmp(keys[i], name) == 0 && n-- == 0)
+			return values[i];
+	return NULL;
+}
+
 bool cmdline_has(const char *name)
 {
 	return cmdline_get(name) != NULL;

@@ -30,6 +30,10 @@ int cmdline_parse(const char *line);
 const char *cmdline_get(const char *name);
 bool cmdline_has(const char *name);
 
+/* The value of the n-th (from 0) occurrence of `name`, for options given
+ * once per thing (virtio_mmio.device=); NULL past the last. */
+const char *cmdline_get_nth(const char *name, int n);
+
 /* `name` as a size (512M) or number; *out untouched and `def` used when the
  * option is absent. A malformed value is reported and `def` is used. */
 uint64_t cmdline_get_size(const char *name, uint64_t def);

@@ -32,6 +32,7 @@
 #include "arch/x86_64/paging.h"
 #include "arch/x86_64/stack.h"
 #include "drivers/pci/pci.h"
+#include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/balloon.h"
 #include "drivers/virtio/blk.h"
@@ -138,7 +139,7 @@ void kernel_main(const struct boot_info *bi)
 	mm_init(boot);
 
 	if (acpi_init(boot->rsdp) < 0)
-		printf("acpi: no tables; no IOAPIC, devices will be polled\n");
+		printf("acpi: no tables; IOAPICs only from an MP table, if the firmware wrote one\n");
 	pic_disable();
 	lapic_init();
 	if (ioapic_init() < 0)
@@ -148,6 +149,7 @@ void kernel_main(const struct boot_info *bi)
 
 	pci_scan();
 	virtio_pci_probe(irq_poll());
+	virtio_mmio_probe(irq_poll());
 	if (!devfuzz_start())
 		balloon_init();
 	rng_init();

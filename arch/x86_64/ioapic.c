@@ -7,6 +7,7 @@
 #include "cpu.h"
 #include "lapic.h"
 #include "kernel/acpi.h"
+#include "kernel/mptable.h"
 
 #define IOREGSEL 0x00
 #define IOWIN 0x10
@@ -53,19 +54,61 @@ void pic_disable(void)
 	outb(0x21, 0xff); outb(0xa1, 0xff);
 }
 
+static void add_ioapic(uint32_t address, uint32_t gsi_base)
+{
+	struct ioapic *io = &ioapics[n_ioapics++];
+	io->mmio = (volatile uint32_t *)(uintptr_t)address;
+	io->gsi_base = gsi_base;
+	io->lines = ((io_read(io, REG_VER) >> 16) & 0xff) + 1;
+	for (uint32_t l = 0; l < io->lines; l++) {
+		io_write(io, REG_REDIR(l), 1u << 16); /* masked */
+		io_write(io, REG_REDIR(l) + 1, 0);
+	}
+}
+
+/* No MADT: the MP table, where the firmware wrote one (qboot on microvm
+ * with acpi=off). Searched, like the spec says, in the last KiB of base
+ * memory and the BIOS area (the EBDA pointer lives in page 0, which blimp
+ * leaves unmapped). GSIs follow each other from 0. */
+static void mptable_ioapics(void)
+{
+	static const struct { uint32_t start, len; } areas[] = { { 0x9fc00, 0x400 }, { 0xe0000, 0x20000 } };
+	for (unsigned a = 0; a < sizeof(areas) / sizeof(areas[0]); a++) {
+		const uint8_t *area = (const uint8_t *)(uintptr_t)areas[a].start;
+		long off = mp_find_floating(area, areas[a].len);
+		if (off < 0)
+			continue;
+		uint32_t cfg = mp_config_address(area + off);
+		if (cfg < 0x1000 || cfg > 0xffff0000u) {
+			printf("ioapic: MP table at %#x is outside usable low memory; ignored\n", cfg);
+			return;
+		}
+		const uint8_t *t = (const uint8_t *)(uintptr_t)cfg;
+		struct mp_ioapic found[ACPI_MAX_IOAPICS];
+		const char *why;
+		int n = mp_parse_config(t, (size_t)t[4] | (size_t)t[5] << 8, found, ACPI_MAX_IOAPICS, &why);
+		if (n < 0) {
+			printf("ioapic: MP table at %#x refused: %s\n", cfg, why);
+			return;
+		}
+		uint32_t gsi = 0;
+		for (int i = 0; i < n; i++) {
+			add_ioapic(found[i].address, gsi);
+			printf("ioapic: %#x from the MP table, GSIs %u-%u\n", found[i].address, gsi,
+			       gsi + ioapics[n_ioapics - 1].lines - 1);
+			gsi += ioapics[n_ioapics - 1].lines;
+		}
+		return;
+	}
+}
+
 int ioapic_init(void)
 {
 	n_ioapics = 0;
-	for (int i = 0; i < acpi.n_ioapics; i++) {
-		struct ioapic *io = &ioapics[n_ioapics++];
-		io->mmio = (volatile uint32_t *)(uintptr_t)acpi.ioapics[i].address;
-		io->gsi_base = acpi.ioapics[i].gsi_base;
-		io->lines = ((io_read(io, REG_VER) >> 16) & 0xff) + 1;
-		for (uint32_t l = 0; l < io->lines; l++) {
-			io_write(io, REG_REDIR(l), 1u << 16); /* masked */
-			io_write(io, REG_REDIR(l) + 1, 0);
-		}
-	}
+	for (int i = 0; i < acpi.n_ioapics; i++)
+		add_ioapic(acpi.ioapics[i].address, acpi.ioapics[i].gsi_base);
+	if (n_ioapics == 0)
+		mptable_ioapics();
 	return n_ioapics ? 0 : -ENODEV;
 }
 

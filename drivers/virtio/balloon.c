@@ -16,7 +16,7 @@
 #include <string.h>
 #include "balloon.h"
 #include "balloon_core.h"
-#include "virtio_pci.h"
+#include "virtio.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/paging.h"
 #include "kernel/addr.h"
@@ -62,13 +62,13 @@ static int op_map(void *ctx, uint64_t pfn, unsigned order)
 static void op_notify(void *ctx, uint16_t queue)
 {
 	(void)ctx;
-	virtio_pci_notify(dev, queue);
+	virtio_notify(dev, queue);
 }
 
 static int op_config_write32(void *ctx, uint32_t off, uint32_t val)
 {
 	(void)ctx;
-	return virtio_pci_config_write32(dev, off, val);
+	return virtio_config_write32(dev, off, val);
 }
 
 static void op_queue_work(void *ctx)
@@ -187,7 +187,7 @@ static void config_changed(struct virtio_dev *vd)
 	 * configuration may be shorter without it). */
 	uint8_t cfg[12];
 	uint32_t len = B.has_hint ? 12 : 8;
-	if (virtio_pci_config_read(vd, 0, cfg, len) < 0)
+	if (virtio_config_read(vd, 0, cfg, len) < 0)
 		return;
 	balloon_config_changed(&B, cfg, len);
 	static const char *const modes[] = { "none", "intx", "msix", "poll" };
@@ -235,7 +235,7 @@ void balloon_init(void)
 	static const char *const names[VIRTIO_DEVICE_FEATURE_BITS] = { "MUST_TELL_HOST/0", "STATS_VQ/1",
 		"DEFLATE_ON_OOM/2", "FREE_PAGE_HINT/3", "PAGE_POISON/4", "REPORTING/5" };
 	dev->feature_names = names; /* for the shell's `virtio` */
-	if (virtio_pci_start(dev, balloon_wanted_features(&p)) < 0)
+	if (virtio_start(dev, balloon_wanted_features(&p)) < 0)
 		return;
 	int nq = balloon_core_init(&B, &kernel_pfa, &kernel_ops, NULL, &p, dev->features);
 	if (nq < 0) {
@@ -246,12 +246,12 @@ void balloon_init(void)
 	for (int t = 0; t < BALLOON_NT; t++)
 		timers[t].fn = timer_fn;
 	for (uint16_t i = 0; i < nq; i++)
-		if (virtio_pci_setup_queue(dev, i, 128) < 0) {
+		if (virtio_setup_queue(dev, i, 128) < 0) {
 			printf("balloon: queue %u could not be set up; device not used\n", i);
 			return;
 		}
 	dev->driver = &B;
-	virtio_pci_ready(dev, config_changed, queue_ready);
+	virtio_ready(dev, config_changed, queue_ready);
 	balloon_core_start(&B, dev->queues);
 	config_changed(dev); /* a target set before we were ready */
 }

@@ -13,7 +13,7 @@
 #include <string.h>
 #include "blk.h"
 #include "blk_core.h"
-#include "virtio_pci.h"
+#include "virtio.h"
 #include "kernel/event.h"
 #include "kernel/mm.h"
 #include "kernel/parse.h"
@@ -30,7 +30,7 @@ static int ndevs;
 
 static void blk_notify(void *ctx)
 {
-	virtio_pci_notify(((struct blk_dev *)ctx)->vd, 0);
+	virtio_notify(((struct blk_dev *)ctx)->vd, 0);
 }
 
 static void blk_say(void *ctx, const char *msg)
@@ -65,13 +65,13 @@ static bool blk_start(struct blk_dev *d, struct virtio_dev *vd)
 	vd->feature_names = names;
 	uint64_t wanted = 1ULL << VIRTIO_BLK_F_SIZE_MAX | 1ULL << VIRTIO_BLK_F_SEG_MAX |
 			  1ULL << VIRTIO_BLK_F_RO | 1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_FLUSH;
-	if (virtio_pci_start(vd, wanted) < 0)
+	if (virtio_start(vd, wanted) < 0)
 		return false;
 	uint8_t raw[BLK_CFG_BYTES] = { 0 };
 	uint32_t len = vd->device_cfg_len < BLK_CFG_BYTES ? vd->device_cfg_len : BLK_CFG_BYTES;
 	struct blk_config cfg;
 	char why[160];
-	if (virtio_pci_config_read(vd, 0, raw, len) < 0) {
+	if (virtio_config_read(vd, 0, raw, len) < 0) {
 		printf("blk%d: configuration unreadable (kept changing); device not used\n", n);
 		return false;
 	}
@@ -81,13 +81,13 @@ static bool blk_start(struct blk_dev *d, struct virtio_dev *vd)
 		return false;
 	}
 	void *hdr = mm_alloc_dma(BLK_HDR_MEM_BYTES), *data = mm_alloc_dma(BLK_DATA_MEM_BYTES);
-	if (!hdr || !data || virtio_pci_setup_queue(vd, 0, 128) < 0 ||
+	if (!hdr || !data || virtio_setup_queue(vd, 0, 128) < 0 ||
 	    blk_core_init(&d->core, vd->queues[0], &cfg, hdr, data, &kernel_ops, d) < 0) {
 		printf("blk%d: no memory or no usable queue; device not used\n", n);
 		return false;
 	}
 	d->up = true;
-	virtio_pci_ready(vd, NULL, blk_queue_work);
+	virtio_ready(vd, NULL, blk_queue_work);
 	printf("blk%d: %llu sectors (%llu MiB), block %u bytes, %s%s, up to %u sectors per request\n", n,
 	       (unsigned long long)cfg.capacity, (unsigned long long)(cfg.capacity >> 11), cfg.blk_size,
 	       cfg.ro ? "read-only" : "read-write", cfg.flush ? ", write cache (flush)" : "", d->core.max_sectors);

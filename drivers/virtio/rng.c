@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rng.h"
-#include "virtio_pci.h"
+#include "virtio.h"
 #include "arch/x86_64/cpu.h"
 #include "kernel/clock.h"
 #include "kernel/event.h"
@@ -79,12 +79,12 @@ void rng_init(void)
 	if (!rng)
 		return;
 	rng_buf = mm_alloc_dma(RNG_BUF_BYTES);
-	if (!rng_buf || virtio_pci_start(rng, 0) < 0 || virtio_pci_setup_queue(rng, 0, 64) < 0) {
+	if (!rng_buf || virtio_start(rng, 0) < 0 || virtio_setup_queue(rng, 0, 64) < 0) {
 		printf("rng: device not usable\n");
 		return;
 	}
 	rng->driver = rng;
-	virtio_pci_ready(rng, NULL, rng_queue);
+	virtio_ready(rng, NULL, rng_queue);
 }
 
 /* work_wait's test, with interrupts off: polls the ring, since the queue's
@@ -128,7 +128,7 @@ static int cmd_rng(int argc, char **argv)
 	rng_posted = true;
 	rng_waiting = true;
 	rng_done = false;
-	virtio_pci_notify(rng, 0);
+	virtio_notify(rng, 0);
 	rc = work_wait(rng_is_done, NULL, (uint64_t)timeout_ms);
 	rng_waiting = false;
 	if (rc < 0) {

@@ -1,27 +1,15 @@
 /*
- * virtio_pci: modern virtio over PCI (see virtio_pci.h). Register offsets
- * of the common configuration are from virtio 1.2, 4.1.4.3.
+ * virtio_pci: modern virtio over PCI (see virtio_pci.h), the registers
+ * behind struct virtio_ops. Register offsets of the common configuration
+ * are from virtio 1.2, 4.1.4.3.
  */
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "virtio_pci.h"
 #include "virtio_pci_regs.h"
-#include "arch/x86_64/cpu.h"
 #include "arch/x86_64/interrupt.h"
-#include "arch/x86_64/ioapic.h"
 #include "arch/x86_64/mmio.h"
-#include "kernel/clock.h"
-#include "kernel/cmdline.h"
-#include "kernel/event.h"
-#include "kernel/mm.h"
-#include "kernel/shell.h"
-
-#define MAX_INDIRECT 32 /* free page reporting sends up to 32 blocks a buffer */
-
-struct virtio_dev virtio_devs[VIRTIO_MAX_DEVICES];
-int virtio_ndevs;
 
 static uint8_t rd8(struct virtio_dev *vd, unsigned off) { return mmio_read8(vd->common + off); }
 static uint16_t rd16(struct virtio_dev *vd, unsigned off) { return mmio_read16(vd->common + off); }
@@ -35,11 +23,6 @@ static void wr64(struct virtio_dev *vd, unsigned off, uint64_t v)
 	wr32(vd, off + 4, (uint32_t)(v >> 32));
 }
 
-bool virtio_has(const struct virtio_dev *vd, unsigned bit)
-{
-	return vd->features & (1ULL << bit);
-}
-
 /* Device type from the PCI id: 0x1040 + type (modern), or the transitional table. */
 static unsigned virtio_type(uint16_t device)
 {
@@ -51,83 +34,129 @@ static unsigned virtio_type(uint16_t device)
 	return 0;
 }
 
-/* irq=poll, as main passed it to virtio_pci_probe. */
-static bool poll_devices;
+static const struct virtio_ops pci_ops;
 
 int virtio_pci_probe(bool poll)
 {
-	poll_devices = poll;
-	virtio_ndevs = 0;
-	for (int i = 0; i < pci_ndevs && virtio_ndevs < VIRTIO_MAX_DEVICES; i++) {
+	int found = 0;
+	virtio_poll_devices = poll;
+	for (int i = 0; i < pci_ndevs; i++) {
 		struct pci_dev *d = &pci_devs[i];
 		if (d->vendor != 0x1af4 || virtio_type(d->device) == 0)
 			continue;
-		struct virtio_dev *vd = &virtio_devs[virtio_ndevs];
-		memset(vd, 0, sizeof(*vd));
+		struct virtio_dev *vd = virtio_new();
+		if (!vd)
+			break;
+		vd->ops = &pci_ops;
 		vd->pci = d;
 		vd->type = virtio_type(d->device);
 		if (virtio_pci_parse_caps(vd) < 0)
 			continue;
-		virtio_ndevs++;
+		virtio_add(vd);
+		found++;
 	}
-	return virtio_ndevs;
+	return found;
 }
 
-struct virtio_dev *virtio_find(unsigned type)
+/* ---------------------------------------------------------------- registers */
+
+static uint8_t pci_get_status(struct virtio_dev *vd)
 {
-	for (int i = 0; i < virtio_ndevs; i++)
-		if (virtio_devs[i].type == type && !virtio_devs[i].driver && !virtio_devs[i].failed)
-			return &virtio_devs[i];
-	return NULL;
+	return rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS);
 }
 
-static int fail_device(struct virtio_dev *vd, const char *why)
+static void pci_set_status(struct virtio_dev *vd, uint8_t s)
 {
-	printf("virtio %s: %s; device marked FAILED\n", virtio_dev_name(vd), why);
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) | VIRTIO_STATUS_FAILED);
-	vd->failed = true;
-	event_emit("virtio_failed", "\"device\":\"%s\",\"why\":\"%s\"", virtio_dev_name(vd), why);
-	return -EIO;
+	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, s);
 }
 
-/* ---------------------------------------------------------------- interrupts */
-
-static void config_work_fn(struct work *w)
+static uint64_t pci_get_features(struct virtio_dev *vd)
 {
-	struct virtio_dev *vd = (struct virtio_dev *)((char *)w - __builtin_offsetof(struct virtio_dev, config_work));
-	virtio_pci_status(vd);
-	if (vd->on_config)
-		vd->on_config(vd);
+	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 0);
+	uint64_t lo = rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE);
+	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 1);
+	return lo | (uint64_t)rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE) << 32;
 }
 
-static void queue_work_fn(struct work *w)
+static void pci_set_features(struct virtio_dev *vd, uint64_t f)
 {
-	struct virtio_dev *vd = (struct virtio_dev *)((char *)w - __builtin_offsetof(struct virtio_dev, queue_work));
-	if (vd->on_queue)
-		vd->on_queue(vd);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 0);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)f);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 1);
+	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)(f >> 32));
+}
+
+static uint16_t pci_num_queues(struct virtio_dev *vd)
+{
+	return rd16(vd, VIRTIO_PCI_COMMON_NUM_QUEUES);
+}
+
+/* The size the device offers; a size that is not a power of two, or a
+ * notify offset outside the notify region, fails the device. */
+static int pci_queue_max(struct virtio_dev *vd, uint16_t index)
+{
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SELECT, index);
+	uint16_t size = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE);
+	if (size == 0)
+		return 0;
+	if (size & (size - 1)) {
+		char why[80];
+		snprintf(why, sizeof(why), "queue %u has size %u, not a power of two", index, size);
+		return virtio_fail(vd, why);
+	}
+	uint16_t notify_off = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF);
+	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
+		char why[100];
+		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
+			 index, notify_off, vd->notify_mult);
+		return virtio_fail(vd, why);
+	}
+	vd->queue_notify_off[index] = notify_off;
+	return size;
+}
+
+/* MSI-X entry 0 for configuration changes, 1.. for queues (shared past the table). */
+static uint16_t queue_entry(const struct virtio_dev *vd, uint16_t q)
+{
+	return (uint16_t)(q + 1 < vd->pci->msix_size ? q + 1 : vd->pci->msix_size - 1);
+}
+
+static int pci_queue_enable(struct virtio_dev *vd, uint16_t index, uint16_t size, uint64_t desc,
+			    uint64_t avail, uint64_t used)
+{
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SELECT, index);
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE, size);
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DESC, desc);
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DRIVER, avail);
+	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DEVICE, used);
+	if (vd->irq_mode == VIRTIO_IRQ_MSIX) {
+		wr16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, queue_entry(vd, index));
+		if (rd16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == VIRTIO_PCI_NO_VECTOR)
+			return virtio_fail(vd, "device refused an MSI-X vector for a queue");
+	}
+	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1);
+	return 0;
+}
+
+static void pci_notify(struct virtio_dev *vd, uint16_t index)
+{
+	*(volatile uint16_t *)(vd->notify + (uint32_t)vd->queue_notify_off[index] * vd->notify_mult) = index;
 }
 
 /* Reading ISR status acknowledges the interrupt (lowers INTx) and says what
- * it was (4.1.4.5). Returns false when it was not this device's. */
-static bool isr_dispatch(struct virtio_dev *vd)
+ * it was (4.1.4.5): bit 0 queue, bit 1 configuration, as VIRTIO_INT_*. */
+static uint8_t pci_interrupt_status(struct virtio_dev *vd)
 {
-	uint8_t isr = *vd->isr;
-	if (isr & 1) {
-		vd->queue_irqs++;
-		work_queue(&vd->queue_work);
-	}
-	if (isr & 2) {
-		vd->config_irqs++;
-		work_queue(&vd->config_work);
-	}
-	return isr & 3;
+	return *vd->isr;
 }
+
+/* ---------------------------------------------------------------- interrupts */
 
 /* The line may be shared: count only the interrupts this device raised. */
 static void intx_handler(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
-	if (isr_dispatch(vd))
+	if (virtio_interrupt(vd))
 		vd->irqs++;
 }
 
@@ -145,19 +174,6 @@ static void msix_queue_handler(void *ctx)
 	vd->irqs++;
 	vd->queue_irqs++;
 	work_queue(&vd->queue_work);
-}
-
-static void poll_all(void)
-{
-	for (int i = 0; i < virtio_ndevs; i++)
-		if (virtio_devs[i].irq_mode == VIRTIO_IRQ_POLL)
-			isr_dispatch(&virtio_devs[i]);
-}
-
-/* MSI-X entry 0 for configuration changes, 1.. for queues (shared past the table). */
-static uint16_t queue_entry(const struct virtio_dev *vd, uint16_t q)
-{
-	return (uint16_t)(q + 1 < vd->pci->msix_size ? q + 1 : vd->pci->msix_size - 1);
 }
 
 /* Vectors for every entry used, then the configuration vector, read back:
@@ -185,207 +201,43 @@ static int setup_msix(struct virtio_dev *vd)
 	return 0;
 }
 
-CMDLINE_OPTION(virtio_irq, "virtio.irq", "force the interrupt kind for virtio devices: intx|poll");
-
-int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
+/* MSI-X unless forced to INTx or polling, then INTx if the pin routes. */
+static void pci_irq_choose(struct virtio_dev *vd, bool poll, const char *force)
 {
-	vd->config_work.fn = config_work_fn;
-	vd->queue_work.fn = queue_work_fn;
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, 0);
-	uint64_t start = clock_ms();
-	while (rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) != 0)
-		if (clock_ms() - start > 1000)
-			return fail_device(vd, "reset did not complete within 1 s");
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 0);
-	uint64_t lo = rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE);
-	wr32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 1);
-	vd->device_features = lo | (uint64_t)rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE) << 32;
-	if (!(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
-		return fail_device(vd, "device does not offer VIRTIO_F_VERSION_1");
-	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
-	vd->features = vd->device_features & wanted;
-	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 0);
-	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)vd->features);
-	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 1);
-	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)(vd->features >> 32));
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS,
-	    VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	if (!(rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) & VIRTIO_STATUS_FEATURES_OK))
-		return fail_device(vd, "device refused the negotiated features (FEATURES_OK cleared)");
-	vd->num_queues = rd16(vd, VIRTIO_PCI_COMMON_NUM_QUEUES);
-
-	const char *force = cmdline_get("virtio.irq");
-	bool poll = poll_devices || (force && strcmp(force, "poll") == 0) || !ioapic_present();
 	if (!poll && !(force && strcmp(force, "intx") == 0) && setup_msix(vd) == 0)
 		vd->irq_mode = VIRTIO_IRQ_MSIX;
 	else if (!poll && (vd->gsi = pci_intx_gsi(vd->pci)) >= 0)
 		vd->irq_mode = VIRTIO_IRQ_INTX;
 	else
 		vd->irq_mode = VIRTIO_IRQ_POLL;
-	return 0;
 }
 
-int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
+static int pci_irq_wire(struct virtio_dev *vd)
 {
-	if (index >= vd->num_queues || index >= VIRTIO_MAX_QUEUES || max_size == 0)
-		return -EINVAL;
-	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SELECT, index);
-	uint16_t size = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE);
-	if (size == 0)
-		return -ENOENT;
-	if (size & (size - 1)) {
-		char why[80];
-		snprintf(why, sizeof(why), "queue %u has size %u, not a power of two", index, size);
-		return fail_device(vd, why);
-	}
-	/* Checked before anything is allocated: a refused device keeps nothing. */
-	uint16_t notify_off = rd16(vd, VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF);
-	if ((uint64_t)notify_off * vd->notify_mult + 2 > vd->notify_len) {
-		char why[100];
-		snprintf(why, sizeof(why), "queue %u notify offset %u x %u lies outside the notify region",
-			 index, notify_off, vd->notify_mult);
-		return fail_device(vd, why);
-	}
-	while (size > max_size)
-		size /= 2;
-	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE, size);
-	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
-	size_t ring = (vq_ring_bytes(size) + 63) & ~(size_t)63;
-	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
-	uint8_t *mem = mm_alloc_dma(bytes);
-	struct vq *vq = calloc(1, sizeof(*vq));
-	if (!mem || !vq) {
-		free(vq);
-		if (mem)
-			mm_free_dma(mem, bytes);
-		return -ENOMEM;
-	}
-	int rc = vq_init(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
-			 indirect ? mem + ring : NULL, MAX_INDIRECT);
-	if (rc < 0) {
-		free(vq);
-		mm_free_dma(mem, bytes);
-		return rc;
-	}
-	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DESC, vq_desc_addr(vq));
-	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DRIVER, vq_avail_addr(vq));
-	wr64(vd, VIRTIO_PCI_COMMON_QUEUE_DEVICE, vq_used_addr(vq));
-	if (vd->irq_mode == VIRTIO_IRQ_MSIX) {
-		wr16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR, queue_entry(vd, index));
-		if (rd16(vd, VIRTIO_PCI_COMMON_QUEUE_MSIX_VECTOR) == VIRTIO_PCI_NO_VECTOR)
-			return fail_device(vd, "device refused an MSI-X vector for a queue");
-	}
-	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_ENABLE, 1);
-	vd->queues[index] = vq;
-	vd->queue_mem[index] = mem;
-	vd->queue_mem_bytes[index] = bytes;
-	vd->queue_notify_off[index] = notify_off;
-	return 0;
+	int rc = pci_enable_intx(vd->pci, intx_handler, vd);
+	return rc < 0 ? rc : 0;
 }
 
-int virtio_pci_ready(struct virtio_dev *vd, virtio_cb on_config, virtio_cb on_queue)
+static void pci_describe(const struct virtio_dev *vd, char *buf, size_t n)
 {
-	vd->on_config = on_config;
-	vd->on_queue = on_queue;
-	if (vd->irq_mode == VIRTIO_IRQ_INTX) {
-		int rc = pci_enable_intx(vd->pci, intx_handler, vd);
-		if (rc < 0) {
-			printf("virtio %s: INTx not routable (%d); polling instead\n", virtio_dev_name(vd), rc);
-			vd->irq_mode = VIRTIO_IRQ_POLL;
-		}
-	}
-	static bool polling;
-	if (vd->irq_mode == VIRTIO_IRQ_POLL && !polling) {
-		polling = true; /* one timer polls every polled device */
-		work_add_poll(poll_all, 10 * 1000 * 1000);
-	}
-	wr8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS, rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS) | VIRTIO_STATUS_DRIVER_OK);
-	static const char *const modes[] = { "none", "intx", "msix", "poll" };
-	event_emit("virtio_ready", "\"device\":\"%s\",\"pci_device\":%u,\"features\":%lu,\"irq\":\"%s\","
-		   "\"gsi\":%d,\"queues\":%u", virtio_dev_name(vd), vd->pci->device, (unsigned long)vd->features,
-		   modes[vd->irq_mode], vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, vd->num_queues);
-	return 0;
+	snprintf(buf, n, "%02x:%02x.%x %s (1af4:%04x)", vd->pci->bus, vd->pci->dev, vd->pci->fn,
+		 virtio_dev_name(vd), vd->pci->device);
 }
 
-void virtio_pci_notify(struct virtio_dev *vd, uint16_t index)
-{
-	struct vq *vq = vd->queues[index];
-	if (vq && vq_kick_prepare(vq))
-		*(volatile uint16_t *)(vd->notify + (uint32_t)vd->queue_notify_off[index] * vd->notify_mult) = index;
-}
-
-uint8_t virtio_pci_status(struct virtio_dev *vd)
-{
-	uint8_t s = rd8(vd, VIRTIO_PCI_COMMON_DEVICE_STATUS);
-	if ((s & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)) && !vd->failed) {
-		vd->failed = true;
-		printf("virtio %s: device status %#x: %s\n", virtio_dev_name(vd), s,
-		       (s & VIRTIO_STATUS_NEEDS_RESET) ? "DEVICE_NEEDS_RESET (the device hit an error)" : "FAILED");
-		event_emit("virtio_failed", "\"device\":\"%s\",\"status\":%u", virtio_dev_name(vd), s);
-	}
-	return s;
-}
-
-/* ---------------------------------------------------------------- shell */
-
-/* The transport's own bits; the device-type bits (0-23) are named by the
- * driver (vd->feature_names). */
-static const char *const transport_feature_names[64] = {
-	[28] = "INDIRECT_DESC", [29] = "EVENT_IDX", [32] = "VERSION_1", [33] = "ACCESS_PLATFORM",
-	[34] = "RING_PACKED", [35] = "IN_ORDER", [40] = "RING_RESET",
+static const struct virtio_ops pci_ops = {
+	.name = "pci",
+	.get_status = pci_get_status,
+	.set_status = pci_set_status,
+	.get_features = pci_get_features,
+	.set_features = pci_set_features,
+	.num_queues = pci_num_queues,
+	.queue_max = pci_queue_max,
+	.queue_enable = pci_queue_enable,
+	.notify = pci_notify,
+	.config_read = virtio_pci_config_read,
+	.config_write32 = virtio_pci_config_write32,
+	.interrupt_status = pci_interrupt_status,
+	.irq_choose = pci_irq_choose,
+	.irq_wire = pci_irq_wire,
+	.describe = pci_describe,
 };
-
-static void print_features(const struct virtio_dev *vd, uint64_t f)
-{
-	for (int b = 0; b < 64; b++)
-		if (f & (1ULL << b)) {
-			const char *name = b < VIRTIO_DEVICE_FEATURE_BITS
-				? (vd->feature_names ? vd->feature_names[b] : NULL)
-				: transport_feature_names[b];
-			if (name)
-				printf(" %s", name);
-			else
-				printf(" bit%d", b);
-		}
-	printf("\n");
-}
-
-static int cmd_virtio(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	static const char *const modes[] = { "none", "INTx", "MSI-X", "polling" };
-	for (int i = 0; i < virtio_ndevs; i++) {
-		struct virtio_dev *vd = &virtio_devs[i];
-		uint8_t s = virtio_pci_status(vd);
-		printf("%02x:%02x.%x %s (1af4:%04x) status %#x%s%s, interrupts: %s", vd->pci->bus, vd->pci->dev,
-		       vd->pci->fn, virtio_dev_name(vd), vd->pci->device, s, (s & VIRTIO_STATUS_DRIVER_OK) ? " DRIVER_OK" : "",
-		       vd->failed ? " FAILED" : "", modes[vd->irq_mode]);
-		if (vd->irq_mode == VIRTIO_IRQ_INTX)
-			printf(" (GSI %d, line fired %lu)", vd->gsi, (unsigned long)pci_intx_count(vd->gsi));
-		printf(", %lu (config %lu, queues %lu)\n", (unsigned long)vd->irqs,
-		       (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
-		printf("    offered:   ");
-		print_features(vd, vd->device_features);
-		printf("    negotiated:");
-		print_features(vd, vd->features);
-		for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
-			if (vd->queues[q])
-				printf("    queue %d: size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
-				       vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
-				       (unsigned long)vd->queues[q]->completed, vd->queues[q]->broken ? ", BROKEN: " : "",
-				       vq_broken_reason(vd->queues[q]));
-		event_emit("virtio_device", "\"device\":\"%s\",\"pci_device\":%u,\"status\":%u,\"features\":%lu,"
-			   "\"device_features\":%lu,\"irq\":\"%s\",\"gsi\":%d,\"irqs\":%lu,\"config_irqs\":%lu,\"queue_irqs\":%lu",
-			   virtio_dev_name(vd), vd->pci->device, s, (unsigned long)vd->features,
-			   (unsigned long)vd->device_features, modes[vd->irq_mode],
-			   vd->irq_mode == VIRTIO_IRQ_INTX ? vd->gsi : -1, (unsigned long)vd->irqs,
-			   (unsigned long)vd->config_irqs, (unsigned long)vd->queue_irqs);
-	}
-	if (virtio_ndevs == 0)
-		printf("no virtio devices\n");
-	return 0;
-}
-SHELL_COMMAND(virtio, "", "virtio devices: status, features, queues, interrupts", cmd_virtio);

@@ -16,12 +16,6 @@
 #include "virtio_pci_regs.h"
 #include "arch/x86_64/mmio.h"
 
-const char *virtio_dev_name(const struct virtio_dev *vd)
-{
-	return vd->type == VIRTIO_ID_BALLOON ? "balloon" : vd->type == VIRTIO_ID_RNG ? "rng"
-	     : vd->type == VIRTIO_ID_BLOCK ? "blk" : "virtio";
-}
-
 /* Map the region one virtio capability describes; NULL (and a message) if bad. */
 static volatile uint8_t *map_cap(struct pci_dev *d, uint8_t cap, uint32_t *len)
 {
