@@ -9,7 +9,7 @@
  *   hpet       from its registers   yes  yes  -        -
  *   pm_timer   3.579545 MHz         yes  yes  -        -       (FADT; microvm's is hardware-reduced)
  *   pit        1.193182 MHz         yes  yes  yes      -       (channel 0, read back by latching)
- *   rtc        1024 Hz flag rises   yes  yes  yes      yes     (a check; used alone when the above fail)
+ *   rtc        its seconds change   yes  yes  yes      yes     (1-2 s: only when the above fail)
  *   cpuid      declared, not timed  only with a TSC frequency leaf (0x15/0x16, 0x40000010)
  *
  * In that order of preference. One window of about 10 ms is timed by the
@@ -41,10 +41,7 @@ CMDLINE_OPTION(clock_ruler, "clock.ruler",
 	       "prefer this clock ruler if present and sane: hpet|pm_timer|pit|rtc|cpuid");
 
 #define PIT_HZ 1193182ULL
-#define RTC_HZ 1024ULL
 #define WINDOW_MS 10
-#define RTC_EDGES 16              /* 15.6 ms of the 1024 Hz periodic flag, alone */
-#define RTC_WINDOW_EDGES 6        /* at least this many inside a 10 ms window */
 #define TSC_MIN_HZ 100000000ULL   /* 100 MHz */
 #define TSC_MAX_HZ 10000000000ULL /* 10 GHz */
 /* A window ends within this many TSC cycles at any sane rate (20 ms at
@@ -201,79 +198,48 @@ static uint8_t cmos_read(uint8_t reg)
 	return inb(0x71);
 }
 
-static void cmos_write(uint8_t reg, uint8_t v)
+/*
+ * The RTC's seconds register, which QEMU computes from its clock at each
+ * read: the TSC between two changes of it is one second, exactly as far as
+ * polling can tell. (Its periodic flag was tried first: under TCG on a
+ * loaded host QEMU's timer for it fires late and drops the periods it
+ * missed, so it rose at a third of its rate.) Costs one to two seconds, so
+ * it is used only when no counter could time a window. Returns the TSC
+ * rate, or 0 (with r->refused set if an RTC is there).
+ */
+#define RTC_MAX_CYCLES 25000000000ULL /* 2.5 s at 10 GHz */
+
+/* The seconds register once no update is in progress (UIP lasts 2 ms on
+ * a real RTC; one stuck on is a device lie: its reading is taken anyway). */
+static uint8_t rtc_seconds(void)
 {
-	outb(0x70, reg);
-	outb(0x71, v);
+	for (int spins = 0; (cmos_read(0x0a) & 0x80) && spins < 1000000; spins++)
+		cpu_relax();
+	return cmos_read(0x00);
 }
 
-/* The periodic flag (register C bit 6) rises RTC_HZ times a second while
- * PIE is set; reading C clears it. The interrupt it raises goes nowhere:
- * interrupts are off and no IOAPIC input is programmed yet. The RTC is
- * polled, and under TCG a rise can come late or two periods can pass
- * between polls (QEMU's timers run when its main loop gets to them): so
- * its figure is the median TSC interval between rises, not the mean,
- * which one missed rise would move by a whole period. */
-#define RTC_MAX_INTERVALS 64
-static uint8_t rtc_a, rtc_b;
-static int rtc_edges = -1;
-static uint64_t rtc_last, rtc_intervals[RTC_MAX_INTERVALS];
-
-static bool rtc_start(struct ruler *r)
-{
-	rtc_a = cmos_read(0x0a);
-	rtc_b = cmos_read(0x0b);
-	if (rtc_a == 0xff && rtc_b == 0xff)
-		return false; /* no RTC */
-	r->present = true;
-	r->hz = RTC_HZ;
-	cmos_write(0x0a, (uint8_t)((rtc_a & 0xf0) | 0x06)); /* rate 6: 1024 Hz */
-	cmos_write(0x0b, (uint8_t)(rtc_b | 0x40));          /* PIE */
-	(void)cmos_read(0x0c);
-	rtc_edges = -1;
-	return true;
-}
-
-static void rtc_poll(void)
-{
-	if (cmos_read(0x0c) & 0x40) {
-		uint64_t t = rdtsc();
-		if (rtc_edges >= 0 && rtc_edges < RTC_MAX_INTERVALS)
-			rtc_intervals[rtc_edges] = t - rtc_last;
-		rtc_edges++;
-		rtc_last = t;
-	}
-}
-
-/* Put the RTC back and give its figure (0 with r->refused if too few rises). */
-static uint64_t rtc_stop(struct ruler *r, int min_edges)
-{
-	cmos_write(0x0b, rtc_b);
-	cmos_write(0x0a, rtc_a);
-	(void)cmos_read(0x0c);
-	if (rtc_edges < min_edges) {
-		refuse(r, "RTC periodic flag rose %d times, wanted %d", rtc_edges + 1, min_edges + 1);
-		return 0;
-	}
-	int n = rtc_edges < RTC_MAX_INTERVALS ? rtc_edges : RTC_MAX_INTERVALS;
-	for (int i = 1; i < n; i++) /* insertion sort: a few dozen at most */
-		for (int j = i; j > 0 && rtc_intervals[j - 1] > rtc_intervals[j]; j--) {
-			uint64_t t = rtc_intervals[j];
-			rtc_intervals[j] = rtc_intervals[j - 1];
-			rtc_intervals[j - 1] = t;
-		}
-	return rtc_intervals[n / 2] * RTC_HZ;
-}
-
-/* The RTC alone, when no counter could time a window. */
 static uint64_t rtc_measure(struct ruler *r)
 {
-	if (!rtc_start(r))
+	if (cmos_read(0x0a) == 0xff && cmos_read(0x00) == 0xff)
+		return 0; /* no RTC */
+	r->present = true;
+	r->hz = 1;
+	uint64_t start = rdtsc(), t0 = 0, t;
+	uint8_t s = rtc_seconds();
+	int changes = 0;
+	while (changes < 2 && (t = rdtsc()) - start < RTC_MAX_CYCLES) {
+		uint8_t now = rtc_seconds();
+		if (now != s) {
+			s = now;
+			if (++changes == 1)
+				t0 = t;
+		}
+	}
+	if (changes < 2) {
+		refuse(r, "RTC seconds changed %d times in 2.5e10 TSC cycles", changes);
 		return 0;
-	uint64_t start = rdtsc();
-	while (rtc_edges < RTC_EDGES && rdtsc() - start < WINDOW_MAX_CYCLES)
-		rtc_poll();
-	return rtc_stop(r, RTC_EDGES);
+	}
+	return t - t0;
 }
 
 /* ------------------------------------------------------------- CPUID */
@@ -321,19 +287,30 @@ static uint64_t cpuid_declared(const char **which)
 
 /* ------------------------------------------------------------- the window */
 
-/* TSC and counter read together: the TSC halfway across the counter's read. */
+/* TSC and counter read together: the TSC halfway across the counter's
+ * read, from the tightest of a few tries — the host may deschedule QEMU's
+ * vCPU between a TSC read and a counter read, and one such gap of 2 ms
+ * was seen to move a 10 ms window's figure by 20 %. */
 static void sample(struct ruler *r, uint64_t *tsc, uint64_t *c)
 {
-	uint64_t a = rdtsc();
-	*c = r->read();
-	*tsc = a + (rdtsc() - a) / 2;
+	uint64_t best = ~0ULL;
+	for (int i = 0; i < 5; i++) {
+		uint64_t a = rdtsc();
+		uint64_t v = r->read();
+		uint64_t b = rdtsc();
+		if (b - a < best) {
+			best = b - a;
+			*c = v;
+			*tsc = a + (b - a) / 2;
+		}
+	}
 }
 
 /*
  * One window timed by `driver`: every usable counter read at both ends.
  * Returns false if the driver never showed WINDOW_MS (it is refused).
  */
-static bool time_window(struct ruler *driver, bool rtc_on)
+static bool time_window(struct ruler *driver)
 {
 	for (int i = R_HPET; i <= R_PIT; i++)
 		if (rulers[i].read && !rulers[i].refused)
@@ -341,8 +318,6 @@ static bool time_window(struct ruler *driver, bool rtc_on)
 	uint64_t want = driver->hz * WINDOW_MS / 1000, start = rdtsc();
 	uint64_t prev = 0;
 	for (;;) {
-		if (rtc_on)
-			rtc_poll();
 		uint64_t d = (driver->read() - driver->c0) & driver->mask;
 		if (d >= want)
 			break;
@@ -424,19 +399,10 @@ void clock_calibrate(void)
 	pm_timer_probe(&rulers[R_PM_TIMER]);
 	pit_probe(&rulers[R_PIT]);
 
-	/* The first counter present times the window; if it fails, the next.
-	 * The RTC is watched in the same window, as one more check. */
-	bool rtc_on = false;
+	/* The first counter present times the window; if it fails, the next. */
 	for (int i = R_HPET; i <= R_PIT; i++)
-		if (rulers[i].read && !rulers[i].refused) {
-			rtc_on = rtc_start(&rulers[R_RTC]);
-			bool ok = time_window(&rulers[i], rtc_on);
-			if (rtc_on)
-				rulers[R_RTC].tsc_hz = rtc_stop(&rulers[R_RTC], ok ? RTC_WINDOW_EDGES : 1 << 30);
-			if (ok)
-				break;
-			rulers[R_RTC].refused = NULL;
-		}
+		if (rulers[i].read && !rulers[i].refused && time_window(&rulers[i]))
+			break;
 	hpet_done();
 
 	for (int i = R_HPET; i <= R_PIT; i++) {
@@ -447,13 +413,12 @@ void clock_calibrate(void)
 	bool measured = false;
 	for (int i = R_HPET; i <= R_PIT; i++)
 		measured |= sane(&rulers[i]);
-	/* The RTC alone when no counter timed a window: its edges then get
-	 * a window of their own. */
+	/* The RTC only when no counter timed a window, or when asked for:
+	 * it takes a second or two. */
 	struct ruler *rtc = &rulers[R_RTC];
-	if (!measured) {
-		rtc->refused = NULL;
+	const char *want = cmdline_get("clock.ruler");
+	if (!measured || (want && strcmp(want, "rtc") == 0))
 		rtc->tsc_hz = rtc_measure(rtc);
-	}
 	if (rtc->tsc_hz && !rtc->refused && (rtc->tsc_hz < TSC_MIN_HZ || rtc->tsc_hz > TSC_MAX_HZ))
 		refuse(rtc, "TSC at %lu Hz is outside 100 MHz..10 GHz", (unsigned long)rtc->tsc_hz);
 	const char *leaf = NULL;

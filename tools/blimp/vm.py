@@ -18,6 +18,11 @@ open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
 
+machine is -machine's value: "q35", "pc", or "microvm" with its options
+after a comma ("microvm,pit=off"). microvm takes isa-debug-exit like the
+others, but has no PCI (its devices are virtio-mmio ones, such as
+"virtio-balloon-device") and no UEFI firmware: PVH only.
+
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
@@ -156,6 +161,8 @@ class BlimpVM:
             if self.append:
                 cmd += ["-append", self.append]
         elif self.boot == "uefi":
+            if self.machine.split(",")[0] == "microvm":
+                raise ValueError("microvm boots by PVH only (no UEFI firmware)")
             cmd += self._uefi_args()
         else:
             raise ValueError(f"unknown boot path {self.boot!r} (pvh or uefi)")
