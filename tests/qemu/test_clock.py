@@ -91,4 +91,10 @@ def test_microvm_boots_without_pci_and_says_so(boot):
     ev, out = vm.shell("pci")
     assert ev["rc"] == 0
     assert not vm.events_named("pci_device"), "microvm has no PCI device"
+    # What needs no PCI works: memory, the allocator's invariants.
+    vm.shell("alloc 32M")
+    vm.shell("free all")
+    frees = vm.events_named("free")
+    assert frees and all(e["bad_frames"] == 0 for e in frees), frees
+    assert vm.shell_event("pfa")["check"] == "ok"
     assert vm.poweroff() == EXIT_SUCCESS  # isa-debug-exit works on microvm too
