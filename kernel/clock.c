@@ -19,7 +19,7 @@
  * PIT's channel 2 gave on microvm, where port 0x61 does not exist, is
  * such a case). The rate used is the first ruler's that a second ruler
  * agrees with (within 2 %); if none agree, the first sane one, with a
- * warning. CPUID's figures are what the hypervisor says, not what the TSC
+ * warning (the judging is clock_pick.c, host-tested). CPUID's figures are what the hypervisor says, not what the TSC
  * does — under TCG the TSC runs at the host's rate whatever a
  * tsc-frequency= claims — so they are a check, and the last resort.
  *
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "clock.h"
+#include "clock_pick.h"
 #include "acpi.h"
 #include "cmdline.h"
 #include "event.h"
@@ -42,13 +43,10 @@ CMDLINE_OPTION(clock_ruler, "clock.ruler",
 
 #define PIT_HZ 1193182ULL
 #define WINDOW_MS 10
-#define TSC_MIN_HZ 100000000ULL   /* 100 MHz */
-#define TSC_MAX_HZ 10000000000ULL /* 10 GHz */
 /* A window ends within this many TSC cycles at any sane rate (20 ms at
  * 10 GHz, 2 s at 100 MHz); a ruler that has not shown 10 ms by then is
  * stuck or absent. */
 #define WINDOW_MAX_CYCLES 200000000ULL
-#define AGREE_PERCENT 2
 
 static uint64_t tsc_hz = 1000000000ULL; /* a guess until calibrated */
 static uint64_t tsc_at_boot;
@@ -57,23 +55,21 @@ static const char *ruler_used = "none";
 enum { R_HPET, R_PM_TIMER, R_PIT, R_RTC, R_CPUID, R_COUNT };
 
 struct ruler {
-	const char *name;
+	struct clock_figure fig; /* name, what it says the TSC does, why refused */
 	bool present;          /* found (and its registers answered) */
 	uint64_t hz;           /* its ticks per second */
 	uint64_t mask;         /* its counter's width */
 	uint64_t (*read)(void);
 	uint64_t tsc0, c0;     /* at the window's start */
-	uint64_t tsc_hz;       /* what it says the TSC does; 0: no figure */
-	const char *refused;   /* why its figure is not used, or NULL */
-	char why[96];
+	char why[96];          /* fig.refused points here */
 };
 
 static struct ruler rulers[R_COUNT] = {
-	[R_HPET] = { .name = "hpet" },
-	[R_PM_TIMER] = { .name = "pm_timer" },
-	[R_PIT] = { .name = "pit" },
-	[R_RTC] = { .name = "rtc" },
-	[R_CPUID] = { .name = "cpuid" },
+	[R_HPET] = { .fig.name = "hpet" },
+	[R_PM_TIMER] = { .fig.name = "pm_timer" },
+	[R_PIT] = { .fig.name = "pit" },
+	[R_RTC] = { .fig.name = "rtc" },
+	[R_CPUID] = { .fig.name = "cpuid" },
 };
 
 static void refuse(struct ruler *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -83,7 +79,7 @@ static void refuse(struct ruler *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->why, sizeof(r->why), fmt, ap);
 	va_end(ap);
-	r->refused = r->why;
+	r->fig.refused = r->why;
 }
 
 /* ------------------------------------------------------------- HPET */
@@ -205,7 +201,7 @@ static uint8_t cmos_read(uint8_t reg)
  * loaded host QEMU's timer for it fires late and drops the periods it
  * missed, so it rose at a third of its rate.) Costs one to two seconds, so
  * it is used only when no counter could time a window. Returns the TSC
- * rate, or 0 (with r->refused set if an RTC is there).
+ * rate, or 0 (with fig.refused set if an RTC is there).
  */
 #define RTC_MAX_CYCLES 25000000000ULL /* 2.5 s at 10 GHz */
 
@@ -313,7 +309,7 @@ static void sample(struct ruler *r, uint64_t *tsc, uint64_t *c)
 static bool time_window(struct ruler *driver)
 {
 	for (int i = R_HPET; i <= R_PIT; i++)
-		if (rulers[i].read && !rulers[i].refused)
+		if (rulers[i].read && !rulers[i].fig.refused)
 			sample(&rulers[i], &rulers[i].tsc0, &rulers[i].c0);
 	uint64_t want = driver->hz * WINDOW_MS / 1000, start = rdtsc();
 	uint64_t prev = 0;
@@ -335,7 +331,7 @@ static bool time_window(struct ruler *driver)
 	}
 	for (int i = R_HPET; i <= R_PIT; i++) {
 		struct ruler *r = &rulers[i];
-		if (!r->read || r->refused)
+		if (!r->read || r->fig.refused)
 			continue;
 		uint64_t tsc1, c1;
 		sample(r, &tsc1, &c1);
@@ -344,48 +340,25 @@ static bool time_window(struct ruler *driver)
 			refuse(r, "counter did not move in %lu TSC cycles", (unsigned long)(tsc1 - r->tsc0));
 			continue;
 		}
-		r->tsc_hz = (tsc1 - r->tsc0) * r->hz / ticks;
+		r->fig.tsc_hz = (tsc1 - r->tsc0) * r->hz / ticks;
 	}
 	return true;
 }
 
 static bool sane(const struct ruler *r)
 {
-	return r->tsc_hz && !r->refused;
+	return clock_figure_ok(&r->fig);
 }
 
-static bool agree(uint64_t a, uint64_t b)
-{
-	uint64_t hi = a > b ? a : b, lo = a > b ? b : a;
-	return (hi - lo) * 100 <= hi * AGREE_PERCENT;
-}
-
-/* The first other sane ruler that agrees with r, or NULL. */
-static struct ruler *agreeing(const struct ruler *r)
-{
-	for (int j = 0; j < R_COUNT; j++)
-		if (&rulers[j] != r && sane(&rulers[j]) && agree(r->tsc_hz, rulers[j].tsc_hz))
-			return &rulers[j];
-	return NULL;
-}
-
-/* Which ruler's figure to use: the one clock.ruler= names, if sane; else
- * the first that another agrees with; else the first sane one. */
+/* Which ruler's figure to use (clock_pick.c); *check the one that agrees. */
 static struct ruler *choose(struct ruler **check)
 {
-	const char *want = cmdline_get("clock.ruler");
-	struct ruler *use = NULL;
-	for (int i = 0; i < R_COUNT && !use; i++)
-		if (want && sane(&rulers[i]) && strcmp(rulers[i].name, want) == 0)
-			use = &rulers[i];
-	for (int i = 0; i < R_COUNT && !use; i++)
-		if (sane(&rulers[i]) && agreeing(&rulers[i]))
-			use = &rulers[i];
-	for (int i = 0; i < R_COUNT && !use; i++)
-		if (sane(&rulers[i]))
-			use = &rulers[i];
-	*check = use ? agreeing(use) : NULL;
-	return use;
+	struct clock_figure figs[R_COUNT];
+	for (int i = 0; i < R_COUNT; i++)
+		figs[i] = rulers[i].fig;
+	int c, use = clock_pick(figs, R_COUNT, cmdline_get("clock.ruler"), &c);
+	*check = c >= 0 ? &rulers[c] : NULL;
+	return use >= 0 ? &rulers[use] : NULL;
 }
 
 void clock_init(void)
@@ -401,14 +374,14 @@ void clock_calibrate(void)
 
 	/* The first counter present times the window; if it fails, the next. */
 	for (int i = R_HPET; i <= R_PIT; i++)
-		if (rulers[i].read && !rulers[i].refused && time_window(&rulers[i]))
+		if (rulers[i].read && !rulers[i].fig.refused && time_window(&rulers[i]))
 			break;
 	hpet_done();
 
 	for (int i = R_HPET; i <= R_PIT; i++) {
 		struct ruler *r = &rulers[i];
-		if (r->tsc_hz && !r->refused && (r->tsc_hz < TSC_MIN_HZ || r->tsc_hz > TSC_MAX_HZ))
-			refuse(r, "TSC at %lu Hz is outside 100 MHz..10 GHz", (unsigned long)r->tsc_hz);
+		if (r->fig.tsc_hz && !r->fig.refused && !clock_in_range(r->fig.tsc_hz))
+			refuse(r, "TSC at %lu Hz is outside 100 MHz..10 GHz", (unsigned long)r->fig.tsc_hz);
 	}
 	bool measured = false;
 	for (int i = R_HPET; i <= R_PIT; i++)
@@ -418,16 +391,16 @@ void clock_calibrate(void)
 	struct ruler *rtc = &rulers[R_RTC];
 	const char *want = cmdline_get("clock.ruler");
 	if (!measured || (want && strcmp(want, "rtc") == 0))
-		rtc->tsc_hz = rtc_measure(rtc);
-	if (rtc->tsc_hz && !rtc->refused && (rtc->tsc_hz < TSC_MIN_HZ || rtc->tsc_hz > TSC_MAX_HZ))
-		refuse(rtc, "TSC at %lu Hz is outside 100 MHz..10 GHz", (unsigned long)rtc->tsc_hz);
+		rtc->fig.tsc_hz = rtc_measure(rtc);
+	if (rtc->fig.tsc_hz && !rtc->fig.refused && !clock_in_range(rtc->fig.tsc_hz))
+		refuse(rtc, "TSC at %lu Hz is outside 100 MHz..10 GHz", (unsigned long)rtc->fig.tsc_hz);
 	const char *leaf = NULL;
 	struct ruler *c = &rulers[R_CPUID];
-	c->tsc_hz = cpuid_declared(&leaf);
-	c->present = c->tsc_hz != 0;
-	if (c->present && (c->tsc_hz < TSC_MIN_HZ || c->tsc_hz > TSC_MAX_HZ))
+	c->fig.tsc_hz = cpuid_declared(&leaf);
+	c->present = c->fig.tsc_hz != 0;
+	if (c->present && !clock_in_range(c->fig.tsc_hz))
 		refuse(c, "CPUID (%s) declares %lu Hz, outside 100 MHz..10 GHz", leaf,
-		       (unsigned long)c->tsc_hz);
+		       (unsigned long)c->fig.tsc_hz);
 
 	struct ruler *check, *use = choose(&check);
 	char list[320];
@@ -437,21 +410,21 @@ void clock_calibrate(void)
 		struct ruler *r = &rulers[i];
 		if (!r->present)
 			continue;
-		if (r->refused)
-			printf("clock: %s refused: %s\n", r->name, r->refused);
+		if (r->fig.refused)
+			printf("clock: %s refused: %s\n", r->fig.name, r->fig.refused);
 		if (n < sizeof(list))
 			n += (size_t)snprintf(list + n, sizeof(list) - n,
 					      "%s{\"name\":\"%s\",\"tsc_hz\":%lu,\"ok\":%s}", n ? "," : "",
-					      r->name, (unsigned long)r->tsc_hz, sane(r) ? "true" : "false");
+					      r->fig.name, (unsigned long)r->fig.tsc_hz, sane(r) ? "true" : "false");
 	}
 	if (use) {
-		tsc_hz = use->tsc_hz;
-		ruler_used = use->name;
+		tsc_hz = use->fig.tsc_hz;
+		ruler_used = use->fig.name;
 		if (!check) {
 			bool others = false;
 			for (int i = 0; i < R_COUNT; i++)
 				others |= &rulers[i] != use && sane(&rulers[i]);
-			printf("clock: %s gives TSC %lu kHz; %s\n", use->name,
+			printf("clock: %s gives TSC %lu kHz; %s\n", use->fig.name,
 			       (unsigned long)(tsc_hz / 1000),
 			       others ? "WARNING: no other ruler agrees within 2 %" :
 					"no second ruler to check it");
@@ -460,10 +433,10 @@ void clock_calibrate(void)
 		printf("clock: WARNING: no ruler measured the TSC; times assume 1 GHz\n");
 	}
 	printf("clock: TSC %lu kHz by %s%s%s%s%s\n", (unsigned long)(tsc_hz / 1000), ruler_used,
-	       check ? ", checked by " : "", check ? check->name : "", leaf ? ", CPUID " : "",
+	       check ? ", checked by " : "", check ? check->fig.name : "", leaf ? ", CPUID " : "",
 	       leaf ? leaf : "");
 	event_emit("clock", "\"ruler\":\"%s\",\"tsc_hz\":%lu,\"checked_by\":\"%s\",\"rulers\":[%s]",
-		   ruler_used, (unsigned long)tsc_hz, check ? check->name : "", list);
+		   ruler_used, (unsigned long)tsc_hz, check ? check->fig.name : "", list);
 }
 
 uint64_t clock_tsc_hz(void)
