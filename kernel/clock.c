@@ -94,8 +94,8 @@ static uint64_t hpet_config_before;
 
 static uint64_t hpet_read(void)
 {
-	/* A 32-bit read is one access even where the counter has 64 bits;
-	 * the mask keeps only the bits the counter has. */
+	/* One 64-bit read (QEMU's HPET takes it); for a 32-bit counter the
+	 * ruler's mask keeps only the bits it has. */
 	return mmio_read64(hpet_regs + HPET_COUNTER);
 }
 
@@ -151,7 +151,9 @@ static void pm_timer_probe(struct ruler *r)
 /* Channel 0, mode 0 (count down once from PIT_LOAD), read back by latching
  * the count: no port 0x61 (the PC speaker's gate and OUT2, which microvm
  * does not have) and no interrupt needed. 0xf000 ticks are 51 ms, longer
- * than any window, so the count never wraps while we look. */
+ * than any window, so the count never wraps while we look. Mode 0 also
+ * ends the firmware's periodic 18.2 Hz tick: after its one terminal count
+ * the PIT has nothing more to do, so QEMU has no timer to run for it. */
 #define PIT_LOAD 0xf000
 
 static uint16_t pit_count(void)
