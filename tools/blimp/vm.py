@@ -119,6 +119,8 @@ class BlimpVM:
                  debug_exit=True, launcher=()):
         if serial not in ("stdio", "socket"):
             raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
+        if machine.split(",")[0] == "microvm" and boot != "pvh":
+            raise ValueError("microvm boots by PVH only (no UEFI firmware)")
         self.serial = serial
         self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
         self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
@@ -161,8 +163,6 @@ class BlimpVM:
             if self.append:
                 cmd += ["-append", self.append]
         elif self.boot == "uefi":
-            if self.machine.split(",")[0] == "microvm":
-                raise ValueError("microvm boots by PVH only (no UEFI firmware)")
             cmd += self._uefi_args()
         else:
             raise ValueError(f"unknown boot path {self.boot!r} (pvh or uefi)")
