@@ -68,6 +68,7 @@ import time
 # bench.py is run directly, by make bench and by hand.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from blimp.units import MIB  # noqa: E402
+from blimp.vm import EXIT_SUCCESS, BlimpVM  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 from squeeze import run_squeeze  # noqa: E402
@@ -166,6 +167,31 @@ def run_boot(guest, ram_mib, timeout):
     with guest.vm(ram_mib, reporting=False) as vm:
         ready = vm.wait_event("ready", timeout=timeout)
         return ready["_host_time"]
+
+
+PVH_FLOOR = os.path.join(ROOT, "build", "bench", "pvh_floor.elf")
+
+
+def run_boot_microvm(ram_mib, timeout):
+    """blimp on microvm (no PCI, the balloon a virtio-mmio device): QEMU's
+    start to `ready`, as run_boot."""
+    with BlimpVM(machine="microvm", mem=f"{ram_mib}M", devices=["virtio-balloon-device"],
+                 name="blimp-microvm") as vm:
+        return vm.wait_event("ready", timeout=timeout)["_host_time"]
+
+
+def run_pvh_floor(ram_mib, timeout):
+    """QEMU's floor on microvm: start to exit of a PVH kernel that writes
+    to isa-debug-exit at once (bench/pvh_floor.S), the same QEMU options."""
+    vm = BlimpVM(machine="microvm", mem=f"{ram_mib}M", kernel=PVH_FLOOR, qmp=False)
+    cmd = vm.command_line()
+    vm.close()
+    t0 = time.monotonic()
+    rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL, timeout=timeout).returncode
+    if rc != EXIT_SUCCESS:
+        raise RuntimeError(f"{PVH_FLOOR} on microvm: QEMU exited {rc}, expected {EXIT_SUCCESS}")
+    return time.monotonic() - t0
 
 
 def run_inflate_deflate(guest, ram_mib, size_mib, tmp, reporting=False):
@@ -399,6 +425,8 @@ def main():
         boot_guests = [blimp, linux] + ([] if args.quick else [blimp_uefi])
         for g in boot_guests:
             run["boot_s"][g.name] = run_boot(g, args.ram_mib, boot_timeout)
+        run["boot_s"]["blimp-microvm"] = run_boot_microvm(args.ram_mib, boot_timeout)
+        run["boot_s"]["pvh-floor-microvm"] = run_pvh_floor(args.ram_mib, boot_timeout)
         for g in balloon_guests:
             run["balloon"][g.name] = run_inflate_deflate(g, args.ram_mib, args.size_mib, args.out)
         for g in (blimp, linux):

@@ -57,6 +57,9 @@ def build_table(raw):
     boot = lambda name: _per_run(raw, lambda r: r["boot_s"][name] * 1000)  # noqa: E731
     row("boot to ready, PVH", "ms", boot("blimp-pvh"), boot("linux"), "lower",
         note="Linux: bzImage + initramfs to its shell")
+    if any("blimp-microvm" in r["boot_s"] for r in raw["runs"]):
+        row("boot to ready, PVH on microvm", "ms", boot("blimp-microvm"), None, "none",
+            boot("pvh-floor-microvm"), "limit: a PVH kernel that exits at once, same QEMU options")
     if any("blimp-uefi" in r["boot_s"] for r in raw["runs"]):
         row("boot to ready, UEFI (OVMF)", "ms", boot("blimp-uefi"), boot("linux"), "lower")
 

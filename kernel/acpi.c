@@ -1,5 +1,6 @@
 /*
- * acpi: find and parse MADT, MCFG and FADT, and the DSDT's \_S5 (see acpi.h).
+ * acpi: find and parse MADT, MCFG, FADT and HPET, and the DSDT's \_S5 (see
+ * acpi.h).
  *
  * RSDP -> RSDT (32-bit pointers) or XSDT (64-bit) -> tables by signature;
  * FADT -> DSDT. Each table's checksum is verified; a bad one is reported and
@@ -143,6 +144,16 @@ static void parse_fadt(const struct sdt_header *h)
 	parse_dsdt(acpi.fadt.dsdt, true);
 }
 
+static void parse_hpet(const struct sdt_header *h)
+{
+	const char *why;
+	if (acpi_hpet_parse((const uint8_t *)h, h->length, &acpi.hpet, &why) < 0) {
+		printf("acpi: HPET table refused: %s; no HPET clock\n", why);
+		return;
+	}
+	acpi.have_hpet = true;
+}
+
 static void parse_table(uint64_t addr)
 {
 	const struct sdt_header *h = phys_to_virt(addr);
@@ -158,6 +169,8 @@ static void parse_table(uint64_t addr)
 		parse_mcfg(h);
 	else if (memcmp(h->signature, "FACP", 4) == 0 && !acpi.have_fadt)
 		parse_fadt(h);
+	else if (memcmp(h->signature, "HPET", 4) == 0 && !acpi.have_hpet)
+		parse_hpet(h);
 }
 
 int acpi_init(uint64_t rsdp)

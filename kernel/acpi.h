@@ -1,7 +1,8 @@
 /*
  * acpi: the few ACPI tables blimp reads — MADT (interrupt controllers),
- * MCFG (PCI Express ECAM), FADT (power management registers) and the
- * DSDT's \_S5 sleep type and virtio-mmio devices. Tables are firmware data: every length is checked
+ * MCFG (PCI Express ECAM), FADT (power management registers, PM timer),
+ * HPET (a clock ruler, kernel/clock.c) and the DSDT's \_S5 sleep type and
+ * virtio-mmio devices. Tables are firmware data: every length is checked
  * against the table that holds it before anything inside is read, and a
  * table that fails a check is reported and left out (boot goes on without
  * what it would have given).
@@ -47,6 +48,8 @@ struct acpi_info {
 	uint8_t ecam_bus_start, ecam_bus_end;
 	bool have_fadt;         /* fadt holds checked values (acpi_fadt_parse) */
 	struct acpi_fadt fadt;
+	bool have_hpet;         /* hpet holds checked values (acpi_hpet_parse) */
+	struct acpi_hpet hpet;
 	bool have_s5;           /* the DSDT's \_S5_ gave these sleep types */
 	uint8_t s5_slp_typa, s5_slp_typb;
 	int n_mmio;             /* virtio-mmio transports the DSDT lists (LNRO0005) */

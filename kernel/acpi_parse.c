@@ -1,5 +1,6 @@
 /*
- * acpi_parse: FADT fields and \_S5 from byte buffers (see acpi_parse.h).
+ * acpi_parse: FADT fields, the HPET table and \_S5 from byte buffers (see
+ * acpi_parse.h).
  * No I/O, no printing, no globals: the kernel, the unit test and the fuzzer
  * call the same functions.
  */
@@ -17,11 +18,13 @@
 #define FADT_PM1B_EVT 60
 #define FADT_PM1A_CNT 64
 #define FADT_PM1B_CNT 68
+#define FADT_PM_TMR 76
 #define FADT_GPE0 80
 #define FADT_GPE1 84
 #define FADT_PM1_EVT_LEN 88
 #define FADT_PM1_CNT_LEN 89
 #define FADT_GPE0_LEN 92
+#define FADT_PM_TMR_LEN 91
 #define FADT_GPE1_LEN 93
 #define FADT_FLAGS 112
 #define FADT_X_DSDT 140
@@ -29,9 +32,11 @@
 #define FADT_X_PM1B_EVT 160
 #define FADT_X_PM1A_CNT 172
 #define FADT_X_PM1B_CNT 184
+#define FADT_X_PM_TMR 208
 #define FADT_X_GPE0 220
 #define FADT_X_GPE1 232
 #define GAS_LEN 12
+#define GAS_SPACE_MEMORY 0
 #define GAS_SPACE_IO 1
 
 bool acpi_checksum_ok(const void *p, size_t len)
@@ -163,6 +168,44 @@ int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const c
 		out->gpe1_blk = 0;
 		out->gpe1_len = 0;
 	}
+	/* The PM timer is one clock ruler among several (kernel/clock.c): an
+	 * unusable one is dropped, the rest of the table still serves. */
+	if (t[FADT_PM_TMR_LEN] != 4 ||
+	    pm1_block(t, len, FADT_PM_TMR, FADT_X_PM_TMR, 4, &out->pm_tmr_blk, &x, &ignored, "",
+		      "") < 0)
+		out->pm_tmr_blk = 0;
+	out->pm_tmr_bits = out->pm_tmr_blk ? (out->flags & ACPI_FADT_TMR_VAL_EXT ? 32 : 24) : 0;
+	return 0;
+}
+
+/* HPET table offsets (HPET 1.0a, table 3). */
+#define HPET_BLOCK_ID 36
+#define HPET_ADDRESS 40
+#define HPET_NUMBER 52
+
+int acpi_hpet_parse(const uint8_t *t, size_t len, struct acpi_hpet *out, const char **why)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < ACPI_HPET_LEN) {
+		*why = "HPET table shorter than its 56 bytes";
+		return -EINVAL;
+	}
+	if (memcmp(t, "HPET", 4) != 0 || le_read(t + 4, 4) != len) {
+		*why = "not an HPET table of the length given";
+		return -EINVAL;
+	}
+	if (t[HPET_ADDRESS] != GAS_SPACE_MEMORY) {
+		*why = "HPET registers are not in system memory";
+		return -EINVAL;
+	}
+	uint64_t a = le_read(t + HPET_ADDRESS + 4, 8);
+	if (a == 0 || a % ACPI_HPET_REGS_LEN || a >= (1ULL << 52) - ACPI_HPET_REGS_LEN) {
+		*why = "HPET address is 0, not 1 KiB aligned, or beyond 2^52";
+		return -EINVAL;
+	}
+	out->address = a;
+	out->block_id = (uint32_t)le_read(t + HPET_BLOCK_ID, 4);
+	out->number = t[HPET_NUMBER];
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
- * acpi_parse: the pure part of reading ACPI power management — the FADT's
- * fields and the \_S5 sleep type in the DSDT's AML — over byte buffers, so
- * one source runs in the kernel, the host unit test and the fuzzer.
+ * acpi_parse: the pure part of reading ACPI — the FADT's fields (power
+ * management and the PM timer), the HPET table, and the \_S5 sleep type in
+ * the DSDT's AML — over byte buffers, so one source runs in the kernel, the
+ * host unit test and the fuzzer.
  *
  * Tables are firmware data: every read is bounded by the length the caller
  * gives (the table's own length, already checked to lie inside the mapping),
@@ -10,7 +11,8 @@
  * a sentence saying what was wrong (never printed here: the caller decides).
  *
  * References: ACPI 6.5, 5.2.9 (FADT), 5.2.3.2 (Generic Address Structure),
- * 4.8.3 (PM1 registers), 7.4.2 (\_Sx objects), 20.2 (AML grammar).
+ * 4.8.3 (PM1 registers), 4.8.3.3 (PM timer), 7.4.2 (\_Sx objects), 20.2
+ * (AML grammar); IA-PC HPET Specification 1.0a, 3.2.4 (the HPET table).
  */
 #ifndef BLIMP_ACPI_PARSE_H
 #define BLIMP_ACPI_PARSE_H
@@ -34,6 +36,7 @@
 
 /* FADT Flags bits used here. */
 #define ACPI_FADT_PWR_BUTTON (1u << 4)      /* set: the power button is a control-method device */
+#define ACPI_FADT_TMR_VAL_EXT (1u << 8)     /* set: the PM timer has 32 bits, else 24 */
 #define ACPI_FADT_HW_REDUCED (1u << 20)     /* set: no PM1 blocks, no SCI_EN */
 
 /* What blimp takes from the FADT. A port of 0 means "absent". */
@@ -52,6 +55,22 @@ struct acpi_fadt {
 	 * absent or unusable (not I/O, bad port): only ever switched off. */
 	uint16_t gpe0_blk, gpe1_blk;
 	uint8_t gpe0_len, gpe1_len;         /* the blocks came from the X_ (64-bit) fields */
+	/* The ACPI PM timer (3.579545 MHz, counts up): its 4-byte port, 0 if
+	 * absent or unusable (not I/O, PM_TMR_LEN not 4, bad port) — dropped,
+	 * not refused, as the GPE blocks; pm_tmr_bits 24 or 32 (TMR_VAL_EXT). */
+	uint16_t pm_tmr_blk;
+	uint8_t pm_tmr_bits;
+};
+
+#define ACPI_PM_TIMER_HZ 3579545u
+
+/* What blimp takes from the HPET table: where the registers are. */
+#define ACPI_HPET_LEN 56         /* header, block id, address, number, min tick, flags */
+#define ACPI_HPET_REGS_LEN 1024  /* the register block (HPET 1.0a, 2.3.1) */
+struct acpi_hpet {
+	uint64_t address;        /* physical, system memory, 1 KiB aligned */
+	uint32_t block_id;       /* Event Timer Block ID: vendor 31:16, count 12:8 */
+	uint8_t number;          /* HPET sequence number */
 };
 
 /* Sum of `len` bytes is 0 (mod 256). */
@@ -68,6 +87,14 @@ bool acpi_checksum_ok(const void *p, size_t len);
  * has no PM1 blocks; out->dsdt is still set then, for the DSDT's devices).
  */
 int acpi_fadt_parse(const uint8_t *t, size_t len, struct acpi_fadt *out, const char **why);
+
+/*
+ * Read the HPET table in t[0..len) (header included; its checksum already
+ * checked) into *out. The base address must be a Generic Address in system
+ * memory (space 0), non-zero, aligned to the 1 KiB register block and below
+ * 2^52 (what a page table can map). Returns 0, or -EINVAL with *why set.
+ */
+int acpi_hpet_parse(const uint8_t *t, size_t len, struct acpi_hpet *out, const char **why);
 
 /*
  * The SCI's trigger and polarity from the MPS INTI flags of a MADT interrupt

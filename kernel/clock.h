@@ -1,15 +1,28 @@
 /*
- * clock: monotonic time since boot, from the TSC calibrated against the PIT.
+ * clock: monotonic time since boot, from the TSC, its rate measured
+ * against a ruler the machine really has (clock.c says which, in order).
+ *
+ * clock_init() only notes the TSC at boot; until clock_calibrate() runs
+ * (after ACPI, which says where the HPET and the PM timer are) times are
+ * scaled by a guess of 1 GHz. Every time is counted from the same TSC
+ * value, so once calibrated all of them are right, since boot.
  */
 #ifndef BLIMP_CLOCK_H
 #define BLIMP_CLOCK_H
 
 #include <stdint.h>
 
-/* Measure the TSC rate (about 20 ms of PIT channel 2). Call once, early. */
+/* Note the TSC at boot. Call first thing. */
 void clock_init(void);
+/* Measure the TSC's rate (one window of about 10 ms; more only when a
+ * ruler fails), print what each ruler said and emit the `clock` event.
+ * Needs acpi_init() done and paging up (the HPET is mapped). */
+void clock_calibrate(void);
 uint64_t clock_ns(void);
 uint64_t clock_ms(void);
 uint64_t clock_tsc_hz(void);
+/* The ruler the rate came from ("hpet", "pm_timer", "pit", "rtc",
+ * "cpuid"), or "none" (the 1 GHz guess: nothing could be measured). */
+const char *clock_ruler(void);
 
 #endif

@@ -2,8 +2,9 @@
  * main: bring the machine up, in an order where each step only needs the
  * ones before it, then run what the command line asks for.
  *
- *   serial -> GDT/IDT -> clock -> command line -> bootmem -> page tables
- *   -> ACPI -> interrupt controllers -> power button -> devices -> page cache (vm.cache=)
+ *   serial -> GDT/IDT -> clock (TSC at boot) -> command line -> bootmem
+ *   -> page tables -> ACPI -> clock calibration -> interrupt controllers
+ *   -> power button -> devices -> page cache (vm.cache=)
  *   -> shell -> "ready" -> kernel_loop
  */
 #include <stdio.h>
@@ -140,6 +141,7 @@ void kernel_main(const struct boot_info *bi)
 
 	if (acpi_init(boot->rsdp) < 0)
 		printf("acpi: no tables; IOAPICs only from an MP table, if the firmware wrote one\n");
+	clock_calibrate(); /* after ACPI (HPET, PM timer), before the LAPIC timer is timed by it */
 	pic_disable();
 	lapic_init();
 	if (ioapic_init() < 0)
@@ -147,7 +149,9 @@ void kernel_main(const struct boot_info *bi)
 	irq_enable();
 	power_init(irq_poll());
 
-	pci_scan();
+	if (pci_scan() == 0)
+		printf("pci: nothing answers at 0xcf8/0xcfc, not even a host bridge: a machine "
+		       "without PCI (microvm); no PCI devices\n");
 	virtio_pci_probe(irq_poll());
 	virtio_mmio_probe(irq_poll());
 	if (!devfuzz_start())
@@ -163,12 +167,12 @@ void kernel_main(const struct boot_info *bi)
 
 	uint64_t usable = memmap_total(boot->memmap, boot->memmap_count, BOOT_MEM_USABLE);
 	char esc[BOOT_CMDLINE_MAX * 2];
-	printf("blimp: %lu MiB usable RAM (%lu MiB above 4 GiB), TSC %lu MHz\n",
+	printf("blimp: %lu MiB usable RAM (%lu MiB above 4 GiB), TSC %lu MHz (by %s)\n",
 	       (unsigned long)(usable >> 20), (unsigned long)(usable_above_4g() >> 20),
-	       (unsigned long)(clock_tsc_hz() / 1000000));
-	event_emit("ready", "\"boot\":\"%s\",\"mem_usable\":%lu,\"mem_above_4g\":%lu,"
+	       (unsigned long)(clock_tsc_hz() / 1000000), clock_ruler());
+	event_emit("ready", "\"boot\":\"%s\",\"clock\":\"%s\",\"mem_usable\":%lu,\"mem_above_4g\":%lu,"
 		   "\"memmap_entries\":%u,\"cmdline\":\"%s\"",
-		   boot_path_name(), (unsigned long)usable, (unsigned long)usable_above_4g(),
+		   boot_path_name(), clock_ruler(), (unsigned long)usable, (unsigned long)usable_above_4g(),
 		   boot->memmap_count, event_json_escape(esc, sizeof(esc), boot->cmdline));
 	shell_start(irq_poll());
 	kernel_loop();

@@ -462,8 +462,23 @@ QEMU_SLEEP_STATES = bytes.fromhex(  # Name(_S3..), Name(_S4..), Name(_S5..), Sco
         "060400000000103b5c2e5f5342")
 
 
+
+def qemu_hpet_table():
+    """QEMU 7.2's HPET table (build_hpet: block id 0x8086a201, registers at
+    0xfed00000, 56 bytes), as tests/unit/test_acpi.c builds it."""
+    t = bytearray(56)
+    t[0:4] = b"HPET"
+    t[4] = 56
+    t[8] = 1
+    t[36:40] = (0x8086a201).to_bytes(4, "little")
+    t[44:52] = (0xfed00000).to_bytes(8, "little")
+    t[9] = (-sum(t)) & 0xff
+    return bytes(t)
+
+
 def gen_acpi():
-    """Mode byte (fuzz_acpi.c): 0 AML, 1 FADT as is, 3 FADT with header fixed."""
+    """Mode byte (fuzz_acpi.c): 0 AML, 1 FADT as is, 3 FADT with header fixed,
+    4 HPET table as is, 6 HPET table with header fixed."""
     w = lambda name, mode, data: write("acpi", name, bytes([mode]) + data)
     w("q35-fadt", 1, QEMU_Q35_FADT)
     w("pc-fadt", 1, QEMU_PC_FADT)
@@ -479,6 +494,14 @@ def gen_acpi():
     w("s5-two-byte-pkglength", 0, b"\x08_S5_\x12\x40\x01\x02\x0e\x03" + bytes(7) + b"\x00" + b"\xa3" * 3)
     w("s5-lookalike-first", 0, b"\x08_S5_\x0a\x33" + QEMU_SLEEP_STATES)
     w("s5-runs-past-end", 0, b"\x08_S5_\x12\x3f\x04\x00\x00")
+    ext = bytearray(QEMU_Q35_FADT)
+    ext[113] |= 1                          # TMR_VAL_EXT: a 32-bit PM timer
+    w("q35-fadt-pm-timer-32", 3, bytes(ext))
+    hpet = qemu_hpet_table()
+    w("qemu-hpet", 4, hpet)
+    unaligned = bytearray(hpet)
+    unaligned[44] = 0x10                   # registers not 1 KiB aligned
+    w("hpet-unaligned", 6, bytes(unaligned))
 
 
 GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci,

@@ -1,6 +1,6 @@
 /*
  * Host tests for kernel/acpi_parse.c: the FADT's power-management fields and
- * the \_S5 scan of the DSDT's AML, on tables QEMU 7.2 really builds (dumped
+ * PM timer, the HPET table, and the \_S5 scan of the DSDT's AML, on tables QEMU 7.2 really builds (dumped
  * from a running guest with QMP pmemsave) and on truncated, garbage and
  * hand-made ones. Every buffer handed to the parser is a heap copy of
  * exactly its length, so a read past the end is an ASan error, not luck.
@@ -281,6 +281,116 @@ static void an_unusable_gpe_block_is_dropped_not_fatal(void **state)
 	assert_int_equal(f.gpe0_blk, 0);
 }
 
+/* ---------------------------------------------------------------- PM timer */
+
+static void pm_timer_is_read_from_both_real_fadts_and_dropped_when_unusable(void **state)
+{
+	(void)state;
+	struct acpi_fadt f;
+	const char *why;
+	assert_int_equal(parse_fadt(q35_fadt, sizeof(q35_fadt), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_blk, 0x608);  /* from X_PM_TMR_BLK */
+	assert_int_equal(f.pm_tmr_bits, 24);    /* TMR_VAL_EXT clear */
+	assert_int_equal(parse_fadt(pc_fadt, sizeof(pc_fadt), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_blk, 0x608);  /* from PM_TMR_BLK */
+	assert_int_equal(f.pm_tmr_bits, 24);
+
+	uint8_t t[sizeof(q35_fadt)];
+	fadt_copy(t, q35_fadt, sizeof(t));
+	t[113] |= 1;                            /* Flags bit 8: TMR_VAL_EXT */
+	assert_int_equal(parse_fadt(t, sizeof(t), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_bits, 32);
+	fadt_copy(t, q35_fadt, sizeof(t));
+	t[91] = 3;                              /* PM_TMR_LEN not 4 */
+	assert_int_equal(parse_fadt(t, sizeof(t), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_blk, 0);
+	assert_int_equal(f.pm_tmr_bits, 0);
+	fadt_copy(t, q35_fadt, sizeof(t));
+	t[208] = 0;                             /* X_PM_TMR_BLK in memory space */
+	assert_int_equal(parse_fadt(t, sizeof(t), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_blk, 0);
+	assert_int_equal(f.pm1a_evt, 0x600);    /* the rest of the table still serves */
+	fadt_copy(t, pc_fadt, sizeof(pc_fadt));
+	t[76] = 0xfe; t[77] = 0xff;             /* PM_TMR_BLK 0xfffe runs past 0xffff */
+	assert_int_equal(parse_fadt(t, sizeof(pc_fadt), &f, &why), 0);
+	assert_int_equal(f.pm_tmr_blk, 0);
+}
+
+/* ---------------------------------------------------------------- HPET */
+
+/* An HPET table as QEMU 7.2 builds it for q35 and pc (build_hpet: Intel's
+ * block id 0x8086a201, registers at 0xfed00000), checksum fixed up. */
+static void hpet_table(uint8_t t[ACPI_HPET_LEN])
+{
+	memset(t, 0, ACPI_HPET_LEN);
+	memcpy(t, "HPET", 4);
+	t[4] = ACPI_HPET_LEN;
+	t[8] = 1;
+	memcpy(t + 36, "\x01\xa2\x86\x80", 4);
+	memcpy(t + 44, "\x00\x00\xd0\xfe", 4);
+	uint8_t sum = 0;
+	for (int i = 0; i < ACPI_HPET_LEN; i++)
+		sum += t[i];
+	t[9] = (uint8_t)-sum;
+}
+
+static int parse_hpet(const uint8_t *t, size_t len, struct acpi_hpet *h, const char **why)
+{
+	uint8_t *c = exact(t, len);
+	*why = NULL;
+	int rc = acpi_hpet_parse(c, len, h, why);
+	free(c);
+	if (rc < 0)
+		assert_non_null(*why);
+	return rc;
+}
+
+static void qemu_hpet_table_gives_its_registers(void **state)
+{
+	(void)state;
+	uint8_t t[ACPI_HPET_LEN];
+	struct acpi_hpet h;
+	const char *why;
+	hpet_table(t);
+	assert_true(acpi_checksum_ok(t, sizeof(t)));
+	assert_int_equal(parse_hpet(t, sizeof(t), &h, &why), 0);
+	assert_int_equal(h.address, 0xfed00000);
+	assert_int_equal(h.block_id, 0x8086a201);
+	assert_int_equal(h.number, 0);
+}
+
+static void bad_hpet_tables_are_refused_with_a_reason(void **state)
+{
+	(void)state;
+	static const struct {
+		size_t off;
+		uint8_t val;
+		const char *why;
+	} cases[] = {
+		{ 40, 1, "HPET registers are not in system memory" },
+		{ 44, 0x10, "HPET address is 0, not 1 KiB aligned, or beyond 2^52" },
+		{ 51, 0x10, "HPET address is 0, not 1 KiB aligned, or beyond 2^52" },
+		{ 0, 'X', "not an HPET table of the length given" },
+	};
+	uint8_t t[ACPI_HPET_LEN];
+	struct acpi_hpet h;
+	const char *why;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		hpet_table(t);
+		t[cases[i].off] = cases[i].val;
+		if (parse_hpet(t, sizeof(t), &h, &why) != -EINVAL || strcmp(why, cases[i].why) != 0)
+			fail_msg("byte %zu = %#x: expected refusal \"%s\", got \"%s\"", cases[i].off,
+				 cases[i].val, cases[i].why, why ? why : "(accepted)");
+	}
+	hpet_table(t);
+	memset(t + 44, 0, 8);                   /* address 0 */
+	assert_int_equal(parse_hpet(t, sizeof(t), &h, &why), -EINVAL);
+	/* Every truncation is refused, and read in bounds (ASan). */
+	hpet_table(t);
+	for (size_t len = 0; len < ACPI_HPET_LEN; len++)
+		assert_int_equal(parse_hpet(t, len, &h, &why), -EINVAL);
+}
+
 /* ---------------------------------------------------------------- SCI */
 
 static void sci_defaults_to_level_low_and_follows_each_override_field(void **state)
@@ -470,6 +580,9 @@ int main(void)
 		cmocka_unit_test(every_truncation_of_a_fadt_is_refused_or_read_in_bounds),
 		cmocka_unit_test(bad_fadt_fields_are_refused_with_a_reason),
 		cmocka_unit_test(an_unusable_gpe_block_is_dropped_not_fatal),
+		cmocka_unit_test(pm_timer_is_read_from_both_real_fadts_and_dropped_when_unusable),
+		cmocka_unit_test(qemu_hpet_table_gives_its_registers),
+		cmocka_unit_test(bad_hpet_tables_are_refused_with_a_reason),
 		cmocka_unit_test(sci_defaults_to_level_low_and_follows_each_override_field),
 		cmocka_unit_test(qemu_s5_is_zero_zero_and_s3_s4_are_not_taken_for_it),
 		cmocka_unit_test(every_truncation_of_the_sleep_states_stays_in_bounds),

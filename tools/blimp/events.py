@@ -19,6 +19,7 @@ class EventFormatError(ValueError):
 # KeyError or TypeError deep inside a wait. docs/events.md lists every field.
 EVENT_FIELDS = {
     "ready": {"boot": str, "mem_usable": int},
+    "clock": {"ruler": str, "tsc_hz": int, "checked_by": str, "rulers": list},
     "cmd": {"name": str, "rc": int},
     "cmd_error": {"name": str},
     "pfa": {"check": str, "free": int},

@@ -18,6 +18,11 @@ open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
 
+machine is -machine's value: "q35", "pc", or "microvm" with its options
+after a comma ("microvm,pit=off"). microvm takes isa-debug-exit like the
+others, but has no PCI (its devices are virtio-mmio ones, such as
+"virtio-balloon-device") and no UEFI firmware: PVH only.
+
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
@@ -114,6 +119,8 @@ class BlimpVM:
                  debug_exit=True, launcher=()):
         if serial not in ("stdio", "socket"):
             raise ValueError(f"unknown serial kind {serial!r} (stdio or socket)")
+        if machine.split(",")[0] == "microvm" and boot != "pvh":
+            raise ValueError("microvm boots by PVH only (no UEFI firmware)")
         self.serial = serial
         self.mem, self.machine, self.boot, self.append = mem, machine, boot, append
         self.devices, self.extra_args, self.smp = list(devices), list(extra_args), smp
