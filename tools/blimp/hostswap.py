@@ -53,6 +53,7 @@ import subprocess
 import tempfile
 import time
 
+from .policy.backend import ram_rss
 from .units import MIB
 from .vm import BUILD
 
@@ -252,13 +253,7 @@ class HostSwap:
     def guest_resident(self, pid, mem_bytes):
         """Bytes of guest RAM in host memory, file-backed or not: the Rss of
         QEMU's mapping of exactly mem_bytes (/proc/PID/smaps)."""
-        size, found = None, None
-        for line in _read(f"/proc/{pid}/smaps").splitlines():
-            k, _, v = line.partition(":")
-            if k == "Size":
-                size = int(v.split()[0]) * 1024
-            elif k == "Rss" and size == mem_bytes:
-                found = (found or 0) + int(v.split()[0]) * 1024
+        found = ram_rss(pid, mem_bytes)
         if found is None:
             raise RuntimeError(f"QEMU {pid} has no mapping of {mem_bytes} bytes")
         return found
