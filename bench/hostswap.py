@@ -32,9 +32,11 @@ control:
                 5 s once its inode has been dirty 30 s), to subtract.
 
 The Linux reference guest (bench/guests.py, when build/bench/linux is
-built) runs the busy scenario too, as pressmem (bench/linux/pressmem.c: the
-same accesses), its init swapping on the same disk; its figures come from
-pressmem's per-second lines and /proc/vmstat (pgmajfault, pswpout, pswpin).
+built) runs both scenarios too, as pressmem (bench/linux/pressmem.c: the
+same accesses), its init swapping on the same disk, touching and freeing
+with `touch N` and reading the clean cache with `cacheread N`; its figures
+come from pressmem's per-second lines and /proc/vmstat (pgmajfault,
+pswpout, pswpin).
 
 Scenarios:
   busy  `run p size=384M pattern=hotcold hot=64M hotpct=90 write=30`, the
@@ -80,6 +82,7 @@ SCENARIOS = {
              "freed_mib": 0, "cache_mib": 0},
     "idle": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 288, "warm_s": 5, "after_s": 10,
              "run": "run p size=32M pattern=hotcold hot=8M hotpct=90 write=30 seed=1",
+             "size_mib": 32, "hot_mib": 8, "hot_pct": 90, "write_pct": 30,     # pressmem's
              "freed_mib": 384, "cache_mib": 128},
 }
 WORKLOAD = "p"
@@ -148,8 +151,11 @@ class BlimpSide:
 
 
 class LinuxSide:
-    """The busy scenario in the Linux reference guest: pressmem, the same
-    accesses (bench/linux/pressmem.c), its init swapping on the same disk."""
+    """A scenario in the Linux reference guest: pressmem, the same accesses
+    (bench/linux/pressmem.c), its init swapping on the same disk. The idle
+    scenario's touch-and-free is init's `touch N` (touchmem: map, write
+    every page, unmap), its clean cache `cacheread N` (dd from the
+    read-only disk into the block device's page cache)."""
     name = "linux"
 
     def guest(self):
@@ -159,11 +165,16 @@ class LinuxSide:
         return ""
 
     def start(self, vm, p):
-        if p["freed_mib"] or p["cache_mib"]:
-            raise ValueError("the Linux guest runs the busy scenario only")
         ready = vm.wait_event("ready", timeout=600)
         if not ready.get("swap_bytes"):
             vm.fail("the Linux guest has no swap: the swap disk was not used")
+        if p["freed_mib"]:
+            vm.shell(f"touch {p['freed_mib']}", timeout=600)
+        if p["cache_mib"]:
+            vm.shell(f"cacheread {p['cache_mib']}", timeout=600)
+            cached = _meminfo_kib(vm, "Buffers") + _meminfo_kib(vm, "Cached")
+            if cached * 1024 < p["cache_mib"] * MIB * 0.9:
+                vm.fail(f"cacheread {p['cache_mib']}: only {cached} KiB in the page cache")
         self.follow = PressFollower(vm)
         seconds = p["warm_s"] + p["after_s"] + 40     # room for the time to the budget
         vm.shell(f"press {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} {seconds} 1")
@@ -190,6 +201,15 @@ class LinuxSide:
 
     def ticks(self, vm):
         return list(self.follow.ticks)
+
+
+def _meminfo_kib(vm, key):
+    """One /proc/meminfo figure of the Linux guest, in KiB."""
+    _, out = vm.shell("meminfo")
+    for line in out:
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    vm.fail(f"no {key} in the guest's /proc/meminfo")
 
 
 SIDES = {"blimp": BlimpSide, "linux": LinuxSide}
@@ -343,7 +363,8 @@ def table(results):
         run = p["run"] if guest != "linux" else (
             f"Linux guest, pressmem {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} (the same accesses)")
         out.append(f"**{key}**: {run}"
-                   + (f", after alloc {p['freed_mib']}M + free all" if p["freed_mib"] else "")
+                   + ((f", after touch {p['freed_mib']} (touchmem: touched and freed)" if guest == "linux"
+                       else f", after alloc {p['freed_mib']}M + free all") if p["freed_mib"] else "")
                    + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
                    + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
         cases = [c for c in CASES if c in runs]
@@ -472,8 +493,6 @@ def main():
     results = {}
     for guest in guests:
         for scenario in scenarios:
-            if guest == "linux" and SCENARIOS[scenario]["cache_mib"]:
-                continue        # the Linux guest runs the busy scenario only
             key = scenario if guest == "blimp" else f"{scenario}-linux"
             results[key] = {}
             for case in args.cases.split(","):

@@ -199,9 +199,12 @@ class HostSwap:
     def ram_path(self):
         return os.path.join(self.mnt, RAM_FILE)
 
-    def ram_args(self, mem_bytes):
-        """QEMU arguments: guest RAM is `mem_bytes` of the shared file."""
-        return ["-object", f"memory-backend-file,id=ram,size={mem_bytes},mem-path={self.ram_path},share=on",
+    def ram_args(self, mem_bytes, ram=RAM_FILE):
+        """QEMU arguments: guest RAM is `mem_bytes` of the shared file `ram`
+        in the loop device's file system (one per guest when several
+        share the cgroup: bench/policy.py)."""
+        path = os.path.join(self.mnt, ram)
+        return ["-object", f"memory-backend-file,id=ram,size={mem_bytes},mem-path={path},share=on",
                 "-machine", "memory-backend=ram"]
 
     def launcher(self):
@@ -211,14 +214,14 @@ class HostSwap:
         script = "for f in " + " ".join(procs) + '; do echo $$ > "$f" || exit 1; done; exec "$@"'
         return ["/bin/sh", "-c", script, "hostswap"]
 
-    def prepare(self, vm, file_backed=True):
+    def prepare(self, vm, file_backed=True, ram=RAM_FILE):
         """Make a BlimpVM (not started yet) start in this cgroup, with RAM
-        from the shared file (its size parsed from vm.mem: "512M", "1G"),
-        or, file_backed=False, QEMU's usual anonymous RAM: the host has no
-        swap, so nothing of it can go to a disk and only the balloon can
-        bring its usage down."""
+        from the shared file `ram` (its size parsed from vm.mem: "512M",
+        "1G"), or, file_backed=False, QEMU's usual anonymous RAM: the host
+        has no swap, so nothing of it can go to a disk and only the balloon
+        can bring its usage down."""
         if file_backed:
-            vm.extra_args += self.ram_args(parse_size(vm.mem))
+            vm.extra_args += self.ram_args(parse_size(vm.mem), ram)
         vm.launcher = self.launcher()
         return vm
 
@@ -258,9 +261,11 @@ class HostSwap:
             raise RuntimeError(f"QEMU {pid} has no mapping of {mem_bytes} bytes")
         return found
 
-    def ram_resident(self):
-        """Bytes of the guest's RAM file in host memory (fincore)."""
-        out = _run(["fincore", "--bytes", "--noheadings", "--output", "RES", self.ram_path], "fincore")
+    def ram_resident(self, ram=RAM_FILE):
+        """Bytes of the guest's RAM file `ram` in host memory (fincore): its
+        pages in the page cache, mapped or not, all charged to the cgroup."""
+        out = _run(["fincore", "--bytes", "--noheadings", "--output", "RES", os.path.join(self.mnt, ram)],
+                   "fincore")
         return int(out.split()[0])
 
     # ------------------------------------------------------------ counters
