@@ -60,6 +60,7 @@ Results go to OUT/hostswap.json and OUT/hostswap.md (the table).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -68,6 +69,7 @@ from blimp import hostswap
 from blimp.units import MIB, PAGE
 from blimp.vm import BUILD
 from guests import LINUX_GUEST_JSON, Blimp, Linux
+from report import spread
 from squeeze import (PressFollower, _host_time, _wait_workload, _workload_events, phase_rates,
                      swap_args, vmstat)
 
@@ -332,51 +334,6 @@ def _x(x):
     return "—" if x is None else f"{x:.2f}"
 
 
-ROWS = [
-    ("accesses/s before", lambda r: _k(r["accesses_per_s"]["before"])),
-    ("accesses/s to the budget", lambda r: _k(r["accesses_per_s"]["during"])),
-    ("accesses/s after", lambda r: _k(r["accesses_per_s"]["after"])),
-    ("accesses after / before", lambda r: _x(_ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"]))),
-    ("time to the budget (s)", lambda r: _s(r["budget_s"]) if r["case"] != "file" else "—"),
-    ("balloon at its target (s)", lambda r: _s(r["balloon_s"]) if r["case"] not in ("host", "file") else "—"),
-    ("memory reclaimed (MiB)", lambda r: _mib(r["reclaimed"])),
-    ("usage at the end / budget (MiB)", lambda r: f"{_mib(r['usage']['end'])} / {_mib(r['budget'])}"),
-    ("host wrote for guest RAM (MiB)", lambda r: _mib(r["host_write"])),
-    ("  ...and before t0, flusher (MiB)", lambda r: _mib(r["host_write_before"])),
-    ("host read for guest RAM (MiB)", lambda r: _mib(r["host_read"])),
-    ("QEMU major faults", lambda r: str(r["host_majflt"])),
-    ("guest swap written (MiB)", lambda r: _mib(r["guest_swap_out"])),
-    ("guest swap read (MiB)", lambda r: _mib(r["guest_swap_in"])),
-    ("guest major faults", lambda r: str(r["guest_majflt"])),
-    ("host bytes written / byte reclaimed", lambda r: _x(r["amp_host"])),
-    ("all bytes written / byte reclaimed", lambda r: _x(r["amp_total"])),
-    ("errors (pages lost or wrong)", lambda r: str(r["errors"])),
-]
-
-
-def table(results):
-    """One markdown table per scenario and guest, the cases side by side."""
-    out = []
-    for key, runs in results.items():
-        scenario, _, guest = key.partition("-")
-        p = SCENARIOS[scenario]
-        run = p["run"] if guest != "linux" else (
-            f"Linux guest, pressmem {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} (the same accesses)")
-        out.append(f"**{key}**: {run}"
-                   + ((f", after touch {p['freed_mib']} (touchmem: touched and freed)" if guest == "linux"
-                       else f", after alloc {p['freed_mib']}M + free all") if p["freed_mib"] else "")
-                   + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
-                   + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
-        cases = [c for c in CASES if c in runs]
-        out.append("| | " + " | ".join(cases) + " |")
-        out.append("|---|" + "---|" * len(cases))
-        for name, cell in ROWS:
-            out.append(f"| {name} | " + " | ".join("failed" if "failed" in runs[c] else cell(runs[c])
-                                                   for c in cases) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
 # ------------------------------------------------------------------ the sweep
 def sweep(out_dir, amounts, guest="blimp", cases=("host", "balloon"), scenario="busy"):
     """Waldspurger's figure (OSDI 2002, ballooning against paging): the
@@ -438,13 +395,18 @@ def main():
     ap.add_argument("--scenario", choices=list(SCENARIOS) + ["all"], default="all")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--guest", choices=["blimp", "linux", "all"], default="all",
-                    help="the Linux reference guest runs the busy scenario (when it is built)")
+                    help="the Linux reference guest runs both scenarios too (when it is built)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of each case, interleaved (one of each case, then again); "
+                    "the table's cells are median (min-max)")
     ap.add_argument("--report", help="print the table of a saved hostswap.json and stop")
     ap.add_argument("--sweep", help="MiB,MiB,...: the throughput-against-memory-taken figure "
                     "for host swapping and the balloon instead of the table")
     ap.add_argument("--plot", default=os.path.join(BUILD, "hostswap", "hostswap.png"),
                     help="where --sweep draws its figure")
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
     saved_sweeps = args.sweep.split(",") if args.sweep else []
     if saved_sweeps and all(os.path.exists(f) for f in saved_sweeps):
         # Draw saved sweeps again, one figure: their guests side by side.
@@ -491,25 +453,28 @@ def main():
               file=sys.stderr)
         guests.remove("linux")
     results = {}
-    for guest in guests:
-        for scenario in scenarios:
-            key = scenario if guest == "blimp" else f"{scenario}-linux"
-            results[key] = {}
-            for case in args.cases.split(","):
-                t = time.monotonic()
-                try:
-                    r = run_case(case, scenario, args.out, guest=guest)
-                except Exception as e:      # one failed case: said, and the others still run
-                    print(f"hostswap: {key}/{case} failed: {e}", file=sys.stderr, flush=True)
-                    results[key][case] = {"case": case, "failed": str(e).splitlines()[0]}
-                    continue
-                results[key][case] = r
-                print(f"hostswap: {key}/{case}: budget in {_s(r['budget_s'])} s, host wrote "
-                      f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB "
-                      f"({time.monotonic() - t:.0f} s)", flush=True)
+    for run in range(args.runs):
+        for guest in guests:
+            for scenario in scenarios:
+                key = scenario if guest == "blimp" else f"{scenario}-linux"
+                for case in args.cases.split(","):
+                    t = time.monotonic()
+                    runs = results.setdefault(key, {}).setdefault(case, [])
+                    label = f"{key}/{case}" + (f" run {run + 1}/{args.runs}" if args.runs > 1 else "")
+                    try:
+                        r = run_case(case, scenario, args.out, guest=guest)
+                    except Exception as e:      # one failed case: said, and the others still run
+                        print(f"hostswap: {label} failed: {e}", file=sys.stderr, flush=True)
+                        runs.append({"case": case, "failed": str(e).splitlines()[0]})
+                        continue
+                    runs.append(r)
+                    print(f"hostswap: {label}: budget in {_s(r['budget_s'])} s, host wrote "
+                          f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB, "
+                          f"accesses/s after/before {_x(_ratio(r['accesses_per_s']['after'], r['accesses_per_s']['before']))} "
+                          f"({time.monotonic() - t:.0f} s)", flush=True)
     calib = hostswap.calibrate()
     with open(os.path.join(args.out, "hostswap.json"), "w") as f:
-        json.dump({"results": results, "calibration": calib,
+        json.dump({"results": results, "calibration": calib, "runs": args.runs,
                    "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, f, indent=1)
     text = table(results)
     with open(os.path.join(args.out, "hostswap.md"), "w") as f:

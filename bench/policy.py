@@ -42,7 +42,7 @@ hostswap has any, the host having no swap; QEMU's major faults from
 QEMU's own memory exceeds the budget; and those whose sum of guest sizes,
 balloon `actual`, does), and the largest sum of targets. With --runs N every
 policy runs N times, interleaved (run 1 of each, then run 2, ...: the host's
-load moves), and each figure is the median, [min-max]. One picture per
+load moves), and each figure is the median (min-max). One picture per
 policy and run: build/bench/policy/POLICY[-RUN].png; the steps as JSON lines
 (.jsonl) and the manager's log, every decision with its reason (.log),
 beside it.
@@ -55,7 +55,6 @@ import contextlib
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 
@@ -69,6 +68,7 @@ except ImportError:
     sys.exit("bench/policy.py: run with PYTHONPATH=tools (make bench-policy does)")
 
 from guests import Blimp, Linux
+from report import spread
 from squeeze import swap_args as swap_disk_args
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "bench", "policy")
@@ -336,16 +336,6 @@ def plot(policy, history, budget, phases, t0, path):
     plt.close(fig)
 
 
-def _spread(values, fmt):
-    """One figure over the runs: the value, or median [min-max]."""
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "—"
-    if len(vals) == 1:
-        return fmt(vals[0])
-    return f"{fmt(statistics.median(vals))} [{fmt(min(vals))}-{fmt(max(vals))}]"
-
-
 def _m(v):
     return f"{v / 1e6:.2f}"
 
@@ -382,7 +372,7 @@ def table(results):
     heads = ["policy"] + [h for h, _ in COLUMNS] + ["runs", "failed"]
     rows = []
     for policy, runs in results.items():
-        row = [policy] + [" / ".join(_spread([get(r) for r in runs], fmt) for get, fmt in figs)
+        row = [policy] + [" / ".join(spread([get(r) for r in runs], fmt) for get, fmt in figs)
                           for _, figs in COLUMNS]
         row.append(str(len(runs)))
         row.append(", ".join(sorted({n for r in runs for n, f in r["failed"].items() if f})) or "none")
@@ -394,14 +384,22 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--policies", default=",".join(CASES),
                     help="policies and the case hostswap, in the order run (default all)")
-    ap.add_argument("--runs", type=int, default=1, help="runs of each, interleaved; median [min-max]")
+    ap.add_argument("--runs", type=int, default=1, help="runs of each, interleaved; median (min-max)")
     ap.add_argument("--budget-mib", type=int, default=512)
     ap.add_argument("--mem-mib", type=int, default=256)
     ap.add_argument("--swap-mib", type=int, default=256)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--tb-mib", type=int, default=32, help="TCG translation cache per guest")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--report", metavar="JSON", help="print the table of a saved results.json and stop")
     a = ap.parse_args(argv)
+    if a.report:
+        with open(a.report) as f:
+            saved = json.load(f)
+        # One result per policy before --runs; a list of runs since.
+        print(table({p: rs if isinstance(rs, list) else [rs] for p, rs in
+                     (saved.items() if isinstance(saved, dict) else ((r["policy"], r) for r in saved))}))
+        return
     policies = [p for p in a.policies.split(",") if p]
     unknown = [p for p in policies if p not in CASES]
     if unknown or a.runs < 1:
