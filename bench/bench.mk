@@ -69,10 +69,12 @@ bench-policy: all
 
 # make experiment: host swapping against the balloon under the same host
 # memory budget (issue 16, bench/hostswap.py, docs/hostswap.md): two
-# scenarios, five cases each, one table; about 8 minutes. Needs root, a v1
-# memory cgroup and loop devices; it says so and stops otherwise.
+# scenarios, five cases each, one table; about 8 minutes a run (EXPERIMENT_RUNS=3
+# for medians). Needs root, a v1 memory cgroup and loop devices; it says so and
+# stops otherwise.
 EXPERIMENT_ARGS ?=
+EXPERIMENT_RUNS ?= 1
 experiment: all
-	$(Q)PYTHONPATH=tools $(PYTHON) bench/hostswap.py --out $(BUILD)/hostswap $(EXPERIMENT_ARGS)
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/hostswap.py --out $(BUILD)/hostswap --runs $(EXPERIMENT_RUNS) $(EXPERIMENT_ARGS)
 
 .PHONY: experiment
