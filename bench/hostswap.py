@@ -334,6 +334,85 @@ def _x(x):
     return "—" if x is None else f"{x:.2f}"
 
 
+def _never(x):
+    return "never" if x == math.inf else f"{x:.2f}"
+
+
+def _budget_s(r):
+    """Time to the budget: None (no budget) for the control, inf when never reached."""
+    if r["case"] == "file":
+        return None
+    return math.inf if r["budget_s"] is None else r["budget_s"]
+
+
+def _balloon_s(r):
+    if r["case"] in ("host", "file"):
+        return None
+    return math.inf if r["balloon_s"] is None else r["balloon_s"]
+
+
+def _int(x):
+    return f"{x:.0f}"
+
+
+# One row of the table: its name and the figures it shows (getter, format),
+# joined by " / "; each figure over the runs is the median (min-max).
+ROWS = [
+    ("accesses/s before", [(lambda r: r["accesses_per_s"]["before"], _k)]),
+    ("accesses/s to the budget", [(lambda r: r["accesses_per_s"]["during"], _k)]),
+    ("accesses/s after", [(lambda r: r["accesses_per_s"]["after"], _k)]),
+    ("accesses after / before",
+     [(lambda r: _ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"]), _x)]),
+    ("time to the budget (s)", [(_budget_s, _never)]),
+    ("balloon at its target (s)", [(_balloon_s, _never)]),
+    ("memory reclaimed (MiB)", [(lambda r: r["reclaimed"], _mib)]),
+    ("usage at the end / budget (MiB)", [(lambda r: r["usage"]["end"], _mib), (lambda r: r["budget"], _mib)]),
+    ("host wrote for guest RAM (MiB)", [(lambda r: r["host_write"], _mib)]),
+    ("  ...and before t0, flusher (MiB)", [(lambda r: r["host_write_before"], _mib)]),
+    ("host read for guest RAM (MiB)", [(lambda r: r["host_read"], _mib)]),
+    ("QEMU major faults", [(lambda r: r["host_majflt"], _int)]),
+    ("guest swap written (MiB)", [(lambda r: r["guest_swap_out"], _mib)]),
+    ("guest swap read (MiB)", [(lambda r: r["guest_swap_in"], _mib)]),
+    ("guest major faults", [(lambda r: r["guest_majflt"], _int)]),
+    ("host bytes written / byte reclaimed", [(lambda r: r["amp_host"], _x)]),
+    ("all bytes written / byte reclaimed", [(lambda r: r["amp_total"], _x)]),
+    ("errors (pages lost or wrong)", [(lambda r: r["errors"], _int)]),
+]
+
+
+def _runs(entry):
+    """A case's runs: a list (a hostswap.json from before --runs held one dict)."""
+    return entry if isinstance(entry, list) else [entry]
+
+
+def table(results):
+    """One markdown table per scenario and guest, the cases side by side;
+    each cell the median (min-max) of the runs that did not fail."""
+    out = []
+    for key, cases_runs in results.items():
+        scenario, _, guest = key.partition("-")
+        p = SCENARIOS[scenario]
+        run = p["run"] if guest != "linux" else (
+            f"Linux guest, pressmem {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} (the same accesses)")
+        out.append(f"**{key}**: {run}"
+                   + ((f", after touch {p['freed_mib']} (touchmem: touched and freed)" if guest == "linux"
+                       else f", after alloc {p['freed_mib']}M + free all") if p["freed_mib"] else "")
+                   + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
+                   + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
+        cases = [c for c in CASES if c in cases_runs]
+        good = {c: [r for r in _runs(cases_runs[c]) if "failed" not in r] for c in cases}
+        bad = {c: len(_runs(cases_runs[c])) - len(good[c]) for c in cases}
+        out.append("| | " + " | ".join(cases) + " |")
+        out.append("|---|" + "---|" * len(cases))
+        out.append("| runs (failed) | " + " | ".join(f"{len(good[c])} ({bad[c]})" for c in cases) + " |")
+        for name, figs in ROWS:
+            out.append(f"| {name} | " + " | ".join(
+                " / ".join(spread([get(r) for r in good[c]], fmt) for get, fmt in figs) if good[c] else "failed"
+                for c in cases) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 # ------------------------------------------------------------------ the sweep
 def sweep(out_dir, amounts, guest="blimp", cases=("host", "balloon"), scenario="busy"):
     """Waldspurger's figure (OSDI 2002, ballooning against paging): the
