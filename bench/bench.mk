@@ -69,7 +69,7 @@ bench-policy: all
 
 # make experiment: host swapping against the balloon under the same host
 # memory budget (issue 16, bench/hostswap.py, docs/hostswap.md): two
-# scenarios, five cases each, one table; about 8 minutes a run (EXPERIMENT_RUNS=3
+# scenarios, five cases each, both guests, one table; about 14 minutes a run (EXPERIMENT_RUNS=3
 # for medians). Needs root, a v1 memory cgroup and loop devices; it says so and
 # stops otherwise.
 EXPERIMENT_ARGS ?=

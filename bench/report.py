@@ -37,8 +37,9 @@ def spread(values, fmt):
     s = stats(values)
     if s is None:
         return "—"
-    if s["n"] > 1 and s["min"] != s["max"]:
-        return f"{fmt(s['median'])} ({fmt(s['min'])}-{fmt(s['max'])})"
+    low, high = fmt(s["min"]), fmt(s["max"])
+    if s["n"] > 1 and low != high:
+        return f"{fmt(s['median'])} ({low}-{high})"
     return fmt(s["median"])
 
 
