@@ -40,7 +40,8 @@ host's side (bytes written to and read from the guests' RAM files: only
 hostswap has any, the host having no swap; QEMU's major faults from
 /proc/PID/stat), time over budget (the steps whose sum of QEMU RSS less
 QEMU's own memory exceeds the budget; and those whose sum of guest sizes,
-balloon `actual`, does), and the largest sum of targets. With --runs N every
+balloon `actual`, does), and QEMU's own memory at the first and the last
+step (results.json also keeps the largest sum of targets). With --runs N every
 policy runs N times, interleaved (run 1 of each, then run 2, ...: the host's
 load moves), and each figure is the median (min-max). One picture per
 policy and run: build/bench/policy/POLICY[-RUN].png; the steps as JSON lines
