@@ -410,6 +410,7 @@ def main(argv=None):
         if why:
             print(f"policy hostswap: skipped: {why}", flush=True)
             policies.remove("hostswap")
+    os.makedirs(a.out, exist_ok=True)
     results = {p: [] for p in policies}
     for run in range(a.runs):
         for p in policies:
