@@ -66,17 +66,22 @@ bench-quick: $(BENCH_DEPS)
 qemu-test: $(BENCH_HOST_PROGS)
 
 # The multi-guest policy experiment (issue 16, bench/policy.py): two blimp
-# guests and the Linux one under one budget, each policy in turn (about 75 s each).
-POLICIES ?= static,reporting,mom,window,ws
+# guests and the Linux one under one budget, each policy in turn and host
+# swapping alone (hostswap: root only, else skipped), about 75 s each a run;
+# POLICY_RUNS=3 for medians.
+POLICIES ?= static,reporting,mom,window,ws,hostswap
+POLICY_RUNS ?= 1
 bench-policy: all
-	$(Q)PYTHONPATH=tools $(PYTHON) bench/policy.py --policies $(POLICIES) $(BENCH_POLICY_ARGS)
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/policy.py --policies $(POLICIES) --runs $(POLICY_RUNS) $(BENCH_POLICY_ARGS)
 
 # make experiment: host swapping against the balloon under the same host
 # memory budget (issue 16, bench/hostswap.py, docs/hostswap.md): two
-# scenarios, five cases each, one table; about 8 minutes. Needs root, a v1
-# memory cgroup and loop devices; it says so and stops otherwise.
+# scenarios, five cases each, both guests, one table; about 14 minutes a run (EXPERIMENT_RUNS=3
+# for medians). Needs root, a v1 memory cgroup and loop devices; it says so and
+# stops otherwise.
 EXPERIMENT_ARGS ?=
+EXPERIMENT_RUNS ?= 1
 experiment: all
-	$(Q)PYTHONPATH=tools $(PYTHON) bench/hostswap.py --out $(BUILD)/hostswap $(EXPERIMENT_ARGS)
+	$(Q)PYTHONPATH=tools $(PYTHON) bench/hostswap.py --out $(BUILD)/hostswap --runs $(EXPERIMENT_RUNS) $(EXPERIMENT_ARGS)
 
 .PHONY: experiment

@@ -32,9 +32,11 @@ control:
                 5 s once its inode has been dirty 30 s), to subtract.
 
 The Linux reference guest (bench/guests.py, when build/bench/linux is
-built) runs the busy scenario too, as pressmem (bench/linux/pressmem.c: the
-same accesses), its init swapping on the same disk; its figures come from
-pressmem's per-second lines and /proc/vmstat (pgmajfault, pswpout, pswpin).
+built) runs both scenarios too, as pressmem (bench/linux/pressmem.c: the
+same accesses), its init swapping on the same disk, touching and freeing
+with `touch N` and reading the clean cache with `cacheread N`; its figures
+come from pressmem's per-second lines and /proc/vmstat (pgmajfault,
+pswpout, pswpin).
 
 Scenarios:
   busy  `run p size=384M pattern=hotcold hot=64M hotpct=90 write=30`, the
@@ -58,6 +60,7 @@ Results go to OUT/hostswap.json and OUT/hostswap.md (the table).
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -66,6 +69,7 @@ from blimp import hostswap
 from blimp.units import MIB, PAGE
 from blimp.vm import BUILD
 from guests import LINUX_GUEST_JSON, Blimp, Linux
+from report import spread
 from squeeze import (PressFollower, _host_time, _wait_workload, _workload_events, phase_rates,
                      swap_args, vmstat)
 
@@ -80,6 +84,7 @@ SCENARIOS = {
              "freed_mib": 0, "cache_mib": 0},
     "idle": {"ram_mib": 512, "swap_mib": 512, "reclaim_mib": 288, "warm_s": 5, "after_s": 10,
              "run": "run p size=32M pattern=hotcold hot=8M hotpct=90 write=30 seed=1",
+             "size_mib": 32, "hot_mib": 8, "hot_pct": 90, "write_pct": 30,     # pressmem's
              "freed_mib": 384, "cache_mib": 128},
 }
 WORKLOAD = "p"
@@ -148,8 +153,11 @@ class BlimpSide:
 
 
 class LinuxSide:
-    """The busy scenario in the Linux reference guest: pressmem, the same
-    accesses (bench/linux/pressmem.c), its init swapping on the same disk."""
+    """A scenario in the Linux reference guest: pressmem, the same accesses
+    (bench/linux/pressmem.c), its init swapping on the same disk. The idle
+    scenario's touch-and-free is init's `touch N` (touchmem: map, write
+    every page, unmap), its clean cache `cacheread N` (dd from the
+    read-only disk into the block device's page cache)."""
     name = "linux"
 
     def guest(self):
@@ -159,11 +167,16 @@ class LinuxSide:
         return ""
 
     def start(self, vm, p):
-        if p["freed_mib"] or p["cache_mib"]:
-            raise ValueError("the Linux guest runs the busy scenario only")
         ready = vm.wait_event("ready", timeout=600)
         if not ready.get("swap_bytes"):
             vm.fail("the Linux guest has no swap: the swap disk was not used")
+        if p["freed_mib"]:
+            vm.shell(f"touch {p['freed_mib']}", timeout=600)
+        if p["cache_mib"]:
+            vm.shell(f"cacheread {p['cache_mib']}", timeout=600)
+            cached = _meminfo_kib(vm, "Buffers") + _meminfo_kib(vm, "Cached")
+            if cached * 1024 < p["cache_mib"] * MIB * 0.9:
+                vm.fail(f"cacheread {p['cache_mib']}: only {cached} KiB in the page cache")
         self.follow = PressFollower(vm)
         seconds = p["warm_s"] + p["after_s"] + 40     # room for the time to the budget
         vm.shell(f"press {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} {seconds} 1")
@@ -190,6 +203,15 @@ class LinuxSide:
 
     def ticks(self, vm):
         return list(self.follow.ticks)
+
+
+def _meminfo_kib(vm, key):
+    """One /proc/meminfo figure of the Linux guest, in KiB."""
+    _, out = vm.shell("meminfo")
+    for line in out:
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    vm.fail(f"no {key} in the guest's /proc/meminfo")
 
 
 SIDES = {"blimp": BlimpSide, "linux": LinuxSide}
@@ -312,46 +334,81 @@ def _x(x):
     return "—" if x is None else f"{x:.2f}"
 
 
+def _never(x):
+    return "never" if x == math.inf else f"{x:.2f}"
+
+
+def _budget_s(r):
+    """Time to the budget: None (no budget) for the control, inf when never reached."""
+    if r["case"] == "file":
+        return None
+    return math.inf if r["budget_s"] is None else r["budget_s"]
+
+
+def _balloon_s(r):
+    if r["case"] in ("host", "file"):
+        return None
+    return math.inf if r["balloon_s"] is None else r["balloon_s"]
+
+
+def _int(x):
+    return f"{x:.0f}"
+
+
+# One row of the table: its name and the figures it shows (getter, format),
+# joined by " / "; each figure over the runs is the median (min-max).
 ROWS = [
-    ("accesses/s before", lambda r: _k(r["accesses_per_s"]["before"])),
-    ("accesses/s to the budget", lambda r: _k(r["accesses_per_s"]["during"])),
-    ("accesses/s after", lambda r: _k(r["accesses_per_s"]["after"])),
-    ("accesses after / before", lambda r: _x(_ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"]))),
-    ("time to the budget (s)", lambda r: _s(r["budget_s"]) if r["case"] != "file" else "—"),
-    ("balloon at its target (s)", lambda r: _s(r["balloon_s"]) if r["case"] not in ("host", "file") else "—"),
-    ("memory reclaimed (MiB)", lambda r: _mib(r["reclaimed"])),
-    ("usage at the end / budget (MiB)", lambda r: f"{_mib(r['usage']['end'])} / {_mib(r['budget'])}"),
-    ("host wrote for guest RAM (MiB)", lambda r: _mib(r["host_write"])),
-    ("  ...and before t0, flusher (MiB)", lambda r: _mib(r["host_write_before"])),
-    ("host read for guest RAM (MiB)", lambda r: _mib(r["host_read"])),
-    ("QEMU major faults", lambda r: str(r["host_majflt"])),
-    ("guest swap written (MiB)", lambda r: _mib(r["guest_swap_out"])),
-    ("guest swap read (MiB)", lambda r: _mib(r["guest_swap_in"])),
-    ("guest major faults", lambda r: str(r["guest_majflt"])),
-    ("host bytes written / byte reclaimed", lambda r: _x(r["amp_host"])),
-    ("all bytes written / byte reclaimed", lambda r: _x(r["amp_total"])),
-    ("errors (pages lost or wrong)", lambda r: str(r["errors"])),
+    ("accesses/s before", [(lambda r: r["accesses_per_s"]["before"], _k)]),
+    ("accesses/s to the budget", [(lambda r: r["accesses_per_s"]["during"], _k)]),
+    ("accesses/s after", [(lambda r: r["accesses_per_s"]["after"], _k)]),
+    ("accesses after / before",
+     [(lambda r: _ratio(r["accesses_per_s"]["after"], r["accesses_per_s"]["before"]), _x)]),
+    ("time to the budget (s)", [(_budget_s, _never)]),
+    ("balloon at its target (s)", [(_balloon_s, _never)]),
+    ("memory reclaimed (MiB)", [(lambda r: r["reclaimed"], _mib)]),
+    ("usage at the end / budget (MiB)", [(lambda r: r["usage"]["end"], _mib), (lambda r: r["budget"], _mib)]),
+    ("host wrote for guest RAM (MiB)", [(lambda r: r["host_write"], _mib)]),
+    ("  ...and before t0, flusher (MiB)", [(lambda r: r["host_write_before"], _mib)]),
+    ("host read for guest RAM (MiB)", [(lambda r: r["host_read"], _mib)]),
+    ("QEMU major faults", [(lambda r: r["host_majflt"], _int)]),
+    ("guest swap written (MiB)", [(lambda r: r["guest_swap_out"], _mib)]),
+    ("guest swap read (MiB)", [(lambda r: r["guest_swap_in"], _mib)]),
+    ("guest major faults", [(lambda r: r["guest_majflt"], _int)]),
+    ("host bytes written / byte reclaimed", [(lambda r: r["amp_host"], _x)]),
+    ("all bytes written / byte reclaimed", [(lambda r: r["amp_total"], _x)]),
+    ("errors (pages lost or wrong)", [(lambda r: r["errors"], _int)]),
 ]
 
 
+def _runs(entry):
+    """A case's runs: a list (a hostswap.json from before --runs held one dict)."""
+    return entry if isinstance(entry, list) else [entry]
+
+
 def table(results):
-    """One markdown table per scenario and guest, the cases side by side."""
+    """One markdown table per scenario and guest, the cases side by side;
+    each cell the median (min-max) of the runs that did not fail."""
     out = []
-    for key, runs in results.items():
+    for key, cases_runs in results.items():
         scenario, _, guest = key.partition("-")
         p = SCENARIOS[scenario]
         run = p["run"] if guest != "linux" else (
             f"Linux guest, pressmem {p['size_mib']} {p['hot_mib']} {p['hot_pct']} {p['write_pct']} (the same accesses)")
         out.append(f"**{key}**: {run}"
-                   + (f", after alloc {p['freed_mib']}M + free all" if p["freed_mib"] else "")
+                   + ((f", after touch {p['freed_mib']} (touchmem: touched and freed)" if guest == "linux"
+                       else f", after alloc {p['freed_mib']}M + free all") if p["freed_mib"] else "")
                    + (f" and {p['cache_mib']} MiB of clean page cache" if p["cache_mib"] else "")
                    + f"; {p['reclaim_mib']} MiB taken from a {p['ram_mib']} MiB guest\n")
-        cases = [c for c in CASES if c in runs]
+        cases = [c for c in CASES if c in cases_runs]
+        good = {c: [r for r in _runs(cases_runs[c]) if "failed" not in r] for c in cases}
+        bad = {c: len(_runs(cases_runs[c])) - len(good[c]) for c in cases}
         out.append("| | " + " | ".join(cases) + " |")
         out.append("|---|" + "---|" * len(cases))
-        for name, cell in ROWS:
-            out.append(f"| {name} | " + " | ".join("failed" if "failed" in runs[c] else cell(runs[c])
-                                                   for c in cases) + " |")
+        out.append("| runs (failed) | " + " | ".join(f"{len(good[c])} ({bad[c]})" for c in cases) + " |")
+        for name, figs in ROWS:
+            out.append(f"| {name} | " + " | ".join(
+                " / ".join(spread([get(r) for r in good[c]], fmt) for get, fmt in figs) if good[c] else "failed"
+                for c in cases) + " |")
         out.append("")
     return "\n".join(out)
 
@@ -417,13 +474,18 @@ def main():
     ap.add_argument("--scenario", choices=list(SCENARIOS) + ["all"], default="all")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--guest", choices=["blimp", "linux", "all"], default="all",
-                    help="the Linux reference guest runs the busy scenario (when it is built)")
+                    help="the Linux reference guest runs both scenarios too (when it is built)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="runs of each case, interleaved (one of each case, then again); "
+                    "the table's cells are median (min-max)")
     ap.add_argument("--report", help="print the table of a saved hostswap.json and stop")
     ap.add_argument("--sweep", help="MiB,MiB,...: the throughput-against-memory-taken figure "
                     "for host swapping and the balloon instead of the table")
     ap.add_argument("--plot", default=os.path.join(BUILD, "hostswap", "hostswap.png"),
                     help="where --sweep draws its figure")
     args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
     saved_sweeps = args.sweep.split(",") if args.sweep else []
     if saved_sweeps and all(os.path.exists(f) for f in saved_sweeps):
         # Draw saved sweeps again, one figure: their guests side by side.
@@ -470,27 +532,28 @@ def main():
               file=sys.stderr)
         guests.remove("linux")
     results = {}
-    for guest in guests:
-        for scenario in scenarios:
-            if guest == "linux" and SCENARIOS[scenario]["cache_mib"]:
-                continue        # the Linux guest runs the busy scenario only
-            key = scenario if guest == "blimp" else f"{scenario}-linux"
-            results[key] = {}
-            for case in args.cases.split(","):
-                t = time.monotonic()
-                try:
-                    r = run_case(case, scenario, args.out, guest=guest)
-                except Exception as e:      # one failed case: said, and the others still run
-                    print(f"hostswap: {key}/{case} failed: {e}", file=sys.stderr, flush=True)
-                    results[key][case] = {"case": case, "failed": str(e).splitlines()[0]}
-                    continue
-                results[key][case] = r
-                print(f"hostswap: {key}/{case}: budget in {_s(r['budget_s'])} s, host wrote "
-                      f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB "
-                      f"({time.monotonic() - t:.0f} s)", flush=True)
+    for run in range(args.runs):
+        for guest in guests:
+            for scenario in scenarios:
+                key = scenario if guest == "blimp" else f"{scenario}-linux"
+                for case in args.cases.split(","):
+                    t = time.monotonic()
+                    runs = results.setdefault(key, {}).setdefault(case, [])
+                    label = f"{key}/{case}" + (f" run {run + 1}/{args.runs}" if args.runs > 1 else "")
+                    try:
+                        r = run_case(case, scenario, args.out, guest=guest)
+                    except Exception as e:      # one failed case: said, and the others still run
+                        print(f"hostswap: {label} failed: {e}", file=sys.stderr, flush=True)
+                        runs.append({"case": case, "failed": str(e).splitlines()[0]})
+                        continue
+                    runs.append(r)
+                    print(f"hostswap: {label}: budget in {_s(r['budget_s'])} s, host wrote "
+                          f"{_mib(r['host_write'])} MiB, guest swapped out {_mib(r['guest_swap_out'])} MiB, "
+                          f"accesses/s after/before {_x(_ratio(r['accesses_per_s']['after'], r['accesses_per_s']['before']))} "
+                          f"({time.monotonic() - t:.0f} s)", flush=True)
     calib = hostswap.calibrate()
     with open(os.path.join(args.out, "hostswap.json"), "w") as f:
-        json.dump({"results": results, "calibration": calib,
+        json.dump({"results": results, "calibration": calib, "runs": args.runs,
                    "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, f, indent=1)
     text = table(results)
     with open(os.path.join(args.out, "hostswap.md"), "w") as f:

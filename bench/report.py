@@ -29,6 +29,20 @@ def stats(values):
             "n": len(values)}
 
 
+def spread(values, fmt):
+    """Figures of several runs as one cell, each formatted by fmt: the
+    median, and (min-max) when they differ; "—" when none is known. The
+    multi-guest and host-swapping experiments' tables (policy.py,
+    hostswap.py)."""
+    s = stats(values)
+    if s is None:
+        return "—"
+    low, high = fmt(s["min"]), fmt(s["max"])
+    if s["n"] > 1 and low != high:
+        return f"{fmt(s['median'])} ({low}-{high})"
+    return fmt(s["median"])
+
+
 def _per_run(raw, fn):
     out = []
     for run in raw["runs"]:

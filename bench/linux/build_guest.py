@@ -66,7 +66,7 @@ BUSYBOX_PACKAGE = "busybox-static"
 # virtio_pci_modern_dev, ...) follow.
 WANTED_MODULES = ["virtio_pci", "virtio_balloon", "virtio_blk"]
 # The busybox applets init.sh cannot do without.
-NEEDED_APPLETS = ["sh", "insmod", "mount", "mkswap", "swapon", "poweroff", "awk", "cat"]
+NEEDED_APPLETS = ["sh", "insmod", "mount", "mkswap", "swapon", "poweroff", "awk", "cat", "dd"]
 APPEND = "console=ttyS0 quiet panic=-1"
 
 INIT_SCRIPT = os.path.join(HERE, "init.sh")

@@ -19,6 +19,12 @@
 #                  background: the cmd event comes at once, with "pid";
 #                  the program's own lines follow on the console
 #       presswait  wait for it to end; the cmd event's rc is its exit status
+#       cacheread N  read the first N MiB of the read-only disk into the page
+#                  cache (dd to /dev/null through the block device's cache:
+#                  clean pages the guest can drop without I/O, as blimp's
+#                  `cache read`; bench/hostswap.py's idle scenario). rc 2: no
+#                  read-only disk or N not a positive number; 1: dd failed.
+#                  (`touch N` is the scenario's touch-and-free.)
 #       wss [PID]  one period of the classic working-set estimate on process
 #                  PID (default: the one `press` started), by the kernel's
 #                  own clock (bench/wsscan.py): read /proc/PID/smaps (its
@@ -40,8 +46,9 @@
 # messages cannot land inside an event line; load the virtio modules the
 # balloon needs, in the order build_guest.py wrote to /lib/modules/load-order;
 # turn off the console's echo so what the host types does not come back.
-# If a virtio disk is there (the squeeze, bench/squeeze.py, adds one; the
-# other benchmarks none), it becomes swap: mkswap, swapon.
+# If a writable virtio disk is there (the squeeze, bench/squeeze.py, adds
+# one; the other benchmarks none), it becomes swap: mkswap, swapon. A
+# read-only one (bench/hostswap.py's idle scenario) is `cacheread`'s.
 # Any step failing prints "init: ..." and powers off, so the host sees QEMU
 # exit with the reason on the serial log instead of waiting for "ready".
 
@@ -122,14 +129,29 @@ done < /lib/modules/load-order
 
 stty -echo || fail "cannot turn off the console echo (stty -echo)"
 
-# The first virtio disk, if any, is the swap device: /dev/vda when it is the
-# only one (devtmpfs made the node when virtio_blk found it).
+# The first writable virtio disk, if any, is the swap device, the first
+# read-only one the page cache's (devtmpfs made the nodes when virtio_blk
+# found them; /sys/block/vdX/ro is 1 for QEMU's readonly=on).
 swap_disk=
+cache_disk=
 for block in $(ls /sys/block); do
     case "$block" in
-    vd*) swap_disk=/dev/$block; break ;;
+    vd*)
+        read -r block_ro < "/sys/block/$block/ro" || fail "cannot read /sys/block/$block/ro"
+        if [ "$block_ro" = 1 ]; then
+            [ -n "$cache_disk" ] || cache_disk=/dev/$block
+        else
+            [ -n "$swap_disk" ] || swap_disk=/dev/$block
+        fi
+        ;;
     esac
 done
+# Linux drops a block device's page cache when its last opener closes it
+# (blkdev_put -> kill_bdev): init holds the cache disk open on fd 7 so that
+# what `cacheread` reads stays cached after dd exits.
+if [ -n "$cache_disk" ]; then
+    exec 7< "$cache_disk" || fail "cannot open $cache_disk"
+fi
 if [ -n "$swap_disk" ]; then
     mkswap "$swap_disk" > /dev/null || fail "mkswap $swap_disk failed"
     swapon "$swap_disk" || fail "swapon $swap_disk failed"
@@ -174,6 +196,23 @@ while read -r line; do
             press_rc=127    # nothing was started
         fi
         event cmd ",\"name\":\"presswait\",\"rc\":$press_rc"
+        ;;
+    cacheread)
+        case "$1" in
+        '' | 0 | *[!0-9]*) echo "cacheread: '$1' is not a positive number of MiB"; cache_rc=2 ;;
+        *)
+            if [ -z "$cache_disk" ]; then
+                echo "cacheread: no read-only disk"
+                cache_rc=2
+            elif dd if="$cache_disk" of=/dev/null bs=1048576 count="$1" 2> /tmp/dd.err; then
+                cache_rc=0
+            else
+                cat /tmp/dd.err
+                cache_rc=1
+            fi
+            ;;
+        esac
+        event cmd ",\"name\":\"cacheread\",\"rc\":$cache_rc"
         ;;
     wss)
         wss_scan "$@"

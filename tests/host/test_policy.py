@@ -4,6 +4,7 @@ a guest that disappears. No QEMU; the whole file runs in well under a second.
 """
 import logging
 import math
+import os
 import random
 
 import pytest
@@ -203,8 +204,12 @@ def test_ws_falls_back_to_window_without_a_figure_and_lets_faults_win():
 class FakeBackend(Backend):
     """A guest that answers from a script; gone=True makes it vanish."""
 
-    def __init__(self, name, max_bytes=MAX, free=300 * MIB, majflt_per_step=0, raw=None):
+    def __init__(self, name, max_bytes=MAX, free=300 * MIB, majflt_per_step=0, raw=None,
+                 qemu_own=0, measured=None):
+        """qemu_own: QEMU's own memory, added to rss; measured: what
+        overhead() answers (None: it cannot tell)."""
         self.name, self._max = name, max_bytes
+        self.qemu_own, self.measured = qemu_own, measured
         self.free, self.majflt_per_step, self.raw = free, majflt_per_step, raw
         self.majflt, self._actual, self.targets, self.gone, self.n = 0, max_bytes, [], False, 0
 
@@ -229,7 +234,11 @@ class FakeBackend(Backend):
 
     def rss(self):
         self._check()
-        return self._actual
+        return self._actual + self.qemu_own
+
+    def overhead(self):
+        self._check()
+        return self.measured
 
     def set_target(self, nbytes):
         self._check()
@@ -409,6 +418,76 @@ def test_cli_guest_option():
     with pytest.raises(argparse.ArgumentTypeError):
         parse_guest("a=/x,colour=red")
     assert math.isfinite(parse_size("1.5G"))
+
+
+def test_cli_overhead_option():
+    assert parse_guest("a=libvirt:dom,overhead=40M") == ("a", "libvirt:dom", {"overhead": 40 * MIB})
+
+
+# ------------------------------------------------------------- QEMU's own memory
+def test_the_host_view_sets_qemus_own_memory_aside():
+    assert HostView(GIB, rss=600 * MIB, committed=700 * MIB, overhead=100 * MIB).used == 500 * MIB
+    assert HostView(GIB, rss=None, committed=700 * MIB, overhead=100 * MIB).used == 700 * MIB
+
+
+def _mom_under_overhead(**add):
+    """Two 256 MiB guests with 100 MiB free each, all their memory resident
+    in the host (rss = size + 40 MiB of QEMU's own), under a 640 MiB budget:
+    80 % of it is guest memory, 92.5 % is RSS. One step of mom; returns the
+    record."""
+    measured = add.pop("measured", None)
+    bs = [FakeBackend(f"g{i}", max_bytes=256 * MIB, free=100 * MIB, qemu_own=40 * MIB,
+                      measured=measured) for i in range(2)]
+    m = Manager(make_policy("mom"), 640 * MIB, clock=Clock())
+    for b in bs:
+        m.add(b, **add)
+    return m.step()
+
+
+def test_mom_sees_no_pressure_from_qemus_own_memory_when_it_is_measured():
+    rec = _mom_under_overhead(measured=40 * MIB)
+    assert rec["host_overhead"] == 80 * MIB and rec["host_used"] == 512 * MIB, rec
+    assert all("grow" in r for r in rec["reasons"].values()), rec["reasons"]
+
+
+def test_mom_sees_no_pressure_from_qemus_own_memory_given_as_a_constant():
+    rec = _mom_under_overhead(overhead=40 * MIB)     # the backend cannot measure it
+    assert rec["host_used"] == 512 * MIB, rec
+    assert all("grow" in r for r in rec["reasons"].values()), rec["reasons"]
+
+
+def test_without_the_overhead_mom_reads_qemus_own_memory_as_pressure():
+    # The same guests, nothing known of QEMU's own memory: 7.5 % host free.
+    rec = _mom_under_overhead()
+    assert rec["host_used"] == 592 * MIB, rec
+    assert all("pressure" in r and "grow" not in r for r in rec["reasons"].values()), rec["reasons"]
+
+
+def test_an_overhead_above_the_rss_is_refused_and_logged(caplog):
+    caplog.set_level(logging.WARNING, logger="blimp.policy")
+    rec = _mom_under_overhead(measured=10 * GIB)
+    assert rec["host_overhead"] == 0, rec
+    assert "overhead=" in caplog.text and "larger than QEMU's rss" in caplog.text
+    with pytest.raises(ValueError):
+        Manager(make_policy("mom"), GIB).add(FakeBackend("g"), overhead=-1)
+
+
+def test_ram_rss_reads_the_resident_part_of_a_mapping_of_the_given_size():
+    # A mapping of an odd size (no other in this process has it), 1 MiB touched.
+    import mmap
+    from blimp.policy.backend import ram_rss
+    size = 7 * MIB + 12 * 4096
+    m = mmap.mmap(-1, size)
+    try:
+        assert ram_rss(os.getpid(), size) == 0
+        for off in range(0, MIB, 4096):
+            m[off] = 1
+        assert MIB <= ram_rss(os.getpid(), size) < 2 * MIB     # one THP at most beyond it
+        assert ram_rss(os.getpid(), size + 4096) is None
+    finally:
+        m.close()
+    with pytest.raises(GuestGone):
+        ram_rss(2 ** 22 + 12345, size)
 
 
 def test_free_memory_the_balloon_takes_is_not_a_trend_of_the_guest():

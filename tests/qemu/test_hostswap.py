@@ -33,16 +33,17 @@ def hs():
     assert not [p for p in made if os.path.exists(p)], made
 
 
-def boot_in(hs, boot, mem_mib, swap_image=None, append="balloon.no_reporting", file_backed=True):
-    """boot() a blimp in the cgroup, its RAM the cgroup's file (or QEMU's
-    usual anonymous memory)."""
+def boot_in(hs, boot, mem_mib, swap_image=None, append="balloon.no_reporting", file_backed=True,
+            ram=hostswap.RAM_FILE):
+    """boot() a blimp in the cgroup, its RAM the file `ram` in the loop
+    device's file system (or QEMU's usual anonymous memory)."""
     devices, extra = ["virtio-balloon-pci,id=bal0"], []
     if swap_image:
         devices.append("virtio-blk-pci,drive=sw")
         extra += ["-drive", f"if=none,id=sw,file={swap_image},format=raw,cache=none"]
         append += " vm.swap=0"
     if file_backed:
-        extra += hs.ram_args(mem_mib * MIB)
+        extra += hs.ram_args(mem_mib * MIB, ram)
     vm = boot(mem=f"{mem_mib}M", devices=devices, extra_args=extra, append=append.strip(),
               launcher=hs.launcher())
     vm.wait_event("ready", timeout=60)
@@ -111,3 +112,28 @@ def test_the_balloon_takes_freed_memory_with_no_swap_write_and_no_host_io(hs, bo
     # reached at once, with no reclaim (failcnt unchanged).
     assert hs.set_limit(c1["memcg_usage"] + 8 * MIB) < 1
     assert hs.counters(vm.proc.pid)["memcg_failcnt"] == c1["memcg_failcnt"]
+
+
+def test_two_guests_in_one_cgroup_each_with_its_ram_file_share_one_limit(hs, boot):
+    """bench/policy.py's hostswap case: several QEMUs in one cgroup, each
+    guest's RAM its own file in the loop device's file system (prepare's
+    `ram`). Under one limit below what they touched together, the host
+    swaps both, and neither guest loses a page."""
+    vms = [boot_in(hs, boot, 192, ram=f"{name}.ram") for name in "ab"]
+    for name, vm in zip("ab", vms):
+        assert os.path.getsize(os.path.join(hs.mnt, f"{name}.ram")) == 192 * MIB
+        assert hs.ram_resident(f"{name}.ram") > 0, name
+    vms[0].shell("alloc 128M", timeout=120)
+    vms[1].shell("alloc 128M", timeout=120)
+    c0 = hs.counters()
+    hs.set_limit(c0["memcg_usage"] - 96 * MIB)
+    c1 = hs.counters()
+    assert c1["memcg_usage"] <= c0["memcg_usage"] - 96 * MIB
+    resident = sum(hs.ram_resident(f"{n}.ram") for n in "ab")
+    assert resident <= c1["memcg_usage"], (resident, c1["memcg_usage"])
+    for vm in vms:
+        vm.shell("free all", timeout=180)
+        frees = vm.events_named("free")
+        assert frees and frees[-1]["bad_frames"] == 0, frees
+    c2 = hs.counters()
+    assert hostswap.diff(c0, c2)["disk_read_bytes"] > 0      # evicted pages came back from the disk

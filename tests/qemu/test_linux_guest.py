@@ -45,3 +45,41 @@ def test_linux_boots_touches_memory_and_balloons(linux_guest, boot):
     vm.wait_actual(RAM_MIB * MIB)
 
     assert vm.poweroff() == 0    # poweroff -f: ACPI power off, QEMU exits 0
+
+
+def _meminfo_kib(vm, key):
+    _, out = vm.shell("meminfo")
+    return [int(line.split()[1]) for line in out if line.startswith(key + ":")][0]
+
+
+def test_linux_swaps_on_the_writable_disk_and_reads_the_read_only_one_into_its_cache(
+        linux_guest, boot, tmp_path):
+    """bench/hostswap.py's idle scenario for Linux: a read-only disk for the
+    clean page cache (`cacheread N`) beside the swap disk. The read-only
+    disk comes first (vda), so init must choose by /sys/block/vdX/ro, not by
+    order, or it would mkswap a disk QEMU refuses to write."""
+    cache, swap = tmp_path / "cache.img", tmp_path / "swap.img"
+    for path, mib in ((cache, 32), (swap, 64)):
+        with open(path, "wb") as f:
+            f.truncate(mib * MIB)
+    vm = boot(kernel=linux_guest["kernel"], append=linux_guest["append"], mem=f"{RAM_MIB}M",
+              extra_args=["-initrd", linux_guest["initrd"],
+                          "-drive", f"if=none,id=c0,file={cache},format=raw,readonly=on",
+                          "-device", "virtio-blk-pci,drive=c0",
+                          "-drive", f"if=none,id=sw,file={swap},format=raw",
+                          "-device", "virtio-blk-pci,drive=sw"],
+              devices=["virtio-balloon-pci,id=bal0"])
+    ready = vm.wait_event("ready", timeout=90)
+    assert 60 * MIB <= ready["swap_bytes"] <= 64 * MIB, ready
+
+    before = _meminfo_kib(vm, "Buffers") + _meminfo_kib(vm, "Cached")
+    ev, _ = vm.shell("cacheread 24", timeout=120)
+    assert ev["rc"] == 0, ev
+    after = _meminfo_kib(vm, "Buffers") + _meminfo_kib(vm, "Cached")
+    assert after - before >= 24 * 1024 * 0.9, (before, after)
+    # The pages are clean: nothing for the guest to write back.
+    assert _meminfo_kib(vm, "Dirty") < 1024
+    for bad in ("0", "x", ""):
+        ev, out = vm.shell(f"cacheread {bad}", expect_rc=None)
+        assert ev["rc"] == 2 and any("not a positive number" in line for line in out), (bad, ev, out)
+    assert vm.poweroff() == 0

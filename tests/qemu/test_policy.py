@@ -116,3 +116,30 @@ def test_the_policy_moves_memory_from_the_idle_guest_to_the_busy_one(boot, tmp_p
     assert not busy.events_named("workload_error"), busy.events_named("workload_error")
     assert_no_corruption(busy)
     busy.shell("stop w")
+
+
+def test_qemus_own_memory_is_rss_less_the_guest_ram_the_guest_touched(boot):
+    """What the manager sets aside as QEMU's own (backend.overhead(): VmRSS
+    less the Rss of QEMU's guest-RAM mapping, /proc/PID/smaps) must not
+    grow when the guest touches memory: that is guest RAM, the budget's."""
+    from blimp.policy.backend import BlimpVMBackend, ram_rss, rss_of
+    vm = boot(mem="256M", devices=["virtio-balloon-pci,id=bal0"])
+    vm.wait_event("ready", timeout=120)
+    vm.name = "g"
+    b = BlimpVMBackend(vm)
+    ram0, own0 = ram_rss(vm.proc.pid, MEM), b.overhead()
+    assert ram0 is not None and own0 is not None
+    assert 0 < own0 < rss_of(vm.proc.pid), own0
+    vm.shell("alloc 96M", timeout=120)
+    ram1, own1 = ram_rss(vm.proc.pid, MEM), b.overhead()
+    assert ram1 - ram0 >= 0.9 * 96 * MIB, (ram0, ram1)   # some frames were resident already
+    assert abs(own1 - own0) < 16 * MIB, (own0, own1)     # QEMU's own moved little; the RAM did
+    # The manager's host view is the guest RAM, not QEMU's own.
+    from blimp.policy import make_policy
+    from blimp.policy.manager import Manager
+    m = Manager(make_policy("reporting"), BUDGET)
+    m.add(b)
+    rec = m.step()
+    s = rec["samples"]["g"]
+    assert rec["host_used"] == s.rss - s.overhead
+    assert abs(rec["host_used"] - ram_rss(vm.proc.pid, MEM)) < 8 * MIB, rec["host_used"]

@@ -53,6 +53,7 @@ import subprocess
 import tempfile
 import time
 
+from .policy.backend import ram_rss
 from .units import MIB
 from .vm import BUILD
 
@@ -198,9 +199,12 @@ class HostSwap:
     def ram_path(self):
         return os.path.join(self.mnt, RAM_FILE)
 
-    def ram_args(self, mem_bytes):
-        """QEMU arguments: guest RAM is `mem_bytes` of the shared file."""
-        return ["-object", f"memory-backend-file,id=ram,size={mem_bytes},mem-path={self.ram_path},share=on",
+    def ram_args(self, mem_bytes, ram=RAM_FILE):
+        """QEMU arguments: guest RAM is `mem_bytes` of the shared file `ram`
+        in the loop device's file system (one per guest when several
+        share the cgroup: bench/policy.py)."""
+        path = os.path.join(self.mnt, ram)
+        return ["-object", f"memory-backend-file,id=ram,size={mem_bytes},mem-path={path},share=on",
                 "-machine", "memory-backend=ram"]
 
     def launcher(self):
@@ -210,14 +214,14 @@ class HostSwap:
         script = "for f in " + " ".join(procs) + '; do echo $$ > "$f" || exit 1; done; exec "$@"'
         return ["/bin/sh", "-c", script, "hostswap"]
 
-    def prepare(self, vm, file_backed=True):
+    def prepare(self, vm, file_backed=True, ram=RAM_FILE):
         """Make a BlimpVM (not started yet) start in this cgroup, with RAM
-        from the shared file (its size parsed from vm.mem: "512M", "1G"),
-        or, file_backed=False, QEMU's usual anonymous RAM: the host has no
-        swap, so nothing of it can go to a disk and only the balloon can
-        bring its usage down."""
+        from the shared file `ram` (its size parsed from vm.mem: "512M",
+        "1G"), or, file_backed=False, QEMU's usual anonymous RAM: the host
+        has no swap, so nothing of it can go to a disk and only the balloon
+        can bring its usage down."""
         if file_backed:
-            vm.extra_args += self.ram_args(parse_size(vm.mem))
+            vm.extra_args += self.ram_args(parse_size(vm.mem), ram)
         vm.launcher = self.launcher()
         return vm
 
@@ -252,20 +256,16 @@ class HostSwap:
     def guest_resident(self, pid, mem_bytes):
         """Bytes of guest RAM in host memory, file-backed or not: the Rss of
         QEMU's mapping of exactly mem_bytes (/proc/PID/smaps)."""
-        size, found = None, None
-        for line in _read(f"/proc/{pid}/smaps").splitlines():
-            k, _, v = line.partition(":")
-            if k == "Size":
-                size = int(v.split()[0]) * 1024
-            elif k == "Rss" and size == mem_bytes:
-                found = (found or 0) + int(v.split()[0]) * 1024
+        found = ram_rss(pid, mem_bytes)
         if found is None:
             raise RuntimeError(f"QEMU {pid} has no mapping of {mem_bytes} bytes")
         return found
 
-    def ram_resident(self):
-        """Bytes of the guest's RAM file in host memory (fincore)."""
-        out = _run(["fincore", "--bytes", "--noheadings", "--output", "RES", self.ram_path], "fincore")
+    def ram_resident(self, ram=RAM_FILE):
+        """Bytes of the guest's RAM file `ram` in host memory (fincore): its
+        pages in the page cache, mapped or not, all charged to the cgroup."""
+        out = _run(["fincore", "--bytes", "--noheadings", "--output", "RES", os.path.join(self.mnt, ram)],
+                   "fincore")
         return int(out.split()[0])
 
     # ------------------------------------------------------------ counters

@@ -3,11 +3,13 @@
     cd tools && python3 -m blimp.policy --budget 1G --policy window \\
         --guest a=/tmp/a.qmp --guest b=/tmp/b.qmp,ws=avail [--interval 2]
 
-Each --guest is NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE], or
+Each --guest is NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE][,overhead=SIZE], or
 NAME=libvirt:DOMAIN[,...] for a libvirt domain (--libvirt-uri, default
 qemu:///system; needs python3-libvirt)
 --record FILE appends each step as a JSON line. (ws=avail: the guest's AVAIL is working-set based, as blimp's is; target:
-the static policy's size for it). Runs until SIGINT or SIGTERM, logging
+the static policy's size for it; overhead: its QEMU's own memory, a
+constant, instead of measuring it from /proc/PID/smaps each step, which a
+libvirt domain's cannot; --overhead gives it for every guest). Runs until SIGINT or SIGTERM, logging
 every decision on stderr. Exit status 0 on a signal, 2 on bad arguments,
 1 if no guest could be reached.
 """
@@ -31,7 +33,7 @@ def parse_guest(text):
     options = {}
     for o in opts:
         k, _, v = o.partition("=")
-        if k not in ("ws", "floor", "target"):
+        if k not in ("ws", "floor", "target", "overhead"):
             raise argparse.ArgumentTypeError(f"--guest {name}: unknown option {k!r}")
         options[k] = v if k == "ws" else parse_size(v)
     if not name or not path:
@@ -44,10 +46,13 @@ def main(argv=None):
     ap.add_argument("--budget", required=True, type=parse_size, help="host memory for all guests (1G, 1536M)")
     ap.add_argument("--policy", choices=POLICIES, default="window")
     ap.add_argument("--guest", action="append", type=parse_guest, required=True,
-                    help="NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE]")
+                    help="NAME=QMP_SOCKET[,ws=avail][,floor=SIZE][,target=SIZE][,overhead=SIZE]")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between steps")
     ap.add_argument("--floor", type=parse_size, default=parse_size("64M"),
                     help="the least target any guest gets (default 64M)")
+    ap.add_argument("--overhead", type=parse_size, default=None,
+                    help="QEMU's own memory per guest, not counted against the budget "
+                    "(default: measured each step from /proc/PID/smaps where possible)")
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     ap.add_argument("--libvirt-uri", default="qemu:///system", help="for NAME=libvirt:DOMAIN guests")
     ap.add_argument("--record", metavar="FILE",
@@ -74,7 +79,7 @@ def main(argv=None):
                 backend.name = name
             else:
                 backend = QMPBackend(name, path, ws=o.get("ws"))
-            mgr.add(backend, floor=o.get("floor"))
+            mgr.add(backend, floor=o.get("floor"), overhead=o.get("overhead", args.overhead))
         except GuestGone as e:
             log.warning("guest %s not added: %s", name, e)
     if not mgr.guests:

@@ -9,13 +9,16 @@ raises GuestGone, and the manager drops the guest:
                    "last-update": s}; not checked here (sample.py does that)
     actual()       the guest's size now (query-balloon's `actual`)
     rss()          the resident memory of the guest's QEMU, None if unknown
+    overhead()     of that, what is QEMU's own (its code, heap, TCG's
+                   translation cache) rather than guest RAM; None if unknown
     ws(raw)        (ws bytes, ws_avail bytes) if the guest reports a
                    working set, else (None, None); raw is stats()'s answer
     set_target(b)  QMP `balloon` (libvirt: virDomainSetMemory)
 
-QMPBackend speaks QMP to one QEMU. A libvirt backend would implement the
-same six with virDomainMemoryStats, virDomainSetMemory and the domain's
-PID (docs/policy.md).
+QMPBackend speaks QMP to one QEMU (and reads /proc/PID for rss and
+overhead); libvirt_backend.py answers the same from libvirt's calls, with
+no overhead figure (libvirt gives no PID's smaps: the daemon's
+`overhead=SIZE` stands in, docs/policy.md).
 """
 import os
 import socket
@@ -43,6 +46,9 @@ class Backend:
     def rss(self):
         return None
 
+    def overhead(self):
+        return None
+
     def ws(self, raw):
         return None, None
 
@@ -63,6 +69,25 @@ def rss_of(pid):
     except (FileNotFoundError, ProcessLookupError):
         raise GuestGone(f"process {pid} is gone")
     return None  # a zombie has no VmRSS
+
+
+def ram_rss(pid, mem_bytes):
+    """Bytes of guest RAM resident in the host: the Rss of QEMU's mappings of
+    exactly mem_bytes (its RAM block, anonymous or file-backed), from
+    /proc/PID/smaps; None if QEMU has no such mapping. GuestGone if the
+    process is gone."""
+    size, found = None, None
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k == "Size":
+                    size = int(v.split()[0]) * 1024
+                elif k == "Rss" and size == mem_bytes:
+                    found = (found or 0) + int(v.split()[0]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        raise GuestGone(f"process {pid} is gone")
+    return found
 
 
 def peer_pid(sock):
@@ -125,6 +150,17 @@ class QMPBackend(Backend):
         if not os.path.exists(f"/proc/{self.pid}"):
             raise GuestGone(f"QEMU (pid {self.pid}) is gone")
         return rss_of(self.pid)
+
+    def overhead(self):
+        """VmRSS less the guest RAM mapping's Rss: QEMU's own memory, read
+        at every sample because it grows (the translation cache fills as
+        the guest runs new code)."""
+        if self.pid is None:
+            return None
+        rss, ram = rss_of(self.pid), ram_rss(self.pid, self._max)
+        if rss is None or ram is None:
+            return None
+        return max(0, rss - ram)
 
     def ws(self, raw):
         if self.ws_kind != "avail" or not isinstance(raw, dict) or not isinstance(raw.get("stats"), dict):

@@ -31,11 +31,15 @@ class HostView:
     budget: int
     rss: Optional[int]       # sum of the guests' QEMU RSS, None if any unknown
     committed: int           # sum of the guests' sizes now (balloon actual)
+    overhead: int = 0        # of rss, QEMU's own memory (not guest RAM)
 
     @property
     def used(self):
-        """What the guests hold of the host: RSS where known, else their sizes."""
-        return self.rss if self.rss is not None else self.committed
+        """What the guests' memory holds of the host: RSS less QEMU's own
+        where known, else their sizes. The budget is for guest memory;
+        QEMU's own (35-90 MiB a QEMU under TCG, docs/policy.md) would
+        otherwise count as pressure that no balloon can relieve."""
+        return max(0, self.rss - self.overhead) if self.rss is not None else self.committed
 
     @property
     def free_fraction(self):

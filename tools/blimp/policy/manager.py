@@ -1,8 +1,12 @@
 """manager: the loop that shares the budget.
 
 One step():
-  1. sample every guest (backend.stats/actual/rss/ws) into a Sample, checked
-     (sample.py); a guest whose backend raises GuestGone is dropped, logged;
+  1. sample every guest (backend.stats/actual/rss/overhead/ws) into a
+     Sample, checked (sample.py); a guest whose backend raises GuestGone is
+     dropped, logged. The host's view (HostView.used) is Σ QEMU RSS less
+     each QEMU's own memory (overhead: measured at every sample where the
+     backend can, else the constant given to add()), so that a budget
+     meant for guest memory is not spent on QEMU itself;
   2. ask the policy for a Decision per guest (base.py);
   3. make each target sane: a target that is not a finite number keeps the
      last one; one outside [floor, max] is clamped — each logged with the
@@ -37,10 +41,11 @@ log = logging.getLogger("blimp.policy")
 class Guest:
     """The manager's record of one guest."""
 
-    def __init__(self, backend, floor, window):
+    def __init__(self, backend, floor, window, overhead=None):
         self.backend, self.name = backend, backend.name
         self.max_bytes = backend.max_bytes()
         self.floor = min(floor, self.max_bytes)
+        self.overhead = overhead   # QEMU's own memory, fixed; None: measured
         self.window = deque(maxlen=window)
         self.target = None
 
@@ -58,12 +63,19 @@ class Manager:
         self.history = []
         self._said = None  # the last over-budget message of guests without targets
 
-    def add(self, backend, floor=None):
-        g = Guest(backend, self.default_floor if floor is None else floor, self.window)
+    def add(self, backend, floor=None, overhead=None):
+        """Manage one more guest. overhead: bytes of its QEMU's RSS that are
+        QEMU's own, a constant measured once (for a backend that cannot
+        measure it: libvirt); None measures it at every sample."""
+        if overhead is not None and (isinstance(overhead, bool) or not isinstance(overhead, int)
+                                     or overhead < 0):
+            raise ValueError(f"guest {backend.name}: overhead {overhead!r} is not a size in bytes")
+        g = Guest(backend, self.default_floor if floor is None else floor, self.window, overhead)
         if g.name in self.guests:
             raise ValueError(f"two guests called {g.name!r}")
         self.guests[g.name] = g
-        log.info("guest %s: max %s, floor %s", g.name, mib(g.max_bytes), mib(g.floor))
+        log.info("guest %s: max %s, floor %s, QEMU's own memory %s", g.name, mib(g.max_bytes),
+                 mib(g.floor), "measured each step" if overhead is None else mib(overhead) + " (given)")
         return g
 
     def drop(self, name, why):
@@ -80,16 +92,17 @@ class Manager:
         b = g.backend
         raw = b.stats()
         actual, rss = b.actual(), b.rss()
+        overhead = b.overhead() if g.overhead is None else g.overhead
         ws, ws_avail = b.ws(raw)
         s = make_sample(self.clock(), raw, g.max_bytes, actual=actual, rss=rss, ws=ws,
-                        ws_avail=ws_avail)
+                        ws_avail=ws_avail, overhead=overhead)
         for p in s.problems:
             log.warning("guest %s: nonsense statistic ignored: %s", g.name, p)
         # Only fresh guest figures go into the window: a sample whose
         # last-update has not moved would show rates of zero.
         prev = g.window[-1] if g.window else None
         if prev is not None and s.stamp is not None and s.stamp == prev.stamp:
-            prev.actual, prev.rss = s.actual, s.rss
+            prev.actual, prev.rss, prev.overhead = s.actual, s.rss, s.overhead
             return prev
         g.window.append(s)
         return s
@@ -202,7 +215,8 @@ class Manager:
             return rec
         rss = [s.rss for s in samples.values()]
         host = HostView(self.budget, None if None in rss else sum(rss),
-                        sum(g.view().actual for g in self.guests.values()))
+                        sum(g.view().actual for g in self.guests.values()),
+                        overhead=sum(s.overhead or 0 for s in samples.values()))
         views = [g.view() for g in self.guests.values()]
         try:
             decisions = self.policy.decide(host, views)
@@ -242,7 +256,7 @@ class Manager:
             except Exception as e:  # noqa: BLE001
                 log.warning("guest %s: target %s not set: %s", name, mib(t), e)
         set_sum = sum(g.target for g in self.guests.values() if g.target is not None)
-        rec = {"t": self.clock(), "host_used": host.used,
+        rec = {"t": self.clock(), "host_used": host.used, "host_overhead": host.overhead,
                "targets": {n: g.target for n, g in self.guests.items()},
                "target_sum": set_sum,
                "samples": samples, "reasons": reasons}
@@ -262,14 +276,15 @@ class Manager:
                 time.sleep(min(0.1, interval))
 
 
-SAMPLE_FIELDS = ("actual", "rss", "free", "avail", "caches", "swap_in", "swap_out", "majflt",
+SAMPLE_FIELDS = ("actual", "rss", "overhead", "free", "avail", "caches", "swap_in", "swap_out", "majflt",
                  "minflt", "ws", "ws_avail")
 
 
 def record_json(rec, budget):
     """One step's record as a JSON line (the daemon's --record, the bench)."""
     out = {"t": rec["t"], "budget": budget, "target_sum": rec.get("target_sum", 0),
-           "host_used": rec.get("host_used"), "targets": rec["targets"], "reasons": rec["reasons"],
+           "host_used": rec.get("host_used"), "host_overhead": rec.get("host_overhead"),
+           "targets": rec["targets"], "reasons": rec["reasons"],
            "guests": {}}
     for name, s in rec["samples"].items():
         d = dataclasses.asdict(s)

@@ -2,7 +2,8 @@
 description (not from its code):
 
   - host pressure: the host's free memory (the budget less what the guests'
-    QEMUs hold) below 20 % of the budget. Each guest shrinks toward keeping
+    QEMUs hold, QEMU's own memory set aside: HostView.used) below 20 % of
+    the budget. Each guest shrinks toward keeping
     20 % of its memory free (used / 0.8), by at most 5 % of its maximum per
     step; under 5 % free (critical) by at most 10 %. A guest already at or
     below that size is left where it is.

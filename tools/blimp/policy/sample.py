@@ -34,6 +34,7 @@ class Sample:
     t: float
     actual: Optional[int] = None      # the guest's size now (query-balloon)
     rss: Optional[int] = None         # QEMU's resident memory
+    overhead: Optional[int] = None    # of rss, QEMU's own (not guest RAM)
     free: Optional[int] = None
     avail: Optional[int] = None
     caches: Optional[int] = None
@@ -57,7 +58,7 @@ def _number(value):
     return int(value)
 
 
-def check_figure(name, value, limit, problems):
+def check_figure(name, value, limit, problems, of="the guest's memory"):
     """A figure kept if a number in [0, limit] (limit None: no upper bound).
     None or -1 (absent) gives None silently; anything else wrong gives None
     and a complaint naming the figure and the value."""
@@ -73,15 +74,16 @@ def check_figure(name, value, limit, problems):
         problems.append(f"{name}={value!r} is negative")
         return None
     if limit is not None and n > limit:
-        problems.append(f"{name}={value!r} is larger than the guest's {limit} bytes")
+        problems.append(f"{name}={value!r} is larger than {of} ({limit} bytes)")
         return None
     return n
 
 
-def make_sample(t, raw, max_bytes, actual=None, rss=None, ws=None, ws_avail=None):
+def make_sample(t, raw, max_bytes, actual=None, rss=None, ws=None, ws_avail=None, overhead=None):
     """A Sample from QEMU's guest-stats answer `raw` ({"stats": {...},
     "last-update": s}, or anything else: a non-dict gives an empty sample and
-    a complaint). max_bytes is the guest's memory, the bound of every size."""
+    a complaint). max_bytes is the guest's memory, the bound of every size;
+    QEMU's overhead is bounded by its rss."""
     problems = []
     s = Sample(t=t, problems=problems)
     if not isinstance(raw, dict):
@@ -98,6 +100,7 @@ def make_sample(t, raw, max_bytes, actual=None, rss=None, ws=None, ws_avail=None
     s.stamp = check_figure("last-update", raw.get("last-update"), None, problems)
     s.actual = check_figure("actual", actual, max_bytes, problems)
     s.rss = check_figure("rss", rss, None, problems)
+    s.overhead = check_figure("overhead", overhead, s.rss, problems, of="QEMU's rss")
     s.ws = check_figure("ws", ws, max_bytes, problems)
     s.ws_avail = check_figure("ws_avail", ws_avail, max_bytes, problems)
     return s
