@@ -53,10 +53,16 @@ def test_guest_time_follows_the_host(boot, machine, append, ruler):
     vm = boot(machine=machine, mem="128M", append=append, devices=devices)
     ready = vm.wait_event("ready", timeout=BOOT_TIMEOUT)
     clock = vm.events_named("clock")[0]
-    assert clock["ruler"] == ruler, f"expected the {ruler} ruler, got {clock}"
-    assert ready["clock"] == ruler
+    if clock["ruler"] != ruler:
+        # The expected ruler may be refused when the host stops QEMU in the
+        # middle of the window (seen once on microvm with five other QEMUs
+        # running: the PIT's 16-bit count wraps every 55 ms); then it must
+        # say so and the next one must take over — and be right.
+        tried = [r for r in clock["rulers"] if r["name"] == ruler]
+        assert tried and not tried[0]["ok"], f"expected the {ruler} ruler, got {clock}"
+    assert ready["clock"] == clock["ruler"]
     assert TSC_MIN_HZ <= clock["tsc_hz"] <= TSC_MAX_HZ, clock
-    used = [r for r in clock["rulers"] if r["name"] == ruler]
+    used = [r for r in clock["rulers"] if r["name"] == clock["ruler"]]
     assert used and used[0]["ok"] and used[0]["tsc_hz"] == clock["tsc_hz"], clock
     # Boot itself takes well under a second of host time here; the old
     # miscalibration put ready at 7.5 s.
