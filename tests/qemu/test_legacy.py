@@ -1,0 +1,117 @@
+"""The balloon over legacy (virtio 0.9.5) PCI: the I/O BAR 0 interface of a
+transitional device (drivers/virtio/virtio_pci_legacy.c).
+
+QEMU gives only that interface with `disable-modern=on`; a transitional
+device that offers both is driven over legacy when `virtio.legacy` is on
+the command line. What the device negotiated is asked of QEMU itself
+(x-query-virtio-status: no VERSION_1), and what blimp thinks it drives is
+its own `virtio_ready`/`virtio_device` event (transport "pci-legacy").
+
+QEMU 7.2's balloon has no MSI-X, so it interrupts on INTx; virtio-rng has
+MSI-X, and takes its vectors through the legacy registers at 20 and 22."""
+import time
+
+import pytest
+
+from blimp.units import MIB, PAGE
+
+BALLOON = "virtio-balloon-pci,id=bal0,free-page-reporting=on,deflate-on-oom=on"
+LEGACY_ONLY = BALLOON + ",disable-modern=on"
+BOTH = BALLOON + ",disable-legacy=off,disable-modern=off"
+BAL = "/machine/peripheral/bal0"
+
+
+def boot_legacy(boot, machine="q35", device=LEGACY_ONLY, mem=512, append="", devices=()):
+    vm = boot(machine=machine, mem=f"{mem}M", devices=[device, *devices], append=append)
+    vm.wait_event("ready", timeout=120)
+    ready = [e for e in vm.events_named("virtio_ready") if e["device"] == "balloon"]
+    assert len(ready) == 1 and ready[0]["transport"] == "pci-legacy", vm.events_named("virtio_ready")
+    assert ready[0]["pci_device"] == 0x1002, ready  # the transitional balloon
+    status = vm.qmp.execute("x-query-virtio-status", path=BAL + "/virtio-backend")
+    assert "VIRTIO_CONFIG_S_DRIVER_OK" in " ".join(status["status"]["statuses"]), status
+    assert not any("VIRTIO_F_VERSION_1" in f for f in status["guest-features"]["transports"]), status
+    assert "VIRTIO_CONFIG_S_FEATURES_OK" not in " ".join(status["status"]["statuses"]), status
+    return vm, ready[0]
+
+
+def set_target(vm, target_mib):
+    vm.qmp.execute("balloon", value=target_mib * MIB)
+
+
+@pytest.mark.parametrize("machine,device,append", [
+    ("q35", LEGACY_ONLY, ""),
+    ("pc", LEGACY_ONLY, ""),
+    ("pc", BOTH, "virtio.legacy"),
+])
+def test_inflate_and_deflate_over_legacy_pci(boot, machine, device, append):
+    vm, ready = boot_legacy(boot, machine, device, append=f"balloon.no_reporting {append}")
+    assert ready["irq"] == "intx" and ready["gsi"] >= 0, ready  # 7.2's balloon: no MSI-X
+    vm.shell("alloc 300M", timeout=300)
+    vm.shell("free all", timeout=300)
+    before = vm.rss()
+    set_target(vm, 512 - 256)
+    vm.wait_actual((512 - 256) * MIB, timeout=300)
+    after = vm.rss()
+    assert before - after >= 0.9 * 256 * MIB, f"RSS {before >> 20} -> {after >> 20} MiB"
+    s = vm.shell_event("pfa")
+    assert s["ballooned"] == 256 * MIB // PAGE and s["check"] == "ok"
+    set_target(vm, 512)
+    vm.wait_actual(512 * MIB, timeout=300)
+    s = vm.shell_event("pfa")
+    assert s["ballooned"] == 0 and s["check"] == "ok"
+    _, lines = vm.shell("virtio")
+    assert any("balloon (1af4:1002) legacy, I/O 0x" in line for line in lines), lines
+    dev = [e for e in vm.events_named("virtio_device") if e["device"] == "balloon"][-1]
+    assert dev["transport"] == "pci-legacy" and dev["irq"] == "INTx", dev
+    # Targets came as configuration interrupts, used buffers as queue ones,
+    # both read (and acknowledged) from the ISR byte at 19: nothing polled.
+    assert dev["config_irqs"] >= 2 and dev["queue_irqs"] >= 2, dev
+    assert dev["features"] < 1 << 32 and dev["device_features"] < 1 << 32, dev
+
+
+def test_modern_is_used_without_the_switch(boot):
+    """The same transitional device without `virtio.legacy` stays modern."""
+    vm = boot(machine="pc", mem="256M", devices=[BOTH])
+    ready = vm.wait_event("virtio_ready", timeout=120)
+    assert ready["transport"] == "pci", ready
+
+
+def test_stats_over_legacy_pci(boot):
+    vm, _ = boot_legacy(boot, append="balloon.no_reporting")
+    vm.shell("alloc 64M")
+    vm.qmp.execute("qom-set", path=BAL, property="guest-stats-polling-interval", value=1)
+    deadline = time.monotonic() + 120
+    while True:
+        b = vm.shell_event("balloon")
+        if b["stats_requests"] >= 1:
+            break
+        assert time.monotonic() < deadline, "the host never asked for statistics"
+        time.sleep(0.5)
+    stats = vm.qmp.execute("qom-get", path=BAL, property="guest-stats")["stats"]
+    assert abs(stats["stat-free-memory"] - b["free"] * PAGE) < 8 * MIB, (stats, b)
+    assert stats["stat-total-memory"] == b["managed"] * PAGE
+
+
+def test_free_page_reporting_over_legacy_pci(boot):
+    vm, _ = boot_legacy(boot)
+    vm.wait_event("balloon_report", timeout=120)
+    vm.shell("alloc 256M", timeout=300)
+    touched = vm.rss()
+    vm.shell("free all", timeout=300)
+    vm.wait_rss_below(touched - int(0.8 * 256 * MIB), timeout=120)
+    status = vm.qmp.execute("x-query-virtio-status", path=BAL + "/virtio-backend")
+    assert any("VIRTIO_BALLOON_F_REPORTING" in f for f in status["guest-features"]["dev-features"]), status
+    assert vm.shell_event("pfa")["check"] == "ok"
+
+
+def test_deflate_on_oom_over_legacy_pci(boot):
+    vm, _ = boot_legacy(boot, append="balloon.no_reporting")
+    set_target(vm, 16)
+    vm.wait_event("balloon_stalled", timeout=300)
+    free_mib = vm.shell_event("pfa")["free"] * PAGE // MIB
+    vm.shell(f"alloc {free_mib + 100}M", timeout=300)
+    oom = vm.events_named("balloon_oom")
+    assert oom and sum(e["deflated"] for e in oom) >= 100 * MIB // PAGE
+    vm.shell("free all", timeout=300)
+    assert vm.events_named("free")[-1]["bad_frames"] == 0
+    assert vm.shell_event("pfa")["check"] == "ok"
