@@ -127,7 +127,8 @@ struct virtio_dev {
 	/* Legacy PCI (virtio_pci_legacy.c): I/O BAR 0 */
 	uint16_t io_base;
 	uint32_t io_size;
-	bool io_msix;               /* MSI-X on: device configuration at 24, not 20 */
+	bool io_msix;               /* MSI-X on: device configuration at 24, not 20
+				       (device_cfg_len follows: the BAR's rest) */
 
 	/* virtio-mmio (virtio_mmio.c) */
 	volatile uint8_t *mmio;     /* the register block, mapped */

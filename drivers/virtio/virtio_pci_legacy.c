@@ -46,6 +46,14 @@ static const struct virtio_ops legacy_ops;
 static uint16_t port(const struct virtio_dev *vd, unsigned off) { return (uint16_t)(vd->io_base + off); }
 static uint32_t config_off(const struct virtio_dev *vd) { return vd->io_msix ? LEG_CONFIG_MSIX : LEG_CONFIG; }
 
+/* MSI-X on or off moves the device configuration: what is left of the BAR
+ * after the registers is its length (vd->device_cfg_len, as drivers read it). */
+static void set_msix(struct virtio_dev *vd, bool on)
+{
+	vd->io_msix = on;
+	vd->device_cfg_len = vd->io_size > config_off(vd) ? vd->io_size - config_off(vd) : 0;
+}
+
 /* See virtio_pci.h. */
 int virtio_pci_legacy_init(struct virtio_dev *vd)
 {
@@ -66,6 +74,7 @@ int virtio_pci_legacy_init(struct virtio_dev *vd)
 	vd->ops = &legacy_ops;
 	vd->io_base = (uint16_t)b->base;
 	vd->io_size = (uint32_t)b->size;
+	set_msix(vd, false);
 	pci_write16(d, 0x04, pci_read16(d, 0x04) | 0x5); /* I/O space, bus master */
 	return 0;
 }
@@ -151,11 +160,7 @@ static int leg_queue_enable(struct virtio_dev *vd, uint16_t index, uint16_t size
 
 static void leg_notify(struct virtio_dev *vd, uint16_t index) { outw(port(vd, LEG_QUEUE_NOTIFY), index); }
 
-/* Bytes of device configuration the BAR holds past the registers. */
-static uint32_t config_len(const struct virtio_dev *vd)
-{
-	return vd->io_size > config_off(vd) ? vd->io_size - config_off(vd) : 0;
-}
+static uint32_t config_len(const struct virtio_dev *vd) { return vd->device_cfg_len; }
 
 static void read_config(struct virtio_dev *vd, uint32_t off, uint8_t *buf, uint32_t len)
 {
@@ -212,7 +217,7 @@ static int setup_msix(struct virtio_dev *vd)
 {
 	if (vd->pci->msix_size < 2 || vd->io_size < LEG_CONFIG_MSIX || pci_msix_enable(vd->pci) < 0)
 		return -ENODEV;
-	vd->io_msix = true;
+	set_msix(vd, true);
 	for (uint16_t e = 0; e < vd->pci->msix_size && e <= VIRTIO_MAX_QUEUES; e++) {
 		int v = irq_alloc_vector();
 		if (v < 0 || irq_set_handler(v, e == 0 ? virtio_pci_msix_config_handler : virtio_pci_msix_queue_handler,
@@ -228,7 +233,7 @@ static int setup_msix(struct virtio_dev *vd)
 	outw(port(vd, LEG_CONFIG_VECTOR), VIRTIO_PCI_NO_VECTOR);
 off:
 	pci_msix_disable(vd->pci);
-	vd->io_msix = false;
+	set_msix(vd, false);
 	return -EIO;
 }
 
