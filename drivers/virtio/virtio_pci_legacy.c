@@ -63,10 +63,11 @@ int virtio_pci_legacy_init(struct virtio_dev *vd)
 	uint32_t need = d->msix_cap ? LEG_CONFIG_MSIX : LEG_CONFIG;
 	const char *why = !b->io ? "BAR 0 is not an I/O BAR"
 			: b->size < need ? "I/O BAR 0 is smaller than the legacy registers"
-			: b->base == 0 || b->base + b->size > 0x10000 ? "I/O BAR 0 lies outside the port space"
+			: b->base == 0 ? "I/O BAR 0 was never assigned (base 0)"
+			: b->base + b->size > 0x10000 ? "I/O BAR 0 lies outside the port space"
 			: NULL;
 	if (why) {
-		printf("virtio %02x:%02x.%x: legacy interface: %s (base %#lx, size %#lx, needs %u); device refused\n",
+		printf("virtio %02x:%02x.%x: legacy interface: %s (base %#lx, size %#lx, needs %u bytes); device refused\n",
 		       d->bus, d->dev, d->fn, why, (unsigned long)b->base, (unsigned long)b->size, need);
 		return -ENODEV;
 	}
