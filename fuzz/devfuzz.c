@@ -79,8 +79,11 @@ bool devfuzz_start(void)
 	       (unsigned long)M.ops_wanted, bad, M.replay ? " (replay: ops come from the host)" : "");
 	event_emit("fuzz_start", "\"seed\":%lu,\"ops\":%lu,\"bad_percent\":%u,\"replay\":%d", (unsigned long)M.seed,
 		   (unsigned long)M.ops_wanted, bad, M.replay);
-	if (fz_exec_init() < 0) {
-		event_emit("fuzz_error", "\"reason\":\"no balloon device or no memory for the arena\"");
+	int rc = fz_exec_init();
+	if (rc < 0) {
+		event_emit("fuzz_error", "\"reason\":\"%s\"", rc == -EPROTONOSUPPORT
+			   ? "the balloon is not on modern PCI (legacy PCI or mmio); the device fuzzer drives modern PCI only"
+			   : rc == -ENOMEM ? "no memory for the arena" : "no balloon device");
 		return true;
 	}
 	fz_exec_set_pattern_seed(M.seed);

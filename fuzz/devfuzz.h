@@ -61,7 +61,9 @@ extern struct fz_state fz_state;
  * balloon device (then balloon_init must not run). */
 bool devfuzz_start(void);
 
-/* Take the balloon device, set up the arena and scratch; 0 or -errno. */
+/* Take the balloon device, set up the arena and scratch; 0 or -errno:
+ * -ENODEV (no balloon), -EPROTONOSUPPORT (the balloon is not on modern
+ * PCI: legacy PCI or mmio, whose registers the ops do not write), -ENOMEM. */
 int fz_exec_init(void);
 
 /* Run one op and print it ("fz <text>") with its results ("fz> ..."). A

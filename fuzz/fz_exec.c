@@ -153,10 +153,10 @@ int fz_exec_init(void)
 		printf("fuzz: no virtio-balloon device to fuzz\n");
 		return -ENODEV;
 	}
-	if (!vd->pci) { /* the ops below are the modern PCI transport's registers */
+	if (!vd->pci || vd->legacy) { /* the ops below are the modern PCI transport's registers */
 		printf("fuzz: the balloon is on %s; the device fuzzer drives modern PCI only\n", vd->ops->name);
 		vd = NULL;
-		return -ENODEV;
+		return -EPROTONOSUPPORT;
 	}
 	vd->driver = &fz_state; /* taken: no driver binds it */
 	struct pci_dev *d = vd->pci;

@@ -120,6 +120,8 @@ int virtio_start(struct virtio_dev *vd, uint64_t wanted)
 	if (!vd->legacy && !(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
 		return virtio_fail(vd, "device does not offer VIRTIO_F_VERSION_1");
 	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
+	if (vd->legacy) /* 32 bits: no VERSION_1, no RING_PACKED, whatever the device claims */
+		wanted &= 0xffffffffULL;
 	vd->features = vd->device_features & wanted;
 	ops->set_features(vd, vd->features);
 	/* A legacy device has no FEATURES_OK: it takes what it is given. */
@@ -155,10 +157,16 @@ int virtio_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
 	uint16_t size = 1;
 	while (size * 2 <= max) /* a split ring's size is a power of two (2.7) */
 		size *= 2;
-	while (size > max_size)
+	while (size > max_size && !vd->ops->fixed_queue_size)
 		size /= 2;
+	if (vd->ops->fixed_queue_size && size != max) { /* queue_max checks; this is the last word */
+		char why[80];
+		snprintf(why, sizeof(why), "queue %u has size %d, not a power of two", index, max);
+		return virtio_fail(vd, why);
+	}
+	size_t align = vd->ops->used_align ? vd->ops->used_align : 64;
 	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
-	size_t ring = (vq_ring_bytes(size) + 63) & ~(size_t)63;
+	size_t ring = (vq_ring_bytes_aligned(size, align) + 63) & ~(size_t)63;
 	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
 	uint8_t *mem = mm_alloc_dma(bytes);
 	struct vq *vq = calloc(1, sizeof(*vq));
@@ -168,8 +176,8 @@ int virtio_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
 			mm_free_dma(mem, bytes);
 		return -ENOMEM;
 	}
-	int rc = vq_init(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
-			 indirect ? mem + ring : NULL, MAX_INDIRECT);
+	int rc = vq_init_aligned(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
+				 indirect ? mem + ring : NULL, MAX_INDIRECT, align);
 	if (rc == 0)
 		rc = vd->ops->queue_enable(vd, index, size, vq_desc_addr(vq), vq_avail_addr(vq), vq_used_addr(vq));
 	if (rc < 0) {

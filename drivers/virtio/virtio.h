@@ -17,11 +17,13 @@
  *   struct virtio_ops: status, features, queue_max, queue_enable, notify,
  *                      config read/write, interrupt status, irq wiring
  *          ┌──────┴───────┐
- *     virtio_pci.c    virtio_mmio.c (v2, v1)
+ *     virtio_pci.c    virtio_pci_legacy.c    virtio_mmio.c (v2, v1)
  *
- * A legacy transport (`legacy` set: mmio version 1, and later legacy PCI)
- * has no VERSION_1, no FEATURES_OK step and 32 feature bits (4.2.4,
- * 4.1.5 legacy notes); virtio_start skips what it lacks.
+ * A legacy transport (`legacy` set: mmio version 1 and legacy PCI) has no
+ * VERSION_1, no FEATURES_OK step and 32 feature bits (4.2.4, 4.1.5 legacy
+ * notes): virtio_start skips what it lacks and asks for nothing above bit
+ * 31 (so never RING_PACKED, which legacy does not have). Legacy PCI also
+ * fixes each queue's size and its used ring's alignment (4096).
  *
  * Handlers read/acknowledge and queue work; drivers' callbacks run from the
  * kernel loop.
@@ -73,7 +75,13 @@ typedef void (*virtio_cb)(struct virtio_dev *vd);
  * registers; the order and the checks are virtio.c's.
  */
 struct virtio_ops {
-	const char *name;   /* "pci", "mmio", "mmio-legacy" */
+	const char *name;   /* "pci", "pci-legacy", "mmio", "mmio-legacy" */
+	/* The used ring's alignment in the queue's memory; 0: blimp's own 64.
+	 * Legacy PCI: 4096, the device computes the ring from one page number. */
+	uint32_t used_align;
+	/* The device's queue size is the size (legacy PCI: read-only), not a
+	 * maximum the driver may go below. */
+	bool fixed_queue_size;
 	uint8_t (*get_status)(struct virtio_dev *vd);
 	void (*set_status)(struct virtio_dev *vd, uint8_t status); /* 0 resets */
 	uint64_t (*get_features)(struct virtio_dev *vd);
@@ -107,7 +115,7 @@ struct virtio_ops {
 
 struct virtio_dev {
 	const struct virtio_ops *ops;
-	bool legacy;                /* no VERSION_1 / FEATURES_OK: mmio v1 (legacy PCI later) */
+	bool legacy;                /* no VERSION_1 / FEATURES_OK: mmio v1, legacy PCI */
 	unsigned type;              /* VIRTIO_ID_* */
 
 	/* Modern PCI (virtio_pci.c, virtio_pci_cap.c) */
@@ -115,6 +123,12 @@ struct virtio_dev {
 	volatile uint8_t *common, *isr, *device_cfg, *notify;
 	uint32_t device_cfg_len, notify_len, notify_mult;
 	uint16_t queue_notify_off[VIRTIO_MAX_QUEUES];
+
+	/* Legacy PCI (virtio_pci_legacy.c): I/O BAR 0 */
+	uint16_t io_base;
+	uint32_t io_size;
+	bool io_msix;               /* MSI-X on: device configuration at 24, not 20
+				       (device_cfg_len follows: the BAR's rest) */
 
 	/* virtio-mmio (virtio_mmio.c) */
 	volatile uint8_t *mmio;     /* the register block, mapped */

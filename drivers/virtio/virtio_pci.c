@@ -10,6 +10,7 @@
 #include "virtio_pci_regs.h"
 #include "arch/x86_64/interrupt.h"
 #include "arch/x86_64/mmio.h"
+#include "kernel/cmdline.h"
 
 static uint8_t rd8(struct virtio_dev *vd, unsigned off) { return mmio_read8(vd->common + off); }
 static uint16_t rd16(struct virtio_dev *vd, unsigned off) { return mmio_read16(vd->common + off); }
@@ -36,6 +37,21 @@ static unsigned virtio_type(uint16_t device)
 
 static const struct virtio_ops pci_ops;
 
+CMDLINE_OPTION(virtio_legacy, "virtio.legacy",
+	       "drive transitional virtio PCI devices (1af4:1000-103f) over their legacy I/O interface");
+
+/* Does the function describe a modern interface (a common-configuration
+ * capability)? One bounded walk, as virtio_pci_parse_caps does. */
+static bool has_modern(const struct pci_dev *d)
+{
+	int seen = 0;
+	for (uint8_t c = pci_next_cap(d, 0); c && ++seen <= 48; c = pci_next_cap(d, c))
+		if (pci_read8(d, c) == PCI_CAP_VENDOR && c + VIRTIO_PCI_CAP_CFG_TYPE < 0x100 &&
+		    pci_read8(d, c + VIRTIO_PCI_CAP_CFG_TYPE) == VIRTIO_PCI_CAP_COMMON_CFG)
+			return true;
+	return false;
+}
+
 int virtio_pci_probe(bool poll)
 {
 	int found = 0;
@@ -50,7 +66,13 @@ int virtio_pci_probe(bool poll)
 		vd->ops = &pci_ops;
 		vd->pci = d;
 		vd->type = virtio_type(d->device);
-		if (virtio_pci_parse_caps(vd) < 0)
+		/* A transitional device (0x1000-0x103f) also has the legacy I/O
+		 * interface: used when it offers nothing else (disable-modern=on)
+		 * or when virtio.legacy asks for it. */
+		bool transitional = d->device < 0x1040;
+		int rc = transitional && (cmdline_has("virtio.legacy") || !has_modern(d))
+			 ? virtio_pci_legacy_init(vd) : virtio_pci_parse_caps(vd);
+		if (rc < 0)
 			continue;
 		virtio_add(vd);
 		found++;
@@ -153,14 +175,14 @@ static uint8_t pci_interrupt_status(struct virtio_dev *vd)
 /* ---------------------------------------------------------------- interrupts */
 
 /* The line may be shared: count only the interrupts this device raised. */
-static void intx_handler(void *ctx)
+void virtio_pci_intx_handler(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
 	if (virtio_interrupt(vd))
 		vd->irqs++;
 }
 
-static void msix_config_handler(void *ctx)
+void virtio_pci_msix_config_handler(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
 	vd->irqs++;
@@ -168,7 +190,7 @@ static void msix_config_handler(void *ctx)
 	work_queue(&vd->config_work);
 }
 
-static void msix_queue_handler(void *ctx)
+void virtio_pci_msix_queue_handler(void *ctx)
 {
 	struct virtio_dev *vd = ctx;
 	vd->irqs++;
@@ -184,7 +206,7 @@ static int setup_msix(struct virtio_dev *vd)
 		return -ENODEV;
 	for (uint16_t e = 0; e < vd->pci->msix_size && e <= VIRTIO_MAX_QUEUES; e++) {
 		int v = irq_alloc_vector();
-		if (v < 0 || irq_set_handler(v, e == 0 ? msix_config_handler : msix_queue_handler, vd) < 0) {
+		if (v < 0 || irq_set_handler(v, e == 0 ? virtio_pci_msix_config_handler : virtio_pci_msix_queue_handler, vd) < 0) {
 			pci_msix_disable(vd->pci);
 			return -ENOSPC;
 		}
@@ -214,7 +236,7 @@ static void pci_irq_choose(struct virtio_dev *vd, bool poll, const char *force)
 
 static int pci_irq_wire(struct virtio_dev *vd)
 {
-	int rc = pci_enable_intx(vd->pci, intx_handler, vd);
+	int rc = pci_enable_intx(vd->pci, virtio_pci_intx_handler, vd);
 	return rc < 0 ? rc : 0;
 }
 

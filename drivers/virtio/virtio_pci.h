@@ -10,7 +10,9 @@
  * registers behind struct virtio_ops.
  *
  * Both the transitional balloon (1af4:1002) and the modern-only one
- * (1af4:1045) are driven through the modern interface. Interrupts are
+ * (1af4:1045) are driven through the modern interface, unless a
+ * transitional device has none (`disable-modern=on`) or `virtio.legacy`
+ * asks for it: then its legacy I/O interface (virtio_pci_legacy.c). Interrupts are
  * MSI-X when the function has it (one vector for configuration changes, one
  * per queue), else INTx through the IOAPIC; `irq=poll` forces polling.
  */
@@ -42,5 +44,16 @@ int virtio_pci_parse_caps(struct virtio_dev *vd);
  * config_generation (4.1.4.3.1, 2.5.1); 0 or -EIO. */
 int virtio_pci_config_read(struct virtio_dev *vd, uint32_t off, void *buf, uint32_t len);
 int virtio_pci_config_write32(struct virtio_dev *vd, uint32_t off, uint32_t v);
+
+/* virtio_pci_legacy.c: take vd->pci's legacy interface (I/O BAR 0, checked
+ * to hold the registers and to lie in the port space), set vd->ops and
+ * vd->legacy. 0, or -ENODEV with a message saying what is wrong. */
+int virtio_pci_legacy_init(struct virtio_dev *vd);
+
+/* Interrupt handlers both PCI transports use (ctx: the virtio_dev): INTx
+ * asks the device (the line is shared), MSI-X messages say what they are. */
+void virtio_pci_intx_handler(void *ctx);
+void virtio_pci_msix_config_handler(void *ctx);
+void virtio_pci_msix_queue_handler(void *ctx);
 
 #endif

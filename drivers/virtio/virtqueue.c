@@ -16,21 +16,26 @@
 #include "virtqueue.h"
 #include "kernel/addr.h"
 
-#define USED_ALIGN 64
+#define USED_ALIGN 64 /* unless the transport fixes it (legacy PCI: 4096) */
 
 static size_t avail_bytes(uint16_t size)
 {
 	return 6 + 2 * (size_t)size; /* flags, idx, ring, used_event */
 }
 
-static size_t used_offset(uint16_t size)
+static size_t used_offset(uint16_t size, size_t align)
 {
-	return (16 * (size_t)size + avail_bytes(size) + USED_ALIGN - 1) & ~(size_t)(USED_ALIGN - 1);
+	return (16 * (size_t)size + avail_bytes(size) + align - 1) & ~(align - 1);
+}
+
+size_t vq_ring_bytes_aligned(uint16_t size, size_t used_align)
+{
+	return used_offset(size, used_align) + 6 + 8 * (size_t)size;
 }
 
 size_t vq_ring_bytes(uint16_t size)
 {
-	return used_offset(size) + 6 + 8 * (size_t)size;
+	return vq_ring_bytes_aligned(size, USED_ALIGN);
 }
 
 size_t vq_indirect_bytes(uint16_t size, uint16_t max_indirect)
@@ -51,8 +56,15 @@ static volatile uint16_t *avail_event(struct vq *vq)
 int vq_init(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
 	    void *indirect_mem, uint16_t max_indirect)
 {
+	return vq_init_aligned(vq, index, size, ring, event_idx, indirect_mem, max_indirect, USED_ALIGN);
+}
+
+int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
+		    void *indirect_mem, uint16_t max_indirect, size_t used_align)
+{
 	if (size == 0 || (size & (size - 1)) || size > VQ_MAX_SIZE || ((uintptr_t)ring & 15) ||
-	    ((uintptr_t)indirect_mem & 15) || (indirect_mem && max_indirect < 2))
+	    ((uintptr_t)indirect_mem & 15) || (indirect_mem && max_indirect < 2) ||
+	    used_align < 4 || (used_align & (used_align - 1)) || used_align > 4096)
 		return -EINVAL;
 	memset(vq, 0, sizeof(*vq));
 	vq->shadow = calloc(size, sizeof(*vq->shadow));
@@ -61,13 +73,13 @@ int vq_init(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event
 		vq_destroy(vq);
 		return -ENOMEM;
 	}
-	memset(ring, 0, vq_ring_bytes(size));
+	memset(ring, 0, vq_ring_bytes_aligned(size, used_align));
 	vq->index = index;
 	vq->size = size;
 	vq->event_idx = event_idx;
 	vq->desc = ring;
 	vq->avail = (struct vq_avail *)((uint8_t *)ring + 16 * (size_t)size);
-	vq->used = (struct vq_used *)((uint8_t *)ring + used_offset(size));
+	vq->used = (struct vq_used *)((uint8_t *)ring + used_offset(size, used_align));
 	vq->indirect = indirect_mem != NULL;
 	vq->indirect_tables = indirect_mem;
 	vq->max_indirect = indirect_mem ? max_indirect : 0;

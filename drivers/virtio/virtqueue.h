@@ -105,6 +105,9 @@ struct vq {
 
 /* Bytes of ring memory (16-byte aligned, physically contiguous) for `size`. */
 size_t vq_ring_bytes(uint16_t size);
+/* The same with the used ring at a multiple of `used_align` from the start
+ * (a power of two, 4..4096): legacy PCI fixes it at 4096 (2.7.2, legacy). */
+size_t vq_ring_bytes_aligned(uint16_t size, size_t used_align);
 /* Bytes of indirect-table memory for `size` tables of `max_indirect` entries. */
 size_t vq_indirect_bytes(uint16_t size, uint16_t max_indirect);
 
@@ -116,6 +119,10 @@ size_t vq_indirect_bytes(uint16_t size, uint16_t max_indirect);
  */
 int vq_init(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
 	    void *indirect_mem, uint16_t max_indirect);
+/* vq_init with the used ring aligned to `used_align` (vq_ring_bytes_aligned);
+ * -EINVAL also for an alignment that is not a power of two in 4..4096. */
+int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
+		    void *indirect_mem, uint16_t max_indirect, size_t used_align);
 void vq_destroy(struct vq *vq);
 
 /* Physical addresses of the three parts, for the transport's registers. */

@@ -153,3 +153,15 @@ def test_kept_qemu_1_reproducer_still_reproduces():
     assert fuzz_device.log_config(log) == "hint"
     kind, sig, _ = fuzz_device.replay(fuzz_device.read_log(log), "hint")
     assert kind == "crash" and "tcg_handle_interrupt" in sig
+
+
+def test_a_legacy_balloon_is_refused_with_the_reason_not_taken_for_a_hang(monkeypatch):
+    """The device fuzzer writes modern PCI registers; given a balloon on the
+    legacy interface (disable-modern=on) the guest refuses, and the tool says
+    why at once instead of waiting out the hang timeout and keeping a finding."""
+    monkeypatch.setitem(fuzz_device.CONFIGS, "legacy",
+                        (["virtio-balloon-pci,id=bal0,disable-modern=on"], []))
+    with pytest.raises(fuzz_device.FuzzRefused, match="not on modern PCI"):
+        fuzz_device.run_seed(1, 50, "legacy", hang_s=300, keep=False)
+    with pytest.raises(fuzz_device.FuzzRefused, match="not on modern PCI"):
+        fuzz_device.replay(["status 0"], "legacy", hang_s=300)

@@ -97,6 +97,27 @@ def judge(vm, finished, hang):
     return "ok", "", ""
 
 
+class FuzzRefused(RuntimeError):
+    """The guest would not fuzz this configuration (its fuzz_error event):
+    a set-up problem to report, never a finding."""
+
+
+def check_refused(vm):
+    err = next((e for e in vm.events if e["ev"] == "fuzz_error"), None)
+    if err:
+        raise FuzzRefused(f"the guest refused to fuzz: {err['reason']}")
+
+
+def wait_started(vm, timeout=60):
+    """Wait until the fuzzer has the device (fuzz_device), or raise FuzzRefused."""
+    deadline = time.monotonic() + timeout
+    while not any(e["ev"] == "fuzz_device" for e in vm.events):
+        check_refused(vm)
+        if time.monotonic() > deadline or vm.proc.poll() is not None:
+            raise FuzzRefused(f"the fuzzer did not start within {timeout} s")
+        time.sleep(0.05)
+
+
 def wait_run(vm, hang_s, done_event="fuzz_done"):
     """Wait for `done_event` while the guest makes progress. Returns (finished,
     hang): hang is "qemu" when QMP stops answering too, "guest" when QEMU
@@ -105,6 +126,7 @@ def wait_run(vm, hang_s, done_event="fuzz_done"):
     while True:
         if any(e["ev"] == done_event for e in vm.events):
             return True, None
+        check_refused(vm)
         if vm.bad_lines:
             return False, None  # judge() names the line
         if vm.proc.poll() is not None:
@@ -165,7 +187,7 @@ def replay(ops, config, hang_s=30):
     """Run an op log through `fz` commands; returns (kind, signature, vm lines)."""
     vm = boot(config, "fuzz.replay")
     try:
-        vm.wait_event("fuzz_device", timeout=60)
+        wait_started(vm)
         finished, hang = True, None
         for op in ops:
             if vm.proc.poll() is not None:
@@ -284,6 +306,14 @@ def campaign(seconds, configs, ops, seed0, hang_s, bad):
 
 
 def main():
+    try:
+        _main()
+    except FuzzRefused as e:
+        print(f"fuzz_device: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("campaign")
