@@ -186,6 +186,7 @@ static int setup_msix(struct virtio_dev *vd)
 }
 
 CMDLINE_OPTION(virtio_irq, "virtio.irq", "force the interrupt kind for virtio devices: intx|poll");
+CMDLINE_OPTION(virtio_packed, "virtio.packed", "off: refuse packed virtqueues (VIRTIO_F_RING_PACKED), use split rings");
 
 int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
 {
@@ -204,7 +205,8 @@ int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted)
 	vd->device_features = lo | (uint64_t)rd32(vd, VIRTIO_PCI_COMMON_DEVICE_FEATURE) << 32;
 	if (!(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
 		return fail_device(vd, "device does not offer VIRTIO_F_VERSION_1");
-	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
+	const char *packed = cmdline_get("virtio.packed");
+	wanted |= 1ULL << VIRTIO_F_VERSION_1 | vq_driver_features(!(packed && strcmp(packed, "off") == 0));
 	vd->features = vd->device_features & wanted;
 	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 0);
 	wr32(vd, VIRTIO_PCI_COMMON_DRIVER_FEATURE, (uint32_t)vd->features);
@@ -251,9 +253,8 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 	while (size > max_size)
 		size /= 2;
 	wr16(vd, VIRTIO_PCI_COMMON_QUEUE_SIZE, size);
-	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
-	size_t ring = (vq_ring_bytes(size) + 63) & ~(size_t)63;
-	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
+	struct vq_config cfg = vq_config_for(vd->features, MAX_INDIRECT);
+	size_t bytes = vq_mem_bytes(&cfg, size);
 	uint8_t *mem = mm_alloc_dma(bytes);
 	struct vq *vq = calloc(1, sizeof(*vq));
 	if (!mem || !vq) {
@@ -262,8 +263,7 @@ int virtio_pci_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_s
 			mm_free_dma(mem, bytes);
 		return -ENOMEM;
 	}
-	int rc = vq_init(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
-			 indirect ? mem + ring : NULL, MAX_INDIRECT);
+	int rc = vq_setup(vq, &cfg, index, size, mem);
 	if (rc < 0) {
 		free(vq);
 		mm_free_dma(mem, bytes);
@@ -373,8 +373,8 @@ static int cmd_virtio(int argc, char **argv)
 		print_features(vd, vd->features);
 		for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 			if (vd->queues[q])
-				printf("    queue %d: size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
-				       vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
+				printf("    queue %d: %s ring, size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
+				       vq_layout_name(vd->queues[q]), vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
 				       (unsigned long)vd->queues[q]->completed, vd->queues[q]->broken ? ", BROKEN: " : "",
 				       vq_broken_reason(vd->queues[q]));
 		event_emit("virtio_device", "\"device\":\"%s\",\"pci_device\":%u,\"status\":%u,\"features\":%lu,"
