@@ -387,9 +387,12 @@ int bsim_init(struct bsim *s, const struct bsim_config *c)
 		if (!has[q])
 			continue;
 		uint16_t size = c->queue_size;
-		s->ring[q] = aligned_alloc(4096, (vq_ring_bytes(size) + 4095) & ~(size_t)4095);
+		size_t ring = c->packed ? vq_packed_ring_bytes(size) : vq_ring_bytes(size);
+		s->ring[q] = aligned_alloc(4096, (ring + 4095) & ~(size_t)4095);
 		s->tables[q] = c->indirect ? aligned_alloc(64, (vq_indirect_bytes(size, 64) + 63) & ~(size_t)63) : NULL;
-		if (vq_init(&s->vq[q], s->b.qidx[q], size, s->ring[q], c->event_idx, s->tables[q], 64) < 0) {
+		int (*init)(struct vq *, uint16_t, uint16_t, void *, bool, void *, uint16_t) =
+			c->packed ? vq_init_packed : vq_init;
+		if (init(&s->vq[q], s->b.qidx[q], size, s->ring[q], c->event_idx, s->tables[q], 64) < 0) {
 			fail(s, "vq_init(size %u) failed", size);
 			return -1;
 		}
@@ -658,8 +661,12 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		bsim_complete(s, q, k, s->popped[q][k].buf.in_len + 1 + arg % 4096);
 		return;
 	}
-	if (kind == 2) {
+	if (kind == 2 && !vq->pdesc) {
 		vsim_set_used_idx(d, (uint16_t)(d->used_idx + vq->in_flight + 1 + arg % 64));
+		return;
+	}
+	if (kind == 2) { /* packed: USED for this pass, AVAIL not (a wrap counter lie) */
+		vsim_push_raw(d, 0, 0, d->used_wrap ? VQ_PDESC_F_USED : VQ_PDESC_F_AVAIL, 1);
 		return;
 	}
 	/* an id that is not a buffer in flight: out of range, or a free slot */

@@ -56,6 +56,7 @@ struct bsim_config {
 	uint64_t extra;        /* bits the "transport" claims beyond that (hostile) */
 	uint16_t queue_size;   /* power of two, 1..128 */
 	bool event_idx, indirect;
+	bool packed;           /* packed rings (virtio 1.2, 2.8) instead of split */
 	unsigned auto_answer;  /* bit per role: the device answers inside notify */
 	bool oom_answers;      /* the device answers deflates while the OOM path polls */
 };
