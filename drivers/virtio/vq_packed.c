@@ -21,6 +21,7 @@
  *   used descriptor flags  USED == the driver's used wrap counter means
  *                          used, and then AVAIL must equal it too; a
  *                          descriptor marked used with nothing in flight
+ *                          (peek_used says which stale slots are not lies)
  *   used descriptor id     < size, and a buffer in flight
  *   used descriptor len    <= the bytes the buffer made writable
  *   device event flags     ENABLE, DISABLE, or DESC when EVENT_IDX was
@@ -173,19 +174,41 @@ bool vqp_kick_prepare(struct vq *vq)
 	return behind >= 0 && behind < added;
 }
 
+/*
+ * Is the descriptor at next_used the device's answer? Returns its flags in
+ * *flags and: 0 not yet; 1 a used descriptor (both bits equal the wrap
+ * counter); -1 flags no honest device writes there.
+ *
+ * With nothing in flight the slot is stale: written in the previous pass,
+ * by the device as used (both bits = the old counter) or by the driver and
+ * skipped by the device as the inside of a chain (AVAIL = old counter,
+ * USED = the current one). Only a used descriptor for this pass is a lie
+ * there. With buffers in flight the slot is one the driver made available
+ * in this pass (AVAIL = counter, USED not), so USED without AVAIL is a lie.
+ */
+static int peek_used(struct vq *vq, uint16_t *flags)
+{
+	*flags = __atomic_load_n(&vq->pdesc[vq->next_used].flags, __ATOMIC_ACQUIRE);
+	bool used = (*flags & VQ_PDESC_F_USED) != 0, avail = (*flags & VQ_PDESC_F_AVAIL) != 0;
+	if (used != vq->used_wrap)
+		return 0;
+	if (avail != used)
+		return vq->in_flight ? -1 : 0;
+	return vq->in_flight ? 1 : -1;
+}
+
 int vqp_get_used(struct vq *vq, void **token, uint32_t *len)
 {
-	uint16_t slot = vq->next_used;
+	uint16_t slot = vq->next_used, flags;
 	struct vq_pdesc *d = &vq->pdesc[slot];
-	uint16_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-	bool used = (flags & VQ_PDESC_F_USED) != 0, avail = (flags & VQ_PDESC_F_AVAIL) != 0;
-	if (used != vq->used_wrap)
+	int state = peek_used(vq, &flags);
+	if (state == 0)
 		return 0; /* still the device's */
-	if (avail != used)
+	if (state < 0 && vq->in_flight)
 		return vq_mark_broken(vq, "descriptor %u: flags %#x mark it used (USED=%d) but AVAIL=%d; "
 				      "a used descriptor has both equal to the wrap counter %d",
-				      slot, flags, used, avail, vq->used_wrap);
-	if (vq->in_flight == 0)
+				      slot, flags, vq->used_wrap, !vq->used_wrap, vq->used_wrap);
+	if (state < 0)
 		return vq_mark_broken(vq, "descriptor %u marked used (wrap counter %d) with no buffers in flight",
 				      slot, vq->used_wrap);
 	uint16_t id = d->id; /* one read each: the device may change them */
@@ -231,6 +254,6 @@ bool vqp_enable_cb(struct vq *vq)
 	vq->callbacks = true;
 	set_driver_event(vq, vq->event_idx ? VQ_EVENT_F_DESC : VQ_EVENT_F_ENABLE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	uint16_t flags = __atomic_load_n(&vq->pdesc[vq->next_used].flags, __ATOMIC_ACQUIRE);
-	return ((flags & VQ_PDESC_F_USED) != 0) == vq->used_wrap;
+	uint16_t flags;
+	return peek_used(vq, &flags) != 0; /* a lie counts: vq_get_used will report it */
 }
