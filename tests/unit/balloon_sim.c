@@ -543,6 +543,10 @@ bool bsim_take(struct bsim *s, enum balloon_queue q)
 	 * names is the driver's again; there is nothing left to check. */
 	if (s->lied[q] && bf->head < s->vq[q].size && !s->vq[q].shadow[bf->head].token)
 		return true;
+	/* In a packed ring a lie is written over the descriptors themselves: a
+	 * device that lied may read back its own used descriptor as a buffer. */
+	if (s->lied[q] && s->vq[q].pdesc)
+		return true;
 	switch (q) {
 	case BALLOON_Q_INFLATE:
 	case BALLOON_Q_DEFLATE:
@@ -655,6 +659,11 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		return;
 	struct vq *vq = &s->vq[q];
 	struct vsim *d = &s->dev[q];
+	/* A packed ring has no used index: a used descriptor written where the
+	 * driver has nothing in flight lands on a slot it may fill itself
+	 * before looking, and the lie is gone unseen. Lie where it will look. */
+	if (vq->pdesc && !vq->in_flight)
+		return;
 	s->lied[q] = true;
 	if (kind == 1 && s->n_popped[q]) {
 		unsigned k = arg % s->n_popped[q];
