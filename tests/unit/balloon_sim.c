@@ -531,6 +531,15 @@ bool bsim_take(struct bsim *s, enum balloon_queue q)
 	int rc = vsim_pop(&s->dev[q], &p->buf);
 	if (rc == 0)
 		return false;
+	/* In a packed ring a lie is written over the descriptors themselves: a
+	 * device that lied may read its own used descriptor back as a buffer
+	 * (malformed, or a length of 0, which the driver never posts). It is
+	 * dropped, not kept as a buffer to complete. */
+	bool zero = false;
+	for (unsigned i = 0; rc == 1 && i < p->buf.n_out + p->buf.n_in; i++)
+		zero |= p->buf.seg[i].len == 0;
+	if ((rc < 0 || zero) && s->lied[q] && s->vq[q].pdesc)
+		return false;
 	if (rc < 0) {
 		fail(s, "%s queue: the driver posted a malformed chain", role_names[q]);
 		return false;
@@ -542,10 +551,6 @@ bool bsim_take(struct bsim *s, enum balloon_queue q)
 	 * posted into (it cannot tell that from a fast answer). What the buffer
 	 * names is the driver's again; there is nothing left to check. */
 	if (s->lied[q] && bf->head < s->vq[q].size && !s->vq[q].shadow[bf->head].token)
-		return true;
-	/* In a packed ring a lie is written over the descriptors themselves: a
-	 * device that lied may read back its own used descriptor as a buffer. */
-	if (s->lied[q] && s->vq[q].pdesc)
 		return true;
 	switch (q) {
 	case BALLOON_Q_INFLATE:
@@ -659,11 +664,21 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		return;
 	struct vq *vq = &s->vq[q];
 	struct vsim *d = &s->dev[q];
-	/* A packed ring has no used index: a used descriptor written where the
-	 * driver has nothing in flight lands on a slot it may fill itself
-	 * before looking, and the lie is gone unseen. Lie where it will look. */
-	if (vq->pdesc && !vq->in_flight)
-		return;
+	/* A packed ring has no used index. A used descriptor written where the
+	 * driver has nothing in flight is either read there and refused, or
+	 * filled by the driver's next buffer and gone unseen: never a
+	 * completion the driver could count, so not recorded as one. But it
+	 * moved the device's used position on, and its next writes could then
+	 * overwrite used descriptors the driver has not read (this accounting
+	 * counts completions in order): after such a lie, no more lies; nor
+	 * one that would lap what the driver has still to read. */
+	if (vq->pdesc) {
+		int unread = (int)d->used_pos - vq->next_used + (d->used_wrap != vq->used_wrap ? vq->size : 0);
+		if (s->lie_astray[q] || unread < 0 || unread >= vq->size)
+			return;
+	}
+	bool uncountable = vq->pdesc && !vq->in_flight;
+	s->lie_astray[q] = uncountable;
 	s->lied[q] = true;
 	if (kind == 1 && s->n_popped[q]) {
 		unsigned k = arg % s->n_popped[q];
@@ -688,7 +703,8 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		}
 	}
 	vsim_push(d, id, 0);
-	record_push(s, q, LIE);
+	if (!uncountable)
+		record_push(s, q, LIE);
 }
 
 /* ---------------------------------------------------------------- the guest */

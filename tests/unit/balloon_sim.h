@@ -86,6 +86,7 @@ struct bsim {
 	struct bsim_popped popped[BALLOON_NQ][BSIM_MAX_POPPED];
 	unsigned n_popped[BALLOON_NQ];
 	bool lied[BALLOON_NQ];
+	bool lie_astray[BALLOON_NQ]; /* packed: a lie the driver may never see moved the device on */
 	/* inflate/deflate completions pushed, in used-ring order, and pages */
 	int64_t *push_pages[2];
 	unsigned n_pushes[2], cap_pushes[2], n_consumed[2];
