@@ -100,7 +100,8 @@ struct virtio_dev *virtio_find(unsigned type);
 
 /*
  * Reset, acknowledge, negotiate: `wanted` feature bits the driver handles
- * (VERSION_1, INDIRECT_DESC and EVENT_IDX are added here when offered).
+ * (VERSION_1, and the ring features of vq_driver_features — INDIRECT_DESC,
+ * EVENT_IDX, RING_PACKED unless virtio.packed=off — are added here).
  * Returns 0 with vd->features set, or a negative error (status FAILED set).
  */
 int virtio_pci_start(struct virtio_dev *vd, uint64_t wanted);

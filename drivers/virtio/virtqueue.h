@@ -114,6 +114,10 @@ struct vq_event {
 	uint16_t off_wrap; /* descriptor offset (bits 0-14) and wrap counter (15) */
 	uint16_t flags;    /* VQ_EVENT_F_* */
 };
+/* An event suppression structure as one 32-bit word (off_wrap low, flags
+ * high), read and written at once so neither side sees half an update;
+ * may_alias because it is the same memory as struct vq_event. */
+typedef uint32_t __attribute__((may_alias)) vq_event_word;
 
 /* One piece of a buffer: physical address and length. */
 struct vq_seg {

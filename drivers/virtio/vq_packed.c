@@ -51,7 +51,7 @@ static void set_driver_event(struct vq *vq, uint16_t flags)
 {
 	uint16_t off_wrap = (uint16_t)(vq->next_used | (vq->used_wrap ? VQ_EVENT_WRAP : 0));
 	uint32_t word = (uint32_t)off_wrap | (uint32_t)flags << 16;
-	__atomic_store_n((uint32_t *)vq->driver_event, word, __ATOMIC_RELEASE);
+	__atomic_store_n((vq_event_word *)vq->driver_event, word, __ATOMIC_RELEASE);
 }
 
 int vq_init_packed(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
@@ -140,7 +140,7 @@ bool vqp_kick_prepare(struct vq *vq)
 	vq->added_since_kick = 0;
 	if (vq->broken)
 		return false;
-	uint32_t word = __atomic_load_n((uint32_t *)vq->device_event, __ATOMIC_RELAXED);
+	uint32_t word = __atomic_load_n((vq_event_word *)vq->device_event, __ATOMIC_RELAXED);
 	uint16_t off_wrap = (uint16_t)word, flags = (uint16_t)(word >> 16);
 	switch (flags) {
 	case VQ_EVENT_F_ENABLE:

@@ -165,7 +165,7 @@ void vsim_push_raw(struct vsim *s, uint16_t id, uint32_t len, uint16_t flags, ui
 	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
 	advance(s, &s->used_pos, &s->used_wrap, n);
 	/* Interrupt? The driver's event suppression, read as QEMU does. */
-	uint32_t word = __atomic_load_n((uint32_t *)s->driver_event, __ATOMIC_ACQUIRE);
+	uint32_t word = __atomic_load_n((vq_event_word *)s->driver_event, __ATOMIC_ACQUIRE);
 	uint16_t off_wrap = (uint16_t)word, ev_flags = (uint16_t)(word >> 16);
 	if (ev_flags == VQ_EVENT_F_DESC && s->event_idx) {
 		int now = s->used_pos, before = on_line(s, old, old_wrap, s->used_wrap);
@@ -197,7 +197,7 @@ void vsim_set_used_idx(struct vsim *s, uint16_t idx)
 void vsim_set_device_event(struct vsim *s, uint16_t off_wrap, uint16_t flags)
 {
 	uint32_t word = (uint32_t)off_wrap | (uint32_t)flags << 16;
-	__atomic_store_n((uint32_t *)s->device_event, word, __ATOMIC_RELEASE);
+	__atomic_store_n((vq_event_word *)s->device_event, word, __ATOMIC_RELEASE);
 }
 
 void vsim_set_avail_event(struct vsim *s, uint16_t idx)
