@@ -101,6 +101,7 @@ static void poll_all(void)
 }
 
 CMDLINE_OPTION(virtio_irq, "virtio.irq", "force the interrupt kind for virtio devices: intx|poll");
+CMDLINE_OPTION(virtio_packed, "virtio.packed", "off: refuse packed virtqueues (VIRTIO_F_RING_PACKED), use split rings");
 
 /* ---------------------------------------------------------------- bring-up */
 
@@ -119,7 +120,8 @@ int virtio_start(struct virtio_dev *vd, uint64_t wanted)
 	vd->device_features = ops->get_features(vd);
 	if (!vd->legacy && !(vd->device_features & (1ULL << VIRTIO_F_VERSION_1)))
 		return virtio_fail(vd, "device does not offer VIRTIO_F_VERSION_1");
-	wanted |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_RING_INDIRECT_DESC | 1ULL << VIRTIO_F_RING_EVENT_IDX;
+	const char *packed = cmdline_get("virtio.packed");
+	wanted |= 1ULL << VIRTIO_F_VERSION_1 | vq_driver_features(!(packed && strcmp(packed, "off") == 0));
 	if (vd->legacy) /* 32 bits: no VERSION_1, no RING_PACKED, whatever the device claims */
 		wanted &= 0xffffffffULL;
 	vd->features = vd->device_features & wanted;
@@ -164,10 +166,11 @@ int virtio_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
 		snprintf(why, sizeof(why), "queue %u has size %d, not a power of two", index, max);
 		return virtio_fail(vd, why);
 	}
-	size_t align = vd->ops->used_align ? vd->ops->used_align : 64;
-	bool indirect = virtio_has(vd, VIRTIO_F_RING_INDIRECT_DESC);
-	size_t ring = (vq_ring_bytes_aligned(size, align) + 63) & ~(size_t)63;
-	size_t bytes = ring + (indirect ? vq_indirect_bytes(size, MAX_INDIRECT) : 0);
+	/* The layout the features chose (split or packed), and where legacy
+	 * transports fix the split ring's used ring (4096). */
+	struct vq_config cfg = vq_config_for(vd->features, MAX_INDIRECT);
+	cfg.used_align = vd->ops->used_align;
+	size_t bytes = vq_mem_bytes(&cfg, size);
 	uint8_t *mem = mm_alloc_dma(bytes);
 	struct vq *vq = calloc(1, sizeof(*vq));
 	if (!mem || !vq) {
@@ -176,8 +179,7 @@ int virtio_setup_queue(struct virtio_dev *vd, uint16_t index, uint16_t max_size)
 			mm_free_dma(mem, bytes);
 		return -ENOMEM;
 	}
-	int rc = vq_init_aligned(vq, index, size, mem, virtio_has(vd, VIRTIO_F_RING_EVENT_IDX),
-				 indirect ? mem + ring : NULL, MAX_INDIRECT, align);
+	int rc = vq_setup(vq, &cfg, index, size, mem);
 	if (rc == 0)
 		rc = vd->ops->queue_enable(vd, index, size, vq_desc_addr(vq), vq_avail_addr(vq), vq_used_addr(vq));
 	if (rc < 0) {
@@ -294,8 +296,8 @@ static int cmd_virtio(int argc, char **argv)
 		print_features(vd, vd->features);
 		for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
 			if (vd->queues[q])
-				printf("    queue %d: size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
-				       vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
+				printf("    queue %d: %s ring, size %u, in flight %u, added %lu, completed %lu%s%s\n", q,
+				       vq_layout_name(vd->queues[q]), vd->queues[q]->size, vd->queues[q]->in_flight, (unsigned long)vd->queues[q]->added,
 				       (unsigned long)vd->queues[q]->completed, vd->queues[q]->broken ? ", BROKEN: " : "",
 				       vq_broken_reason(vd->queues[q]));
 		event_emit("virtio_device", "\"device\":\"%s\",\"transport\":\"%s\",\"pci_device\":%u,\"mmio_base\":%lu,"

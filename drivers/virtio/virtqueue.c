@@ -1,5 +1,7 @@
 /*
- * virtqueue: the split ring, driver side (see virtqueue.h).
+ * virtqueue: the split ring, driver side (see virtqueue.h), and what both
+ * layouts share: arguments, the choice of layout, broken-queue reporting.
+ * The packed ring is in vq_packed.c.
  *
  * Ordering: the device may read the ring at any moment, so a buffer's
  * descriptors are written before its head enters the available ring, and the
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "virtqueue.h"
+#include "vq_internal.h"
 #include "kernel/addr.h"
 
 #define USED_ALIGN 64 /* unless the transport fixes it (legacy PCI: 4096) */
@@ -53,18 +56,11 @@ static volatile uint16_t *avail_event(struct vq *vq)
 	return (volatile uint16_t *)&vq->used->ring[vq->size];
 }
 
-int vq_init(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
-	    void *indirect_mem, uint16_t max_indirect)
+int vq_init_common(struct vq *vq, uint16_t index, uint16_t size, bool pow2, bool event_idx,
+		   void *ring, void *indirect_mem, uint16_t max_indirect)
 {
-	return vq_init_aligned(vq, index, size, ring, event_idx, indirect_mem, max_indirect, USED_ALIGN);
-}
-
-int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
-		    void *indirect_mem, uint16_t max_indirect, size_t used_align)
-{
-	if (size == 0 || (size & (size - 1)) || size > VQ_MAX_SIZE || ((uintptr_t)ring & 15) ||
-	    ((uintptr_t)indirect_mem & 15) || (indirect_mem && max_indirect < 2) ||
-	    used_align < 4 || (used_align & (used_align - 1)) || used_align > 4096)
+	if (size == 0 || (pow2 && (size & (size - 1))) || size > VQ_MAX_SIZE || ((uintptr_t)ring & 15) ||
+	    ((uintptr_t)indirect_mem & 15) || (indirect_mem && max_indirect < 2))
 		return -EINVAL;
 	memset(vq, 0, sizeof(*vq));
 	vq->shadow = calloc(size, sizeof(*vq->shadow));
@@ -73,13 +69,9 @@ int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bo
 		vq_destroy(vq);
 		return -ENOMEM;
 	}
-	memset(ring, 0, vq_ring_bytes_aligned(size, used_align));
 	vq->index = index;
 	vq->size = size;
 	vq->event_idx = event_idx;
-	vq->desc = ring;
-	vq->avail = (struct vq_avail *)((uint8_t *)ring + 16 * (size_t)size);
-	vq->used = (struct vq_used *)((uint8_t *)ring + used_offset(size, used_align));
 	vq->indirect = indirect_mem != NULL;
 	vq->indirect_tables = indirect_mem;
 	vq->max_indirect = indirect_mem ? max_indirect : 0;
@@ -90,6 +82,73 @@ int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bo
 	return 0;
 }
 
+int vq_init(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
+	    void *indirect_mem, uint16_t max_indirect)
+{
+	return vq_init_aligned(vq, index, size, ring, event_idx, indirect_mem, max_indirect, USED_ALIGN);
+}
+
+int vq_init_aligned(struct vq *vq, uint16_t index, uint16_t size, void *ring, bool event_idx,
+		    void *indirect_mem, uint16_t max_indirect, size_t used_align)
+{
+	if (used_align < 4 || (used_align & (used_align - 1)) || used_align > 4096)
+		return -EINVAL;
+	int rc = vq_init_common(vq, index, size, true, event_idx, ring, indirect_mem, max_indirect);
+	if (rc < 0)
+		return rc;
+	memset(ring, 0, vq_ring_bytes_aligned(size, used_align));
+	vq->layout = VQ_SPLIT;
+	vq->desc = ring;
+	vq->avail = (struct vq_avail *)((uint8_t *)ring + 16 * (size_t)size);
+	vq->used = (struct vq_used *)((uint8_t *)ring + used_offset(size, used_align));
+	return 0;
+}
+
+uint64_t vq_driver_features(bool allow_packed)
+{
+	return 1ULL << VQ_F_INDIRECT_DESC | 1ULL << VQ_F_EVENT_IDX |
+	       (allow_packed ? 1ULL << VQ_F_RING_PACKED : 0);
+}
+
+struct vq_config vq_config_for(uint64_t negotiated, uint16_t max_indirect)
+{
+	return (struct vq_config){
+		.layout = (negotiated & (1ULL << VQ_F_RING_PACKED)) ? VQ_PACKED : VQ_SPLIT,
+		.event_idx = (negotiated & (1ULL << VQ_F_EVENT_IDX)) != 0,
+		.max_indirect = (negotiated & (1ULL << VQ_F_INDIRECT_DESC)) ? max_indirect : 0,
+	};
+}
+
+static size_t used_align_of(const struct vq_config *c)
+{
+	return c->used_align ? c->used_align : USED_ALIGN;
+}
+
+static size_t ring_part(const struct vq_config *c, uint16_t size)
+{
+	size_t ring = c->layout == VQ_PACKED ? vq_packed_ring_bytes(size)
+					     : vq_ring_bytes_aligned(size, used_align_of(c));
+	return (ring + 63) & ~(size_t)63;
+}
+
+size_t vq_mem_bytes(const struct vq_config *c, uint16_t size)
+{
+	return ring_part(c, size) + (c->max_indirect ? vq_indirect_bytes(size, c->max_indirect) : 0);
+}
+
+int vq_setup(struct vq *vq, const struct vq_config *c, uint16_t index, uint16_t size, void *mem)
+{
+	void *tables = c->max_indirect ? (uint8_t *)mem + ring_part(c, size) : NULL;
+	if (c->layout == VQ_PACKED)
+		return vq_init_packed(vq, index, size, mem, c->event_idx, tables, c->max_indirect);
+	return vq_init_aligned(vq, index, size, mem, c->event_idx, tables, c->max_indirect, used_align_of(c));
+}
+
+const char *vq_layout_name(const struct vq *vq)
+{
+	return vq->layout == VQ_PACKED ? "packed" : "split";
+}
+
 void vq_destroy(struct vq *vq)
 {
 	free(vq->shadow);
@@ -98,17 +157,27 @@ void vq_destroy(struct vq *vq)
 	vq->next = NULL;
 }
 
-uint64_t vq_desc_addr(const struct vq *vq) { return virt_to_phys(vq->desc); }
-uint64_t vq_avail_addr(const struct vq *vq) { return virt_to_phys(vq->avail); }
-uint64_t vq_used_addr(const struct vq *vq) { return virt_to_phys(vq->used); }
+uint64_t vq_desc_addr(const struct vq *vq)
+{
+	return virt_to_phys(vq->layout == VQ_PACKED ? (const void *)vq->pdesc : (const void *)vq->desc);
+}
+
+uint64_t vq_avail_addr(const struct vq *vq)
+{
+	return virt_to_phys(vq->layout == VQ_PACKED ? (const void *)vq->driver_event : (const void *)vq->avail);
+}
+
+uint64_t vq_used_addr(const struct vq *vq)
+{
+	return virt_to_phys(vq->layout == VQ_PACKED ? (const void *)vq->device_event : (const void *)vq->used);
+}
 
 const char *vq_broken_reason(const struct vq *vq)
 {
 	return vq->broken_reason;
 }
 
-static int mark_broken(struct vq *vq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int mark_broken(struct vq *vq, const char *fmt, ...)
+int vq_mark_broken(struct vq *vq, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -151,6 +220,8 @@ int vq_add(struct vq *vq, const struct vq_seg *out, unsigned n_out, const struct
 	unsigned need = use_indirect ? 1 : n;
 	if (vq->num_free < need)
 		return -ENOSPC;
+	if (vq->layout == VQ_PACKED)
+		return vqp_add(vq, out, n_out, in, n_in, token, use_indirect, (uint16_t)need, (uint32_t)in_len);
 
 	uint16_t head = vq->free_head, d = head, last = head;
 	if (use_indirect) {
@@ -191,6 +262,8 @@ int vq_add(struct vq *vq, const struct vq_seg *out, unsigned n_out, const struct
 
 bool vq_kick_prepare(struct vq *vq)
 {
+	if (vq->layout == VQ_PACKED)
+		return vqp_kick_prepare(vq);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	uint16_t old = vq->kicked_idx, new = vq->avail_idx;
 	vq->kicked_idx = new;
@@ -208,24 +281,26 @@ int vq_get_used(struct vq *vq, void **token, uint32_t *len)
 {
 	if (vq->broken)
 		return -EIO;
+	if (vq->layout == VQ_PACKED)
+		return vqp_get_used(vq, token, len);
 	uint16_t used_idx = __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
 	uint16_t pending = (uint16_t)(used_idx - vq->last_used);
 	if (pending == 0)
 		return 0;
 	if (pending > vq->in_flight)
-		return mark_broken(vq, "used.idx moved from %u to %u with only %u buffers in flight",
+		return vq_mark_broken(vq, "used.idx moved from %u to %u with only %u buffers in flight",
 				   vq->last_used, used_idx, vq->in_flight);
 	uint16_t slot = vq->last_used & (vq->size - 1);
 	struct vq_used_elem e = vq->used->ring[slot]; /* one read: the device may change it */
 	if (e.id >= vq->size)
-		return mark_broken(vq, "used.ring[%u].id = %u, beyond the queue size %u", slot, e.id,
+		return vq_mark_broken(vq, "used.ring[%u].id = %u, beyond the queue size %u", slot, e.id,
 				   vq->size);
 	struct vq_shadow *s = &vq->shadow[e.id];
 	if (!s->token)
-		return mark_broken(vq, "used.ring[%u].id = %u is not a buffer in flight "
+		return vq_mark_broken(vq, "used.ring[%u].id = %u is not a buffer in flight "
 				   "(already returned, or not a chain's head)", slot, e.id);
 	if (e.len > s->in_len)
-		return mark_broken(vq, "used.ring[%u]: buffer %u reports %u bytes written, "
+		return vq_mark_broken(vq, "used.ring[%u]: buffer %u reports %u bytes written, "
 				   "but only %u were writable", slot, e.id, e.len, s->in_len);
 
 	/* Give the chain's descriptors back, following our own links. */
@@ -249,6 +324,10 @@ int vq_get_used(struct vq *vq, void **token, uint32_t *len)
 
 void vq_disable_cb(struct vq *vq)
 {
+	if (vq->layout == VQ_PACKED) {
+		vqp_disable_cb(vq);
+		return;
+	}
 	vq->callbacks = false;
 	if (!vq->event_idx)
 		vq->avail->flags |= VQ_AVAIL_F_NO_INTERRUPT;
@@ -258,6 +337,8 @@ void vq_disable_cb(struct vq *vq)
 
 bool vq_enable_cb(struct vq *vq)
 {
+	if (vq->layout == VQ_PACKED)
+		return vqp_enable_cb(vq);
 	vq->callbacks = true;
 	if (vq->event_idx)
 		__atomic_store_n(used_event(vq), vq->last_used, __ATOMIC_RELAXED);

@@ -123,6 +123,99 @@ def gen_virtqueue():
     w("size-1", VQ(0).add([16], []).add([16], []).pop().complete(0, 0).get().add([16, 16], []))
 
 
+# ---------------------------------------------------------------- vq_packed
+class VQP:
+    """Ops of fuzz_vq_packed.c: op byte % 10 selects, arguments follow."""
+
+    def __init__(self, size, event_idx=False, indirect=False, max_ind=8):
+        self.b = bytearray([size - 1, (1 if event_idx else 0) | (2 if indirect else 0), max_ind - 2])
+
+    def add(self, outs, ins):
+        self.b += bytes([0, len(outs) | len(ins) << 2])
+        for ln in outs + ins:
+            self.b += bytes([ln]) if 16 <= ln < 128 else bytes([200]) + u32(ln)
+        return self
+
+    def pop(self):
+        self.b += bytes([2])
+        return self
+
+    def complete(self, i, length):
+        self.b += bytes([3, i]) + u32(length)
+        return self
+
+    def get(self, n=1):
+        self.b += bytes([4 | (n - 1) << 4])
+        return self
+
+    def push(self, id_, length, flags=None, advance=1):
+        """A used descriptor: honest flags unless `flags` (0..3: AVAIL | USED << 1) is given."""
+        how = (advance - 1) << 4 | ((4 | flags) if flags is not None else 0)
+        return self._raw(bytes([5, id_]) + u32(length) + bytes([how]))
+
+    def event(self, flags, back=None, wrap=True, off=0):
+        """Device event suppression: flags 0..3; `back` places the offset that
+        many slots behind the driver's next one, else `off` is taken as is."""
+        how = flags | (8 | back << 4 if back is not None else 0)
+        return self._raw(bytes([6]) + u16(off | (0x8000 if wrap else 0)) + bytes([how]))
+
+    def cb(self, disable):
+        return self._raw(bytes([7, 1 if disable else 0]))
+
+    def scribble(self, at, v, indirect_table=False):
+        return self._raw(bytes([8, 1 if indirect_table else 0]) + u16(at) + bytes([v]))
+
+    def _raw(self, b):
+        self.b += b
+        return self
+
+
+def gen_vq_packed():
+    w = lambda n, q: write("vq_packed", n, q.b)
+    w("honest-round-trip", VQP(8).add([64], [100]).pop().complete(0, 50).get().get().cb(False))
+    q = VQP(5)
+    for i in range(12):  # odd size: chains straddle the end, both wrap counters flip
+        q.add([16], [32] * (i % 3 + 1)).pop().complete(0, 8).get()
+    w("odd-size-wraps", q)
+    q = VQP(16, event_idx=True, indirect=True)
+    for _ in range(3):
+        q.add([16, 32, 48], [64, 80, 96]).event(2, back=1)
+    w("indirect-event-idx", q.pop().pop().complete(1, 200).complete(0, 0).get(3).pop().complete(0, 240).get())
+    q = VQP(8)
+    for _ in range(4):
+        q.add([16], [64])
+    w("out-of-order", q.pop().pop().pop().pop().complete(2, 1).complete(0, 64).complete(1, 0)
+      .complete(0, 17).get(4).get().add([16, 16, 16], [16]).pop().complete(0, 4).get())
+    w("full-queue-chains", VQP(4).add([16, 16], [64]).add([16], [64]).pop().complete(0, 64).get()
+      .add([16], [64]).add([16, 16, 16, 16, 16], []))
+    w("lie-id-beyond-queue", VQP(8).add([16], [64]).pop().push(9, 4).get().get().add([16], [16]))
+    w("lie-id-reuse", VQP(8).add([16], [64]).add([16], [64]).pop().complete(0, 8).get().push(0, 8).get().get())
+    w("lie-length", VQP(8).add([16], [64]).pop().push(0, 0xFFFFFFFF).get())
+    w("lie-length-readonly", VQP(8).add([16, 32], []).pop().push(0, 1).get())
+    w("lie-wrap-used-not-avail", VQP(8).add([16], [64]).pop().push(0, 4, flags=2).get())
+    w("lie-wrap-avail-not-used", VQP(8).add([16], [64]).pop().push(0, 4, flags=1).get().get())
+    w("lie-used-nothing-in-flight", VQP(4).add([16], [64]).pop().complete(0, 4).get().push(0, 4).get())
+    w("lie-skip-ahead", VQP(8).add([16], [64]).add([16], [64]).add([16], [64]).pop().push(0, 4, advance=3)
+      .get().push(1, 4).get())
+    w("lie-event-reserved", VQP(8).add([16], [16]).event(3))
+    w("lie-event-desc-no-idx", VQP(8).add([16], [16]).event(2, back=1))
+    w("lie-event-offset", VQP(8, event_idx=True).add([16], [16]).event(2, off=0x7F00))
+    w("event-disable-enable", VQP(4, event_idx=True).event(1).add([16], [16]).event(0).add([16], [16])
+      .event(2, back=0, wrap=False).pop().pop().complete(0, 1).complete(0, 1).get(2).add([16], [16])
+      .event(2, back=1))
+    w("interrupt-race", VQP(8, event_idx=True).cb(True).add([16], [64]).pop().complete(0, 4).cb(False)
+      .get().cb(False))
+    w("scribbled-ring", VQP(8, indirect=True).add([16], [64, 64]).pop().scribble(0, 0xFF)
+      .scribble(15, 0x80).scribble(5, 0xAA, indirect_table=True).complete(0, 128).get().add([16], [64]).get())
+    q = VQP(256, event_idx=True, indirect=True, max_ind=4)
+    for i in range(40):
+        q.add([16 + i], [100] * (i % 4 + 1))
+    for i in range(40):
+        q.pop().complete(i % 3, 90)
+    w("size-256-many", q.get(4).get(4).get(4).event(2, back=3))
+    w("size-1", VQP(1).add([16], []).add([16], []).pop().complete(0, 0).get().add([16, 16], []))
+
+
 # ---------------------------------------------------------------- pfa
 class PFA:
     """Ops of fuzz_pfa.c: op byte % 13 selects, arguments follow."""
@@ -504,7 +597,7 @@ def gen_acpi():
     w("hpet-unaligned", 6, bytes(unaligned))
 
 
-GENERATORS = {"virtqueue": gen_virtqueue, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci,
+GENERATORS = {"virtqueue": gen_virtqueue, "vq_packed": gen_vq_packed, "pfa": gen_pfa, "elf": gen_elf, "pci": gen_pci,
               "swap_slots": gen_swap_slots, "acpi": gen_acpi}
 
 if __name__ == "__main__":

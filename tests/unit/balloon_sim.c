@@ -387,9 +387,12 @@ int bsim_init(struct bsim *s, const struct bsim_config *c)
 		if (!has[q])
 			continue;
 		uint16_t size = c->queue_size;
-		s->ring[q] = aligned_alloc(4096, (vq_ring_bytes(size) + 4095) & ~(size_t)4095);
+		size_t ring = c->packed ? vq_packed_ring_bytes(size) : vq_ring_bytes(size);
+		s->ring[q] = aligned_alloc(4096, (ring + 4095) & ~(size_t)4095);
 		s->tables[q] = c->indirect ? aligned_alloc(64, (vq_indirect_bytes(size, 64) + 63) & ~(size_t)63) : NULL;
-		if (vq_init(&s->vq[q], s->b.qidx[q], size, s->ring[q], c->event_idx, s->tables[q], 64) < 0) {
+		int (*init)(struct vq *, uint16_t, uint16_t, void *, bool, void *, uint16_t) =
+			c->packed ? vq_init_packed : vq_init;
+		if (init(&s->vq[q], s->b.qidx[q], size, s->ring[q], c->event_idx, s->tables[q], 64) < 0) {
 			fail(s, "vq_init(size %u) failed", size);
 			return -1;
 		}
@@ -528,6 +531,15 @@ bool bsim_take(struct bsim *s, enum balloon_queue q)
 	int rc = vsim_pop(&s->dev[q], &p->buf);
 	if (rc == 0)
 		return false;
+	/* In a packed ring a lie is written over the descriptors themselves: a
+	 * device that lied may read its own used descriptor back as a buffer
+	 * (malformed, or a length of 0, which the driver never posts). It is
+	 * dropped, not kept as a buffer to complete. */
+	bool zero = false;
+	for (unsigned i = 0; rc == 1 && i < p->buf.n_out + p->buf.n_in; i++)
+		zero |= p->buf.seg[i].len == 0;
+	if ((rc < 0 || zero) && s->lied[q] && s->vq[q].pdesc)
+		return false;
 	if (rc < 0) {
 		fail(s, "%s queue: the driver posted a malformed chain", role_names[q]);
 		return false;
@@ -652,14 +664,33 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		return;
 	struct vq *vq = &s->vq[q];
 	struct vsim *d = &s->dev[q];
+	/* A packed ring has no used index. A used descriptor written where the
+	 * driver has nothing in flight is either read there and refused, or
+	 * filled by the driver's next buffer and gone unseen: never a
+	 * completion the driver could count, so not recorded as one. But it
+	 * moved the device's used position on, and its next writes could then
+	 * overwrite used descriptors the driver has not read (this accounting
+	 * counts completions in order): after such a lie, no more lies; nor
+	 * one that would lap what the driver has still to read. */
+	if (vq->pdesc) {
+		int unread = (int)d->used_pos - vq->next_used + (d->used_wrap != vq->used_wrap ? vq->size : 0);
+		if (s->lie_astray[q] || unread < 0 || unread >= vq->size)
+			return;
+	}
+	bool uncountable = vq->pdesc && !vq->in_flight;
+	s->lie_astray[q] = uncountable;
 	s->lied[q] = true;
 	if (kind == 1 && s->n_popped[q]) {
 		unsigned k = arg % s->n_popped[q];
 		bsim_complete(s, q, k, s->popped[q][k].buf.in_len + 1 + arg % 4096);
 		return;
 	}
-	if (kind == 2) {
+	if (kind == 2 && !vq->pdesc) {
 		vsim_set_used_idx(d, (uint16_t)(d->used_idx + vq->in_flight + 1 + arg % 64));
+		return;
+	}
+	if (kind == 2) { /* packed: USED for this pass, AVAIL not (a wrap counter lie) */
+		vsim_push_raw(d, 0, 0, d->used_wrap ? VQ_PDESC_F_USED : VQ_PDESC_F_AVAIL, 1);
 		return;
 	}
 	/* an id that is not a buffer in flight: out of range, or a free slot */
@@ -672,7 +703,8 @@ void bsim_lie(struct bsim *s, enum balloon_queue q, unsigned kind, uint32_t arg)
 		}
 	}
 	vsim_push(d, id, 0);
-	record_push(s, q, LIE);
+	if (!uncountable)
+		record_push(s, q, LIE);
 }
 
 /* ---------------------------------------------------------------- the guest */

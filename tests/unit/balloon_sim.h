@@ -56,6 +56,7 @@ struct bsim_config {
 	uint64_t extra;        /* bits the "transport" claims beyond that (hostile) */
 	uint16_t queue_size;   /* power of two, 1..128 */
 	bool event_idx, indirect;
+	bool packed;           /* packed rings (virtio 1.2, 2.8) instead of split */
 	unsigned auto_answer;  /* bit per role: the device answers inside notify */
 	bool oom_answers;      /* the device answers deflates while the OOM path polls */
 };
@@ -85,6 +86,7 @@ struct bsim {
 	struct bsim_popped popped[BALLOON_NQ][BSIM_MAX_POPPED];
 	unsigned n_popped[BALLOON_NQ];
 	bool lied[BALLOON_NQ];
+	bool lie_astray[BALLOON_NQ]; /* packed: a lie the driver may never see moved the device on */
 	/* inflate/deflate completions pushed, in used-ring order, and pages */
 	int64_t *push_pages[2];
 	unsigned n_pushes[2], cap_pushes[2], n_consumed[2];

@@ -25,6 +25,7 @@
 #define TCG ((1u << BALLOON_Q_INFLATE) | (1u << BALLOON_Q_DEFLATE)) /* answers during the notify */
 
 static struct bsim S;
+static bool packed; /* the whole group runs over split rings, then packed */
 
 static struct bsim_config standard(void)
 {
@@ -37,6 +38,7 @@ static struct bsim_config standard(void)
 		.queue_size = 128,
 		.event_idx = true,
 		.indirect = true,
+		.packed = packed,
 		.auto_answer = TCG,
 		.oom_answers = true,
 	};
@@ -394,9 +396,10 @@ static void a_lie_breaks_one_queue_and_loses_nothing(void **state)
 		ok();
 		assert_true(S.vq[BALLOON_Q_INFLATE].broken);
 		assert_true(S.refusals >= 1);
-		/* The honest answer counts, unless the index jump hid it; the
-		 * rest stays with the device, accounted for. */
-		assert_int_equal(S.b.held, kind == 2 ? 0 : 256);
+		/* The honest answer counts, unless the index jump hid it (a
+		 * packed ring's wrap counter lie comes after it); the rest
+		 * stays with the device, accounted for. */
+		assert_int_equal(S.b.held, kind == 2 && !packed ? 0 : 256);
 		assert_int_equal(S.b.held + S.b.in_flight_in, 512);
 		/* The deflate queue still works: what is held can go back. */
 		set_target(0);
@@ -731,5 +734,7 @@ int main(void)
 		cmocka_unit_test_teardown(an_inflate_the_host_never_saw_stays_reportable, teardown),
 		cmocka_unit_test_teardown(frames_beyond_32_bits_are_not_ballooned, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("balloon over split rings", tests, NULL, NULL);
+	packed = true;
+	return failed + cmocka_run_group_tests_name("balloon over packed rings", tests, NULL, NULL);
 }

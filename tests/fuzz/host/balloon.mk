@@ -1,7 +1,7 @@
 FUZZ_TARGETS += balloon
 FUZZ_SRCS_balloon := tests/fuzz/host/fuzz_balloon.c tests/unit/balloon_sim.c tests/unit/virtio_sim.c \
 	drivers/virtio/balloon_core.c drivers/virtio/balloon_stats.c drivers/virtio/balloon_reporting.c \
-	drivers/virtio/balloon_hint.c drivers/virtio/balloon_check.c drivers/virtio/virtqueue.c \
+	drivers/virtio/balloon_hint.c drivers/virtio/balloon_check.c drivers/virtio/virtqueue.c drivers/virtio/vq_packed.c \
 	kernel/pfa.c kernel/pfa_check.c
 # No comparison tracing: the input is a byte per operation with few magic
 # values to solve, and tracing every compare cost two thirds of the time.

@@ -8,7 +8,8 @@
  *
  * Input: 8 bytes of setup — memory size and reserve floor, batch size and
  * buffers in flight, features wanted and offered (and claimed beyond the
- * offer), queue size, event index, indirect tables, which queues the device
+ * offer), queue size, event index, indirect tables, packed or split rings,
+ * which queues the device
  * answers inside the notify (as QEMU under TCG does), whether it answers
  * while the OOM path polls, the poison byte — then one operation per byte
  * with its arguments:
@@ -112,6 +113,7 @@ static void setup(struct input *in, struct bsim_config *c)
 	c->queue_size = (uint16_t)(1u << (q & 7));          /* 1 to 128 */
 	c->event_idx = q & 8;
 	c->indirect = q & 16;
+	c->packed = q & 32;
 	c->auto_answer = a & 0x1f;
 	c->oom_answers = a & 0x20;
 }
