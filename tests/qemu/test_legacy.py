@@ -169,7 +169,7 @@ def test_blk_over_legacy_pci(boot, tmp_path):
     listing = vm.shell_event("blk")
     assert listing["capacity"] == IMAGE_SECTORS and listing["blk_size"] == SECTOR, listing
     _, lines = vm.shell("virtio")
-    assert any("queue 0: size 256" in line for line in lines), lines
+    assert any("queue 0: split ring, size 256" in line for line in lines), lines
     vm.shell(f"blk read 0 0 64 {HOST_SEED}")
     assert vm.events_named("blk_io")[-1]["mismatches"] == 0
     vm.shell(f"blk write 0 1000 300 {GUEST_SEED}")
