@@ -218,3 +218,23 @@ def test_malformed_words_and_blocks_that_are_not_devices_are_refused(boot):
     assert ready["irq"] == "intx"
     set_target(vm, 512 - 32)
     vm.wait_actual((512 - 32) * MIB, timeout=300)
+
+
+def test_packed_rings_over_mmio_v2(boot):
+    """The ring layout is the virtqueue's business, not the transport's: a
+    device offering RING_PACKED over mmio v2 gets packed queues through the
+    same QueueDesc/QueueDriver/QueueDevice registers, and the balloon works
+    on them. (v1 is legacy: 32 feature bits, no RING_PACKED.)"""
+    vm, ready = boot_microvm(boot, "v2", append="balloon.no_reporting",
+                             devices=(BALLOON + ",packed=on",))
+    _, lines = vm.shell("virtio")
+    assert any("packed ring" in line for line in lines), lines
+    features = vm.qmp.execute("x-query-virtio-status", path="/machine/peripheral/bal0")
+    assert any("VIRTIO_F_RING_PACKED" in f for f in features["guest-features"]["transports"]), features
+    set_target(vm, 512 - 200)
+    vm.wait_actual((512 - 200) * MIB, timeout=300)
+    assert vm.shell_event("pfa")["ballooned"] == 200 * MIB // PAGE
+    set_target(vm, 512)
+    vm.wait_actual(512 * MIB, timeout=300)
+    s = vm.shell_event("pfa")
+    assert s["ballooned"] == 0 and s["check"] == "ok", s
