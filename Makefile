@@ -22,7 +22,7 @@ V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures sims
+.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures sims qemu10
 
 # ---------------------------------------------------------------- packages
 # A stamp keyed on the script, so the check runs once per change of the list.
@@ -142,6 +142,15 @@ test: $(BUILD)/.deps
 	$(Q)$(MAKE) --no-print-directory host-test
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory qemu-test
+
+# ---------------------------------------------------------------- QEMU 10
+# QEMU 10.0 from Debian bookworm-backports, unpacked into build/qemu10 beside the
+# system's 7.2 (tools/fetch-qemu10.sh: no install, no change to the system's apt
+# state, no root needed). BLIMP_QEMU selects the QEMU for every tool and test.
+QEMU10 := $(BUILD)/qemu10/qemu-system-x86_64
+$(BUILD)/qemu10/VERSION: tools/fetch-qemu10.sh
+	$(Q)sh tools/fetch-qemu10.sh $(BUILD)/qemu10
+qemu10: $(BUILD)/qemu10/VERSION
 
 # ---------------------------------------------------------------- benchmarks
 include bench/bench.mk
