@@ -15,14 +15,15 @@
 # Missing Debian packages are installed first (tools/install-deps.sh).
 
 PYTHON ?= /usr/bin/python3
-QEMU ?= qemu-system-x86_64
+# BLIMP_QEMU selects the QEMU for make's own runs as for every tool and test.
+QEMU ?= $(or $(BLIMP_QEMU),qemu-system-x86_64)
 BUILD := build
 HOST_CC ?= gcc
 V ?= 0
 Q := $(if $(filter 1,$(V)),,@)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures sims qemu10
+.PHONY: all deps run shell test unit host-test qemu-test debug bench clean pictures sims qemu10 test-qemu10
 
 # ---------------------------------------------------------------- packages
 # A stamp keyed on the script, so the check runs once per change of the list.
@@ -151,6 +152,11 @@ QEMU10 := $(BUILD)/qemu10/qemu-system-x86_64
 $(BUILD)/qemu10/VERSION: tools/fetch-qemu10.sh
 	$(Q)sh tools/fetch-qemu10.sh $(BUILD)/qemu10
 qemu10: $(BUILD)/qemu10/VERSION
+
+# The QEMU suite (or PYTEST_ARGS' part of it) on QEMU 10.
+test-qemu10: all qemu10
+	$(Q)BLIMP_QEMU=$(abspath $(QEMU10)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=12 \
+	    tests/qemu $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------- benchmarks
 include bench/bench.mk

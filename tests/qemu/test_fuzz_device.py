@@ -1,11 +1,11 @@
 """blimp fuzzing the virtio-balloon device: fuzz mode, its oracles, replay and
 the minimizer of tools/fuzz_device.py, against real QEMU."""
 import os
-import subprocess
 
 import pytest
 
 from blimp import fuzz_device
+from blimp.vm import qemu_version
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 REPORTING = fuzz_device.CONFIGS["reporting"][0]
@@ -142,12 +142,7 @@ def test_minimizer_cuts_a_log_to_what_reproduces(tmp_path):
     assert fuzz_device.replay(small, "reporting")[:2] == ("finding", "pattern")
 
 
-def qemu_version():
-    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout
-    return out.split("version ")[1].split()[0] if "version " in out else ""
-
-
-@pytest.mark.skipif(not qemu_version().startswith("7.2"), reason="QEMU-1 was found on QEMU 7.2")
+@pytest.mark.skipif(qemu_version()[:2] != (7, 2), reason="QEMU-1 was found on QEMU 7.2")
 def test_kept_qemu_1_reproducer_still_reproduces():
     log = os.path.join(ROOT, "tests", "fuzz", "findings", "qemu-1-hint-kick.log")
     assert fuzz_device.log_config(log) == "hint"

@@ -18,6 +18,11 @@ open closed at interpreter exit, SIGTERM turned into the KeyboardInterrupt
 that Ctrl-C raises, and the kernel killing QEMU when the thread that
 started it dies (SIGKILL included).
 
+Which QEMU: qemu_binary(), the one switch for every tool and test —
+$BLIMP_QEMU if set (e.g. build/qemu10/qemu-system-x86_64, from `make
+qemu10`), else the system's qemu-system-x86_64. qemu_version() says which
+version that is, for the tests whose expectations differ by version.
+
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
@@ -29,6 +34,7 @@ pipe would block QEMU itself).
 """
 import atexit
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -55,6 +61,43 @@ EXIT_FAILURE = 35
 EXIT_PANIC = 37
 EXIT_EXCEPTION = 39
 EXIT_BOOT_FAILED = 41
+
+
+QEMU_ENV = "BLIMP_QEMU"
+
+
+def qemu_binary():
+    """The QEMU every guest here runs on: $BLIMP_QEMU, else the system's.
+    A path is made absolute, so a tool that changes folder still finds it."""
+    binary = os.environ.get(QEMU_ENV) or "qemu-system-x86_64"
+    return os.path.abspath(binary) if os.sep in binary else binary
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(binary):
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except OSError as e:
+        raise RuntimeError(f"{QEMU_ENV}={binary!r} cannot be run: {e}") from e
+    first = out.splitlines()[0] if out else ""
+    if "version " not in first:
+        raise RuntimeError(f"{binary} --version printed {out!r}: no version in it")
+    text = first.split("version ")[1].split()[0]
+    try:
+        return tuple(int(x) for x in text.split(".")[:3]), first
+    except ValueError:
+        raise RuntimeError(f"{binary} --version: {text!r} is not a version number") from None
+
+
+def qemu_version():
+    """(major, minor, micro) of qemu_binary(), e.g. (7, 2, 0) or (10, 0, 2)."""
+    return _version_of(qemu_binary())[0]
+
+
+def qemu_version_line():
+    """QEMU's own first line of --version (for reports and the bench)."""
+    return _version_of(qemu_binary())[1]
 
 
 class GuestError(Exception):
@@ -139,7 +182,7 @@ class BlimpVM:
 
     # ------------------------------------------------------------- starting
     def command_line(self):
-        cmd = ["qemu-system-x86_64", "-machine", self.machine, "-nodefaults", "-display", "none",
+        cmd = [qemu_binary(), "-machine", self.machine, "-nodefaults", "-display", "none",
                "-no-reboot", "-m", self.mem, "-smp", str(self.smp)]
         if self.debug_exit:
             cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
