@@ -3,7 +3,8 @@
 `boot(...)` starts a guest (arguments as blimp.vm.BlimpVM: mem, machine,
 boot="pvh"|"uefi", append, devices, extra_args, debug_exit) and closes it
 after the test; a failed test gets the tail of every guest's serial log in
-its report.
+its report, and QEMU's own stderr (kept apart from the console) if it
+wrote any.
 
 Every guest runs on blimp.vm.qemu_binary(): $BLIMP_QEMU, else the system's
 QEMU; the run's header names its version.
@@ -42,6 +43,8 @@ def pytest_runtest_makereport(item, call):
             bad = "\n".join(vm.bad_lines)
             rep.sections.append((f"serial tail of {vm.name} ({' '.join(vm.cmd)})",
                                  vm.tail(60) + (f"\nmalformed event lines:\n{bad}" if bad else "")))
+            if vm.stderr_lines:
+                rep.sections.append((f"QEMU's stderr of {vm.name}", vm.qemu_stderr(40)))
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ runs it and judges each run:
   ok         none of these
 
 A run that is not ok is kept in a findings folder: ops.log (the op log,
-replayable), serial.log, qemu.cmd (the QEMU command line), summary.json.
+replayable), serial.log, qemu.stderr (QEMU's own messages), qemu.cmd (the
+QEMU command line), summary.json.
 
   fuzz_device.py campaign --seconds 600 [--configs reporting,hint,...]
   fuzz_device.py run --seed 5 --ops 3000 --config reporting
@@ -66,22 +67,34 @@ def ops_of(vm):
     return [ln[3:] for ln in list(vm.lines) if ln.startswith("fz ")]
 
 
+def _without_program(line):
+    """"/path/qemu-system-x86_64: msg" -> "qemu-system-x86_64: msg"."""
+    head, sep, rest = line.partition(": ")
+    if sep and "/" in head and " " not in head:
+        return os.path.basename(head) + sep + rest
+    return line
+
+
 def judge(vm, finished, hang):
     """Classify a run: (kind, signature, detail)."""
     status = vm.proc.poll()
-    text = "\n".join(vm.lines)
+    text = "\n".join(vm.lines + vm.stderr_lines)
     known = next((name for key, name in KNOWN.items() if key in text), None)
-    # QEMU's own fatal messages (its stderr shares the pipe with the serial
-    # port; the guest never starts a line this way) mean a crash even if the
-    # process has not finished exiting yet.
-    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in vm.lines)
+    # QEMU's own fatal messages (on its stderr, which blimp.vm keeps apart
+    # from the serial port) mean a crash even if the process has not
+    # finished exiting yet. Its warnings ("virtio: zero sized buffers are
+    # not allowed") do not.
+    err = list(vm.stderr_lines)
+    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in err)
     if (status is not None and not finished) or qemu_fatal:
         if status in GUEST_EXIT:
             return "guest", GUEST_EXIT[status], vm.tail(30)
-        crash_lines = [ln for ln in vm.lines if ln.startswith("qemu-system") or "ssertion" in ln]
-        fatal = [ln for ln in crash_lines if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
-        sig = (fatal or crash_lines[-1:] or [f"QEMU exit status {status}"])[0]
-        return "crash", (known + ": " if known else "") + sig, "\n".join(crash_lines[-5:]) or vm.tail(10)
+        fatal = [ln for ln in err if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
+        sig = (fatal or err[-1:] or [f"QEMU exit status {status}"])[0]
+        # The binary's path (argv[0], which QEMU puts before its messages)
+        # differs between QEMUs; the signature is the message.
+        sig = _without_program(sig)
+        return "crash", (known + ": " if known else "") + sig, "\n".join(err[-5:]) or vm.tail(10)
     if vm.bad_lines:
         # blimp's own output is broken: a finding in the guest, and the
         # events after it cannot be trusted to judge the device.
@@ -108,7 +121,7 @@ def wait_run(vm, hang_s, done_event="fuzz_done"):
         if vm.bad_lines:
             return False, None  # judge() names the line
         if vm.proc.poll() is not None:
-            vm.reader.join(5)
+            vm.join_readers()
             return any(e["ev"] == done_event for e in vm.events), None
         n = len(vm.lines)
         if n != last_len:
@@ -133,6 +146,8 @@ def save(kind, sig, detail, vm, config, ops, label, extra=None):
         f.write(f"# config: {config}\n# {kind}: {sig}\n" + "\n".join(ops) + "\n")
     with open(os.path.join(folder, "serial.log"), "w") as f:
         f.write("\n".join(vm.lines) + "\n")
+    with open(os.path.join(folder, "qemu.stderr"), "w") as f:
+        f.write("\n".join(vm.stderr_lines) + "\n")
     with open(os.path.join(folder, "qemu.cmd"), "w") as f:
         f.write(shlex.join(vm.cmd) + "\n")
     summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops)}
@@ -195,7 +210,7 @@ def replay(ops, config, hang_s=30):
                 pass
             finished = vm.proc.poll() is None
         if vm.proc.poll() is not None:
-            vm.reader.join(5)  # the crash message is in the last output
+            vm.join_readers()  # the crash message is in the last output
         kind, sig, _ = judge(vm, finished, hang)
         return kind, sig, list(vm.lines)
     finally:

@@ -26,6 +26,9 @@ version that is, for the tests whose expectations differ by version.
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
+QEMU's own stderr is kept apart from the console, in stderr_lines
+(qemu_stderr()), and shown in every GuestError.
+
 With serial="socket" COM1 is a unix socket this process listens on instead
 of QEMU's stdout, and pause_reading()/resume_reading() stop and restart the
 reader, to play a host that reads the console only now and then (QEMU's
@@ -169,6 +172,7 @@ class BlimpVM:
         self.launcher = list(launcher)
         self.tmp = tempfile.mkdtemp(prefix="blimp-")
         self.lines = []          # every serial line, in order
+        self.stderr_lines = []   # every line QEMU wrote to its stderr, in order
         self.events = []         # every event, in order
         self.consumed = 0        # events before this index were returned by wait_event
         self.cond = threading.Condition()
@@ -241,18 +245,24 @@ class BlimpVM:
             _open_vms.add(self)
         try:
             parent = os.getpid()
+            # QEMU's stderr apart from the console: a message of QEMU's
+            # ("virtio: zero sized buffers are not allowed") written while the
+            # guest is mid-line would otherwise land inside a serial line.
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, bufsize=0,
+                                         stderr=subprocess.PIPE, bufsize=0,
                                          preexec_fn=lambda: _die_with_parent(parent))
+            self.stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+            self.stderr_reader.start()
             if listener:
                 listener.settimeout(30)
                 try:
                     self.serial_sock, _ = listener.accept()
                 except socket.timeout:
-                    self.fail(f"QEMU did not connect to the serial socket: {self.proc.stdout.read()!r}")
+                    self.fail("QEMU did not connect to the serial socket")
                 finally:
                     listener.close()
-                # QEMU's own messages still come on stdout: kept as lines too.
+                # QEMU's stdout (empty unless something is put on it) is
+                # drained into lines, so it can never fill and stall QEMU.
                 threading.Thread(target=self._read_stream, args=(self._read_stdout,),
                                  daemon=True).start()
             self.reader = threading.Thread(target=self._read_serial, daemon=True)
@@ -288,6 +298,32 @@ class BlimpVM:
 
     def _read_stdout(self, size):
         return os.read(self.proc.stdout.fileno(), size)
+
+    def _read_stderr(self):
+        """QEMU's own messages, kept in stderr_lines (never in lines)."""
+        pending = b""
+        while True:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                raw, pending = pending.split(b"\n", 1)
+                self._add_stderr(raw)
+        if pending:
+            self._add_stderr(pending)
+        with self.cond:
+            self.cond.notify_all()
+
+    def _add_stderr(self, raw):
+        with self.cond:
+            self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
+            self.cond.notify_all()
+
+    def qemu_stderr(self, n=20):
+        """The last n lines QEMU itself wrote to stderr."""
+        with self.cond:
+            return "\n".join(self.stderr_lines[-n:])
 
     def _read_stream(self, read):
         pending = b""
@@ -328,7 +364,9 @@ class BlimpVM:
             return "\n".join(self.lines[-n:])
 
     def fail(self, msg):
-        raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
+        err = self.qemu_stderr()
+        raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---"
+                         + (f"\n--- QEMU's stderr ({self.name}) ---\n{err}\n---" if err else ""))
 
     def exit_status(self):
         """QEMU's exit status, None while it runs (a subclass whose QEMU
@@ -440,8 +478,15 @@ class BlimpVM:
             status = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.fail(f"QEMU still running after {timeout}s")
-        self.reader.join(5)
+        self.join_readers()
         return status
+
+    def join_readers(self, timeout=5):
+        """After QEMU exited: wait until its last output (serial and stderr) is in."""
+        self.reader.join(timeout)
+        stderr_reader = getattr(self, "stderr_reader", None)
+        if stderr_reader:
+            stderr_reader.join(timeout)
 
     def poll(self, reached, timeout, failure, period, on_poll=None):
         """Call reached() every `period` s until it is true, and return what
