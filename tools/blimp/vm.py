@@ -93,6 +93,19 @@ def _version_of(binary):
         raise RuntimeError(f"{binary} --version: {text!r} is not a version number") from None
 
 
+@functools.lru_cache(maxsize=None)
+def _device_help(binary, device):
+    return subprocess.run([binary, "-device", f"{device},help"], capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def qemu_device_has(device, prop):
+    """Whether qemu_binary()'s `device` has property `prop` (-device DEV,help):
+    e.g. virtio-balloon-pci's `vectors` and `ioeventfd` exist on 10.0, not 7.2."""
+    return any(line.split("=", 1)[0].strip() == prop
+               for line in _device_help(qemu_binary(), device).splitlines())
+
+
 def qemu_version():
     """(major, minor, micro) of qemu_binary(), e.g. (7, 2, 0) or (10, 0, 2)."""
     return _version_of(qemu_binary())[0]
@@ -268,7 +281,16 @@ class BlimpVM:
             self.reader = threading.Thread(target=self._read_serial, daemon=True)
             self.reader.start()
             if self.use_qmp:
-                self.qmp = qmp_client.QMP(self.qmp_path)
+                try:
+                    self.qmp = qmp_client.QMP(self.qmp_path)
+                except OSError as e:
+                    # QEMU refused its command line or died: its stderr says why.
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    self.join_readers(2)
+                    self.fail(f"no QMP connection to QEMU ({e}; exit status {self.proc.poll()})")
         except BaseException:
             self.close()
             raise
