@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 
-from .vm import ROOT, BlimpVM, GuestError, qemu_device_has
+from .vm import ROOT, BlimpVM, GuestError, qemu_device_has, qemu_version_line
 
 FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
 
@@ -160,7 +160,8 @@ def save(kind, sig, detail, vm, config, ops, label, extra=None):
         f.write("\n".join(vm.stderr_lines) + "\n")
     with open(os.path.join(folder, "qemu.cmd"), "w") as f:
         f.write(shlex.join(vm.cmd) + "\n")
-    summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops)}
+    summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops),
+               "qemu": qemu_version_line()}
     summary.update(extra or {})
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -278,7 +279,8 @@ def minimize(ops, config, log=print, hang_s=10):
 def campaign(seconds, configs, ops, seed0, hang_s, bad):
     t_end = time.monotonic() + seconds
     results, seed = [], seed0
-    print(f"campaign: {seconds} s over {', '.join(configs)}; {ops} ops a run, seeds from {seed0}", flush=True)
+    print(f"campaign on {qemu_version_line()}: {seconds} s over {', '.join(configs)}; {ops} ops a run, "
+          f"seeds from {seed0}", flush=True)
     while time.monotonic() < t_end:
         for config in configs:
             if time.monotonic() >= t_end:
@@ -294,7 +296,7 @@ def campaign(seconds, configs, ops, seed0, hang_s, bad):
     by_kind = {}
     for r in results:
         by_kind.setdefault(r["kind"], []).append(r)
-    summary = {"runs": len(results), "ops": total_ops, "seconds": round(total_s, 1),
+    summary = {"qemu": qemu_version_line(), "runs": len(results), "ops": total_ops, "seconds": round(total_s, 1),
                "ops_per_second": round(total_ops / total_s, 1) if total_s else 0, "configs": configs,
                "by_kind": {k: len(v) for k, v in by_kind.items()},
                "signatures": sorted({f"{r['kind']}: {r['signature']}" for r in results if r["kind"] != "ok"})}
