@@ -69,6 +69,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from blimp.units import MIB  # noqa: E402
 from blimp.vm import EXIT_SUCCESS, BlimpVM  # noqa: E402
+from blimp.vm import qemu_version_line  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import report  # noqa: E402
 from squeeze import run_squeeze  # noqa: E402
@@ -351,8 +352,7 @@ def machine_description():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
-                          text=True).stdout.splitlines()[0]
+    qemu = qemu_version_line()
     return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(),
             "kernel": platform.release(), "qemu": qemu, "accel": "tcg",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -531,6 +531,17 @@ void balloon_step(struct balloon *b)
 				want = (uint32_t)room;
 			if (start_inflate(b, bt, want) < 0 &&
 			    (!reclaim_for_inflate(b, want) || start_inflate(b, bt, want) < 0)) {
+				/* Blocks isolated for a report in flight come back
+				 * free with the device's answer, at once where QEMU
+				 * answers in the kick (7.2), later where its main
+				 * loop does (10.0, ioeventfd): wait for that answer
+				 * rather than stop at a floor that is not there. */
+				if (b->report_busy) {
+					b->step_after_report = true;
+					/* and a retry anyway, should the answer never come */
+					balloon_arm(b, BALLOON_T_RETRY, b->backoff_ms * 1000000);
+					break;
+				}
 				stall(b, level, target);
 				break;
 			}

@@ -165,6 +165,9 @@ struct balloon {
 	struct pfa_run report_runs[BALLOON_MAX_REPORT_RUNS];
 	size_t report_n;
 	bool report_busy;
+	/* An inflate found no memory while a report held some: step again when
+	 * the report returns (its blocks are free then), not a stall. */
+	bool step_after_report;
 
 	/* free page hinting: blocks held from the allocator while the host migrates */
 	uint32_t hint_cmd_id, hint_sent_id;

@@ -1,6 +1,7 @@
 /*
  * balloon_hint: free page hinting (virtio 1.2, 5.5.6.7). Off by default
- * (`balloon.hint`: QEMU 7.2 under TCG aborts on hints, docs/findings.md),
+ * (`balloon.hint`: under TCG QEMU aborts on hints over INTx — 7.2, whose
+ * balloon has no MSI-X, always; 10.0 works over MSI-X — docs/findings.md),
  * so it sits apart from the default path. Part of the balloon core
  * (balloon_internal.h): no kernel calls, compiled into the kernel, the unit
  * tests and the fuzz harnesses.

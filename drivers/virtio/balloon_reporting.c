@@ -68,6 +68,11 @@ void balloon_report_ready(struct balloon *b)
 			      b->report_n, (unsigned long)pages, (unsigned long)b->reported_pages);
 		b->report_n = 0;
 		balloon_arm(b, BALLOON_T_REPORT, 0); /* more may be waiting: next pass now */
+		if (b->step_after_report) {
+			/* An inflate waited for these blocks (balloon_step). */
+			b->step_after_report = false;
+			b->ops->queue_work(b->ctx);
+		}
 	}
 	if (rc < 0 && !b->broken_said[BALLOON_Q_REPORT]) {
 		balloon_queue_broken(b, BALLOON_Q_REPORT);

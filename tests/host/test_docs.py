@@ -21,7 +21,8 @@ CODE_SUFFIXES = (".c", ".h", ".S", ".py", ".ld", ".mk", ".sh", ".scn")
 NOT_OURS = {
     "kalloc.c",                                       # xv6's allocator, for comparison
     "include/standard-headers/linux/virtio_balloon.h",  # QEMU's tree
-    "hw/virtio/virtio-balloon.c", "virtio.c", "virtio-pci.c", "hw/i386/microvm.c",
+    "hw/virtio/virtio-balloon.c", "hw/virtio/virtio.c", "virtio.c", "virtio-pci.c", "hw/i386/microvm.c",
+    "system/physmem.c",                               # QEMU's tree
     "tools/blimpvm.py",                               # history: now tools/blimp/vm.py
     "balloon_report.c",                               # history: split in balloon_stats.c and others
 }

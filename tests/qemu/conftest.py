@@ -3,7 +3,11 @@
 `boot(...)` starts a guest (arguments as blimp.vm.BlimpVM: mem, machine,
 boot="pvh"|"uefi", append, devices, extra_args, debug_exit) and closes it
 after the test; a failed test gets the tail of every guest's serial log in
-its report.
+its report, and QEMU's own stderr (kept apart from the console) if it
+wrote any.
+
+Every guest runs on blimp.vm.qemu_binary(): $BLIMP_QEMU, else the system's
+QEMU; the run's header names its version.
 
 `linux_guest` is bench/linux's guest.json, built (or found up to date) by
 bench/linux/build_guest.py; the test is skipped, with the script's message,
@@ -17,12 +21,17 @@ import sys
 
 import pytest
 
-from blimp.vm import BlimpVM
+from blimp.vm import QEMU_ENV, BlimpVM, qemu_binary, qemu_version_line
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD_GUEST = os.path.join(ROOT, "bench", "linux", "build_guest.py")
 LINUX_GUEST_OUT = os.path.join(ROOT, "build", "bench", "linux")
 EXIT_DOWNLOAD_FAILED = 3   # build_guest.py: a package could not be downloaded
+
+
+def pytest_report_header(config):
+    """Which QEMU the run is on ($BLIMP_QEMU selects it: make test-qemu10)."""
+    return f"QEMU: {qemu_version_line()} ({qemu_binary()}; {QEMU_ENV} selects)"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -34,6 +43,8 @@ def pytest_runtest_makereport(item, call):
             bad = "\n".join(vm.bad_lines)
             rep.sections.append((f"serial tail of {vm.name} ({' '.join(vm.cmd)})",
                                  vm.tail(60) + (f"\nmalformed event lines:\n{bad}" if bad else "")))
+            if vm.stderr_lines:
+                rep.sections.append((f"QEMU's stderr of {vm.name}", vm.qemu_stderr(40)))
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ the shell's basics and the command line's error handling."""
 import pytest
 
 from blimp.units import MIB
-from blimp.vm import EXIT_BOOT_FAILED, EXIT_EXCEPTION, EXIT_SUCCESS
+from blimp.vm import EXIT_BOOT_FAILED, EXIT_EXCEPTION, EXIT_SUCCESS, GuestError
 
 
 @pytest.mark.parametrize("machine", ["q35", "pc"])
@@ -131,3 +131,18 @@ def test_input_typed_as_the_shell_starts_is_kept(boot):
         ev, out = vm.shell("mem", timeout=30)
         assert ev["rc"] == 0
         vm.close()
+
+
+def test_qemu_stderr_is_kept_apart_from_the_serial_console(boot):
+    # A CPU feature TCG lacks makes QEMU warn on its stderr at start, on 7.2
+    # and 10.0 alike: the warning must not become a serial line (where it
+    # could split an event line), yet must be kept and shown in errors.
+    vm = boot(extra_args=["-cpu", "qemu64,+vmx"])
+    vm.wait_event("ready")
+    vm.shell("mem")
+    warning = "doesn't support requested feature"
+    vm.wait_for(lambda: any(warning in ln for ln in vm.stderr_lines), 30, "QEMU's warning on stderr")
+    assert not any(warning in ln for ln in vm.lines), vm.tail()
+    with pytest.raises(GuestError) as err:
+        vm.wait_event("no-such-event", timeout=0.5)
+    assert "QEMU's stderr" in str(err.value) and warning in str(err.value)

@@ -16,7 +16,8 @@ runs it and judges each run:
   ok         none of these
 
 A run that is not ok is kept in a findings folder: ops.log (the op log,
-replayable), serial.log, qemu.cmd (the QEMU command line), summary.json.
+replayable), serial.log, qemu.stderr (QEMU's own messages), qemu.cmd (the
+QEMU command line), summary.json.
 
   fuzz_device.py campaign --seconds 600 [--configs reporting,hint,...]
   fuzz_device.py run --seed 5 --ops 3000 --config reporting
@@ -31,21 +32,31 @@ import subprocess
 import sys
 import time
 
-from .vm import ROOT, BlimpVM, GuestError
+from .vm import ROOT, BlimpVM, GuestError, qemu_device_has, qemu_version_line
 
 FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
 
+# Every configuration has ioeventfd=off where the device has that property
+# (QEMU 10.0; 7.2's balloon has none): a kick is then handled by the vCPU
+# thread inside the guest's write to the notify register, so the device has
+# acted before the guest's next op and a replay sees what the run saw. With
+# ioeventfd QEMU 10.0 handles the kick in its main loop, after the guest
+# has gone on: the op after which blimp sees NEEDS_RESET, and so a
+# program's length, varied by one between a run and its replay (7.2 under
+# TCG handles it in the vCPU thread anyway).
+BALLOON = "virtio-balloon-pci,id=bal0" + \
+    (",ioeventfd=off" if qemu_device_has("virtio-balloon-pci", "ioeventfd") else "")
 # QEMU configurations a campaign cycles through: (devices, extra args).
 CONFIGS = {
     # reporting on, page poison offered (QEMU's default)
-    "reporting": (["virtio-balloon-pci,id=bal0,free-page-reporting=on"], []),
+    "reporting": ([BALLOON + ",free-page-reporting=on"], []),
     # reporting on, page poison not offered
-    "reporting-nopoison": (["virtio-balloon-pci,id=bal0,free-page-reporting=on,page-poison=off"], []),
+    "reporting-nopoison": ([BALLOON + ",free-page-reporting=on,page-poison=off"], []),
     # free page hinting in an iothread, with reporting
-    "hint": (["virtio-balloon-pci,id=bal0,free-page-hint=on,iothread=io1,free-page-reporting=on"],
+    "hint": ([BALLOON + ",free-page-hint=on,iothread=io1,free-page-reporting=on"],
              ["-object", "iothread,id=io1"]),
     # the modern-only device (1af4:1045), defaults otherwise
-    "modern": (["virtio-balloon-pci,id=bal0,disable-legacy=on,deflate-on-oom=on"], []),
+    "modern": ([BALLOON + ",disable-legacy=on,deflate-on-oom=on"], []),
 }
 # How long a replay that ran every op waits for QEMU to exit before it
 # calls the run "ok" (an ok replay costs this much). A device in an
@@ -66,22 +77,34 @@ def ops_of(vm):
     return [ln[3:] for ln in list(vm.lines) if ln.startswith("fz ")]
 
 
+def _without_program(line):
+    """"/path/qemu-system-x86_64: msg" -> "qemu-system-x86_64: msg"."""
+    head, sep, rest = line.partition(": ")
+    if sep and "/" in head and " " not in head:
+        return os.path.basename(head) + sep + rest
+    return line
+
+
 def judge(vm, finished, hang):
     """Classify a run: (kind, signature, detail)."""
     status = vm.proc.poll()
-    text = "\n".join(vm.lines)
+    text = "\n".join(vm.lines + vm.stderr_lines)
     known = next((name for key, name in KNOWN.items() if key in text), None)
-    # QEMU's own fatal messages (its stderr shares the pipe with the serial
-    # port; the guest never starts a line this way) mean a crash even if the
-    # process has not finished exiting yet.
-    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in vm.lines)
+    # QEMU's own fatal messages (on its stderr, which blimp.vm keeps apart
+    # from the serial port) mean a crash even if the process has not
+    # finished exiting yet. Its warnings ("virtio: zero sized buffers are
+    # not allowed") do not.
+    err = list(vm.stderr_lines)
+    qemu_fatal = any(ln.startswith(("ERROR:", "Bail out!")) for ln in err)
     if (status is not None and not finished) or qemu_fatal:
         if status in GUEST_EXIT:
             return "guest", GUEST_EXIT[status], vm.tail(30)
-        crash_lines = [ln for ln in vm.lines if ln.startswith("qemu-system") or "ssertion" in ln]
-        fatal = [ln for ln in crash_lines if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
-        sig = (fatal or crash_lines[-1:] or [f"QEMU exit status {status}"])[0]
-        return "crash", (known + ": " if known else "") + sig, "\n".join(crash_lines[-5:]) or vm.tail(10)
+        fatal = [ln for ln in err if "ssertion" in ln or "Aborted" in ln or "ERROR" in ln]
+        sig = (fatal or err[-1:] or [f"QEMU exit status {status}"])[0]
+        # The binary's path (argv[0], which QEMU puts before its messages)
+        # differs between QEMUs; the signature is the message.
+        sig = _without_program(sig)
+        return "crash", (known + ": " if known else "") + sig, "\n".join(err[-5:]) or vm.tail(10)
     if vm.bad_lines:
         # blimp's own output is broken: a finding in the guest, and the
         # events after it cannot be trusted to judge the device.
@@ -130,7 +153,7 @@ def wait_run(vm, hang_s, done_event="fuzz_done"):
         if vm.bad_lines:
             return False, None  # judge() names the line
         if vm.proc.poll() is not None:
-            vm.reader.join(5)
+            vm.join_readers()
             return any(e["ev"] == done_event for e in vm.events), None
         n = len(vm.lines)
         if n != last_len:
@@ -155,9 +178,12 @@ def save(kind, sig, detail, vm, config, ops, label, extra=None):
         f.write(f"# config: {config}\n# {kind}: {sig}\n" + "\n".join(ops) + "\n")
     with open(os.path.join(folder, "serial.log"), "w") as f:
         f.write("\n".join(vm.lines) + "\n")
+    with open(os.path.join(folder, "qemu.stderr"), "w") as f:
+        f.write("\n".join(vm.stderr_lines) + "\n")
     with open(os.path.join(folder, "qemu.cmd"), "w") as f:
         f.write(shlex.join(vm.cmd) + "\n")
-    summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops)}
+    summary = {"kind": kind, "signature": sig, "detail": detail, "config": config, "ops": len(ops),
+               "qemu": qemu_version_line()}
     summary.update(extra or {})
     with open(os.path.join(folder, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -217,7 +243,7 @@ def replay(ops, config, hang_s=30):
                 pass
             finished = vm.proc.poll() is None
         if vm.proc.poll() is not None:
-            vm.reader.join(5)  # the crash message is in the last output
+            vm.join_readers()  # the crash message is in the last output
         kind, sig, _ = judge(vm, finished, hang)
         return kind, sig, list(vm.lines)
     finally:
@@ -275,7 +301,8 @@ def minimize(ops, config, log=print, hang_s=10):
 def campaign(seconds, configs, ops, seed0, hang_s, bad):
     t_end = time.monotonic() + seconds
     results, seed = [], seed0
-    print(f"campaign: {seconds} s over {', '.join(configs)}; {ops} ops a run, seeds from {seed0}", flush=True)
+    print(f"campaign on {qemu_version_line()}: {seconds} s over {', '.join(configs)}; {ops} ops a run, "
+          f"seeds from {seed0}", flush=True)
     while time.monotonic() < t_end:
         for config in configs:
             if time.monotonic() >= t_end:
@@ -291,7 +318,7 @@ def campaign(seconds, configs, ops, seed0, hang_s, bad):
     by_kind = {}
     for r in results:
         by_kind.setdefault(r["kind"], []).append(r)
-    summary = {"runs": len(results), "ops": total_ops, "seconds": round(total_s, 1),
+    summary = {"qemu": qemu_version_line(), "runs": len(results), "ops": total_ops, "seconds": round(total_s, 1),
                "ops_per_second": round(total_ops / total_s, 1) if total_s else 0, "configs": configs,
                "by_kind": {k: len(v) for k, v in by_kind.items()},
                "signatures": sorted({f"{r['kind']}: {r['signature']}" for r in results if r["kind"] != "ok"})}

@@ -26,9 +26,12 @@ import time
 from xml.sax.saxutils import escape
 
 if __package__:
-    from .vm import BlimpVM
+    from .vm import BlimpVM, qemu_binary
 else:  # run as a script: only domain_xml is needed
     BlimpVM = object
+
+    def qemu_binary():  # blimp.vm's, which a script cannot import
+        return os.environ.get("BLIMP_QEMU") or "qemu-system-x86_64"
 
 DOMAIN_TEMPLATE = """\
 <domain type='qemu'>
@@ -46,7 +49,7 @@ DOMAIN_TEMPLATE = """\
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <emulator>{emulator}</emulator>
 {disks}    <serial type='pty'>
       <target port='0'/>{log}
     </serial>
@@ -67,18 +70,28 @@ DISK_TEMPLATE = """\
 """
 
 
+def emulator_path():
+    """libvirt wants the emulator as an absolute path: qemu_binary() found."""
+    found = shutil.which(qemu_binary())
+    if not found:
+        raise FileNotFoundError(f"no QEMU at {qemu_binary()!r} (BLIMP_QEMU or PATH)")
+    return os.path.abspath(found)
+
+
 def domain_xml(name="blimp", kernel="build/blimp.elf", cmdline="", mem_mib=256, swap=None,
-               console_log=None):
+               console_log=None, emulator=None):
     """The domain XML. `swap`: a raw image attached as virtio-blk (the guest's
     blk0; add vm.swap=0 to cmdline to swap on it from boot). `console_log`:
     a file libvirt (virtlogd) writes everything of the serial console to,
-    whether or not anyone is attached to it."""
+    whether or not anyone is attached to it. `emulator`: the QEMU binary,
+    by default emulator_path()."""
     def attr(text):
         return escape(text, {"'": "&apos;"})
     disks = DISK_TEMPLATE.format(path=attr(swap)) if swap else ""
     log = f"\n      <log file='{attr(console_log)}' append='on'/>" if console_log else ""
     return DOMAIN_TEMPLATE.format(name=escape(name), mem_mib=mem_mib, kernel=escape(kernel),
-                                  cmdline=escape(cmdline), disks=disks, log=log)
+                                  cmdline=escape(cmdline), disks=disks, log=log,
+                                  emulator=escape(emulator or emulator_path()))
 
 
 

@@ -23,8 +23,16 @@ after a comma ("microvm,pit=off"). microvm takes isa-debug-exit like the
 others, but has no PCI (its devices are virtio-mmio ones, such as
 "virtio-balloon-device") and no UEFI firmware: PVH only.
 
+Which QEMU: qemu_binary(), the one switch for every tool and test —
+$BLIMP_QEMU if set (e.g. build/qemu10/qemu-system-x86_64, from `make
+qemu10`), else the system's qemu-system-x86_64. qemu_version() says which
+version that is, for the tests whose expectations differ by version.
+
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
+
+QEMU's own stderr is kept apart from the console, in stderr_lines
+(qemu_stderr()), and shown in every GuestError.
 
 With serial="socket" COM1 is a unix socket this process listens on instead
 of QEMU's stdout, and pause_reading()/resume_reading() stop and restart the
@@ -34,6 +42,7 @@ pipe would block QEMU itself).
 """
 import atexit
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -60,6 +69,56 @@ EXIT_FAILURE = 35
 EXIT_PANIC = 37
 EXIT_EXCEPTION = 39
 EXIT_BOOT_FAILED = 41
+
+
+QEMU_ENV = "BLIMP_QEMU"
+
+
+def qemu_binary():
+    """The QEMU every guest here runs on: $BLIMP_QEMU, else the system's.
+    A path is made absolute, so a tool that changes folder still finds it."""
+    binary = os.environ.get(QEMU_ENV) or "qemu-system-x86_64"
+    return os.path.abspath(binary) if os.sep in binary else binary
+
+
+@functools.lru_cache(maxsize=None)
+def _version_of(binary):
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except OSError as e:
+        raise RuntimeError(f"{QEMU_ENV}={binary!r} cannot be run: {e}") from e
+    first = out.splitlines()[0] if out else ""
+    if "version " not in first:
+        raise RuntimeError(f"{binary} --version printed {out!r}: no version in it")
+    text = first.split("version ")[1].split()[0]
+    try:
+        return tuple(int(x) for x in text.split(".")[:3]), first
+    except ValueError:
+        raise RuntimeError(f"{binary} --version: {text!r} is not a version number") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _device_help(binary, device):
+    return subprocess.run([binary, "-device", f"{device},help"], capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def qemu_device_has(device, prop):
+    """Whether qemu_binary()'s `device` has property `prop` (-device DEV,help):
+    e.g. virtio-balloon-pci's `vectors` and `ioeventfd` exist on 10.0, not 7.2."""
+    return any(line.split("=", 1)[0].strip() == prop
+               for line in _device_help(qemu_binary(), device).splitlines())
+
+
+def qemu_version():
+    """(major, minor, micro) of qemu_binary(), e.g. (7, 2, 0) or (10, 0, 2)."""
+    return _version_of(qemu_binary())[0]
+
+
+def qemu_version_line():
+    """QEMU's own first line of --version (for reports and the bench)."""
+    return _version_of(qemu_binary())[1]
 
 
 class GuestError(Exception):
@@ -133,6 +192,7 @@ class BlimpVM:
         self.launcher = list(launcher)
         self.tmp = tempfile.mkdtemp(prefix="blimp-")
         self.lines = []          # every serial line, in order
+        self.stderr_lines = []   # every line QEMU wrote to its stderr, in order
         self.events = []         # every event, in order
         self.consumed = 0        # events before this index were returned by wait_event
         self.cond = threading.Condition()
@@ -146,7 +206,7 @@ class BlimpVM:
 
     # ------------------------------------------------------------- starting
     def command_line(self):
-        cmd = ["qemu-system-x86_64", "-machine", self.machine, "-nodefaults", "-display", "none",
+        cmd = [qemu_binary(), "-machine", self.machine, "-nodefaults", "-display", "none",
                "-no-reboot", "-m", self.mem, "-smp", str(self.smp)]
         if self.debug_exit:
             cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
@@ -205,24 +265,39 @@ class BlimpVM:
             _open_vms.add(self)
         try:
             parent = os.getpid()
+            # QEMU's stderr apart from the console: a message of QEMU's
+            # ("virtio: zero sized buffers are not allowed") written while the
+            # guest is mid-line would otherwise land inside a serial line.
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, bufsize=0,
+                                         stderr=subprocess.PIPE, bufsize=0,
                                          preexec_fn=lambda: _die_with_parent(parent))
+            self.stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+            self.stderr_reader.start()
             if listener:
                 listener.settimeout(30)
                 try:
                     self.serial_sock, _ = listener.accept()
                 except socket.timeout:
-                    self.fail(f"QEMU did not connect to the serial socket: {self.proc.stdout.read()!r}")
+                    self.fail("QEMU did not connect to the serial socket")
                 finally:
                     listener.close()
-                # QEMU's own messages still come on stdout: kept as lines too.
+                # QEMU's stdout (empty unless something is put on it) is
+                # drained into lines, so it can never fill and stall QEMU.
                 threading.Thread(target=self._read_stream, args=(self._read_stdout,),
                                  daemon=True).start()
             self.reader = threading.Thread(target=self._read_serial, daemon=True)
             self.reader.start()
             if self.use_qmp:
-                self.qmp = qmp_client.QMP(self.qmp_path)
+                try:
+                    self.qmp = qmp_client.QMP(self.qmp_path)
+                except OSError as e:
+                    # QEMU refused its command line or died: its stderr says why.
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    self.join_readers(2)
+                    self.fail(f"no QMP connection to QEMU ({e}; exit status {self.proc.poll()})")
         except BaseException:
             self.close()
             raise
@@ -252,6 +327,32 @@ class BlimpVM:
 
     def _read_stdout(self, size):
         return os.read(self.proc.stdout.fileno(), size)
+
+    def _read_stderr(self):
+        """QEMU's own messages, kept in stderr_lines (never in lines)."""
+        pending = b""
+        while True:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                raw, pending = pending.split(b"\n", 1)
+                self._add_stderr(raw)
+        if pending:
+            self._add_stderr(pending)
+        with self.cond:
+            self.cond.notify_all()
+
+    def _add_stderr(self, raw):
+        with self.cond:
+            self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\r"))
+            self.cond.notify_all()
+
+    def qemu_stderr(self, n=20):
+        """The last n lines QEMU itself wrote to stderr."""
+        with self.cond:
+            return "\n".join(self.stderr_lines[-n:])
 
     def _read_stream(self, read):
         pending = b""
@@ -292,7 +393,9 @@ class BlimpVM:
             return "\n".join(self.lines[-n:])
 
     def fail(self, msg):
-        raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---")
+        err = self.qemu_stderr()
+        raise GuestError(f"{msg}\n--- last serial lines ({self.name}) ---\n{self.tail()}\n---"
+                         + (f"\n--- QEMU's stderr ({self.name}) ---\n{err}\n---" if err else ""))
 
     def exit_status(self):
         """QEMU's exit status, None while it runs (a subclass whose QEMU
@@ -404,8 +507,15 @@ class BlimpVM:
             status = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.fail(f"QEMU still running after {timeout}s")
-        self.reader.join(5)
+        self.join_readers()
         return status
+
+    def join_readers(self, timeout=5):
+        """After QEMU exited: wait until its last output (serial and stderr) is in."""
+        self.reader.join(timeout)
+        stderr_reader = getattr(self, "stderr_reader", None)
+        if stderr_reader:
+            stderr_reader.join(timeout)
 
     def poll(self, reached, timeout, failure, period, on_poll=None):
         """Call reached() every `period` s until it is true, and return what

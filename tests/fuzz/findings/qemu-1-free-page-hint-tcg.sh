@@ -28,7 +28,7 @@ try:
 except Exception:
     pass
 status = vm.proc.poll()
-aborted = any("tcg_handle_interrupt" in line for line in vm.lines)
+aborted = any("tcg_handle_interrupt" in line for line in vm.lines + vm.stderr_lines)
 vm.close()
 print(("REPRODUCED" if aborted else "NOT REPRODUCED") + f": QEMU exit status {status}")
 sys.exit(0 if aborted else 1)
