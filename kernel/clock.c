@@ -12,7 +12,7 @@
  *   rtc        its seconds change   yes  yes  yes      yes     (1-2 s: only when the above fail)
  *   cpuid      declared, not timed  only with a TSC frequency leaf (0x15/0x16, 0x40000010)
  *
- * In that order of preference. One window of about 10 ms is timed by the
+ * In that order of preference. One window of about 5 ms (WINDOW_MS) is timed by the
  * first ruler present; the TSC and every other counter are read at both
  * ends, so each ruler gives its own TSC rate from the same window. A rate
  * outside 100 MHz..10 GHz is refused with a message (the 1-3 MHz that the
@@ -42,9 +42,9 @@ CMDLINE_OPTION(clock_ruler, "clock.ruler",
 	       "prefer this clock ruler if present and sane: hpet|pm_timer|pit|rtc|cpuid");
 
 #define PIT_HZ 1193182ULL
-#define WINDOW_MS 10
+#define WINDOW_MS 5
 /* A window ends within this many TSC cycles at any sane rate (20 ms at
- * 10 GHz, 2 s at 100 MHz); a ruler that has not shown 10 ms by then is
+ * 10 GHz, 2 s at 100 MHz); a ruler that has not shown WINDOW_MS by then is
  * stuck or absent. */
 #define WINDOW_MAX_CYCLES 200000000ULL
 
@@ -451,11 +451,16 @@ const char *clock_ruler(void)
 	return ruler_used;
 }
 
+uint64_t clock_tsc_to_ns(uint64_t d)
+{
+	/* Split to avoid overflowing 64 bits after a few seconds at GHz rates
+	 * (the remainder is below tsc_hz, at most 10 GHz: 1e19 fits). */
+	return (d / tsc_hz) * 1000000000ULL + (d % tsc_hz) * 1000000000ULL / tsc_hz;
+}
+
 uint64_t clock_ns(void)
 {
-	uint64_t d = rdtsc() - tsc_at_boot;
-	/* Split to avoid overflowing 64 bits after a few seconds at GHz rates. */
-	return (d / tsc_hz) * 1000000000ULL + (d % tsc_hz) * 1000000000ULL / tsc_hz;
+	return clock_tsc_to_ns(rdtsc() - tsc_at_boot);
 }
 
 uint64_t clock_ms(void)

@@ -14,12 +14,14 @@
 
 /* Note the TSC at boot. Call first thing. */
 void clock_init(void);
-/* Measure the TSC's rate (one window of about 10 ms; more only when a
+/* Measure the TSC's rate (one window of about 5 ms; more only when a
  * ruler fails), print what each ruler said and emit the `clock` event.
  * Needs acpi_init() done and paging up (the HPET is mapped). */
 void clock_calibrate(void);
 uint64_t clock_ns(void);
 uint64_t clock_ms(void);
+/* `cycles` of the TSC in nanoseconds, at the measured rate. */
+uint64_t clock_tsc_to_ns(uint64_t cycles);
 uint64_t clock_tsc_hz(void);
 /* The ruler the rate came from ("hpet", "pm_timer", "pit", "rtc",
  * "cpuid"), or "none" (the 1 GHz guess: nothing could be measured). */

@@ -141,9 +141,10 @@ void kernel_main(const struct boot_info *bi)
 
 	if (acpi_init(boot->rsdp) < 0)
 		printf("acpi: no tables; IOAPICs only from an MP table, if the firmware wrote one\n");
-	clock_calibrate(); /* after ACPI (HPET, PM timer), before the LAPIC timer is timed by it */
+	lapic_init(); /* its timer counts through the clock's window */
+	clock_calibrate(); /* after ACPI (HPET, PM timer) */
+	lapic_timer_calibrate();
 	pic_disable();
-	lapic_init();
 	if (ioapic_init() < 0)
 		printf("ioapic: none found; devices will be polled\n");
 	irq_enable();
