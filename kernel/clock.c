@@ -12,7 +12,7 @@
  *   rtc        its seconds change   yes  yes  yes      yes     (1-2 s: only when the above fail)
  *   cpuid      declared, not timed  only with a TSC frequency leaf (0x15/0x16, 0x40000010)
  *
- * In that order of preference. One window of about 5 ms (WINDOW_MS) is timed by the
+ * In that order of preference. One window of about 2 ms (WINDOW_MS) is timed by the
  * first ruler present; the TSC and every other counter are read at both
  * ends, so each ruler gives its own TSC rate from the same window. A rate
  * outside 100 MHz..10 GHz is refused with a message (the 1-3 MHz that the
@@ -42,7 +42,7 @@ CMDLINE_OPTION(clock_ruler, "clock.ruler",
 	       "prefer this clock ruler if present and sane: hpet|pm_timer|pit|rtc|cpuid");
 
 #define PIT_HZ 1193182ULL
-#define WINDOW_MS 5
+#define WINDOW_MS 2
 /* A window ends within this many TSC cycles at any sane rate (20 ms at
  * 10 GHz, 2 s at 100 MHz); a ruler that has not shown WINDOW_MS by then is
  * stuck or absent. */

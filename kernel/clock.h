@@ -14,7 +14,7 @@
 
 /* Note the TSC at boot. Call first thing. */
 void clock_init(void);
-/* Measure the TSC's rate (one window of about 5 ms; more only when a
+/* Measure the TSC's rate (one window of about 2 ms; more only when a
  * ruler fails), print what each ruler said and emit the `clock` event.
  * Needs acpi_init() done and paging up (the HPET is mapped). */
 void clock_calibrate(void);
