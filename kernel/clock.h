@@ -14,9 +14,14 @@
 
 /* Note the TSC at boot. Call first thing. */
 void clock_init(void);
-/* Measure the TSC's rate (one window of about 2 ms; more only when a
- * ruler fails), print what each ruler said and emit the `clock` event.
- * Needs acpi_init() done and paging up (the HPET is mapped). */
+/* Open the calibration window: find the rulers and read them. Needs
+ * acpi_init() done and paging up (the HPET is mapped). Work that uses no
+ * time (clock_ns is still the 1 GHz guess) may run before... */
+void clock_calibrate_start(void);
+/* ...this closes the window once it is at least 2 ms long (another only
+ * when a ruler fails; opens one first if clock_calibrate_start was not
+ * called), measures the TSC's rate, prints what each ruler said and
+ * emits the `clock` event. */
 void clock_calibrate(void);
 uint64_t clock_ns(void);
 uint64_t clock_ms(void);
