@@ -73,7 +73,7 @@ def build_table(raw):
         note="Linux: bzImage + initramfs to its shell")
     if any("blimp-microvm" in r["boot_s"] for r in raw["runs"]):
         row("boot to ready, PVH on microvm", "ms", boot("blimp-microvm"), None, "none",
-            boot("pvh-floor-microvm"), "limit: a PVH kernel that exits at once, same QEMU options")
+            boot("pvh-floor-microvm"), "limit: a PVH kernel's first console line, same QEMU options")
     if any("blimp-uefi" in r["boot_s"] for r in raw["runs"]):
         row("boot to ready, UEFI (OVMF)", "ms", boot("blimp-uefi"), boot("linux"), "lower")
 

@@ -12,9 +12,11 @@
  *   rtc        its seconds change   yes  yes  yes      yes     (1-2 s: only when the above fail)
  *   cpuid      declared, not timed  only with a TSC frequency leaf (0x15/0x16, 0x40000010)
  *
- * In that order of preference. One window of about 10 ms is timed by the
- * first ruler present; the TSC and every other counter are read at both
- * ends, so each ruler gives its own TSC rate from the same window. A rate
+ * In that order of preference. One window of at least 2 ms (WINDOW_MS) is
+ * timed by the first ruler present: it opens at clock_calibrate_start and
+ * closes in clock_calibrate, so the boot's work in between (PCI scan,
+ * device probes) fills it instead of a wait. The TSC and every other
+ * counter are read at both ends, so each ruler gives its own TSC rate from the same window. A rate
  * outside 100 MHz..10 GHz is refused with a message (the 1-3 MHz that the
  * PIT's channel 2 gave on microvm, where port 0x61 does not exist, is
  * such a case). The rate used is the first ruler's that a second ruler
@@ -42,9 +44,9 @@ CMDLINE_OPTION(clock_ruler, "clock.ruler",
 	       "prefer this clock ruler if present and sane: hpet|pm_timer|pit|rtc|cpuid");
 
 #define PIT_HZ 1193182ULL
-#define WINDOW_MS 10
+#define WINDOW_MS 2
 /* A window ends within this many TSC cycles at any sane rate (20 ms at
- * 10 GHz, 2 s at 100 MHz); a ruler that has not shown 10 ms by then is
+ * 10 GHz, 2 s at 100 MHz); a ruler that has not shown WINDOW_MS by then is
  * stuck or absent. */
 #define WINDOW_MAX_CYCLES 200000000ULL
 
@@ -168,11 +170,26 @@ static uint64_t pit_read(void)
 	return (uint16_t)(PIT_LOAD - pit_count()); /* an up-counter mod 2^16 */
 }
 
-static void pit_probe(struct ruler *r)
+static void pit_load(void)
 {
 	outb(0x43, 0x30); /* channel 0, lo/hi byte, mode 0, binary */
 	outb(0x40, PIT_LOAD & 0xff);
 	outb(0x40, PIT_LOAD >> 8);
+}
+
+/* Whether channel 0's count has passed zero since pit_load (51 ms): in
+ * mode 0 its OUT goes high then and stays high, and the read-back
+ * command's status byte shows OUT in bit 7. A window longer than that
+ * would be measured modulo 2^16 ticks, so it is not used. */
+static bool pit_passed_zero(void)
+{
+	outb(0x43, 0xe2); /* read-back: latch channel 0's status, not its count */
+	return inb(0x40) & 0x80;
+}
+
+static void pit_probe(struct ruler *r)
+{
+	pit_load();
 	uint16_t a = pit_count(), b = pit_count();
 	/* No PIT: the ports read back 0xff (0xffff) or 0, never a count just
 	 * below what was loaded that then goes down. */
@@ -304,15 +321,24 @@ static void sample(struct ruler *r, uint64_t *tsc, uint64_t *c)
 	}
 }
 
-/*
- * One window timed by `driver`: every usable counter read at both ends.
- * Returns false if the driver never showed WINDOW_MS (it is refused).
- */
-static bool time_window(struct ruler *driver)
+static bool window_open_now; /* clock_calibrate_start opened one */
+
+/* The window's start: every usable counter read. */
+static void window_open(void)
 {
 	for (int i = R_HPET; i <= R_PIT; i++)
 		if (rulers[i].read && !rulers[i].fig.refused)
 			sample(&rulers[i], &rulers[i].tsc0, &rulers[i].c0);
+}
+
+/*
+ * The window's end once `driver` shows WINDOW_MS since window_open (at
+ * once if the boot's work in between took that long): every usable
+ * counter read again. Returns false if the driver never showed WINDOW_MS
+ * (it is refused).
+ */
+static bool window_close(struct ruler *driver)
+{
 	uint64_t want = driver->hz * WINDOW_MS / 1000, start = rdtsc();
 	uint64_t prev = 0;
 	for (;;) {
@@ -368,16 +394,39 @@ void clock_init(void)
 	tsc_at_boot = rdtsc();
 }
 
-void clock_calibrate(void)
+void clock_calibrate_start(void)
 {
 	hpet_probe(&rulers[R_HPET]);
 	pm_timer_probe(&rulers[R_PM_TIMER]);
 	pit_probe(&rulers[R_PIT]);
+	window_open();
+	window_open_now = true;
+}
 
-	/* The first counter present times the window; if it fails, the next. */
-	for (int i = R_HPET; i <= R_PIT; i++)
-		if (rulers[i].read && !rulers[i].fig.refused && time_window(&rulers[i]))
+void clock_calibrate(void)
+{
+	if (!window_open_now)
+		clock_calibrate_start();
+	/* The boot's work since the window opened is bounded (milliseconds),
+	 * far inside the PM timer's 4.7 s and the HPET's 42 s or more; the
+	 * PIT's 51 ms is checked, and exceeded a new window is opened. */
+	struct ruler *pit = &rulers[R_PIT];
+	if (pit->read && !pit->fig.refused && pit_passed_zero()) {
+		pit_load();
+		window_open();
+	}
+	/* The first counter present times the window; if it fails, the next
+	 * one times a window of its own. */
+	for (int i = R_HPET; i <= R_PIT; i++) {
+		if (!rulers[i].read || rulers[i].fig.refused)
+			continue;
+		if (!window_open_now)
+			window_open();
+		window_open_now = false;
+		if (window_close(&rulers[i]))
 			break;
+	}
+	window_open_now = false;
 	hpet_done();
 
 	for (int i = R_HPET; i <= R_PIT; i++) {
@@ -451,11 +500,16 @@ const char *clock_ruler(void)
 	return ruler_used;
 }
 
+uint64_t clock_tsc_to_ns(uint64_t d)
+{
+	/* Split to avoid overflowing 64 bits after a few seconds at GHz rates
+	 * (the remainder is below tsc_hz, at most 10 GHz: 1e19 fits). */
+	return (d / tsc_hz) * 1000000000ULL + (d % tsc_hz) * 1000000000ULL / tsc_hz;
+}
+
 uint64_t clock_ns(void)
 {
-	uint64_t d = rdtsc() - tsc_at_boot;
-	/* Split to avoid overflowing 64 bits after a few seconds at GHz rates. */
-	return (d / tsc_hz) * 1000000000ULL + (d % tsc_hz) * 1000000000ULL / tsc_hz;
+	return clock_tsc_to_ns(rdtsc() - tsc_at_boot);
 }
 
 uint64_t clock_ms(void)

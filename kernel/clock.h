@@ -14,12 +14,19 @@
 
 /* Note the TSC at boot. Call first thing. */
 void clock_init(void);
-/* Measure the TSC's rate (one window of about 10 ms; more only when a
- * ruler fails), print what each ruler said and emit the `clock` event.
- * Needs acpi_init() done and paging up (the HPET is mapped). */
+/* Open the calibration window: find the rulers and read them. Needs
+ * acpi_init() done and paging up (the HPET is mapped). Work that uses no
+ * time (clock_ns is still the 1 GHz guess) may run before... */
+void clock_calibrate_start(void);
+/* ...this closes the window once it is at least 2 ms long (another only
+ * when a ruler fails; opens one first if clock_calibrate_start was not
+ * called), measures the TSC's rate, prints what each ruler said and
+ * emits the `clock` event. */
 void clock_calibrate(void);
 uint64_t clock_ns(void);
 uint64_t clock_ms(void);
+/* `cycles` of the TSC in nanoseconds, at the measured rate. */
+uint64_t clock_tsc_to_ns(uint64_t cycles);
 uint64_t clock_tsc_hz(void);
 /* The ruler the rate came from ("hpet", "pm_timer", "pit", "rtc",
  * "cpuid"), or "none" (the 1 GHz guess: nothing could be measured). */

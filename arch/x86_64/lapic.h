@@ -10,7 +10,11 @@
 
 #include <stdint.h>
 
+/* Enable the LAPIC and start its timer counting, masked; call just
+ * before clock_calibrate(), and lapic_timer_calibrate() just after: the
+ * timer's rate is measured over the clock's own window. */
 void lapic_init(void);
+void lapic_timer_calibrate(void);
 void lapic_eoi(void);
 uint32_t lapic_id(void);
 uint64_t lapic_base(void);

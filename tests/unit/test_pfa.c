@@ -71,6 +71,12 @@ static void ranges_with_holes_odd_alignment_and_high_pfns(void **state)
 	expect_ok();
 	assert_int_equal(A.st.managed, 7 + 1000 + 2987);
 	assert_int_equal(pfa_add_free_range(&A, 5, 4), -EFAULT); /* overlaps */
+	/* Long ranges whose only managed frames are at their end, at every
+	 * place in the eight frames the check reads at a time: refused. */
+	for (uint64_t s = 200; s < 216; s++) {
+		assert_int_equal(pfa_add_free_range(&A, s, 259 - s + 1 + s % 3), -EFAULT);
+		assert_int_equal(A.st.managed, 7 + 1000 + 2987);
+	}
 	assert_int_equal(pfa_add_free_range(&A, base + 2990, 100), -EINVAL); /* past the end */
 	/* Take everything in single frames: every one must come from a range. */
 	uint64_t n = 0;
