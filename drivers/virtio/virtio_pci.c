@@ -223,21 +223,9 @@ static int setup_msix(struct virtio_dev *vd)
 	return 0;
 }
 
-/* MSI-X unless forced to INTx or polling, then INTx if the pin routes. */
 static void pci_irq_choose(struct virtio_dev *vd, bool poll, const char *force)
 {
-	if (!poll && !(force && strcmp(force, "intx") == 0) && setup_msix(vd) == 0)
-		vd->irq_mode = VIRTIO_IRQ_MSIX;
-	else if (!poll && (vd->gsi = pci_intx_gsi(vd->pci)) >= 0)
-		vd->irq_mode = VIRTIO_IRQ_INTX;
-	else
-		vd->irq_mode = VIRTIO_IRQ_POLL;
-}
-
-static int pci_irq_wire(struct virtio_dev *vd)
-{
-	int rc = pci_enable_intx(vd->pci, virtio_pci_intx_handler, vd);
-	return rc < 0 ? rc : 0;
+	virtio_pci_irq_choose(vd, poll, force, setup_msix);
 }
 
 static void pci_describe(const struct virtio_dev *vd, char *buf, size_t n)
@@ -260,6 +248,6 @@ static const struct virtio_ops pci_ops = {
 	.config_write32 = virtio_pci_config_write32,
 	.interrupt_status = pci_interrupt_status,
 	.irq_choose = pci_irq_choose,
-	.irq_wire = pci_irq_wire,
+	.irq_wire = virtio_pci_irq_wire,
 	.describe = pci_describe,
 };

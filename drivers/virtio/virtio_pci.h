@@ -56,4 +56,11 @@ void virtio_pci_intx_handler(void *ctx);
 void virtio_pci_msix_config_handler(void *ctx);
 void virtio_pci_msix_queue_handler(void *ctx);
 
+/* virtio_pci_irq.c: the interrupt kind both PCI interfaces take (MSI-X by
+ * the interface's own setup_msix unless forced to INTx or polling, then
+ * INTx if the pin routes, else polling), and INTx's wiring. */
+void virtio_pci_irq_choose(struct virtio_dev *vd, bool poll, const char *force,
+			   int (*setup_msix)(struct virtio_dev *vd));
+int virtio_pci_irq_wire(struct virtio_dev *vd);
+
 #endif

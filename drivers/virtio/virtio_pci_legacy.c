@@ -240,18 +240,7 @@ off:
 
 static void leg_irq_choose(struct virtio_dev *vd, bool poll, const char *force)
 {
-	if (!poll && !(force && strcmp(force, "intx") == 0) && setup_msix(vd) == 0)
-		vd->irq_mode = VIRTIO_IRQ_MSIX;
-	else if (!poll && (vd->gsi = pci_intx_gsi(vd->pci)) >= 0)
-		vd->irq_mode = VIRTIO_IRQ_INTX;
-	else
-		vd->irq_mode = VIRTIO_IRQ_POLL;
-}
-
-static int leg_irq_wire(struct virtio_dev *vd)
-{
-	int rc = pci_enable_intx(vd->pci, virtio_pci_intx_handler, vd);
-	return rc < 0 ? rc : 0;
+	virtio_pci_irq_choose(vd, poll, force, setup_msix);
 }
 
 static void leg_describe(const struct virtio_dev *vd, char *buf, size_t n)
@@ -276,6 +265,6 @@ static const struct virtio_ops legacy_ops = {
 	.config_write32 = leg_config_write32,
 	.interrupt_status = leg_interrupt_status,
 	.irq_choose = leg_irq_choose,
-	.irq_wire = leg_irq_wire,
+	.irq_wire = virtio_pci_irq_wire,
 	.describe = leg_describe,
 };
