@@ -268,6 +268,8 @@ static int cmd_pfa(int argc, char **argv)
 	       (unsigned long)(mbpf * 100 / 4096 / 1000), (unsigned long)(mbpf * 100 / 4096 % 1000),
 	       (unsigned long)(pfa_fragmentation_permille(&kernel_pfa) / 10),
 	       (unsigned long)(pfa_fragmentation_permille(&kernel_pfa) % 10));
+	printf("lazy sections: %lu of %lu (64 MiB each) not written yet (wholly free or wholly reserved)\n",
+	       (unsigned long)s->lazy_sections, (unsigned long)kernel_pfa.lazy_limit);
 	printf("kernel frames: %u chunks of 2 MiB, %lu frames free in them, %lu outside any (chunks taken %lu, "
 	       "returned %lu)\n", k->n_chunks, (unsigned long)k->free_in_chunks, (unsigned long)k->strays,
 	       (unsigned long)k->chunks_taken, (unsigned long)k->chunks_returned);
@@ -276,13 +278,13 @@ static int cmd_pfa(int argc, char **argv)
 	event_emit("pfa", "\"managed\":%lu,\"free\":%lu,\"used\":%lu,\"ballooned\":%lu,\"reported\":%lu,"
 		   "\"reserve_floor\":%lu,\"pool_total\":%lu,\"pool_free\":%lu,\"huge_allocs\":%lu,"
 		   "\"huge_failures\":%lu,\"meta_bytes\":%lu,\"meta_millibytes_per_frame\":%lu,"
-		   "\"frag_permille\":%lu,\"kframe_chunks\":%u,\"kframe_free\":%lu,\"kframe_strays\":%lu,"
+		   "\"lazy_sections\":%lu,\"frag_permille\":%lu,\"kframe_chunks\":%u,\"kframe_free\":%lu,\"kframe_strays\":%lu,"
 		   "\"check\":\"%s\"",
 		   (unsigned long)s->managed, (unsigned long)s->free, (unsigned long)s->used,
 		   (unsigned long)s->ballooned, (unsigned long)s->reported,
 		   (unsigned long)kernel_pfa.reserve_floor, (unsigned long)s->pool_total,
 		   (unsigned long)s->pool_free, (unsigned long)s->huge_allocs, (unsigned long)s->huge_failures,
-		   (unsigned long)meta, (unsigned long)mbpf,
+		   (unsigned long)meta, (unsigned long)mbpf, (unsigned long)s->lazy_sections,
 		   (unsigned long)pfa_fragmentation_permille(&kernel_pfa), k->n_chunks,
 		   (unsigned long)k->free_in_chunks, (unsigned long)k->strays,
 		   event_json_escape(esc, sizeof(esc), why));

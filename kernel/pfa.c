@@ -36,6 +36,31 @@
 
 /* ---------------------------------------------------------------- setup */
 
+/*
+ * Lazy sections. The metadata is 1.55 bytes per frame: writing all of it at
+ * boot costs ~1 ms per GiB under TCG (and makes the host back 400 MiB of a
+ * 1 TiB guest's metadata before anything runs). So memory is cut into
+ * sections of PFA_SECTION_FRAMES (64 MiB, one max-order block), and a whole
+ * section nothing has looked inside yet is just one bit in lazy[]:
+ *
+ *   lazy, and on the unreported max-order list   one free 64 MiB block
+ *   lazy, and not on it                          64 MiB reserved
+ *
+ * Its frame bytes, and the bitmap words that lie wholly inside it (order
+ * k's level-l words when 6(l+1)+k <= 14), are garbage until the section is
+ * written (own_section): the first time a call changes a frame in it. Reads
+ * go through pfa_frame_byte, which answers for a lazy section without
+ * looking. A bitmap word that spans sections is written at pfa_init, and
+ * its bits for a lazy section stay clear, so sbitmap_first never walks down
+ * into a lazy word. The section the memory ends in, being partial, is
+ * never lazy.
+ */
+
+static uint64_t lazy_bitmap_words(uint64_t pfn_limit)
+{
+	return ((pfn_limit >> PFA_MAX_ORDER) + 63) / 64;
+}
+
 size_t pfa_metadata_size(uint64_t pfn_limit)
 {
 	size_t bytes = (pfn_limit + 7) & ~7ULL;
@@ -44,7 +69,7 @@ size_t pfa_metadata_size(uint64_t pfn_limit)
 		int levels;
 		bytes += 2 * 8 * sbitmap_words((pfn_limit >> k) + 1, words, &levels);
 	}
-	return bytes;
+	return bytes + 8 * lazy_bitmap_words(pfn_limit);
 }
 
 uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a)
@@ -53,20 +78,74 @@ uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a)
 	return (uint64_t)pfa_metadata_size(a->pfn_limit) * 1000 / frames;
 }
 
+/* Zero the words of one bitmap level that belong to sections [s0, s1), or
+ * (per == 0: words that span sections) the whole level when `eager`. */
+static void zero_level(struct sbitmap *b, unsigned k, int l, uint64_t s0, uint64_t s1, bool eager)
+{
+	uint64_t per = pfa_lazy_words(k, l);
+	uint64_t w0 = per ? s0 * per : 0, w1 = per ? s1 * per : (eager ? b->words[l] : 0);
+	if (w1 > b->words[l])
+		w1 = b->words[l];
+	if (w0 < w1)
+		memset(&b->level[l][w0], 0, (w1 - w0) * 8);
+}
+
 int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
 {
 	if (pfn_limit == 0 || pfn_limit > (1ULL << 40) || meta_size < pfa_metadata_size(pfn_limit))
 		return -EINVAL;
 	memset(a, 0, sizeof(*a));
-	memset(meta, 0, pfa_metadata_size(pfn_limit));
 	a->pfn_limit = pfn_limit;
-	a->frame = meta; /* all zero: every frame reserved, order 0 */
+	a->frame = meta;
 	uint64_t *p = (uint64_t *)((uint8_t *)meta + ((pfn_limit + 7) & ~7ULL));
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		p = sbitmap_carve(&a->unreported[k], (pfn_limit >> k) + 1, p);
 		p = sbitmap_carve(&a->reported[k], (pfn_limit >> k) + 1, p);
 	}
+	a->lazy = p;
+	a->lazy_limit = pfn_limit >> PFA_MAX_ORDER;
+	a->st.lazy_sections = a->lazy_limit;
+	memset(a->lazy, 0xff, 8 * lazy_bitmap_words(pfn_limit));
+	if (a->lazy_limit & 63)
+		a->lazy[a->lazy_limit >> 6] = (1ULL << (a->lazy_limit & 63)) - 1;
+	/* What no section owns, written now: the partial last section's frame
+	 * bytes (every frame reserved, order 0), every word that spans
+	 * sections, and the words of the partial last section. */
+	uint64_t tail = a->lazy_limit << PFA_MAX_ORDER;
+	memset(&a->frame[tail], 0, pfn_limit - tail);
+	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++)
+		for (int l = 0; l < a->unreported[k].levels; l++) {
+			zero_level(&a->unreported[k], k, l, a->lazy_limit, UINT64_MAX >> PFA_MAX_ORDER, true);
+			zero_level(&a->reported[k], k, l, a->lazy_limit, UINT64_MAX >> PFA_MAX_ORDER, true);
+		}
 	return 0;
+}
+
+/* Write section s's metadata as its lazy bit says it is, and clear the bit:
+ * from here on its frame bytes and bitmap words are real. */
+static void write_section(struct pfa *a, uint64_t s)
+{
+	uint64_t base = s << PFA_MAX_ORDER;
+	if (sbitmap_test(&a->unreported[PFA_MAX_ORDER], s)) {
+		a->frame[base] = pfa_bits_pack(PFA_FREE, 0, PFA_MAX_ORDER);
+		memset(&a->frame[base + 1], pfa_bits_pack(PFA_FREE, 0, PFA_TAIL), PFA_SECTION_FRAMES - 1);
+	} else {
+		memset(&a->frame[base], 0, PFA_SECTION_FRAMES);
+	}
+	for (unsigned k = 0; k < PFA_MAX_ORDER; k++)
+		for (int l = 0; l < a->unreported[k].levels && pfa_lazy_words(k, l); l++) {
+			zero_level(&a->unreported[k], k, l, s, s + 1, false);
+			zero_level(&a->reported[k], k, l, s, s + 1, false);
+		}
+	a->lazy[s >> 6] &= ~(1ULL << (s & 63));
+	a->st.lazy_sections--;
+}
+
+/* Before changing anything of frame pfn's: its section written. */
+static inline void own_section(struct pfa *a, uint64_t pfn)
+{
+	if (pfa_section_lazy(a, pfn >> PFA_MAX_ORDER))
+		write_section(a, pfn >> PFA_MAX_ORDER);
 }
 
 void pfa_set_reserve_floor(struct pfa *a, uint64_t frames)
@@ -107,6 +186,7 @@ static struct sbitmap *list_of(struct pfa *a, unsigned order, bool reported)
 static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned state, bool reported)
 {
 	uint64_t n = 1ULL << order;
+	own_section(a, pfn);
 	a->frame[pfn] = pfa_bits_pack(state, reported, order);
 	if (n > 1)
 		memset(&a->frame[pfn + 1], pfa_bits_pack(state, 0, PFA_TAIL), n - 1);
@@ -114,6 +194,7 @@ static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned sta
 
 static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 {
+	own_section(a, pfn);
 	a->frame[pfn] = pfa_bits_pack(PFA_FREE, reported, order);
 	sbitmap_set(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]++;
@@ -124,6 +205,7 @@ static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 
 static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 {
+	own_section(a, pfn);
 	bool reported = pfa_bits_reported(a->frame[pfn]);
 	sbitmap_clear(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]--;
@@ -134,7 +216,7 @@ static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 
 static bool is_free_head(const struct pfa *a, uint64_t pfn, unsigned order)
 {
-	uint8_t b = a->frame[pfn];
+	uint8_t b = pfa_frame_byte(a, pfn);
 	return pfa_bits_state(b) == PFA_FREE && pfa_bits_order(b) == order;
 }
 
@@ -146,7 +228,7 @@ static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool report
 		uint64_t buddy = pfn ^ (1ULL << order);
 		if (buddy + (1ULL << order) > a->pfn_limit || !is_free_head(a, buddy, order))
 			break;
-		reported = reported && pfa_bits_reported(a->frame[buddy]);
+		reported = reported && pfa_bits_reported(pfa_frame_byte(a, buddy));
 		list_remove(a, buddy, order);
 		a->frame[pfn > buddy ? pfn : buddy] = pfa_bits_pack(PFA_FREE, 0, PFA_TAIL);
 		pfn &= ~(1ULL << order);
@@ -182,7 +264,7 @@ static int64_t find_block(struct pfa *a, unsigned order, bool prefer_reported)
  * halves it does not need, and mark the first 2^want frames `state`. */
 static void take_block(struct pfa *a, uint64_t pfn, unsigned have, unsigned want, unsigned state)
 {
-	bool reported = pfa_bits_reported(a->frame[pfn]);
+	bool reported = pfa_bits_reported(pfa_frame_byte(a, pfn));
 	list_remove(a, pfn, have);
 	while (have > want) {
 		have--;
@@ -232,7 +314,7 @@ static int check_block(const struct pfa *a, const char *fn, uint64_t pfn, unsign
 		return bad_call(fn, "frame not managed by this allocator", pfn, order, caller);
 	if (pfn & ((1ULL << order) - 1))
 		return bad_call(fn, "frame not aligned to its order", pfn, order, caller);
-	uint8_t b = a->frame[pfn];
+	uint8_t b = pfa_frame_byte(a, pfn);
 	if (pfa_bits_state(b) != state) {
 		char what[96];
 		snprintf(what, sizeof(what), "frame is %s", names[pfa_bits_state(b) < 7 ? pfa_bits_state(b) : 0]);
@@ -251,33 +333,80 @@ static int check_block(const struct pfa *a, const char *fn, uint64_t pfn, unsign
 
 /* ---------------------------------------------------------------- API */
 
+/* The first frame of [i, end) that is not reserved, or end. At boot this
+ * runs over every frame of RAM, so a lazy section is answered at once and
+ * the others eight state fields a read while they are all zero. */
+static uint64_t first_unreserved(const struct pfa *a, uint64_t i, uint64_t end)
+{
+	_Static_assert(PFA_RESERVED == 0, "a reserved frame's state field is zero");
+	typedef uint64_t __attribute__((may_alias, aligned(1))) frame_word; /* eight frame bytes */
+	while (i < end) {
+		uint64_t s = i >> PFA_MAX_ORDER, stop = (s + 1) << PFA_MAX_ORDER;
+		if (stop > end)
+			stop = end;
+		if (pfa_section_lazy(a, s)) {
+			if (sbitmap_test(&a->unreported[PFA_MAX_ORDER], s))
+				return i;
+			i = stop;
+			continue;
+		}
+		for (; stop - i >= 8; i += 8)
+			if (*(const frame_word *)&a->frame[i] & 0x0707070707070707ULL) /* each byte's state */
+				break;
+		for (; i < stop; i++)
+			if (pfa_bits_state(a->frame[i]) != PFA_RESERVED)
+				return i;
+	}
+	return end;
+}
+
+/* A lazy section becomes wholly free (one unreported max-order block) or
+ * wholly reserved without being written; the counters follow. */
+static void lazy_section_set_free(struct pfa *a, uint64_t s, bool free)
+{
+	if (free) {
+		sbitmap_set(&a->unreported[PFA_MAX_ORDER], s);
+		a->st.free_blocks[PFA_MAX_ORDER]++;
+		a->st.free += PFA_SECTION_FRAMES;
+		a->st.managed += PFA_SECTION_FRAMES;
+	} else {
+		sbitmap_clear(&a->unreported[PFA_MAX_ORDER], s);
+		a->st.free_blocks[PFA_MAX_ORDER]--;
+		a->st.free -= PFA_SECTION_FRAMES;
+		a->st.managed -= PFA_SECTION_FRAMES;
+		a->st.reserved += PFA_SECTION_FRAMES;
+	}
+}
+
 int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count)
 {
 	if (pfn >= a->pfn_limit || count > a->pfn_limit - pfn)
 		return -EINVAL;
-	/* Every frame must still be reserved. At boot this is every frame of
-	 * RAM (1.3-1.9 ms of a 2 GiB boot under TCG one by one), so eight
-	 * state fields at a time while they are all zero; the frame that is
-	 * not is found one by one. */
-	_Static_assert(PFA_RESERVED == 0, "a reserved frame's state field is zero");
-	typedef uint64_t __attribute__((may_alias, aligned(1))) frame_word; /* eight frame bytes */
-	uint64_t i = pfn;
-	for (; count - (i - pfn) >= 8; i += 8)
-		if (*(const frame_word *)&a->frame[i] & 0x0707070707070707ULL) /* each byte's state */
-			break;
-	for (; i < pfn + count; i++)
-		if (pfa_bits_state(a->frame[i]) != PFA_RESERVED)
-			return bad_call("pfa_add_free_range", "frame already managed", i, 0, NULL);
-	a->st.managed += count;
+	uint64_t bad = first_unreserved(a, pfn, pfn + count);
+	if (bad < pfn + count)
+		return bad_call("pfa_add_free_range", "frame already managed", bad, 0, NULL);
+	bool lazy_freed = false;
 	while (count) {
+		uint64_t s = pfn >> PFA_MAX_ORDER;
+		if (!(pfn & (PFA_SECTION_FRAMES - 1)) && count >= PFA_SECTION_FRAMES && pfa_section_lazy(a, s)) {
+			lazy_section_set_free(a, s, true);
+			lazy_freed = true;
+			pfn += PFA_SECTION_FRAMES;
+			count -= PFA_SECTION_FRAMES;
+			continue;
+		}
 		unsigned order = 0;
 		while (order < PFA_MAX_ORDER && !(pfn & (1ULL << order)) && (2ULL << order) <= count)
 			order++;
+		a->st.managed += 1ULL << order;
 		mark_block(a, pfn, order, PFA_FREE, false);
 		insert_free(a, pfn, order, false);
 		pfn += 1ULL << order;
 		count -= 1ULL << order;
 	}
+	/* What insert_free does for a block it made: tell reporting. */
+	if (lazy_freed && a->free_hook)
+		a->free_hook(a->free_hook_ctx);
 	return 0;
 }
 
@@ -286,7 +415,7 @@ static int64_t free_head_of(const struct pfa *a, uint64_t pfn, unsigned *order)
 {
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t head = pfn & ~((1ULL << k) - 1);
-		uint8_t b = a->frame[head];
+		uint8_t b = pfa_frame_byte(a, head);
 		if (pfa_bits_state(b) == PFA_FREE && pfa_bits_order(b) != PFA_TAIL) {
 			if (pfa_bits_order(b) < k)
 				return -1;
@@ -304,13 +433,25 @@ int pfa_reserve_range(struct pfa *a, uint64_t pfn, uint64_t count)
 	if (count > a->pfn_limit - pfn)
 		count = a->pfn_limit - pfn;
 	uint64_t end = pfn + count;
-	for (uint64_t i = pfn; i < end; i++) {
+	for (uint64_t i = pfn; i < end;) {
+		if (pfa_section_lazy(a, i >> PFA_MAX_ORDER)) {
+			i = ((i >> PFA_MAX_ORDER) + 1) << PFA_MAX_ORDER; /* free or reserved: both fine */
+			continue;
+		}
 		unsigned s = pfa_bits_state(a->frame[i]);
 		if (s != PFA_RESERVED && s != PFA_FREE)
 			return bad_call("pfa_reserve_range", "frame is in use", i, 0, NULL);
+		i++;
 	}
 	for (uint64_t i = pfn; i < end; i++) {
-		if (pfa_bits_state(a->frame[i]) == PFA_RESERVED)
+		uint64_t sec = i >> PFA_MAX_ORDER;
+		if (!(i & (PFA_SECTION_FRAMES - 1)) && end - i >= PFA_SECTION_FRAMES && pfa_section_lazy(a, sec)) {
+			if (sbitmap_test(&a->unreported[PFA_MAX_ORDER], sec))
+				lazy_section_set_free(a, sec, false);
+			i += PFA_SECTION_FRAMES - 1;
+			continue;
+		}
+		if (pfa_bits_state(pfa_frame_byte(a, i)) == PFA_RESERVED)
 			continue;
 		unsigned order;
 		int64_t head = free_head_of(a, i, &order);
@@ -477,6 +618,7 @@ int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order)
 		return rc;
 	if (order == 0)
 		return bad_call("pfa_balloon_split", "a single frame cannot be split", pfn, order, NULL);
+	own_section(a, pfn);
 	a->frame[pfn] = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
 	a->frame[pfn + (1ULL << (order - 1))] = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
 	return 0;
@@ -526,7 +668,7 @@ uint64_t pfa_pool_init(struct pfa *a, uint64_t pages)
 int64_t pfa_pool_alloc(struct pfa *a)
 {
 	for (uint64_t i = 0; i < a->st.pool_total; i++)
-		if (pfa_bits_state(a->frame[a->pool[i]]) == PFA_POOL_FREE) {
+		if (pfa_bits_state(pfa_frame_byte(a, a->pool[i])) == PFA_POOL_FREE) {
 			mark_block(a, a->pool[i], PFA_HUGE_ORDER, PFA_POOL_USED, false);
 			a->st.pool_free--;
 			a->st.huge_allocs++; /* as hugetlbfs counts: pool pages only */
@@ -548,7 +690,7 @@ int pfa_pool_free(struct pfa *a, uint64_t pfn, const void *caller)
 
 enum pfa_state pfa_frame_state(const struct pfa *a, uint64_t pfn)
 {
-	return pfn < a->pfn_limit ? (enum pfa_state)pfa_bits_state(a->frame[pfn]) : PFA_RESERVED;
+	return pfn < a->pfn_limit ? (enum pfa_state)pfa_bits_state(pfa_frame_byte(a, pfn)) : PFA_RESERVED;
 }
 
 bool pfa_frame_reported(const struct pfa *a, uint64_t pfn)
@@ -557,7 +699,7 @@ bool pfa_frame_reported(const struct pfa *a, uint64_t pfn)
 	if (pfa_frame_state(a, pfn) != PFA_FREE)
 		return false;
 	int64_t head = free_head_of(a, pfn, &order);
-	return head >= 0 && pfa_bits_reported(a->frame[head]);
+	return head >= 0 && pfa_bits_reported(pfa_frame_byte(a, head));
 }
 
 uint64_t pfa_fragmentation_permille(const struct pfa *a)

@@ -10,7 +10,10 @@
  *
  * The allocator never touches the frames it manages: a free frame may have
  * been returned to the host, and touching it would make the host back it
- * again. All metadata lives in one caller-supplied buffer.
+ * again. All metadata lives in one caller-supplied buffer, which need not be
+ * zeroed and is written lazily: a whole 64 MiB section (one PFA_MAX_ORDER
+ * block) that nothing has split yet is one bit, so setting up a 1 TiB guest
+ * writes a few hundred KiB, not 400 MiB (see "Lazy sections" in pfa.c).
  *
  * Not locked: blimp is single-CPU and calls the allocator only from its main
  * loop, never from an interrupt handler.
@@ -31,6 +34,7 @@
 #define PFA_MAX_ORDER 14        /* 64 MiB: big enough that RAM is a few hundred blocks */
 #define PFA_HUGE_ORDER 9        /* 2 MiB: a host huge page, the balloon's unit */
 #define PFA_POOL_MAX 1024       /* huge-pool pages (2 GiB) */
+#define PFA_SECTION_FRAMES (1ULL << PFA_MAX_ORDER) /* a lazy section: one max-order block */
 
 enum pfa_state {
 	PFA_RESERVED = 0, /* not RAM, or the kernel's own: never handed out */
@@ -62,6 +66,9 @@ struct pfa_stats {
 	uint64_t huge_allocs, huge_failures;
 	uint64_t oom_calls, oom_freed;
 	uint64_t reclaim_calls, reclaim_freed;
+	/* Sections (64 MiB) whose metadata is not written yet: each wholly
+	 * free (one unreported max-order block) or wholly reserved. */
+	uint64_t lazy_sections;
 };
 
 typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
@@ -69,6 +76,8 @@ typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
 struct pfa {
 	uint64_t pfn_limit;          /* frames [0, pfn_limit) are described */
 	uint8_t *frame;              /* one byte per frame: state | reported << 3 | order << 4 */
+	uint64_t *lazy;              /* a bit per whole section: metadata not written yet */
+	uint64_t lazy_limit;         /* sections [0, lazy_limit) are whole (may be lazy) */
 	/* free blocks per order: a bit per aligned block (kernel/sbitmap.h) */
 	struct sbitmap unreported[PFA_MAX_ORDER + 1];
 	struct sbitmap reported[PFA_MAX_ORDER + 1];
@@ -91,8 +100,9 @@ size_t pfa_metadata_size(uint64_t pfn_limit);
 /* Metadata bytes per managed frame, in thousandths (for reports). */
 uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a);
 
-/* Start with every frame reserved. `meta` must hold pfa_metadata_size bytes.
- * Returns 0 or -EINVAL. */
+/* Start with every frame reserved. `meta` must hold pfa_metadata_size bytes;
+ * its contents do not matter (what is read is written first). Returns 0 or
+ * -EINVAL. */
 int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit);
 
 /* Usable RAM: frames become free. Reserved-again later by pfa_reserve_range.

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "pfa.h"
 
 #define PFA_TAIL 15u /* order field of every frame but a block's first */
 
@@ -21,6 +22,43 @@ static inline uint8_t pfa_bits_pack(unsigned state, bool reported, unsigned orde
 {
 	return (uint8_t)(state | ((unsigned)reported << 3) | (order << 4));
 }
-/* Bit i of its 64-bit bitmap word (the word is i >> 6). */
+
+/* Whether section s (frames s * PFA_SECTION_FRAMES on) is still lazy: its
+ * frame bytes and its own bitmap words hold whatever the buffer held. */
+static inline bool pfa_section_lazy(const struct pfa *a, uint64_t s)
+{
+	return s < a->lazy_limit && ((a->lazy[s >> 6] >> (s & 63)) & 1);
+}
+
+/* A frame's byte, as it would be if its section were written: a lazy
+ * section is one free max-order block when its bit is on the unreported
+ * max-order list, else all reserved. */
+static inline uint8_t pfa_frame_byte(const struct pfa *a, uint64_t pfn)
+{
+	uint64_t s = pfn >> PFA_MAX_ORDER;
+	if (!pfa_section_lazy(a, s))
+		return a->frame[pfn];
+	if (!sbitmap_test(&a->unreported[PFA_MAX_ORDER], s))
+		return pfa_bits_pack(PFA_RESERVED, 0, 0);
+	return pfa_bits_pack(PFA_FREE, 0, (pfn & (PFA_SECTION_FRAMES - 1)) ? PFA_TAIL : PFA_MAX_ORDER);
+}
+
+/* Words per section at level l of the order-k bitmaps, when a word there
+ * lies wholly inside one section (those are written lazily, with it); 0
+ * when a word spans sections (those are written at pfa_init). A level-l
+ * word covers 2^(6(l+1)+k) frames. */
+static inline uint64_t pfa_lazy_words(unsigned k, int l)
+{
+	unsigned span = 6u * (unsigned)(l + 1) + k;
+	return span <= PFA_MAX_ORDER ? 1ULL << (PFA_MAX_ORDER - span) : 0;
+}
+
+/* Whether word w of level l of an order-k bitmap belongs to a lazy section
+ * (its contents mean nothing; it reads as zero). */
+static inline bool pfa_word_lazy(const struct pfa *a, unsigned k, int l, uint64_t w)
+{
+	uint64_t per = pfa_lazy_words(k, l);
+	return per && pfa_section_lazy(a, w / per);
+}
 
 #endif

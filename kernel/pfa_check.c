@@ -3,7 +3,9 @@
  *
  * Walks every frame once and every bitmap word once, recomputing what the
  * counters and bitmaps should say, and stops at the first disagreement with
- * a message naming the frame, the order and both values.
+ * a message naming the frame, the order and both values. A lazy section
+ * (pfa.c) is checked as what it stands for, one free max-order block or
+ * 64 MiB reserved, and its unwritten words are not read.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,24 +15,50 @@
 #include "pfa_bits.h"
 
 
+struct lazy_words {
+	const struct pfa *a;
+	unsigned order;
+};
+
+static bool word_unwritten(const void *ctx, int level, uint64_t w)
+{
+	const struct lazy_words *lw = ctx;
+	return pfa_word_lazy(lw->a, lw->order, level, w);
+}
+
 /* Set bits (free blocks) of one order's bitmap, after its summary levels
- * are checked. */
-static int check_bitmap(const struct sbitmap *b, uint64_t nbits, unsigned order, const char *name,
-			uint64_t *bits, char *why, size_t len)
+ * are checked; words of lazy sections count as zero. */
+static int check_bitmap(const struct pfa *a, const struct sbitmap *b, uint64_t nbits, unsigned order,
+			const char *name, uint64_t *bits, char *why, size_t len)
 {
 	char what[48];
 	snprintf(what, sizeof(what), "%s order %u", name, order);
 	*bits = 0;
 	for (uint64_t w = 0; w < b->words[0]; w++)
-		*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
-	return sbitmap_check(b, nbits, what, why, len);
+		if (!pfa_word_lazy(a, order, 0, w))
+			*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
+	struct lazy_words lw = { a, order };
+	return sbitmap_check_except(b, nbits, what, why, len, word_unwritten, &lw);
 }
 
 int pfa_check(const struct pfa *a, char *why, size_t len)
 {
-	uint64_t count[8] = { 0 }, blocks[PFA_MAX_ORDER + 1] = { 0 }, reported = 0;
+	uint64_t count[8] = { 0 }, blocks[PFA_MAX_ORDER + 1] = { 0 }, reported = 0, lazy = 0;
 
 	for (uint64_t pfn = 0; pfn < a->pfn_limit;) {
+		uint64_t sec = pfn >> PFA_MAX_ORDER;
+		if (pfa_section_lazy(a, sec)) {
+			/* Blocks never straddle a section, so pfn is its first frame. */
+			bool free = sbitmap_test(&a->unreported[PFA_MAX_ORDER], sec);
+			if (sbitmap_test(&a->reported[PFA_MAX_ORDER], sec))
+				return check_fail(why, len, "lazy section %#llx (frame %#llx) is on the reported "
+					    "list", (unsigned long long)sec, (unsigned long long)pfn);
+			count[free ? PFA_FREE : PFA_RESERVED] += PFA_SECTION_FRAMES;
+			blocks[PFA_MAX_ORDER] += free;
+			lazy++;
+			pfn += PFA_SECTION_FRAMES;
+			continue;
+		}
 		uint8_t b = a->frame[pfn];
 		unsigned state = pfa_bits_state(b), order = pfa_bits_order(b);
 		if (order == PFA_TAIL)
@@ -58,7 +86,8 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 					    "exactly its own list", (unsigned long long)pfn, order, rep);
 			uint64_t buddy = pfn ^ n;
 			if (order < PFA_MAX_ORDER && buddy + n <= a->pfn_limit &&
-			    pfa_bits_state(a->frame[buddy]) == PFA_FREE && pfa_bits_order(a->frame[buddy]) == order)
+			    pfa_bits_state(pfa_frame_byte(a, buddy)) == PFA_FREE &&
+			    pfa_bits_order(pfa_frame_byte(a, buddy)) == order)
 				return check_fail(why, len, "free buddies %#llx and %#llx of order %u are not merged",
 					    (unsigned long long)pfn, (unsigned long long)buddy, order);
 			blocks[order]++;
@@ -74,9 +103,11 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t unrep_bits, rep_bits;
-		int rc = check_bitmap(&a->unreported[k], (a->pfn_limit >> k) + 1, k, "unreported", &unrep_bits, why, len);
+		int rc = check_bitmap(a, &a->unreported[k], (a->pfn_limit >> k) + 1, k, "unreported", &unrep_bits,
+				      why, len);
 		if (rc == 0)
-			rc = check_bitmap(&a->reported[k], (a->pfn_limit >> k) + 1, k, "reported", &rep_bits, why, len);
+			rc = check_bitmap(a, &a->reported[k], (a->pfn_limit >> k) + 1, k, "reported", &rep_bits,
+					  why, len);
 		if (rc < 0)
 			return rc;
 		if (unrep_bits + rep_bits != blocks[k] || blocks[k] != a->st.free_blocks[k])
@@ -94,6 +125,7 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 		{ "pool", count[PFA_POOL_FREE] + count[PFA_POOL_USED], a->st.pool_total << PFA_HUGE_ORDER },
 		{ "pool free", count[PFA_POOL_FREE], a->st.pool_free << PFA_HUGE_ORDER },
 		{ "managed", a->pfn_limit - count[PFA_RESERVED], a->st.managed },
+		{ "lazy sections", lazy, a->st.lazy_sections },
 	};
 	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
 		if (totals[i].seen != totals[i].counted)

@@ -101,28 +101,41 @@ static inline int64_t sbitmap_first(const struct sbitmap *b)
 }
 
 /* Summary levels say exactly which words below are non-zero, and no bit is
- * set past the `nbits` items. 0, or -EFAULT with `why` naming `name`. */
-static inline int sbitmap_check(const struct sbitmap *b, uint64_t nbits, const char *name, char *why,
-				size_t len)
+ * set past the `nbits` items. Words `absent` names (if not NULL) were never
+ * written: they are not read, and count as zero. 0, or -EFAULT with `why`
+ * naming `name`. */
+static inline int sbitmap_check_except(const struct sbitmap *b, uint64_t nbits, const char *name, char *why,
+				       size_t len, bool (*absent)(const void *ctx, int level, uint64_t word),
+				       const void *ctx)
 {
 	for (int l = 0; l < b->levels; l++) {
 		uint64_t bits = l == 0 ? nbits : b->words[l - 1];
 		uint64_t last = b->level[l][b->words[l] - 1];
-		if ((bits & 63) && (last >> (bits & 63)))
+		if ((bits & 63) && (!absent || !absent(ctx, l, b->words[l] - 1)) && (last >> (bits & 63)))
 			return check_fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
 					  "word %#llx)", name, l, (unsigned long long)bits,
 					  (unsigned long long)last);
 		if (l == 0)
 			continue;
 		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
+			if (absent && absent(ctx, l, w >> 6))
+				continue;
+			bool below_zero = (absent && absent(ctx, l - 1, w)) || b->level[l - 1][w] == 0;
 			bool summary = b->level[l][w >> 6] & sbitmap_bit(w);
-			if (summary != (b->level[l - 1][w] != 0))
+			if (summary == below_zero)
 				return check_fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
-						  "below is %#llx", name, l, (unsigned long long)w, summary,
-						  (unsigned long long)w, (unsigned long long)b->level[l - 1][w]);
+						  "below is %s%#llx", name, l, (unsigned long long)w, summary,
+						  (unsigned long long)w, below_zero && b->level[l - 1][w] ? "unwritten, " : "",
+						  (unsigned long long)(below_zero ? 0 : b->level[l - 1][w]));
 		}
 	}
 	return 0;
+}
+
+static inline int sbitmap_check(const struct sbitmap *b, uint64_t nbits, const char *name, char *why,
+				size_t len)
+{
+	return sbitmap_check_except(b, nbits, name, why, len, NULL, NULL);
 }
 
 #endif

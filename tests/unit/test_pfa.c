@@ -25,6 +25,9 @@ static void setup(uint64_t limit)
 {
 	free(meta);
 	meta = malloc(pfa_metadata_size(limit));
+	/* pfa_init need not be given zeroes, and must not read what it did
+	 * not write: garbage makes a read of an unwritten byte show. */
+	memset(meta, 0xa5, pfa_metadata_size(limit));
 	assert_int_equal(pfa_init(&A, meta, pfa_metadata_size(limit), limit), 0);
 }
 
@@ -345,9 +348,121 @@ static void oom_handler_is_called_and_retried(void **state)
 	expect_ok();
 }
 
+/* ------------------------------------------------------- lazy sections */
+
+#define SEC PFA_SECTION_FRAMES
+
+/* Frame bytes pfa has written (the rest still hold setup()'s garbage). */
+static uint64_t frame_bytes_written(void)
+{
+	uint64_t n = 0;
+	for (uint64_t f = 0; f < A.pfn_limit; f++)
+		n += A.frame[f] != 0xa5;
+	return n;
+}
+
+static void lazy_sections_are_written_only_when_used(void **state)
+{
+	(void)state;
+	/* 64 GiB, with RAM as on q35: [1 MiB, 2 GiB) and [4 GiB, 64 GiB + 2 GiB). */
+	uint64_t lo_end = (2ULL << 30) >> 12, hi = (4ULL << 30) >> 12, limit = hi + ((62ULL << 30) >> 12);
+	setup(limit);
+	assert_int_equal(A.st.lazy_sections, limit / SEC);
+	assert_int_equal(pfa_add_free_range(&A, 256, lo_end - 256), 0);
+	assert_int_equal(pfa_add_free_range(&A, hi, limit - hi), 0);
+	expect_ok();
+	/* Only section 0 (which starts with the low 1 MiB) was written. */
+	assert_int_equal(A.st.lazy_sections, limit / SEC - 1);
+	assert_true(frame_bytes_written() <= SEC);
+	assert_int_equal(A.st.managed, lo_end - 256 + limit - hi);
+	assert_int_equal(A.st.free, A.st.managed);
+	assert_int_equal(A.st.free_blocks[PFA_MAX_ORDER], (lo_end - SEC) / SEC + (limit - hi) / SEC);
+	/* Lazy frames answer as what they stand for. */
+	assert_int_equal(pfa_frame_state(&A, hi + 12345), PFA_FREE);
+	assert_int_equal(pfa_frame_state(&A, lo_end + 7), PFA_RESERVED);
+	assert_false(pfa_frame_reported(&A, hi + 1));
+
+	/* Bad calls on a lazy section change nothing, not even its bytes. */
+	struct pfa_stats before = A.st;
+	assert_int_equal(pfa_free_block(&A, hi + SEC, 0, NULL), -EFAULT);         /* free already */
+	assert_int_equal(pfa_free_block(&A, hi + SEC, PFA_MAX_ORDER, NULL), -EFAULT);
+	assert_int_equal(pfa_free_block(&A, lo_end + SEC, 0, NULL), -EFAULT);     /* reserved */
+	assert_int_equal(pfa_balloon_return(&A, hi + 2 * SEC, 9, NULL), -EFAULT);
+	assert_int_equal(pfa_add_free_range(&A, hi + 3 * SEC + 5, 10), -EFAULT);   /* managed */
+	assert_memory_equal(&before, &A.st, sizeof(before));
+	assert_true(frame_bytes_written() <= SEC);
+	expect_ok();
+
+	/* One allocation writes one section: the lowest with a free block. */
+	int64_t p = pfa_alloc_block(&A, 0);
+	assert_true(p >= 0);
+	assert_int_equal(A.st.lazy_sections, before.lazy_sections);
+	for (int i = 0; i < 20000; i++)
+		assert_true(pfa_alloc_block(&A, 0) >= 0);
+	expect_ok();
+	assert_true(frame_bytes_written() <= 3 * SEC);
+
+	/* The balloon takes 40 GiB; the sections it splits are written. */
+	static struct pfa_run runs[40000];
+	size_t n;
+	uint64_t got = pfa_balloon_take(&A, (40ULL << 30) >> 12, runs, 40000, &n);
+	assert_int_equal(got, (40ULL << 30) >> 12);
+	expect_ok();
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pfa_frame_state(&A, runs[i].pfn + (1ULL << runs[i].order) - 1), PFA_BALLOONED);
+	uint64_t lazy_mid = A.st.lazy_sections;
+	assert_true(lazy_mid < before.lazy_sections);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pfa_balloon_return(&A, runs[i].pfn, runs[i].order, NULL), 0);
+	expect_ok();
+
+	/* Reserving: a whole lazy section without writing it, a part of one
+	 * by writing it; reported back the same. */
+	uint64_t top = limit - 4 * SEC; /* still lazy: the balloon went low first */
+	assert_true(pfa_frame_state(&A, top) == PFA_FREE);
+	uint64_t lazy_before = A.st.lazy_sections, managed = A.st.managed;
+	assert_int_equal(pfa_reserve_range(&A, top, SEC), 0);
+	assert_int_equal(A.st.lazy_sections, lazy_before);
+	assert_int_equal(pfa_frame_state(&A, top + 9), PFA_RESERVED);
+	assert_int_equal(pfa_reserve_range(&A, top + SEC + 100, 50), 0);
+	assert_int_equal(A.st.lazy_sections, lazy_before - 1);
+	assert_int_equal(A.st.managed, managed - SEC - 50);
+	expect_ok();
+	assert_int_equal(pfa_add_free_range(&A, top, SEC), 0); /* lazy again, reserved -> free */
+	assert_int_equal(A.st.lazy_sections, lazy_before - 1);
+	assert_int_equal(pfa_frame_state(&A, top + 9), PFA_FREE);
+	expect_ok();
+
+	/* Reporting a lazy section writes it (it becomes isolated). */
+	struct pfa_run rep[4];
+	size_t r = pfa_report_take(&A, PFA_MAX_ORDER, rep, 4);
+	assert_int_equal(r, 4);
+	assert_int_equal(pfa_frame_state(&A, rep[3].pfn + 77), PFA_ISOLATED);
+	for (size_t i = 0; i < r; i++)
+		assert_int_equal(pfa_report_done(&A, rep[i].pfn, rep[i].order, true), 0);
+	assert_true(pfa_frame_reported(&A, rep[0].pfn + 5));
+	expect_ok();
+}
+
+/* pfa_check sees what a stray write into a lazy section's bitmap did. */
+static void check_finds_a_bit_set_for_a_lazy_section(void **state)
+{
+	(void)state;
+	setup(8 * SEC + 100);
+	assert_int_equal(pfa_add_free_range(&A, 0, 8 * SEC + 100), 0);
+	expect_ok();
+	assert_int_equal(A.st.lazy_sections, 8);
+	/* An order-9 bit for section 5, set behind the allocator's back. */
+	sbitmap_set(&A.unreported[9], (5 * SEC) >> 9);
+	char why[256];
+	assert_int_equal(pfa_check(&A, why, sizeof(why)), -EFAULT);
+	printf("pfa_check: %s\n", why);
+	assert_non_null(strstr(why, "order 9"));
+}
+
 /* --------------------------------------------------------------- random */
 
-#define RLIMIT 20000
+#define RLIMIT (6 * PFA_SECTION_FRAMES + 1000) /* six whole sections and a part */
 static int8_t owner_order[RLIMIT];  /* reference: order of the block starting here, -1 none */
 static uint8_t owner_kind[RLIMIT];  /* 0 free/reserved, 1 used, 2 ballooned */
 
@@ -359,17 +474,16 @@ struct held {
 static struct held held[RLIMIT];
 static size_t n_held;
 
-static void random_operations_against_a_model(void **state)
+static void random_run(const uint64_t ranges[][2], size_t n_ranges)
 {
-	(void)state;
 	uint64_t seed = getenv("PFA_SEED") ? strtoull(getenv("PFA_SEED"), 0, 0) : 0x5eed1234ULL;
 	printf("pfa random seed %llu (PFA_SEED to replay)\n", (unsigned long long)seed);
 	rng_state = seed ? seed : 1;
 	setup(RLIMIT);
-	/* Three ranges with holes and odd edges. */
-	assert_int_equal(pfa_add_free_range(&A, 3, 5000), 0);
-	assert_int_equal(pfa_add_free_range(&A, 6001, 8190), 0);
-	assert_int_equal(pfa_add_free_range(&A, 15000, 4999), 0);
+	memset(owner_kind, 0, sizeof(owner_kind));
+	for (size_t i = 0; i < n_ranges; i++)
+		assert_int_equal(pfa_add_free_range(&A, ranges[i][0], ranges[i][1]), 0);
+	expect_ok();
 	uint64_t managed = A.st.managed;
 	memset(owner_order, -1, sizeof(owner_order));
 	n_held = 0;
@@ -437,6 +551,24 @@ static void random_operations_against_a_model(void **state)
 	assert_int_equal(A.st.used + A.st.ballooned + A.st.isolated, 0);
 }
 
+static void random_operations_against_a_model(void **state)
+{
+	(void)state;
+	/* Three ranges with holes and odd edges, in the first section. */
+	static const uint64_t ranges[][2] = { { 3, 5000 }, { 6001, 8190 }, { 15000, 4999 } };
+	random_run(ranges, 3);
+}
+
+static void random_operations_over_lazy_sections(void **state)
+{
+	(void)state;
+	/* Whole sections left lazy (1-3, 5) beside written ones (0, 4, 6). */
+	static const uint64_t ranges[][2] = { { 3, 5000 }, { PFA_SECTION_FRAMES, 3 * PFA_SECTION_FRAMES },
+					      { 4 * PFA_SECTION_FRAMES + 7, 2 * PFA_SECTION_FRAMES + 900 } };
+	random_run(ranges, 3);
+	assert_true(A.st.lazy_sections < 4); /* the operations reached into them */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,7 +582,10 @@ int main(void)
 		cmocka_unit_test(reporting_isolates_then_marks_reported),
 		cmocka_unit_test(oom_handler_is_called_and_retried),
 		cmocka_unit_test(balloon_split_and_free_hook),
+		cmocka_unit_test(lazy_sections_are_written_only_when_used),
+		cmocka_unit_test(check_finds_a_bit_set_for_a_lazy_section),
 		cmocka_unit_test(random_operations_against_a_model),
+		cmocka_unit_test(random_operations_over_lazy_sections),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	free(meta);
