@@ -3,9 +3,8 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
 #include "bootmem.h"
-#include "addr.h"
+#include "addr.h" /* PAGE_SIZE */
 
 #define BOOTMEM_LIMIT (4ULL << 30) /* what the PVH early page tables map */
 
@@ -41,7 +40,8 @@ uint64_t bootmem_alloc(size_t size)
 		return 0;
 	uint64_t pa = next;
 	next += size;
-	memset(phys_to_virt(pa), 0, size);
+	/* Not cleared: the allocator's metadata is 400 MiB in a 1 TiB guest
+	 * and is written lazily (pfa.c), and page tables clear themselves. */
 	return pa;
 }
 

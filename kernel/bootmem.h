@@ -16,7 +16,8 @@
 
 int bootmem_init(const struct boot_info *bi, uint64_t kernel_end);
 
-/* `size` bytes aligned to 4 KiB, zeroed; physical address, or 0 if none. */
+/* `size` bytes aligned to 4 KiB, not cleared (the caller writes what it
+ * reads); physical address, or 0 if none. */
 uint64_t bootmem_alloc(size_t size);
 uint64_t bootmem_alloc_frame(void);
 

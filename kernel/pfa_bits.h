@@ -30,6 +30,12 @@ static inline bool pfa_section_lazy(const struct pfa *a, uint64_t s)
 	return s < a->lazy_limit && ((a->lazy[s >> 6] >> (s & 63)) & 1);
 }
 
+/* Where frame pfn's byte is: in its section's chunk (pfa.c, layout). */
+static inline uint8_t *pfa_frame_ptr(const struct pfa *a, uint64_t pfn)
+{
+	return a->frame + (pfn >> PFA_MAX_ORDER) * a->chunk_bytes + (pfn & (PFA_SECTION_FRAMES - 1));
+}
+
 /* A frame's byte, as it would be if its section were written: a lazy
  * section is one free max-order block when its bit is on the unreported
  * max-order list, else all reserved. */
@@ -37,7 +43,7 @@ static inline uint8_t pfa_frame_byte(const struct pfa *a, uint64_t pfn)
 {
 	uint64_t s = pfn >> PFA_MAX_ORDER;
 	if (!pfa_section_lazy(a, s))
-		return a->frame[pfn];
+		return *pfa_frame_ptr(a, pfn);
 	if (!sbitmap_test(&a->unreported[PFA_MAX_ORDER], s))
 		return pfa_bits_pack(PFA_RESERVED, 0, 0);
 	return pfa_bits_pack(PFA_FREE, 0, (pfn & (PFA_SECTION_FRAMES - 1)) ? PFA_TAIL : PFA_MAX_ORDER);

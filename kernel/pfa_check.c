@@ -36,7 +36,7 @@ static int check_bitmap(const struct pfa *a, const struct sbitmap *b, uint64_t n
 	*bits = 0;
 	for (uint64_t w = 0; w < b->words[0]; w++)
 		if (!pfa_word_lazy(a, order, 0, w))
-			*bits += (uint64_t)__builtin_popcountll(b->level[0][w]);
+			*bits += (uint64_t)__builtin_popcountll(*sbitmap_word(b, 0, w));
 	struct lazy_words lw = { a, order };
 	return sbitmap_check_except(b, nbits, what, why, len, word_unwritten, &lw);
 }
@@ -53,13 +53,17 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 			if (sbitmap_test(&a->reported[PFA_MAX_ORDER], sec))
 				return check_fail(why, len, "lazy section %#llx (frame %#llx) is on the reported "
 					    "list", (unsigned long long)sec, (unsigned long long)pfn);
-			count[free ? PFA_FREE : PFA_RESERVED] += PFA_SECTION_FRAMES;
+			uint64_t n = a->pfn_limit - pfn < PFA_SECTION_FRAMES ? a->pfn_limit - pfn : PFA_SECTION_FRAMES;
+			if (free && n < PFA_SECTION_FRAMES)
+				return check_fail(why, len, "lazy section %#llx is free but reaches past the end "
+					    "(frame %#llx)", (unsigned long long)sec, (unsigned long long)a->pfn_limit);
+			count[free ? PFA_FREE : PFA_RESERVED] += n;
 			blocks[PFA_MAX_ORDER] += free;
 			lazy++;
-			pfn += PFA_SECTION_FRAMES;
+			pfn += n;
 			continue;
 		}
-		uint8_t b = a->frame[pfn];
+		uint8_t b = *pfa_frame_ptr(a, pfn);
 		unsigned state = pfa_bits_state(b), order = pfa_bits_order(b);
 		if (order == PFA_TAIL)
 			return check_fail(why, len, "frame %#llx is a block's inner frame with no block "
@@ -72,16 +76,15 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 			return check_fail(why, len, "block %#llx of order %u is misaligned or past the end",
 				    (unsigned long long)pfn, order);
 		for (uint64_t i = 1; i < n; i++)
-			if (a->frame[pfn + i] != pfa_bits_pack(state, 0, PFA_TAIL))
+			if (pfa_frame_ptr(a, pfn)[i] != pfa_bits_pack(state, 0, PFA_TAIL))
 				return check_fail(why, len, "frame %#llx inside block %#llx (order %u, state %u) "
 					    "has byte %#x", (unsigned long long)(pfn + i),
-					    (unsigned long long)pfn, order, state, a->frame[pfn + i]);
+					    (unsigned long long)pfn, order, state, pfa_frame_ptr(a, pfn)[i]);
 		if (state == PFA_FREE) {
 			bool rep = pfa_bits_reported(b);
 			const struct sbitmap *own = rep ? &a->reported[order] : &a->unreported[order];
 			const struct sbitmap *other = rep ? &a->unreported[order] : &a->reported[order];
-			if (!(own->level[0][(pfn >> order) >> 6] & sbitmap_bit(pfn >> order)) ||
-			    (other->level[0][(pfn >> order) >> 6] & sbitmap_bit(pfn >> order)))
+			if (!sbitmap_test(own, pfn >> order) || sbitmap_test(other, pfn >> order))
 				return check_fail(why, len, "free block %#llx of order %u (reported %d) is not on "
 					    "exactly its own list", (unsigned long long)pfn, order, rep);
 			uint64_t buddy = pfn ^ n;
@@ -101,12 +104,14 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 		pfn += n;
 	}
 
+	/* The bitmaps describe whole sections: frames >> k bits for order k. */
+	uint64_t frames = a->lazy_limit * PFA_SECTION_FRAMES;
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t unrep_bits, rep_bits;
-		int rc = check_bitmap(a, &a->unreported[k], (a->pfn_limit >> k) + 1, k, "unreported", &unrep_bits,
+		int rc = check_bitmap(a, &a->unreported[k], frames >> k, k, "unreported", &unrep_bits,
 				      why, len);
 		if (rc == 0)
-			rc = check_bitmap(a, &a->reported[k], (a->pfn_limit >> k) + 1, k, "reported", &rep_bits,
+			rc = check_bitmap(a, &a->reported[k], frames >> k, k, "reported", &rep_bits,
 					  why, len);
 		if (rc < 0)
 			return rc;

@@ -25,7 +25,20 @@ struct sbitmap {
 	uint64_t *level[SBITMAP_MAX_LEVELS]; /* level[0]: one bit per item */
 	uint64_t words[SBITMAP_MAX_LEVELS];
 	int levels;
+	/* A level is one array, or (stride != 0) runs of 2^shift words every
+	 * `stride` words: the page-frame allocator keeps each 64 MiB section's
+	 * words next to its frame bytes (pfa.c). */
+	uint64_t stride[SBITMAP_MAX_LEVELS];
+	unsigned shift[SBITMAP_MAX_LEVELS];
 };
+
+/* Word w of level l. */
+static inline uint64_t *sbitmap_word(const struct sbitmap *b, int l, uint64_t w)
+{
+	if (!b->stride[l])
+		return &b->level[l][w];
+	return &b->level[l][(w >> b->shift[l]) * b->stride[l] + (w & ((1ULL << b->shift[l]) - 1))];
+}
 
 /* Words per level for `nbits` items (into words[]); returns the total. */
 static inline size_t sbitmap_words(uint64_t nbits, uint64_t words[SBITMAP_MAX_LEVELS], int *levels)
@@ -49,6 +62,7 @@ static inline uint64_t *sbitmap_carve(struct sbitmap *b, uint64_t nbits, uint64_
 	sbitmap_words(nbits, b->words, &b->levels);
 	for (int l = 0; l < b->levels; l++) {
 		b->level[l] = p;
+		b->stride[l] = 0;
 		p += b->words[l];
 	}
 	return p;
@@ -61,14 +75,14 @@ static inline uint64_t sbitmap_bit(uint64_t i)
 
 static inline bool sbitmap_test(const struct sbitmap *b, uint64_t i)
 {
-	return b->level[0][i >> 6] & sbitmap_bit(i);
+	return (*sbitmap_word(b, 0, i >> 6)) & sbitmap_bit(i);
 }
 
 static inline void sbitmap_set(struct sbitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		bool was_zero = b->level[l][i >> 6] == 0;
-		b->level[l][i >> 6] |= sbitmap_bit(i);
+		bool was_zero = (*sbitmap_word(b, l, i >> 6)) == 0;
+		(*sbitmap_word(b, l, i >> 6)) |= sbitmap_bit(i);
 		if (!was_zero)
 			break; /* the levels above already know this word is non-zero */
 	}
@@ -77,8 +91,8 @@ static inline void sbitmap_set(struct sbitmap *b, uint64_t i)
 static inline void sbitmap_clear(struct sbitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		b->level[l][i >> 6] &= ~sbitmap_bit(i);
-		if (b->level[l][i >> 6] != 0)
+		(*sbitmap_word(b, l, i >> 6)) &= ~sbitmap_bit(i);
+		if ((*sbitmap_word(b, l, i >> 6)) != 0)
 			break;
 	}
 }
@@ -89,14 +103,14 @@ static inline int64_t sbitmap_first(const struct sbitmap *b)
 	int top = b->levels - 1;
 	uint64_t idx = UINT64_MAX;
 	for (uint64_t w = 0; w < b->words[top]; w++)
-		if (b->level[top][w]) {
+		if (*sbitmap_word(b, top, w)) {
 			idx = w;
 			break;
 		}
 	if (idx == UINT64_MAX)
 		return -1;
 	for (int l = top; l >= 0; l--)
-		idx = idx * 64 + (uint64_t)__builtin_ctzll(b->level[l][idx]);
+		idx = idx * 64 + (uint64_t)__builtin_ctzll(*sbitmap_word(b, l, idx));
 	return (int64_t)idx;
 }
 
@@ -110,7 +124,7 @@ static inline int sbitmap_check_except(const struct sbitmap *b, uint64_t nbits, 
 {
 	for (int l = 0; l < b->levels; l++) {
 		uint64_t bits = l == 0 ? nbits : b->words[l - 1];
-		uint64_t last = b->level[l][b->words[l] - 1];
+		uint64_t last = *sbitmap_word(b, l, b->words[l] - 1);
 		if ((bits & 63) && (!absent || !absent(ctx, l, b->words[l] - 1)) && (last >> (bits & 63)))
 			return check_fail(why, len, "%s bitmap level %d: bits set past the end (bit %llu on, "
 					  "word %#llx)", name, l, (unsigned long long)bits,
@@ -120,13 +134,13 @@ static inline int sbitmap_check_except(const struct sbitmap *b, uint64_t nbits, 
 		for (uint64_t w = 0; w < b->words[l - 1]; w++) {
 			if (absent && absent(ctx, l, w >> 6))
 				continue;
-			bool below_zero = (absent && absent(ctx, l - 1, w)) || b->level[l - 1][w] == 0;
-			bool summary = b->level[l][w >> 6] & sbitmap_bit(w);
+			bool below_zero = (absent && absent(ctx, l - 1, w)) || (*sbitmap_word(b, l - 1, w)) == 0;
+			bool summary = (*sbitmap_word(b, l, w >> 6)) & sbitmap_bit(w);
 			if (summary == below_zero)
 				return check_fail(why, len, "%s bitmap level %d bit %llu is %d but word %llu "
 						  "below is %s%#llx", name, l, (unsigned long long)w, summary,
-						  (unsigned long long)w, below_zero && b->level[l - 1][w] ? "unwritten, " : "",
-						  (unsigned long long)(below_zero ? 0 : b->level[l - 1][w]));
+						  (unsigned long long)w, below_zero && (*sbitmap_word(b, l - 1, w)) ? "unwritten, " : "",
+						  (unsigned long long)(below_zero ? 0 : (*sbitmap_word(b, l - 1, w))));
 		}
 	}
 	return 0;

@@ -58,7 +58,8 @@ void paging_table_stats(struct paging_table_stats *st)
 	st->collapsed = tables_collapsed;
 }
 
-static uint64_t *new_table(void)
+/* A frame for a table, not yet cleared: the caller writes all of it. */
+static uint64_t *new_table_unset(void)
 {
 	uint64_t pa = frame_provider ? frame_provider() : 0;
 	if (!pa && n_reserve) {
@@ -68,7 +69,13 @@ static uint64_t *new_table(void)
 	if (!pa)
 		return NULL;
 	table_frames++;
-	return memset(phys_to_virt(pa), 0, PAGE_SIZE);
+	return phys_to_virt(pa);
+}
+
+static uint64_t *new_table(void)
+{
+	uint64_t *t = new_table_unset();
+	return t ? memset(t, 0, PAGE_SIZE) : NULL;
 }
 
 /* A table no longer in use: back to the reserve first, then to its owner. */
@@ -192,19 +199,52 @@ static int map_identity(uint64_t pa, uint64_t size, uint64_t flags)
 	return 0;
 }
 
+/*
+ * The direct map of [lo, hi) (2 MiB aligned) as 2 MiB entries, at boot,
+ * before the tables are loaded: one directory per GiB, written whole in a
+ * loop, with no walk per entry and no invlpg. map_identity would do the
+ * same one entry at a time: ~0.2 ms per GiB under TCG, 200 ms of a 1 TiB
+ * guest's boot; this is a few microseconds per GiB.
+ */
+static int map_boot_ram(uint64_t lo, uint64_t hi)
+{
+	for (uint64_t g = lo & ~(GIB - 1); g < hi; g += GIB) {
+		uint64_t *e = walk(g, 2, 0); /* the PDPT entry for this GiB */
+		if (!e)
+			return -ENOMEM;
+		uint64_t *pd;
+		if (*e & PTE_P) {
+			pd = phys_to_virt(*e & PTE_ADDR); /* shared with a range before */
+		} else {
+			pd = new_table_unset();
+			if (!pd)
+				return -ENOMEM;
+			for (int i = 0; i < 512; i++)
+				pd[i] = 0;
+			*e = virt_to_phys(pd) | PTE_P | PTE_W;
+		}
+		uint64_t from = g > lo ? g : lo, to = g + GIB < hi ? g + GIB : hi;
+		for (uint64_t pa = from; pa < to; pa += HUGE_PAGE_SIZE)
+			pd[(pa >> 21) & 511] = pa | PTE_P | PTE_W | PTE_PS;
+	}
+	return 0;
+}
+
 int paging_init(const struct boot_info *bi)
 {
 	pml4 = new_table();
 	if (!pml4)
 		return -ENOMEM;
 	/* The low 4 GiB whole: RAM, firmware, and the chipset's MMIO. */
-	int rc = map_identity(0, 4 * GIB, PTE_P | PTE_W);
+	int rc = map_boot_ram(0, 4 * GIB);
 	for (uint32_t i = 0; rc == 0 && i < bi->memmap_count; i++) {
 		const struct boot_mem_range *r = &bi->memmap[i];
 		if (r->base + r->size > 4 * GIB) {
-			uint64_t lo = r->base < 4 * GIB ? 4 * GIB : r->base;
-			rc = map_identity(lo & ~(HUGE_PAGE_SIZE - 1),
-					  r->base + r->size - (lo & ~(HUGE_PAGE_SIZE - 1)), PTE_P | PTE_W);
+			uint64_t lo = (r->base < 4 * GIB ? 4 * GIB : r->base) & ~(HUGE_PAGE_SIZE - 1);
+			uint64_t hi = (r->base + r->size + HUGE_PAGE_SIZE - 1) & ~(HUGE_PAGE_SIZE - 1);
+			if (hi > PAGING_PHYS_LIMIT)
+				return -EINVAL;
+			rc = map_boot_ram(lo, hi);
 		}
 	}
 	if (rc == 0) {

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "kernel/pfa.h"
+#include "kernel/pfa_bits.h"
 #include "kernel/prng.h"
 
 static struct pfa A;
@@ -357,7 +358,7 @@ static uint64_t frame_bytes_written(void)
 {
 	uint64_t n = 0;
 	for (uint64_t f = 0; f < A.pfn_limit; f++)
-		n += A.frame[f] != 0xa5;
+		n += *pfa_frame_ptr(&A, f) != 0xa5;
 	return n;
 }
 

@@ -289,7 +289,9 @@ static void op_report_take(struct fh *f)
 	for (size_t i = 0; i < n; i++) {
 		if (out[i].order < min_order)
 			fh_fail("pfa_report_take(min order %u) gave order %u", min_order, out[i].order);
-		if (out[i].pfn >= limit || snap_meta[out[i].pfn] != pfa_bits_pack(PFA_FREE, 0, out[i].order))
+		/* The frame's byte before the call (it lives in its section's chunk). */
+		if (out[i].pfn >= limit ||
+		    snap_meta[pfa_frame_ptr(&A, out[i].pfn) - meta] != pfa_bits_pack(PFA_FREE, 0, out[i].order))
 			fh_fail("pfa_report_take gave %#llx order %u, not a whole unreported free block",
 				(unsigned long long)out[i].pfn, out[i].order);
 		take_run("pfa_report_take", out[i].pfn, out[i].order, PFA_ISOLATED);
