@@ -165,13 +165,15 @@ test-qemu10: all qemu10
 # What `make test` runs on QEMU 10 besides the whole suite on 7.2 (about 4
 # minutes more): the balloon, PCI and the virtio transports (MSI-X there;
 # legacy PCI, packed rings, virtio-mmio on microvm), the clock on every
-# machine, free page hinting (known good only there), boot, and the kept
-# QEMU-1 reproducer. Fetching QEMU 10 is part of it: with no network it fails.
+# machine, free page hinting (known good only there), boot, the kept
+# QEMU-1 reproducer, and blimp under libvirt 9.0 (about 30 s, root only).
+# Fetching QEMU 10 is part of it: with no network it fails.
 QEMU10_SUBSET := tests/qemu/test_balloon.py tests/qemu/test_pci_virtio.py tests/qemu/test_hint.py \
 	tests/qemu/test_legacy.py tests/qemu/test_packed.py tests/qemu/test_mmio.py tests/qemu/test_clock.py \
 	tests/qemu/test_boot.py::test_boots_to_ready_and_powers_off \
 	tests/qemu/test_boot.py::test_qemu_stderr_is_kept_apart_from_the_serial_console \
-	tests/qemu/test_fuzz_device.py::test_kept_qemu_1_reproducer_still_reproduces
+	tests/qemu/test_fuzz_device.py::test_kept_qemu_1_reproducer_still_reproduces \
+	tests/qemu/test_libvirt.py
 qemu10-subset: all qemu10
 	$(Q)BLIMP_QEMU=$(abspath $(QEMU10)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=5 \
 	    $(QEMU10_SUBSET)

@@ -16,6 +16,7 @@ console client that never reads at all.
 
 Needs root and libvirt (tools/install-deps.sh); skipped otherwise.
 """
+import json
 import re
 import subprocess
 import time
@@ -24,6 +25,7 @@ import pytest
 
 from blimp import libvirt as blimp_libvirt
 from blimp.units import MIB
+from blimp.vm import qemu_binary, qemu_version
 
 PAGE = 4096
 RAM_MIB = 128
@@ -96,6 +98,16 @@ def setmem_round(daemon, guest, why):
     wait_actual(guest, RAM_MIB * 1024, why=f"setmem {RAM_MIB}M, {why}")
     b = guest.shell_event("balloon")
     assert b["target"] == 0 and b["held"] == 0, b
+
+
+def test_the_domain_runs_on_the_qemu_the_run_is_on(daemon, guest):
+    """$BLIMP_QEMU (make qemu10-subset: 10.0) is the domain's emulator, and
+    the QEMU libvirt drives says so itself, over libvirt's own monitor."""
+    assert f"<emulator>{blimp_libvirt.emulator_path()}</emulator>" in guest.dom.XMLDesc(), \
+        guest.dom.XMLDesc()
+    got = json.loads(virsh(daemon, "qemu-monitor-command", guest.name,
+                           '{"execute": "query-version"}'))["return"]["qemu"]
+    assert (got["major"], got["minor"], got["micro"]) == qemu_version(), (got, qemu_binary())
 
 
 def test_setmem_moves_the_balloon_and_blimp_agrees(daemon, guest):

@@ -3,7 +3,9 @@
     domain_xml(...)      the domain: TCG, q35, direct kernel boot of blimp.elf,
                          the balloon with stats, free page reporting and
                          deflate-on-OOM, a logged serial console, a swap disk
-    PrivateLibvirtd      a libvirtd + virtlogd of our own (see its comment)
+    PrivateLibvirtd      a libvirtd + virtlogd of our own (see its comment),
+                         and a reaper that kills the QEMUs libvirt left if
+                         the process that started them dies (SIGKILL too)
     LibvirtGuest         a BlimpVM whose QEMU libvirt starts: events come from
                          the console log, commands go through libvirt's
                          console stream (what `virsh console` uses)
@@ -15,11 +17,13 @@ Printing a domain for `virsh define` (README, "blimp under libvirt"):
 """
 import argparse
 import atexit
+import glob
 import os
 import queue
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -171,6 +175,49 @@ def missing():
     return None
 
 
+def kill_qemus(root):
+    """SIGKILL every QEMU the daemon under `root` started and left running:
+    the domains' and the capability probes'. libvirt daemonizes QEMU, so
+    none is in a session or process tree of ours; they are found by the pid
+    files libvirt wrote, and by the guests' files (under root) on their
+    command line, for a domain whose pid file was not written yet."""
+    pids = set()
+    for pattern in ("run/qemu/*.pid", "lib/qemu/qmp-*/qmp.pid"):
+        for path in glob.glob(os.path.join(root, pattern)):
+            try:
+                with open(path) as f:
+                    pids.add(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+    mark = os.path.join(root, "guests", "").encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        if b"qemu-system" in cmdline and (int(entry) in pids or mark in cmdline):
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _reap(root):
+    """The reaper (`libvirt.py --reap ROOT`, started with the daemons):
+    when the process that started it is gone however it went, SIGKILL
+    included, the QEMUs libvirt left are killed and the root removed. The
+    daemons themselves die with that process (PR_SET_PDEATHSIG); the QEMUs,
+    daemonized, would not. Its stdin is a pipe only that process writes to:
+    end of file means it is gone (or stop() is done and closed it)."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    kill_qemus(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 class LibvirtError(Exception):
     pass
 
@@ -221,6 +268,11 @@ class PrivateLibvirtd:
         parent = os.getpid()
         from .vm import _die_with_parent
         self.out = open(os.path.join(self.root, "daemons.out"), "wb")
+        # The reaper outlives this process only to clean up after it (see
+        # _reap): it waits for its stdin, whose only writer is us, to close.
+        self.reaper = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--reap",
+                                        self.root], stdin=subprocess.PIPE, stdout=self.out,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
         # virtlogd makes the namespace and its mounts, then libvirtd enters
         # it. Each dies with this process (PR_SET_PDEATHSIG survives exec).
         self.procs = []
@@ -281,21 +333,6 @@ class PrivateLibvirtd:
             out.append(f"--- {p} ---\n" + "\n".join(lines))
         return "\n".join(out)
 
-    def _qemu_pids(self):
-        """QEMUs this daemon started, from its pid files (libvirt daemonizes
-        QEMU, so they are in no session of ours)."""
-        pids = []
-        qdir = os.path.join(self.root or "", "run", "qemu")
-        if os.path.isdir(qdir):
-            for f in os.listdir(qdir):
-                if f.endswith(".pid"):
-                    try:
-                        with open(os.path.join(qdir, f)) as fh:
-                            pids.append(int(fh.read().strip()))
-                    except (OSError, ValueError):
-                        pass
-        return pids
-
     def stop(self):
         import libvirt
         if self.conn:
@@ -311,13 +348,8 @@ class PrivateLibvirtd:
             except libvirt.libvirtError:
                 pass
             self.conn = None
-        for pid in self._qemu_pids():  # only if destroy failed
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"qemu-system" in f.read():
-                        os.kill(pid, signal.SIGKILL)
-            except (OSError, ProcessLookupError):
-                pass
+        if self.root:
+            kill_qemus(self.root)  # only if destroy failed
         for proc in reversed(getattr(self, "procs", [])):  # libvirtd, then virtlogd
             if proc.poll() is None:
                 proc.terminate()
@@ -333,6 +365,13 @@ class PrivateLibvirtd:
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        if getattr(self, "reaper", None):  # nothing left to reap: let it go
+            self.reaper.stdin.close()
+            try:
+                self.reaper.wait(30)
+            except subprocess.TimeoutExpired:
+                self.reaper.kill()
+            self.reaper = None
         _open_daemons.discard(self)
 
     def __enter__(self):
@@ -536,6 +575,8 @@ class LibvirtGuest(BlimpVM):
 
 
 def main():
+    if sys.argv[1:2] == ["--reap"]:  # PrivateLibvirtd's reaper, not for users
+        return _reap(sys.argv[2])
     p = argparse.ArgumentParser(description="print blimp's libvirt domain XML")
     p.add_argument("--name", default="blimp")
     p.add_argument("--kernel", default=os.path.abspath("build/blimp.elf"))
