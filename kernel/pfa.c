@@ -48,12 +48,16 @@
  *
  * Its frame bytes, and the bitmap words that lie wholly inside it (order
  * k's level-l words when 6(l+1)+k <= 14), are garbage until the section is
- * written (own_section): the first time a call changes a frame in it. Reads
- * go through pfa_frame_byte, which answers for a lazy section without
+ * written (own_section): the first time a call changes a frame in it. Only
+ * a max-order block can lie in a lazy section, so that happens in two
+ * places: where a max-order block leaves the free lists (list_remove) and
+ * where a range added covers part of a section; every block below the max
+ * order, and its buddy, lie in a written section. Reads of a frame a caller
+ * names go through pfa_frame_byte, which answers for a lazy section without
  * looking. A bitmap word that spans sections is written at pfa_init, and
  * its bits for a lazy section stay clear, so sbitmap_first never walks down
- * into a lazy word. The section the memory ends in, being partial, is
- * never lazy.
+ * into a lazy word. The last section may reach past pfn_limit; its frames
+ * there stay reserved.
  */
 
 /* Sections covering [0, pfn_limit); the last may reach past the end, and
@@ -68,18 +72,18 @@ static uint64_t sections_of(uint64_t pfn_limit)
  *
  *   written at init   the lazy bitmap, then every bitmap level whose words
  *                     span sections: together ~1 MiB at 1 TiB
- *   one chunk per     the section's 16384 frame bytes, then its words of
- *   section, written  every level whose words lie inside one section
- *   lazily            (order 0's leaf and first summary level, ... order 8's
- *                     leaf): 24 KiB
+ *   frame bytes       one per frame, a section's 16 KiB written with it
+ *   word chunks       per section, its words of every level whose words lie
+ *                     inside one section (order 0's leaf and first summary
+ *                     level, ... order 8's leaf): 8 KiB, written with it
  *
  * The bitmaps describe whole sections (frames >> k bits for order k), so
  * each lazily written word belongs to exactly one chunk; such a level is
- * strided (sbitmap_word). Keeping a section's metadata in one place matters
- * beyond its size: QEMU backs guest RAM with 2 MiB host pages where it can,
- * so the first write to each 2 MiB of the buffer costs the host a 2 MiB
- * clear. With one array per level, writing one section touched 27 of
- * them: 7-50 ms of a 1 TiB guest's boot for the three sections it writes.
+ * strided (sbitmap_word). Keeping a section's words together matters beyond
+ * their size: QEMU backs guest RAM with 2 MiB host pages where it can, so
+ * the first write to each 2 MiB of the buffer costs the host a 2 MiB clear.
+ * With one array per level, writing one section touched 27 of them: 7-51 ms
+ * of a 1 TiB guest's boot for the three sections it writes. Now two.
  */
 static size_t layout(struct pfa *a, uint8_t *meta, uint64_t pfn_limit)
 {
@@ -96,11 +100,9 @@ static size_t layout(struct pfa *a, uint8_t *meta, uint64_t pfn_limit)
 				eager += 2 * words[l];
 		}
 	}
-	size_t chunk_bytes = PFA_SECTION_FRAMES + 8 * chunk;
 	if (a) {
-		uint64_t *e = (uint64_t *)meta;
-		uint8_t *chunks = meta + 8 * eager;
-		size_t at = PFA_SECTION_FRAMES; /* byte offset in a chunk */
+		uint64_t *e = (uint64_t *)meta, *chunks = e + eager + frames / 8;
+		size_t at = 0; /* word offset in a chunk */
 		a->lazy = e;
 		e += (sections + 63) / 64;
 		for (unsigned k = 0; k <= PFA_MAX_ORDER; k++)
@@ -109,22 +111,23 @@ static size_t layout(struct pfa *a, uint8_t *meta, uint64_t pfn_limit)
 				sbitmap_words(frames >> k, b->words, &b->levels);
 				for (int l = 0; l < b->levels; l++) {
 					uint64_t per = pfa_lazy_words(k, l);
-					b->stride[l] = per ? chunk_bytes / 8 : 0;
+					b->stride[l] = per ? chunk : 0;
 					b->shift[l] = per ? (unsigned)__builtin_ctzll(per) : 0;
 					if (per) {
-						b->level[l] = (uint64_t *)(chunks + at);
-						at += 8 * per;
+						b->level[l] = chunks + at;
+						at += per;
 					} else {
 						b->level[l] = e;
 						e += b->words[l];
 					}
 				}
 			}
-		a->frame = chunks;
-		a->chunk_bytes = chunk_bytes;
+		a->frame = meta + 8 * eager;
+		a->chunks = chunks;
+		a->chunk_words = chunk;
 		a->eager_bytes = 8 * eager;
 	}
-	return 8 * eager + sections * chunk_bytes;
+	return 8 * eager + frames + 8 * sections * chunk;
 }
 
 size_t pfa_metadata_size(uint64_t pfn_limit)
@@ -159,14 +162,14 @@ int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
  * from here on its frame bytes and bitmap words are real. */
 static void write_section(struct pfa *a, uint64_t s)
 {
-	uint8_t *chunk = a->frame + s * a->chunk_bytes;
+	uint8_t *f = &a->frame[s << PFA_MAX_ORDER];
 	if (sbitmap_test(&a->unreported[PFA_MAX_ORDER], s)) {
-		chunk[0] = pfa_bits_pack(PFA_FREE, 0, PFA_MAX_ORDER);
-		memset(chunk + 1, pfa_bits_pack(PFA_FREE, 0, PFA_TAIL), PFA_SECTION_FRAMES - 1);
+		f[0] = pfa_bits_pack(PFA_FREE, 0, PFA_MAX_ORDER);
+		memset(f + 1, pfa_bits_pack(PFA_FREE, 0, PFA_TAIL), PFA_SECTION_FRAMES - 1);
 	} else {
-		memset(chunk, 0, PFA_SECTION_FRAMES);
+		memset(f, 0, PFA_SECTION_FRAMES);
 	}
-	memset(chunk + PFA_SECTION_FRAMES, 0, a->chunk_bytes - PFA_SECTION_FRAMES); /* its words */
+	memset(a->chunks + s * a->chunk_words, 0, 8 * a->chunk_words); /* its bitmap words */
 	a->lazy[s >> 6] &= ~(1ULL << (s & 63));
 	a->st.lazy_sections--;
 }
@@ -216,7 +219,6 @@ static struct sbitmap *list_of(struct pfa *a, unsigned order, bool reported)
 static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned state, bool reported)
 {
 	uint64_t n = 1ULL << order;
-	own_section(a, pfn);
 	uint8_t *f = pfa_frame_ptr(a, pfn); /* a block lies inside one section */
 	f[0] = pfa_bits_pack(state, reported, order);
 	if (n > 1)
@@ -225,7 +227,6 @@ static void mark_block(struct pfa *a, uint64_t pfn, unsigned order, unsigned sta
 
 static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 {
-	own_section(a, pfn);
 	*pfa_frame_ptr(a, pfn) = pfa_bits_pack(PFA_FREE, reported, order);
 	sbitmap_set(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]++;
@@ -236,7 +237,8 @@ static void list_add(struct pfa *a, uint64_t pfn, unsigned order, bool reported)
 
 static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 {
-	own_section(a, pfn);
+	if (order == PFA_MAX_ORDER)
+		own_section(a, pfn); /* it may be a lazy section's one block */
 	bool reported = pfa_bits_reported(*pfa_frame_ptr(a, pfn));
 	sbitmap_clear(list_of(a, order, reported), pfn >> order);
 	a->st.free_blocks[order]--;
@@ -245,9 +247,10 @@ static void list_remove(struct pfa *a, uint64_t pfn, unsigned order)
 		a->st.reported -= 1ULL << order;
 }
 
+/* For a buddy below the max order: in the same section as its block. */
 static bool is_free_head(const struct pfa *a, uint64_t pfn, unsigned order)
 {
-	uint8_t b = pfa_frame_byte(a, pfn);
+	uint8_t b = *pfa_frame_ptr(a, pfn);
 	return pfa_bits_state(b) == PFA_FREE && pfa_bits_order(b) == order;
 }
 
@@ -259,7 +262,7 @@ static void insert_free(struct pfa *a, uint64_t pfn, unsigned order, bool report
 		uint64_t buddy = pfn ^ (1ULL << order);
 		if (buddy + (1ULL << order) > a->pfn_limit || !is_free_head(a, buddy, order))
 			break;
-		reported = reported && pfa_bits_reported(pfa_frame_byte(a, buddy));
+		reported = reported && pfa_bits_reported(*pfa_frame_ptr(a, buddy));
 		list_remove(a, buddy, order);
 		*pfa_frame_ptr(a, pfn > buddy ? pfn : buddy) = pfa_bits_pack(PFA_FREE, 0, PFA_TAIL);
 		pfn &= ~(1ULL << order);
@@ -430,6 +433,7 @@ int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count)
 		while (order < PFA_MAX_ORDER && !(pfn & (1ULL << order)) && (2ULL << order) <= count)
 			order++;
 		a->st.managed += 1ULL << order;
+		own_section(a, pfn);
 		mark_block(a, pfn, order, PFA_FREE, false);
 		insert_free(a, pfn, order, false);
 		pfn += 1ULL << order;
@@ -648,7 +652,6 @@ int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order)
 		return rc;
 	if (order == 0)
 		return bad_call("pfa_balloon_split", "a single frame cannot be split", pfn, order, NULL);
-	own_section(a, pfn);
 	*pfa_frame_ptr(a, pfn) = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
 	*pfa_frame_ptr(a, pfn + (1ULL << (order - 1))) = pfa_bits_pack(PFA_BALLOONED, 0, order - 1);
 	return 0;

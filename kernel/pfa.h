@@ -75,10 +75,9 @@ typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
 
 struct pfa {
 	uint64_t pfn_limit;          /* frames [0, pfn_limit) are described */
-	uint8_t *frame;              /* per section: a chunk of one byte per frame
-	                                (state | reported << 3 | order << 4), then
-	                                its bitmap words; see pfa_frame_ptr */
-	size_t chunk_bytes;
+	uint8_t *frame;              /* one byte per frame: state | reported << 3 | order << 4 */
+	uint64_t *chunks;            /* per section, its own bitmap words (pfa.c, layout) */
+	size_t chunk_words;
 	uint64_t *lazy;              /* a bit per whole section: metadata not written yet */
 	uint64_t lazy_limit;         /* sections: [0, pfn_limit) rounded up to whole ones */
 	size_t eager_bytes;          /* the part of the buffer pfa_init writes */

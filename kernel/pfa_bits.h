@@ -30,10 +30,10 @@ static inline bool pfa_section_lazy(const struct pfa *a, uint64_t s)
 	return s < a->lazy_limit && ((a->lazy[s >> 6] >> (s & 63)) & 1);
 }
 
-/* Where frame pfn's byte is: in its section's chunk (pfa.c, layout). */
+/* Where frame pfn's byte is. */
 static inline uint8_t *pfa_frame_ptr(const struct pfa *a, uint64_t pfn)
 {
-	return a->frame + (pfn >> PFA_MAX_ORDER) * a->chunk_bytes + (pfn & (PFA_SECTION_FRAMES - 1));
+	return &a->frame[pfn];
 }
 
 /* A frame's byte, as it would be if its section were written: a lazy

@@ -75,15 +75,15 @@ static inline uint64_t sbitmap_bit(uint64_t i)
 
 static inline bool sbitmap_test(const struct sbitmap *b, uint64_t i)
 {
-	return (*sbitmap_word(b, 0, i >> 6)) & sbitmap_bit(i);
+	return *sbitmap_word(b, 0, i >> 6) & sbitmap_bit(i);
 }
 
 static inline void sbitmap_set(struct sbitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		bool was_zero = (*sbitmap_word(b, l, i >> 6)) == 0;
-		(*sbitmap_word(b, l, i >> 6)) |= sbitmap_bit(i);
-		if (!was_zero)
+		uint64_t *w = sbitmap_word(b, l, i >> 6), was = *w;
+		*w = was | sbitmap_bit(i);
+		if (was)
 			break; /* the levels above already know this word is non-zero */
 	}
 }
@@ -91,8 +91,9 @@ static inline void sbitmap_set(struct sbitmap *b, uint64_t i)
 static inline void sbitmap_clear(struct sbitmap *b, uint64_t i)
 {
 	for (int l = 0; l < b->levels; l++, i >>= 6) {
-		(*sbitmap_word(b, l, i >> 6)) &= ~sbitmap_bit(i);
-		if ((*sbitmap_word(b, l, i >> 6)) != 0)
+		uint64_t *w = sbitmap_word(b, l, i >> 6), now = *w & ~sbitmap_bit(i);
+		*w = now;
+		if (now)
 			break;
 	}
 }
