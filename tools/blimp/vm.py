@@ -31,6 +31,13 @@ version that is, for the tests whose expectations differ by version.
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
+A guest of any size: mem above 16 GiB ("64G", "1T") gets its RAM from
+`-object memory-backend-ram,...,reserve=off` and the machine's
+memory-backend option, added here (big_memory_args()): the host's heuristic
+overcommit refuses a plain `-m 40G` on a 24 GiB host, while an unreserved
+backend is only address space until the guest touches it. Past 1 TiB of
+guest physical addresses the CPU's phys-bits is raised too (qemu64 has 40).
+
 QEMU's own stderr is kept apart from the console, in stderr_lines
 (qemu_stderr()), and shown in every GuestError.
 
@@ -44,6 +51,7 @@ import atexit
 import ctypes
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,6 +127,51 @@ def qemu_version():
 def qemu_version_line():
     """QEMU's own first line of --version (for reports and the bench)."""
     return _version_of(qemu_binary())[1]
+
+
+# ------------------------------------------------------------- guest size
+BIG_MEMORY = 16 << 30     # above this, RAM comes from an unreserved backend
+QEMU64_PHYS_BITS = 40     # what QEMU's qemu64 CPU model says it has
+_SIZE_SUFFIX = {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}  # -m's, MiB without one
+
+
+def mem_bytes(mem):
+    """-m's value ("256M", "2G", "1T", "2048": MiB) in bytes; ValueError if malformed."""
+    m = re.fullmatch(r"(\d+)([KMGT]?)B?", str(mem).strip().upper())
+    if not m:
+        raise ValueError(f"guest memory {mem!r}: expected a number with K, M, G or T")
+    return int(m.group(1)) << _SIZE_SUFFIX[m.group(2)]
+
+
+def phys_bits_needed(ram, machine="q35"):
+    """Guest physical address bits QEMU needs for `ram` bytes on pc/q35.
+    QEMU keeps 2 GiB (q35) or 3 GiB (pc) below 4 GiB once RAM passes what
+    fits there; the rest starts at 4 GiB, or at 1 TiB if it would cross the
+    AMD HyperTransport hole at 1012 GiB with the 64-bit PCI hole above it
+    (32 GiB on q35; qemu64 is an AMD CPU). A 1 TiB guest thus reaches
+    2078 GiB: 42 bits."""
+    low = (2 << 30) if machine.split(",")[0] == "q35" else (3 << 30)
+    if ram <= low:
+        return QEMU64_PHYS_BITS
+    above, hole64 = ram - low, 32 << 30
+    start = 4 << 30
+    if start + above + hole64 > 1012 << 30:
+        start = 1 << 40
+    return max(QEMU64_PHYS_BITS, (start + above + hole64 - 1).bit_length())
+
+
+def big_memory_args(mem, machine, extra_args=()):
+    """(machine, extra QEMU arguments) for a guest of `mem`: unchanged at
+    16 GiB or less, or when the caller chose its own backend or CPU."""
+    ram = mem_bytes(mem)
+    if ram <= BIG_MEMORY or "memory-backend" in machine or \
+            any("memory-backend" in a for a in extra_args):
+        return machine, []
+    args = ["-object", f"memory-backend-ram,id=blimp-ram,size={ram},reserve=off"]
+    bits = phys_bits_needed(ram, machine)
+    if bits > QEMU64_PHYS_BITS and "-cpu" not in extra_args:
+        args += ["-cpu", f"qemu64,phys-bits={bits}"]
+    return machine + ",memory-backend=blimp-ram", args
 
 
 class GuestError(Exception):
@@ -206,8 +259,9 @@ class BlimpVM:
 
     # ------------------------------------------------------------- starting
     def command_line(self):
-        cmd = [qemu_binary(), "-machine", self.machine, "-nodefaults", "-display", "none",
-               "-no-reboot", "-m", self.mem, "-smp", str(self.smp)]
+        machine, big = big_memory_args(self.mem, self.machine, self.extra_args)
+        cmd = [qemu_binary(), "-machine", machine, "-nodefaults", "-display", "none",
+               "-no-reboot", "-m", self.mem, "-smp", str(self.smp)] + big
         if self.debug_exit:
             cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if self.serial == "socket":
