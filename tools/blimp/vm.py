@@ -174,6 +174,25 @@ def big_memory_args(mem, machine, extra_args=()):
     return machine + ",memory-backend=blimp-ram", args
 
 
+def host_room(mem, touched=0, margin=2 << 30):
+    """None if this host can hold a guest of `mem` whose workload touches
+    `touched` bytes, else the reason it cannot. QEMU's resident memory after
+    blimp's boot is about 85 MiB plus 0.82 MiB per GiB of guest (the
+    allocator's metadata and page tables, written at boot: 926 MiB at 1 TiB
+    on today's kernel); counted as 256 MiB plus 1 MiB per GiB, plus what the
+    workload touches, plus `margin` for the others on a shared machine,
+    against the host's MemAvailable."""
+    need = (256 << 20) + (mem_bytes(mem) >> 10) + touched + margin
+    with open("/proc/meminfo") as f:
+        avail = [int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:")]
+    if not avail:
+        return "no MemAvailable in /proc/meminfo"
+    if avail[0] < need:
+        return (f"a {mem} guest needs about {need >> 20} MiB of host memory, "
+                f"MemAvailable is {avail[0] >> 20} MiB")
+    return None
+
+
 class GuestError(Exception):
     """The guest did not do what was expected; the message carries the serial tail."""
 
