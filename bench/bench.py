@@ -48,14 +48,15 @@ estimate) on pressmem holding the same size, both by the guest's own clock,
 per GiB resident per period (1024 MiB in a 2048 MiB guest; 192 MiB in a
 512 MiB one in --quick).
 And any size of guest (bench/bigmem.py, issue 17): blimp booted at 2, 64,
-256 GiB and 1 TiB (2 and 64 in --quick; a size the host cannot hold is left
+256 GiB and 1 TiB, 1 TiB also with its RAM in one piece (2 and 64 in
+--quick; a size the host cannot hold is left
 out, saying why), `ready` by the guest's clock against the 2 GiB one's,
 QEMU's RSS after boot, inflate speed for 1 GiB and a quarter of the guest,
 metadata per frame; --bigmem-boots boots a size (median), once per bench.
 --bigmem-only measures that group alone (make bench-bigmem, about a minute
 and a half on today's kernel):
 
-    /usr/bin/python3 bench/bench.py --bigmem-only [--bigmem-sizes 2,64,256,1024]
+    /usr/bin/python3 bench/bench.py --bigmem-only [--bigmem-sizes 2,64,256,1024,1024flat]
         [--bigmem-boots 3] [--out DIR]
 And the working-set estimate's error (bench/wserror.py, issue 15): blimp's
 `ws` against the hot set the bench gave its workload, which is the truth:
@@ -374,7 +375,7 @@ def wserror_run(blimp, linux, quick):
 
 # ------------------------------------------------------------------ any size of guest
 def bigmem_only(raw, blimp, args):
-    print(f"== any size of guest ({args.bigmem_sizes} GiB, {args.bigmem_boots} boot(s) each)",
+    print(f"== any size of guest ({','.join(args.bigmem_sizes)} GiB, {args.bigmem_boots} boot(s) each)",
           flush=True)
     raw["bigmem"] = bigmem.run_bigmem(blimp, args.bigmem_sizes, args.bigmem_boots)
     print(report.format_bigmem_table(raw))
@@ -387,9 +388,15 @@ def bigmem_only(raw, blimp, args):
 
 
 def gib_list(text):
-    sizes = [int(x) for x in text.split(",") if x]
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected GiB sizes such as 2,64,256,1024")
+    """--bigmem-sizes: GiB sizes, a "flat" suffix for RAM in one piece (bench/bigmem.py)."""
+    sizes = [x for x in text.split(",") if x]
+    try:
+        for x in sizes:
+            bigmem.parse_size(x)
+    except ValueError:
+        sizes = []
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GiB sizes such as 2,64,256,1024,1024flat")
     return sizes
 
 
@@ -422,7 +429,8 @@ def main():
     ap.add_argument("--bigmem-only", action="store_true",
                     help="measure only the any-size-of-guest group (bench/bigmem.py)")
     ap.add_argument("--bigmem-sizes", type=gib_list, default=None,
-                    help="guest sizes in GiB for that group (default 2,64,256,1024; --quick 2,64)")
+                    help="guest sizes in GiB for that group, 'flat': RAM in one piece "
+                         "(default 2,64,256,1024,1024flat; --quick 2,64)")
     ap.add_argument("--bigmem-boots", type=int, default=None,
                     help="boots a size for that group, median (default 3; --quick 1)")
     ap.add_argument("--report", metavar="JSON",
@@ -513,7 +521,7 @@ def main():
         raw["runs"].append(run)
         print(f"== run {r + 1}/{args.runs}: " + report.run_line(run, args.size_mib), flush=True)
 
-    print(f"== any size of guest ({args.bigmem_sizes} GiB, {args.bigmem_boots} boot(s) each)",
+    print(f"== any size of guest ({','.join(args.bigmem_sizes)} GiB, {args.bigmem_boots} boot(s) each)",
           flush=True)
     raw["bigmem"] = bigmem.run_bigmem(blimp, args.bigmem_sizes, args.bigmem_boots)
     raw["swap_ceiling"]["blimp"] = swapio.ceiling_shape(

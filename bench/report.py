@@ -785,11 +785,14 @@ def bigmem_table(raw):
     def med(boots, fn):
         return stats([fn(b) for b in boots if fn(b) is not None])
 
-    base = next((s for s in bm["sizes"] if s["gib"] == bm["base_gib"] and "boots" in s), None)
+    base = next((s for s in bm["sizes"] if s["gib"] == bm["base_gib"] and "boots" in s
+                 and s.get("layout", "qemu") == "qemu"), None)
     base_ms = med(base["boots"], lambda b: b["ready_ms"])["median"] if base else None
     rows = []
     for s in bm["sizes"]:
-        size = f"{s['gib'] // 1024} TiB" if s["gib"] >= 1024 else f"{s['gib']} GiB"
+        size = f"{s['gib'] / 1024:g} TiB" if s["gib"] >= 1024 else f"{s['gib']} GiB"
+        if s.get("layout") == "flat":
+            size += ", flat"
         if "boots" not in s:
             rows.append([size, f"not run: {s['skipped']}"] + ["-"] * (len(head) - 2))
             continue
@@ -811,7 +814,9 @@ def bigmem_table(raw):
                      f"{pfa['meta_millibytes_per_frame'] / 1000:.3f}" if pfa else "-",
                      pfa.get("check", "-")])
     about = (f"blimp PVH on q35, 1 vCPU, balloon reporting off; above 16 GiB the RAM is an "
-             f"unreserved memory-backend-ram (1 TiB: phys-bits 42); median (min-max) of "
+             f"unreserved memory-backend-ram; 1 TiB on qemu64 (AMD): QEMU moves RAM above 4 GiB to "
+             f"1 TiB-2046 GiB (phys-bits 42); 'flat': the same CPU as Intel, RAM in one piece "
+             f"from 4 GiB (phys-bits 41); median (min-max) of "
              f"{bm['boots']} boot(s) a size; the 1/{share} inflate and `pfa` from the first boot "
              f"only; speeds by the guest's clock (balloon_done's ms)")
     return BIGMEM_TITLE, about, head, rows

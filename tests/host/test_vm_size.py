@@ -5,7 +5,7 @@ asks for (QEMU 10.0 refuses 40 bits: "Address space limit 0xffffffffff <
 0x2077fffffff phys-bits too low"). tests/qemu/test_bigmem.py boots them."""
 import pytest
 
-from blimp.vm import BlimpVM, big_memory_args, mem_bytes, phys_bits_needed
+from blimp.vm import BlimpVM, big_memory_args, flat_cpu_args, mem_bytes, phys_bits_needed
 
 
 @pytest.mark.parametrize("text,size", [("256M", 256 << 20), ("2G", 2 << 30), ("1T", 1 << 40),
@@ -55,3 +55,9 @@ def test_a_callers_own_backend_is_left_alone():
     # blimp.hostswap brings a memory-backend-file of its own.
     extra = ["-object", "memory-backend-file,id=ram,size=64G,mem-path=/x", "-machine", "memory-backend=ram"]
     assert big_memory_args("64G", "q35", extra) == ("q35", [])
+
+
+def test_an_intel_cpu_keeps_1tib_of_ram_in_one_piece_with_41_bits():
+    # No move above the AMD hole: RAM ends at 1026 GiB, the PCI hole at 1058.
+    assert flat_cpu_args("1T") == ["-cpu", "qemu64,vendor=GenuineIntel,phys-bits=41"]
+    assert flat_cpu_args("256G") == ["-cpu", "qemu64,vendor=GenuineIntel,phys-bits=40"]

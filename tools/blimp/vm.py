@@ -143,19 +143,19 @@ def mem_bytes(mem):
     return int(m.group(1)) << _SIZE_SUFFIX[m.group(2)]
 
 
-def phys_bits_needed(ram, machine="q35"):
+def phys_bits_needed(ram, machine="q35", amd=True):
     """Guest physical address bits QEMU needs for `ram` bytes on pc/q35.
     QEMU keeps 2 GiB (q35) or 3 GiB (pc) below 4 GiB once RAM passes what
     fits there; the rest starts at 4 GiB, or at 1 TiB if it would cross the
     AMD HyperTransport hole at 1012 GiB with the 64-bit PCI hole above it
-    (32 GiB on q35; qemu64 is an AMD CPU). A 1 TiB guest thus reaches
+    (32 GiB on q35; qemu64 is an AMD CPU; amd=False for an Intel one). A 1 TiB guest thus reaches
     2078 GiB: 42 bits."""
     low = (2 << 30) if machine.split(",")[0] == "q35" else (3 << 30)
     if ram <= low:
         return QEMU64_PHYS_BITS
     above, hole64 = ram - low, 32 << 30
     start = 4 << 30
-    if start + above + hole64 > 1012 << 30:
+    if amd and start + above + hole64 > 1012 << 30:
         start = 1 << 40
     return max(QEMU64_PHYS_BITS, (start + above + hole64 - 1).bit_length())
 
@@ -172,6 +172,15 @@ def big_memory_args(mem, machine, extra_args=()):
     if bits > QEMU64_PHYS_BITS and "-cpu" not in extra_args:
         args += ["-cpu", f"qemu64,phys-bits={bits}"]
     return machine + ",memory-backend=blimp-ram", args
+
+
+def flat_cpu_args(mem, machine="q35"):
+    """-cpu for a guest whose RAM above 4 GiB stays in one piece at any
+    size: qemu64 calling itself Intel, so QEMU does not move that RAM above
+    the AMD HyperTransport hole (to 1 TiB, leaving a 1 TiB gap a guest's
+    per-frame metadata may cover), and the phys-bits that layout needs."""
+    bits = phys_bits_needed(mem_bytes(mem), machine, amd=False)
+    return ["-cpu", f"qemu64,vendor=GenuineIntel,phys-bits={bits}"]
 
 
 def host_room(mem, touched=0, margin=2 << 30):
