@@ -9,15 +9,17 @@ from blimp.vm import BlimpVM, big_memory_args, flat_cpu_args, mem_bytes, phys_bi
 
 
 @pytest.mark.parametrize("text,size", [("256M", 256 << 20), ("2G", 2 << 30), ("1T", 1 << 40),
-                                       ("2048", 2 << 30), ("64g", 64 << 30), ("512K", 512 << 10)])
+                                       ("2048", 2 << 30), ("64g", 64 << 30), ("512K", 512 << 10),
+                                       ("1.5G", 3 << 29)])
 def test_mem_sizes_are_read_as_qemus_m_reads_them(text, size):
     assert mem_bytes(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "2X", "G", "1.5G", "-1G"])
-def test_a_malformed_size_is_refused(text):
+@pytest.mark.parametrize("text", ["", "2X", "G", "1.G", "-1G", "2GB"])
+def test_a_malformed_size_is_refused_and_left_to_qemu(text):
     with pytest.raises(ValueError):
         mem_bytes(text)
+    assert big_memory_args(text, "q35") == ("q35", [])
 
 
 def test_a_guest_of_16gib_or_less_keeps_its_command_line():

@@ -136,11 +136,11 @@ _SIZE_SUFFIX = {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}  # -m's, MiB without
 
 
 def mem_bytes(mem):
-    """-m's value ("256M", "2G", "1T", "2048": MiB) in bytes; ValueError if malformed."""
-    m = re.fullmatch(r"(\d+)([KMGT]?)B?", str(mem).strip().upper())
+    """-m's value ("256M", "1.5G", "1T", "2048": MiB) in bytes; ValueError if malformed."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(mem).strip().upper())
     if not m:
         raise ValueError(f"guest memory {mem!r}: expected a number with K, M, G or T")
-    return int(m.group(1)) << _SIZE_SUFFIX[m.group(2)]
+    return int(float(m.group(1)) * (1 << _SIZE_SUFFIX[m.group(2)]))
 
 
 def phys_bits_needed(ram, machine="q35", amd=True):
@@ -148,8 +148,8 @@ def phys_bits_needed(ram, machine="q35", amd=True):
     QEMU keeps 2 GiB (q35) or 3 GiB (pc) below 4 GiB once RAM passes what
     fits there; the rest starts at 4 GiB, or at 1 TiB if it would cross the
     AMD HyperTransport hole at 1012 GiB with the 64-bit PCI hole above it
-    (32 GiB on q35; qemu64 is an AMD CPU; amd=False for an Intel one). A 1 TiB guest thus reaches
-    2078 GiB: 42 bits."""
+    (32 GiB on q35; qemu64 is an AMD CPU; amd=False for an Intel one). A
+    1 TiB guest thus reaches 2078 GiB: 42 bits (1058 GiB, 41, as Intel)."""
     low = (2 << 30) if machine.split(",")[0] == "q35" else (3 << 30)
     if ram <= low:
         return QEMU64_PHYS_BITS
@@ -162,8 +162,12 @@ def phys_bits_needed(ram, machine="q35", amd=True):
 
 def big_memory_args(mem, machine, extra_args=()):
     """(machine, extra QEMU arguments) for a guest of `mem`: unchanged at
-    16 GiB or less, or when the caller chose its own backend or CPU."""
-    ram = mem_bytes(mem)
+    16 GiB or less, when the caller chose its own backend, or when `mem` is
+    a form not read here (QEMU judges it); no -cpu if the caller gave one."""
+    try:
+        ram = mem_bytes(mem)
+    except ValueError:
+        return machine, []
     if ram <= BIG_MEMORY or "memory-backend" in machine or \
             any("memory-backend" in a for a in extra_args):
         return machine, []
