@@ -28,7 +28,7 @@ one piece from 4 GiB. The gap shows in the metadata per frame.
 """
 import time
 
-from blimp.units import GIB, PAGE
+from blimp.units import GIB
 from blimp.vm import flat_cpu_args, host_room
 
 FULL = {"sizes_gib": ("2", "64", "256", "1024", "1024flat"), "boots": 3}
@@ -41,28 +41,14 @@ LARGE_SHARE = 4             # the large inflate: RAM / this, first boot only
 TIMEOUT = 900               # generous: today's kernel inflates ~7 GiB/s under TCG
 
 
-def balloon_to(vm, ram, held):
-    """Set the balloon to hold `held` bytes of a `ram`-byte guest and wait
-    until the guest says it does (balloon_done) and QEMU agrees
-    (query-balloon). Returns {gib, guest_ms, host_s, gib_per_s}."""
-    pages = held // PAGE
-    with vm.cond:
-        vm.consumed = len(vm.events)   # an earlier balloon_done must not answer
+def step(vm, before, after):
+    """One timed balloon step from holding `before` bytes to `after`: the
+    guest's ms (balloon_done) and the host's s (QMP to query-balloon)."""
     t0 = time.monotonic()
-    vm.qmp.execute("balloon", value=ram - held)
-    done = vm.wait_event("balloon_done", timeout=TIMEOUT, where={"target": pages})
-    vm.wait_actual(ram - held, timeout=TIMEOUT, why=f"balloon to hold {held >> 20} MiB")
-    host_s = time.monotonic() - t0
-    return {"guest_ms": done["ms"], "host_s": round(host_s, 4)}
-
-
-def step(vm, ram, before, after):
-    """One timed balloon step from holding `before` bytes to `after`."""
-    r = balloon_to(vm, ram, after)
+    done = vm.balloon_hold(after, timeout=TIMEOUT)
     moved = abs(after - before) / GIB
-    r["gib"] = moved
-    r["gib_per_s"] = moved / (r["guest_ms"] / 1000) if r["guest_ms"] else None
-    return r
+    return {"gib": moved, "guest_ms": done["ms"], "host_s": round(time.monotonic() - t0, 4),
+            "gib_per_s": moved / (done["ms"] / 1000) if done["ms"] else None}
 
 
 def parse_size(text):
@@ -92,11 +78,11 @@ def one_boot(blimp, gib, layout, first):
             res["pfa"] = {k: pfa[k] for k in ("managed", "meta_bytes",
                                                "meta_millibytes_per_frame", "check")}
         small = SMALL_GIB * GIB
-        res["inflate_small"] = step(vm, ram, 0, small)
-        res["deflate_small"] = step(vm, ram, small, 0)
+        res["inflate_small"] = step(vm, 0, small)
+        res["deflate_small"] = step(vm, small, 0)
         if first:
             large = ram // LARGE_SHARE
-            res["inflate_large"] = step(vm, ram, 0, large)
+            res["inflate_large"] = step(vm, 0, large)
         return res
 
 

@@ -15,7 +15,7 @@ take seconds at 1 TiB, so the timeouts are generous; no time is asserted
 import pytest
 
 from blimp.units import GIB, MIB, PAGE
-from blimp.vm import EXIT_SUCCESS, host_room
+from blimp.vm import EXIT_SUCCESS, host_room, mem_bytes
 
 ALLOC = 2 * GIB        # the allocation workload: `alloc 2G`, then `free all`
 ABOVE_LOW = 6 * GIB    # the balloon holds this much more than all RAM below 4 GiB
@@ -45,20 +45,9 @@ def pfa(vm):
     return ev
 
 
-def balloon_to(vm, ram, held):
-    """Ask for a balloon of `held` bytes; wait for the guest (balloon_done
-    with that target) and QEMU (query-balloon's actual)."""
-    with vm.cond:
-        vm.consumed = len(vm.events)   # an earlier balloon_done must not answer
-    vm.qmp.execute("balloon", value=ram - held)
-    done = vm.wait_event("balloon_done", timeout=TIMEOUT, where={"target": held // PAGE})
-    assert done["held"] == held // PAGE, done
-    assert vm.wait_actual(ram - held, timeout=TIMEOUT) == ram - held
-
-
 def check_big_guest(boot, mem):
     vm = boot(mem=mem, devices=["virtio-balloon-pci"])
-    ram = int(mem[:-1]) << (40 if mem.endswith("T") else 30)
+    ram = mem_bytes(mem)
     ready = vm.wait_event("ready", timeout=TIMEOUT)
     # All of it, less the few hundred KiB the firmware tables and the
     # legacy holes below 1 MiB take.
@@ -78,7 +67,7 @@ def check_big_guest(boot, mem):
 
     # More than all RAM below 4 GiB: at least ABOVE_LOW of it lies above.
     held = (below_4g + ABOVE_LOW + GIB - 1) // GIB * GIB
-    balloon_to(vm, ram, held)
+    vm.balloon_hold(held, timeout=TIMEOUT)
     inflated = pfa(vm)
     # Every usable frame is managed but the kernel's own (image, boot
     # memory with the metadata, page tables).
@@ -96,7 +85,7 @@ def check_big_guest(boot, mem):
     assert got["bytes"] == ALLOC, got
     vm.shell("free all", timeout=TIMEOUT)
 
-    balloon_to(vm, ram, 0)
+    vm.balloon_hold(0, timeout=TIMEOUT)
     after = pfa(vm)
     assert after["ballooned"] == 0, after
     assert after["free"] == before["free"] and after["managed"] == before["managed"], (before, after)

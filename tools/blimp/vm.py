@@ -631,6 +631,22 @@ class BlimpVM:
                   f"in {timeout} s" + (f" ({why})" if why else ""), period, on_poll)
         return actual
 
+    def balloon_hold(self, held, timeout=600):
+        """Ask QMP for a balloon of `held` bytes (the guest keeps its RAM
+        less that) and wait until blimp says it holds them (`balloon_done`
+        with that target, in 4 KiB pages) and QEMU agrees (query-balloon's
+        actual); returns the balloon_done event, whose `ms` is the guest's
+        time for the step. Events from before the request cannot answer."""
+        ram = mem_bytes(self.mem)
+        with self.cond:
+            self.consumed = len(self.events)
+        self.qmp.execute("balloon", value=ram - held)
+        done = self.wait_event("balloon_done", timeout=timeout, where={"target": held // 4096})
+        if done["held"] != held // 4096:
+            self.fail(f"balloon_done holds {done['held']} pages, the target is {held // 4096}")
+        self.wait_actual(ram - held, timeout=timeout, why=f"a balloon of {held >> 20} MiB")
+        return done
+
     def wait_rss_below(self, limit, timeout=60, period=0.1, on_poll=None):
         """Wait until QEMU's resident memory is at most `limit` bytes; returns it."""
         self.poll(lambda: self.rss() <= limit, timeout,
