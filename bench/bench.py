@@ -47,6 +47,17 @@ pages once a round, against Linux's clear_refs plus smaps read (the classic
 estimate) on pressmem holding the same size, both by the guest's own clock,
 per GiB resident per period (1024 MiB in a 2048 MiB guest; 192 MiB in a
 512 MiB one in --quick).
+And any size of guest (bench/bigmem.py, issue 17): blimp booted at 2, 64,
+256 GiB and 1 TiB, 1 TiB also with its RAM in one piece (2 and 64 in
+--quick; a size the host cannot hold is left
+out, saying why), `ready` by the guest's clock against the 2 GiB one's,
+QEMU's RSS after boot, inflate speed for 1 GiB and a quarter of the guest,
+metadata per frame; --bigmem-boots boots a size (median), once per bench.
+--bigmem-only measures that group alone (make bench-bigmem, about a minute
+and a half on today's kernel):
+
+    /usr/bin/python3 bench/bench.py --bigmem-only [--bigmem-sizes 2,64,256,1024,1024flat]
+        [--bigmem-boots 3] [--out DIR]
 And the working-set estimate's error (bench/wserror.py, issue 15): blimp's
 `ws` against the hot set the bench gave its workload, which is the truth:
 steady (64 and 256 MiB hot of 512 MiB in a 1024 MiB guest; 32 of 128 in a
@@ -71,6 +82,7 @@ from blimp.units import MIB  # noqa: E402
 from blimp.vm import EXIT_SUCCESS, BlimpVM  # noqa: E402
 from blimp.vm import qemu_version_line  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
+import bigmem  # noqa: E402
 import report  # noqa: E402
 from squeeze import run_squeeze  # noqa: E402
 import swapio  # noqa: E402
@@ -361,6 +373,33 @@ def wserror_run(blimp, linux, quick):
             linux.name: wserror.run_wserror_linux(linux, ram_mib, size_mib, hots_mib, windows)}
 
 
+# ------------------------------------------------------------------ any size of guest
+def bigmem_only(raw, blimp, args):
+    print(f"== any size of guest ({','.join(args.bigmem_sizes)} GiB, {args.bigmem_boots} boot(s) each)",
+          flush=True)
+    raw["bigmem"] = bigmem.run_bigmem(blimp, args.bigmem_sizes, args.bigmem_boots)
+    print(report.format_bigmem_table(raw))
+    json_path = os.path.join(args.out, "bigmem.json")
+    with open(json_path, "w") as f:
+        json.dump(raw, f, indent=1)
+    with open(os.path.join(args.out, "bigmem.md"), "w") as f:
+        f.write(report.format_bigmem_table(raw, report._markdown) + "\n")
+    print(f"figures: {json_path}; table: {os.path.join(args.out, 'bigmem.md')}")
+
+
+def gib_list(text):
+    """--bigmem-sizes: GiB sizes, a "flat" suffix for RAM in one piece (bench/bigmem.py)."""
+    sizes = [x for x in text.split(",") if x]
+    try:
+        for x in sizes:
+            bigmem.parse_size(x)
+    except ValueError:
+        sizes = []
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GiB sizes such as 2,64,256,1024,1024flat")
+    return sizes
+
+
 # ------------------------------------------------------------------ main
 def machine_description():
     cpu = "?"
@@ -387,6 +426,13 @@ def main():
                     help="one run, small sizes, no squeeze (make test)")
     ap.add_argument("--squeeze-only", action="store_true",
                     help="measure only the squeeze (bench/squeeze.py), --runs times")
+    ap.add_argument("--bigmem-only", action="store_true",
+                    help="measure only the any-size-of-guest group (bench/bigmem.py)")
+    ap.add_argument("--bigmem-sizes", type=gib_list, default=None,
+                    help="guest sizes in GiB for that group, 'flat': RAM in one piece "
+                         "(default 2,64,256,1024,1024flat; --quick 2,64)")
+    ap.add_argument("--bigmem-boots", type=int, default=None,
+                    help="boots a size for that group, median (default 3; --quick 1)")
     ap.add_argument("--report", metavar="JSON",
                     help="measure nothing: print the table again from a bench.json")
     args = ap.parse_args()
@@ -397,6 +443,8 @@ def main():
             raw["table"] = report.build_table(raw)
             print(report.format_table(raw))
             print(report.format_markdown(raw))
+        elif "bigmem" in raw:
+            print(report.format_bigmem_table(raw))
         raw["squeeze_table"] = report.build_squeeze_table(raw)
         if raw["squeeze_table"]:
             print(report.format_squeeze_table(raw))
@@ -411,12 +459,20 @@ def main():
         ap.error("need runs >= 1 and 0 < size, report size < RAM")
     if args.swap_mib < 1:
         ap.error("need --swap-mib >= 1")
+    big = bigmem.QUICK if args.quick else bigmem.FULL
+    args.bigmem_sizes = args.bigmem_sizes or list(big["sizes_gib"])
+    args.bigmem_boots = args.bigmem_boots or big["boots"]
+    if args.bigmem_boots < 1:
+        ap.error("need --bigmem-boots >= 1")
     os.makedirs(args.out, exist_ok=True)
 
     blimp, blimp_uefi = Blimp("pvh"), Blimp("uefi")
+    raw = {"machine": machine_description(), "args": vars(args), "runs": []}
+    if args.bigmem_only:   # blimp alone: no Linux guest needed
+        bigmem_only(raw, blimp, args)
+        return
     linux, linux_nozero = Linux(), Linux(init_on_alloc=0)
     balloon_guests = [blimp, linux, linux_nozero]
-    raw = {"machine": machine_description(), "args": vars(args), "runs": []}
     boot_timeout = 600
 
     if args.squeeze_only:
@@ -465,6 +521,9 @@ def main():
         raw["runs"].append(run)
         print(f"== run {r + 1}/{args.runs}: " + report.run_line(run, args.size_mib), flush=True)
 
+    print(f"== any size of guest ({','.join(args.bigmem_sizes)} GiB, {args.bigmem_boots} boot(s) each)",
+          flush=True)
+    raw["bigmem"] = bigmem.run_bigmem(blimp, args.bigmem_sizes, args.bigmem_boots)
     raw["swap_ceiling"]["blimp"] = swapio.ceiling_shape(
         [r["swap_io"] for r in raw["runs"] if r.get("swap_io")])
     table = report.build_table(raw)

@@ -14,7 +14,9 @@ cost of working-set scanning (bench/wsscan.py): blimp's aging hand against
 Linux's clear_refs + smaps, per GiB resident per period. Last, the
 working-set estimate's error (bench/wserror.py): blimp's `ws` against the
 hot set the bench set, steady and after a move and a growth, beside the
-bound (the truth itself, late by tau + a round).
+bound (the truth itself, late by tau + a round). And any size of guest
+(bench/bigmem.py, issue 17): blimp's `ready`, QEMU's RSS and the balloon's
+speed at 2 GiB up to 1 TiB, each size's `ready` against the 2 GiB one's.
 """
 import statistics
 
@@ -190,6 +192,7 @@ def _tables(raw, fmt):
     if rows:
         lines += ["", f"{title}: {about}", ""] + fmt(head, rows)
         lines += ["", wserror_headline(raw)]
+    lines += bigmem_lines(raw, fmt)
     return lines
 
 
@@ -757,3 +760,80 @@ def squeeze_line(squeeze):
                      f" -> {during}, {s['swap_out_bytes']['squeeze'] >> 20} MiB to swap, "
                      f"{s['errors']} errors")
     return "; ".join(parts)
+
+
+# ------------------------------------------------------------------ any size of guest
+BIGMEM_TITLE = "any size of guest: boot and balloon from 2 GiB to 1 TiB"
+
+
+def bigmem_table(raw):
+    """bench/bigmem.py's figures, a row per guest size: `ready` by the
+    guest's clock (median of the boots) and its difference from the 2 GiB
+    guest's, medians and fastest boots, against the goal (within 10 ms,
+    judged on the fastest: a loaded host only adds); the host's seconds to `ready`;
+    QEMU's RSS after boot; the balloon's speed by the guest's clock
+    (balloon_done's ms) for 1 GiB in and out and a quarter of the guest in;
+    the allocator's metadata per 4 KiB frame and its invariant check."""
+    bm = raw.get("bigmem")
+    if not bm:
+        return BIGMEM_TITLE, "", [], []
+    share = bm["large_share"]
+    head = ["guest RAM", "ready, guest [ms]", f"vs {bm['base_gib']} GiB [ms]",
+            f"goal (fastest <= +{bm['goal_ms']} ms)", "ready, host [s]", "QEMU RSS after boot [MiB]",
+            f"inflate {bm['small_gib']} GiB [GiB/s]", f"deflate {bm['small_gib']} GiB [GiB/s]",
+            f"inflate 1/{share} of RAM [GiB/s]", "metadata [B/frame]", "pfa check"]
+
+    def med(boots, fn):
+        return stats([fn(b) for b in boots if fn(b) is not None])
+
+    base = next((s for s in bm["sizes"] if s["gib"] == bm["base_gib"] and "boots" in s
+                 and s.get("layout", "qemu") == "qemu"), None)
+    base_ms = med(base["boots"], lambda b: b["ready_ms"]) if base else None
+    rows = []
+    for s in bm["sizes"]:
+        size = f"{s['gib'] / 1024:g} TiB" if s["gib"] >= 1024 else f"{s['gib']} GiB"
+        if s.get("layout") == "flat":
+            size += ", flat"
+        if "boots" not in s:
+            rows.append([size, f"not run: {s['skipped']}"] + ["-"] * (len(head) - 2))
+            continue
+        boots, first = s["boots"], s["boots"][0]
+        ready = med(boots, lambda b: b["ready_ms"])
+        if s is base:
+            vs, goal = "(the base)", "-"
+        elif base_ms is None:
+            vs, goal = "-", "-"
+        else:
+            # The fastest boots too: a loaded host only ever adds time, so
+            # the goal is judged on them; the medians' difference beside.
+            diff, best = ready["median"] - base_ms["median"], ready["min"] - base_ms["min"]
+            vs = f"{diff:+.0f} (fastest {best:+.0f})"
+            goal = "met" if best <= bm["goal_ms"] else "not met"
+        pfa = first.get("pfa", {})
+        rows.append([size, _cell(ready, 0), vs, goal, _cell(med(boots, lambda b: b["ready_host_s"]), 3),
+                     _cell(med(boots, lambda b: b["rss_mib"]), 0),
+                     _cell(med(boots, lambda b: b["inflate_small"]["gib_per_s"]), 1),
+                     _cell(med(boots, lambda b: b["deflate_small"]["gib_per_s"]), 1),
+                     _cell(med([first], lambda b: b["inflate_large"]["gib_per_s"]), 1),
+                     f"{pfa['meta_millibytes_per_frame'] / 1000:.3f}" if pfa else "-",
+                     pfa.get("check", "-")])
+    about = (f"blimp PVH on q35, 1 vCPU, balloon reporting off; above 16 GiB the RAM is an "
+             f"unreserved memory-backend-ram; 1 TiB on qemu64 (AMD): QEMU moves RAM above 4 GiB to "
+             f"1 TiB-2046 GiB (phys-bits 42); 'flat': the same CPU as Intel, RAM in one piece "
+             f"from 4 GiB (phys-bits 41); median (min-max) of "
+             f"{bm['boots']} boot(s) a size; the 1/{share} inflate and `pfa` from the first boot "
+             f"only; speeds by the guest's clock (balloon_done's ms)")
+    return BIGMEM_TITLE, about, head, rows
+
+
+def bigmem_lines(raw, fmt):
+    title, about, head, rows = bigmem_table(raw)
+    return ["", f"{title}: {about}", ""] + fmt(head, rows) if rows else []
+
+
+def format_bigmem_table(raw, fmt=_text):
+    """The group alone (bench.py --bigmem-only), under a header of its own."""
+    m = raw["machine"]
+    return "\n".join([f"{m['date']} on {m['host']}: {m['cpus']} x {m['cpu']}, host kernel "
+                      f"{m['kernel']}, {m['qemu']}, {m['accel'].upper()}"]
+                     + bigmem_lines(raw, fmt))

@@ -31,6 +31,13 @@ version that is, for the tests whose expectations differ by version.
 debug_exit=False leaves out the isa-debug-exit device, as libvirt does:
 `poweroff` then ends QEMU through ACPI S5, with status 0 instead of 33.
 
+A guest of any size: mem above 16 GiB ("64G", "1T") gets its RAM from
+`-object memory-backend-ram,...,reserve=off` and the machine's
+memory-backend option, added here (big_memory_args()): the host's heuristic
+overcommit refuses a plain `-m 40G` on a 24 GiB host, while an unreserved
+backend is only address space until the guest touches it. Past 1 TiB of
+guest physical addresses the CPU's phys-bits is raised too (qemu64 has 40).
+
 QEMU's own stderr is kept apart from the console, in stderr_lines
 (qemu_stderr()), and shown in every GuestError.
 
@@ -44,6 +51,7 @@ import atexit
 import ctypes
 import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -119,6 +127,83 @@ def qemu_version():
 def qemu_version_line():
     """QEMU's own first line of --version (for reports and the bench)."""
     return _version_of(qemu_binary())[1]
+
+
+# ------------------------------------------------------------- guest size
+BIG_MEMORY = 16 << 30     # above this, RAM comes from an unreserved backend
+QEMU64_PHYS_BITS = 40     # what QEMU's qemu64 CPU model says it has
+_SIZE_SUFFIX = {"": 20, "K": 10, "M": 20, "G": 30, "T": 40}  # -m's, MiB without one
+
+
+def mem_bytes(mem):
+    """-m's value ("256M", "1.5G", "1T", "2048": MiB) in bytes; ValueError if malformed."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)", str(mem).strip().upper())
+    if not m:
+        raise ValueError(f"guest memory {mem!r}: expected a number with K, M, G or T")
+    return int(float(m.group(1)) * (1 << _SIZE_SUFFIX[m.group(2)]))
+
+
+def phys_bits_needed(ram, machine="q35", amd=True):
+    """Guest physical address bits QEMU needs for `ram` bytes on pc/q35.
+    QEMU keeps 2 GiB (q35) or 3 GiB (pc) below 4 GiB once RAM passes what
+    fits there; the rest starts at 4 GiB, or at 1 TiB if it would cross the
+    AMD HyperTransport hole at 1012 GiB with the 64-bit PCI hole above it
+    (32 GiB on q35; qemu64 is an AMD CPU; amd=False for an Intel one). A
+    1 TiB guest thus reaches 2078 GiB: 42 bits (1058 GiB, 41, as Intel)."""
+    low = (2 << 30) if machine.split(",")[0] == "q35" else (3 << 30)
+    if ram <= low:
+        return QEMU64_PHYS_BITS
+    above, hole64 = ram - low, 32 << 30
+    start = 4 << 30
+    if amd and start + above + hole64 > 1012 << 30:
+        start = 1 << 40
+    return max(QEMU64_PHYS_BITS, (start + above + hole64 - 1).bit_length())
+
+
+def big_memory_args(mem, machine, extra_args=()):
+    """(machine, extra QEMU arguments) for a guest of `mem`: unchanged at
+    16 GiB or less, when the caller chose its own backend, or when `mem` is
+    a form not read here (QEMU judges it); no -cpu if the caller gave one."""
+    try:
+        ram = mem_bytes(mem)
+    except ValueError:
+        return machine, []
+    if ram <= BIG_MEMORY or "memory-backend" in machine or \
+            any("memory-backend" in a for a in extra_args):
+        return machine, []
+    args = ["-object", f"memory-backend-ram,id=blimp-ram,size={ram},reserve=off"]
+    bits = phys_bits_needed(ram, machine)
+    if bits > QEMU64_PHYS_BITS and "-cpu" not in extra_args:
+        args += ["-cpu", f"qemu64,phys-bits={bits}"]
+    return machine + ",memory-backend=blimp-ram", args
+
+
+def flat_cpu_args(mem, machine="q35"):
+    """-cpu for a guest whose RAM above 4 GiB stays in one piece at any
+    size: qemu64 calling itself Intel, so QEMU does not move that RAM above
+    the AMD HyperTransport hole (to 1 TiB, leaving a 1 TiB gap a guest's
+    per-frame metadata may cover), and the phys-bits that layout needs."""
+    bits = phys_bits_needed(mem_bytes(mem), machine, amd=False)
+    return ["-cpu", f"qemu64,vendor=GenuineIntel,phys-bits={bits}"]
+
+
+def host_room(mem, touched=0, margin=2 << 30):
+    """None if this host can hold a guest of `mem` whose workload touches
+    `touched` bytes, else the reason it cannot. QEMU's resident memory after
+    blimp's boot is about 85 MiB plus 0.82 MiB per GiB of guest (the
+    allocator's metadata and page tables, written at boot: 926 MiB at 1 TiB
+    on today's kernel); counted as 256 MiB plus 1 MiB per GiB, plus what the
+    workload touches, plus `margin` for the others on a shared machine,
+    against the host's MemAvailable."""
+    need = (256 << 20) + (mem_bytes(mem) >> 10) + touched + margin
+    with open("/proc/meminfo") as f:
+        avail = [int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:")]
+    if not avail:
+        return "no MemAvailable in /proc/meminfo"
+    if avail[0] < need:
+        return (f"a {mem} guest needs about {need >> 20} MiB of host memory, "
+                f"MemAvailable is {avail[0] >> 20} MiB")
+    return None
 
 
 class GuestError(Exception):
@@ -206,8 +291,9 @@ class BlimpVM:
 
     # ------------------------------------------------------------- starting
     def command_line(self):
-        cmd = [qemu_binary(), "-machine", self.machine, "-nodefaults", "-display", "none",
-               "-no-reboot", "-m", self.mem, "-smp", str(self.smp)]
+        machine, big = big_memory_args(self.mem, self.machine, self.extra_args)
+        cmd = [qemu_binary(), "-machine", machine, "-nodefaults", "-display", "none",
+               "-no-reboot", "-m", self.mem, "-smp", str(self.smp)] + big
         if self.debug_exit:
             cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if self.serial == "socket":
@@ -544,6 +630,22 @@ class BlimpVM:
         self.poll(reached, timeout, lambda: f"query-balloon actual {actual} never reached {want_bytes} "
                   f"in {timeout} s" + (f" ({why})" if why else ""), period, on_poll)
         return actual
+
+    def balloon_hold(self, held, timeout=600):
+        """Ask QMP for a balloon of `held` bytes (the guest keeps its RAM
+        less that) and wait until blimp says it holds them (`balloon_done`
+        with that target, in 4 KiB pages) and QEMU agrees (query-balloon's
+        actual); returns the balloon_done event, whose `ms` is the guest's
+        time for the step. Events from before the request cannot answer."""
+        ram = mem_bytes(self.mem)
+        with self.cond:
+            self.consumed = len(self.events)
+        self.qmp.execute("balloon", value=ram - held)
+        done = self.wait_event("balloon_done", timeout=timeout, where={"target": held // 4096})
+        if done["held"] != held // 4096:
+            self.fail(f"balloon_done holds {done['held']} pages, the target is {held // 4096}")
+        self.wait_actual(ram - held, timeout=timeout, why=f"a balloon of {held >> 20} MiB")
+        return done
 
     def wait_rss_below(self, limit, timeout=60, period=0.1, on_poll=None):
         """Wait until QEMU's resident memory is at most `limit` bytes; returns it."""
