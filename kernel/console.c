@@ -49,6 +49,16 @@ static uint32_t wire_len(const char *s, size_t n)
 	return len;
 }
 
+/* The first '\n' in s[0..n), or NULL: newlib's memchr, word at a time, is
+ * 14 blocks for TCG to translate at boot; lines are short. */
+static const char *find_newline(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\n')
+			return s + i;
+	return NULL;
+}
+
 /* Append (the caller checked the room), interrupts off. */
 static void ring_put(const char *s, size_t n)
 {
@@ -119,7 +129,7 @@ void console_write(const char *s, size_t n)
 	}
 	bool was = irq_save();
 	while (n) {
-		const char *nl = memchr(s, '\n', n);
+		const char *nl = find_newline(s, n);
 		size_t seg = nl ? (size_t)(nl - s) + 1 : n;
 		uint32_t need = wire_len(s, seg);
 		if (dropping) {
