@@ -27,6 +27,7 @@ Method (issue 8):
     /usr/bin/python3 bench/bench.py [--runs 5] [--size-mib 1536]
         [--report-mib 1024] [--ram-mib 2048] [--swap-mib 256] [--out build/bench] [--quick]
     /usr/bin/python3 bench/bench.py --squeeze-only [--runs 1] [--out DIR]
+    /usr/bin/python3 bench/bench.py --microvm-only [--runs 5] [--ram-mib 2048]
     /usr/bin/python3 bench/bench.py --report build/bench/bench.json
 
 --quick (used by make test): one run, small sizes, UEFI boot skipped; the
@@ -222,6 +223,21 @@ def run_pvh_floor(ram_mib, timeout):
         raise RuntimeError(f"{PVH_FLOOR} on microvm: console {got[:80]!r}, QEMU exited {rc}; "
                            f"expected the line 'floor' and status {EXIT_SUCCESS}")
     return t
+
+
+def microvm_only(args):
+    """--microvm-only: the microvm boot row alone (issue 17), blimp and the
+    floor alternated --runs times, a second or so a run; printed as median
+    (min-max) ms, with blimp minus the floor run by run (the pairs share
+    the host's load, so their difference spreads less than either)."""
+    blimp, floor = [], []
+    for _ in range(args.runs):
+        blimp.append(1000 * run_boot_microvm(args.ram_mib, 600))
+        floor.append(1000 * run_pvh_floor(args.ram_mib, 600))
+    for name, ms in (("blimp on microvm, start to ready", blimp), ("the PVH floor, start to its line", floor),
+                     ("blimp minus the floor, run by run", [b - f for b, f in zip(blimp, floor)])):
+        s = report.stats(ms)
+        print(f"{name:36s} {s['median']:6.1f} ({s['min']:.1f}-{s['max']:.1f}) ms, {s['n']} runs")
 
 
 def run_inflate_deflate(guest, ram_mib, size_mib, tmp, reporting=False):
@@ -433,6 +449,8 @@ def main():
                          "(default 2,64,256,1024,1024flat; --quick 2,64)")
     ap.add_argument("--bigmem-boots", type=int, default=None,
                     help="boots a size for that group, median (default 3; --quick 1)")
+    ap.add_argument("--microvm-only", action="store_true",
+                    help="measure only the microvm boot row: blimp and the PVH floor, --runs times")
     ap.add_argument("--report", metavar="JSON",
                     help="measure nothing: print the table again from a bench.json")
     args = ap.parse_args()
@@ -449,6 +467,9 @@ def main():
         if raw["squeeze_table"]:
             print(report.format_squeeze_table(raw))
             print(report.format_squeeze_markdown(raw))
+        return
+    if args.microvm_only:
+        microvm_only(args)
         return
     if args.quick and args.squeeze_only:
         ap.error("--quick runs no squeeze: --quick and --squeeze-only do not go together")

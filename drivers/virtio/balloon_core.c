@@ -191,6 +191,30 @@ static void cancel_run(struct balloon *b, const struct pfa_run *r)
 
 /* ---------------------------------------------------------------- batches */
 
+/*
+ * The batch buffers (a DMA array of frame numbers and its runs, 640 KiB a
+ * batch at the default size) are had by the first step, not at boot:
+ * zeroing them and mapping the heap behind them was a millisecond of the
+ * boot under TCG. The first step runs as soon as the kernel is ready (the
+ * configuration read at start queues it), while memory is as free as it
+ * gets; an inflate without them stalls and tries again. A deflate or the
+ * OOM path needs frames held, so an inflate came first and the buffers are
+ * there. 0, or -ENOMEM with what was had kept for next time.
+ */
+static int batch_buffers(struct balloon *b)
+{
+	for (uint32_t i = 0; i < b->p.inflight; i++) {
+		struct balloon_batch *bt = &b->batch[i];
+		if (!bt->pfns)
+			bt->pfns = b->ops->dma_alloc(b->ctx, b->p.batch_pages * 4);
+		if (!bt->runs)
+			bt->runs = malloc(b->p.batch_pages * sizeof(struct pfa_run));
+		if (!bt->pfns || !bt->runs)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 static struct balloon_batch *free_batch(struct balloon *b)
 {
 	for (uint32_t i = 0; i < b->p.inflight; i++)
@@ -514,6 +538,7 @@ void balloon_step(struct balloon *b)
 	b->in_step = true;
 	reap(b);
 	retry_remaps(b);
+	int buffers = batch_buffers(b);
 	bool posted = false;
 	struct balloon_batch *bt;
 	while ((bt = free_batch(b)) != NULL) {
@@ -529,6 +554,11 @@ void balloon_step(struct balloon *b)
 			}
 			if (room < want)
 				want = (uint32_t)room;
+			if (buffers < 0) {
+				balloon_say(b, "balloon: no memory for its batch buffers; later");
+				stall(b, level, target);
+				break;
+			}
 			if (start_inflate(b, bt, want) < 0 &&
 			    (!reclaim_for_inflate(b, want) || start_inflate(b, bt, want) < 0)) {
 				/* Blocks isolated for a report in flight come back
@@ -750,12 +780,7 @@ int balloon_core_init(struct balloon *b, struct pfa *pfa, const struct balloon_o
 	if (b->has_report)
 		b->qidx[BALLOON_Q_REPORT] = b->nq++;
 
-	for (uint32_t i = 0; i < b->p.inflight; i++) {
-		b->batch[i].pfns = ops->dma_alloc(ctx, b->p.batch_pages * 4);
-		b->batch[i].runs = malloc(b->p.batch_pages * sizeof(struct pfa_run));
-		if (!b->batch[i].pfns || !b->batch[i].runs)
-			return -ENOMEM;
-	}
+	/* The batch buffers come with the first step (batch_buffers). */
 	if (b->has_stats && !(b->stats = ops->dma_alloc(ctx, BALLOON_STATS_TAGS * sizeof(struct balloon_stat))))
 		return -ENOMEM;
 	if (b->has_hint) {
