@@ -54,6 +54,14 @@ static void poison_released(void *ctx, uint64_t pfn, unsigned order)
 		memset(phys_to_virt(pfn << PAGE_SHIFT), poison_byte, PAGE_SIZE << order);
 }
 
+/* The allocator is about to use a section of RAM for the first time: RAM
+ * above 4 GiB is mapped then, not at boot (arch/x86_64/paging.c). */
+static void map_section(void *ctx, uint64_t pfn, uint64_t frames)
+{
+	(void)ctx;
+	paging_ram_used(pfn << PAGE_SHIFT, frames << PAGE_SHIFT);
+}
+
 void mm_init(const struct boot_info *bi)
 {
 	uint64_t limit = 0;
@@ -67,6 +75,7 @@ void mm_init(const struct boot_info *bi)
 		panic("mm_init: no boot memory for %zu bytes of allocator metadata", meta_size);
 	if (pfa_init(&kernel_pfa, phys_to_virt(meta), meta_size, pfn_limit) < 0)
 		panic("mm_init: pfa_init(%#lx frames) failed", (unsigned long)pfn_limit);
+	pfa_set_section_hook(&kernel_pfa, map_section, NULL);
 
 	for (uint32_t i = 0; i < bi->memmap_count; i++) {
 		const struct boot_mem_range *r = &bi->memmap[i];

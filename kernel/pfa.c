@@ -170,6 +170,8 @@ static void write_section(struct pfa *a, uint64_t s)
 		memset(f, 0, PFA_SECTION_FRAMES);
 	}
 	memset(a->chunks + s * a->chunk_words, 0, 8 * a->chunk_words); /* its bitmap words */
+	if (a->section_hook)
+		a->section_hook(a->section_hook_ctx, s << PFA_MAX_ORDER, PFA_SECTION_FRAMES);
 	a->lazy[s >> 6] &= ~(1ULL << (s & 63));
 	a->st.lazy_sections--;
 }
@@ -277,6 +279,12 @@ void pfa_set_release_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, uns
 {
 	a->release_hook = fn;
 	a->release_hook_ctx = ctx;
+}
+
+void pfa_set_section_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, uint64_t frames), void *ctx)
+{
+	a->section_hook = fn;
+	a->section_hook_ctx = ctx;
 }
 
 void pfa_set_free_hook(struct pfa *a, void (*fn)(void *ctx), void *ctx)

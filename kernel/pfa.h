@@ -95,6 +95,8 @@ struct pfa {
 	void *free_hook_ctx;
 	void (*release_hook)(void *ctx, uint64_t pfn, unsigned order);
 	void *release_hook_ctx;
+	void (*section_hook)(void *ctx, uint64_t pfn, uint64_t frames);
+	void *section_hook_ctx;
 };
 
 /* Bytes of metadata pfa_init needs for frames [0, pfn_limit). */
@@ -155,6 +157,12 @@ int pfa_balloon_split(struct pfa *a, uint64_t pfn, unsigned order);
 /* Called with every block handed back (freed or deflated) before it joins
  * the free lists: the kernel poisons freed memory there (poison=). */
 void pfa_set_release_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, unsigned order), void *ctx);
+
+/* Called when a lazy section is first written (see pfa.c), before any of
+ * its frames can be handed out or reported: the kernel maps that memory
+ * there (paging_ram_used). It must not fail and must not call the
+ * allocator. Set it before pfa_add_free_range. */
+void pfa_set_section_hook(struct pfa *a, void (*fn)(void *ctx, uint64_t pfn, uint64_t frames), void *ctx);
 
 /* Called (from the freeing call) when a free, unreported block of at least
  * PFA_HUGE_ORDER forms: free page reporting arms its timer there. */

@@ -10,6 +10,8 @@
 #include "paging.h"
 #include "cpu.h"
 #include "kernel/addr.h"
+#include "kernel/bootmem.h"
+#include "kernel/panic.h"
 
 #define PTE_P (1ULL << 0)
 #define PTE_W (1ULL << 1)
@@ -230,6 +232,111 @@ static int map_boot_ram(uint64_t lo, uint64_t hi)
 	return 0;
 }
 
+/*
+ * RAM above 4 GiB, mapped when it is first used. A 1 TiB guest's direct map
+ * is 1024 directories of 512 entries: writing them at boot cost ~5 ms of
+ * its boot under TCG, for memory nothing touches until the allocator hands
+ * it out. The allocator says when it first writes a section (pfa's section
+ * hook, kernel/mm.c), and paging_ram_used maps the GiB around it then. It
+ * must not fail and must not allocate (it runs inside an allocator call),
+ * so what it needs is set aside at boot: the PDPT tables, and one directory
+ * frame per GiB with RAM, taken from boot memory but not written until used.
+ */
+#define LAZY_RANGES 16
+static struct { uint64_t lo, hi; } lazy_ram[LAZY_RANGES]; /* 2 MiB aligned */
+static unsigned n_lazy_ram;
+static uint64_t *gib_mapped; /* a bit per GiB below gib_limit: its RAM is mapped */
+static uint64_t gib_limit;
+static uint64_t *pd_pool;    /* directory frames set aside, not yet written */
+static uint64_t pd_pool_left;
+
+static bool gib_has_lazy_ram(uint64_t g)
+{
+	for (unsigned i = 0; i < n_lazy_ram; i++)
+		if (lazy_ram[i].lo < (g + 1) * GIB && lazy_ram[i].hi > g * GIB)
+			return true;
+	return false;
+}
+
+static void map_gib(uint64_t g)
+{
+	uint64_t *e = walk(g * GIB, 2, 0); /* its PDPT table exists since boot */
+	if (!e)
+		panic("paging: no PDPT entry for GiB %lu, set up at boot", (unsigned long)g);
+	uint64_t *pd;
+	if (*e & PTE_P) {
+		pd = phys_to_virt(*e & PTE_ADDR); /* made since, for device memory here */
+	} else {
+		if (!pd_pool_left)
+			panic("paging: no directory set aside for GiB %lu", (unsigned long)g);
+		pd = pd_pool;
+		pd_pool += 512;
+		pd_pool_left--;
+		table_frames++;
+		for (int i = 0; i < 512; i++)
+			pd[i] = 0;
+		*e = virt_to_phys(pd) | PTE_P | PTE_W;
+	}
+	for (unsigned i = 0; i < n_lazy_ram; i++) {
+		uint64_t lo = lazy_ram[i].lo > g * GIB ? lazy_ram[i].lo : g * GIB;
+		uint64_t hi = lazy_ram[i].hi < (g + 1) * GIB ? lazy_ram[i].hi : (g + 1) * GIB;
+		for (uint64_t pa = lo; pa < hi; pa += HUGE_PAGE_SIZE)
+			if (!pd[(pa >> 21) & 511])
+				pd[(pa >> 21) & 511] = pa | PTE_P | PTE_W | PTE_PS;
+	}
+	gib_mapped[g / 64] |= 1ULL << (g % 64);
+}
+
+void paging_ram_used(uint64_t pa, uint64_t size)
+{
+	for (uint64_t g = pa / GIB; g * GIB < pa + size && g < gib_limit; g++)
+		if (!(gib_mapped[g / 64] & (1ULL << (g % 64))) && gib_has_lazy_ram(g))
+			map_gib(g);
+}
+
+/* Boot: record the RAM above 4 GiB, and set aside what mapping it takes. */
+static int defer_high_ram(const struct boot_info *bi)
+{
+	for (uint32_t i = 0; i < bi->memmap_count; i++) {
+		const struct boot_mem_range *r = &bi->memmap[i];
+		if (r->base + r->size <= 4 * GIB)
+			continue;
+		uint64_t lo = (r->base < 4 * GIB ? 4 * GIB : r->base) & ~(HUGE_PAGE_SIZE - 1);
+		uint64_t hi = (r->base + r->size + HUGE_PAGE_SIZE - 1) & ~(HUGE_PAGE_SIZE - 1);
+		if (hi > PAGING_PHYS_LIMIT)
+			return -EINVAL;
+		if (r->type != BOOT_MEM_USABLE || n_lazy_ram == LAZY_RANGES) {
+			int rc = map_boot_ram(lo, hi); /* firmware's, or a map too ragged to keep */
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		lazy_ram[n_lazy_ram].lo = lo;
+		lazy_ram[n_lazy_ram].hi = hi;
+		n_lazy_ram++;
+		if (hi / GIB + 1 > gib_limit)
+			gib_limit = hi / GIB + 1;
+	}
+	if (!n_lazy_ram)
+		return 0;
+	uint64_t gibs = 0;
+	for (uint64_t g = 4; g < gib_limit; g++) {
+		if (!gib_has_lazy_ram(g))
+			continue;
+		gibs++;
+		if (!walk(g * GIB, 2, 0)) /* the PDPT table over it, now */
+			return -ENOMEM;
+	}
+	uint64_t words = (gib_limit + 63) / 64;
+	uint64_t bits = bootmem_alloc(words * 8), pool = bootmem_alloc(gibs * PAGE_SIZE);
+	if (!bits || !pool)
+		return -ENOMEM;
+	gib_mapped = memset(phys_to_virt(bits), 0, words * 8);
+	pd_pool = phys_to_virt(pool);
+	pd_pool_left = gibs;
+	return 0;
+}
+
 int paging_init(const struct boot_info *bi)
 {
 	pml4 = new_table();
@@ -237,16 +344,8 @@ int paging_init(const struct boot_info *bi)
 		return -ENOMEM;
 	/* The low 4 GiB whole: RAM, firmware, and the chipset's MMIO. */
 	int rc = map_boot_ram(0, 4 * GIB);
-	for (uint32_t i = 0; rc == 0 && i < bi->memmap_count; i++) {
-		const struct boot_mem_range *r = &bi->memmap[i];
-		if (r->base + r->size > 4 * GIB) {
-			uint64_t lo = (r->base < 4 * GIB ? 4 * GIB : r->base) & ~(HUGE_PAGE_SIZE - 1);
-			uint64_t hi = (r->base + r->size + HUGE_PAGE_SIZE - 1) & ~(HUGE_PAGE_SIZE - 1);
-			if (hi > PAGING_PHYS_LIMIT)
-				return -EINVAL;
-			rc = map_boot_ram(lo, hi);
-		}
-	}
+	if (rc == 0)
+		rc = defer_high_ram(bi);
 	if (rc == 0) {
 		/* Page 0 stays unmapped so NULL dereferences fault. */
 		uint64_t *e = walk(0, 0, 1);

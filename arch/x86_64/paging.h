@@ -6,7 +6,9 @@
  *   virtual = physical
  *   0            4 KiB   unmapped: a NULL dereference faults
  *   4 KiB        4 GiB   mapped (RAM, firmware, LAPIC/IOAPIC, ECAM, low BARs)
- *   4 GiB        ...     mapped where the memory map lists anything
+ *   4 GiB        ...     mapped where the memory map lists anything; RAM
+ *                        a GiB at a time, when the allocator first hands
+ *                        out a frame of it (paging_ram_used)
  *   anywhere             device memory mapped on demand (paging_map_mmio),
  *                        e.g. a 64-bit BAR that OVMF put near 896 GiB
  *
@@ -32,6 +34,12 @@ void paging_set_frame_provider(paging_frame_fn fn, paging_frame_free_fn release)
 
 /* Build the direct map from the memory map and switch CR3 to it. */
 int paging_init(const struct boot_info *bi);
+
+/* RAM in [pa, pa+size) is about to be used: map the GiBs around it that
+ * boot left unmapped. Allocates nothing and cannot fail (what it needs was
+ * set aside at boot), so the page-frame allocator can call it from inside
+ * any of its calls. */
+void paging_ram_used(uint64_t pa, uint64_t size);
 
 /* x86-64 physical addresses have at most 52 bits (MAXPHYADDR); a page
  * table entry cannot name anything at or above this. */

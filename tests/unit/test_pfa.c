@@ -362,12 +362,39 @@ static uint64_t frame_bytes_written(void)
 	return n;
 }
 
+/* The section hook's record: which sections were announced, in order. */
+static uint8_t announced[2048];
+static uint64_t announcements;
+
+static void section_hook(void *ctx, uint64_t pfn, uint64_t frames)
+{
+	(void)ctx;
+	assert_int_equal(frames, SEC);
+	assert_int_equal(pfn % SEC, 0);
+	assert_true(pfn / SEC < 2048);
+	assert_int_equal(announced[pfn / SEC], 0); /* once a section */
+	announced[pfn / SEC] = 1;
+	announcements++;
+}
+
+/* Every frame of [pfn, pfn + 2^order) was announced before it was handed out. */
+static void expect_announced(uint64_t pfn, unsigned order)
+{
+	for (uint64_t s = pfn / SEC; s <= (pfn + (1ULL << order) - 1) / SEC; s++)
+		if (!announced[s])
+			fail_msg("frame %#llx handed out from section %llu, never announced", (unsigned long long)pfn,
+				 (unsigned long long)s);
+}
+
 static void lazy_sections_are_written_only_when_used(void **state)
 {
 	(void)state;
+	memset(announced, 0, sizeof(announced));
+	announcements = 0;
 	/* 64 GiB, with RAM as on q35: [1 MiB, 2 GiB) and [4 GiB, 64 GiB + 2 GiB). */
 	uint64_t lo_end = (2ULL << 30) >> 12, hi = (4ULL << 30) >> 12, limit = hi + ((62ULL << 30) >> 12);
 	setup(limit);
+	pfa_set_section_hook(&A, section_hook, NULL);
 	assert_int_equal(A.st.lazy_sections, limit / SEC);
 	assert_int_equal(pfa_add_free_range(&A, 256, lo_end - 256), 0);
 	assert_int_equal(pfa_add_free_range(&A, hi, limit - hi), 0);
@@ -398,10 +425,15 @@ static void lazy_sections_are_written_only_when_used(void **state)
 	int64_t p = pfa_alloc_block(&A, 0);
 	assert_true(p >= 0);
 	assert_int_equal(A.st.lazy_sections, before.lazy_sections);
-	for (int i = 0; i < 20000; i++)
-		assert_true(pfa_alloc_block(&A, 0) >= 0);
+	for (int i = 0; i < 20000; i++) {
+		p = pfa_alloc_block(&A, (unsigned)(i % 11));
+		assert_true(p >= 0);
+		expect_announced((uint64_t)p, (unsigned)(i % 11));
+	}
 	expect_ok();
-	assert_true(frame_bytes_written() <= 3 * SEC);
+	/* Frame bytes written in written sections only. */
+	assert_true(frame_bytes_written() <= (limit / SEC - A.st.lazy_sections) * SEC);
+	assert_true(A.st.lazy_sections > limit / SEC / 2);
 
 	/* The balloon takes 40 GiB; the sections it splits are written. */
 	static struct pfa_run runs[40000];
@@ -409,8 +441,10 @@ static void lazy_sections_are_written_only_when_used(void **state)
 	uint64_t got = pfa_balloon_take(&A, (40ULL << 30) >> 12, runs, 40000, &n);
 	assert_int_equal(got, (40ULL << 30) >> 12);
 	expect_ok();
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(pfa_frame_state(&A, runs[i].pfn + (1ULL << runs[i].order) - 1), PFA_BALLOONED);
+		expect_announced(runs[i].pfn, runs[i].order);
+	}
 	uint64_t lazy_mid = A.st.lazy_sections;
 	assert_true(lazy_mid < before.lazy_sections);
 	for (size_t i = 0; i < n; i++)
@@ -439,6 +473,10 @@ static void lazy_sections_are_written_only_when_used(void **state)
 	size_t r = pfa_report_take(&A, PFA_MAX_ORDER, rep, 4);
 	assert_int_equal(r, 4);
 	assert_int_equal(pfa_frame_state(&A, rep[3].pfn + 77), PFA_ISOLATED);
+	for (size_t i = 0; i < r; i++)
+		expect_announced(rep[i].pfn, rep[i].order);
+	/* Announced exactly the sections written. */
+	assert_int_equal(announcements, limit / SEC - A.st.lazy_sections);
 	for (size_t i = 0; i < r; i++)
 		assert_int_equal(pfa_report_done(&A, rep[i].pfn, rep[i].order, true), 0);
 	assert_true(pfa_frame_reported(&A, rep[0].pfn + 5));
