@@ -62,6 +62,46 @@ static void map_section(void *ctx, uint64_t pfn, uint64_t frames)
 	paging_ram_used(pfn << PAGE_SHIFT, frames << PAGE_SHIFT);
 }
 
+/* Boot memory [addr, addr + bytes) back to the allocator, the whole pages
+ * inside it. */
+static void give_back(const void *addr, uint64_t bytes)
+{
+	uint64_t lo = (virt_to_phys(addr) + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	uint64_t hi = (virt_to_phys(addr) + bytes) >> PAGE_SHIFT;
+	if (hi > lo && pfa_add_free_range(&kernel_pfa, lo, hi - lo) < 0)
+		panic("mm_init: cannot give back metadata frames %#lx-%#lx", (unsigned long)lo, (unsigned long)hi);
+}
+
+/*
+ * The metadata covers every frame up to the end of RAM, holes included: on
+ * an AMD CPU QEMU puts RAM above 4 GiB of a guest of 1 TiB or more at
+ * 1 TiB, and the 1 TiB between is 385 MiB of metadata that nothing will
+ * ever read (the allocator stops describing a hole's sections: pfa_set_absent).
+ * Those pages of boot memory become free RAM.
+ */
+static void give_back_hole_metadata(const struct boot_info *bi)
+{
+	uint64_t end = 0; /* of the usable RAM before, in frames */
+	uint64_t given = 0;
+	for (uint32_t i = 0; i < bi->memmap_count; i++) {
+		const struct boot_mem_range *r = &bi->memmap[i];
+		if (r->type != BOOT_MEM_USABLE)
+			continue;
+		uint64_t lo = r->base >> PAGE_SHIFT;
+		uint64_t s0 = (end + PFA_SECTION_FRAMES - 1) / PFA_SECTION_FRAMES, s1 = lo / PFA_SECTION_FRAMES;
+		if (end && s1 > s0 && pfa_set_absent(&kernel_pfa, end, lo - end) == s1 - s0) {
+			const struct pfa *a = &kernel_pfa;
+			give_back(&a->frame[s0 * PFA_SECTION_FRAMES], (s1 - s0) * PFA_SECTION_FRAMES);
+			give_back(&a->chunks[s0 * a->chunk_words], (s1 - s0) * a->chunk_words * 8);
+			given += (s1 - s0) * (PFA_SECTION_FRAMES + a->chunk_words * 8);
+		}
+		end = (r->base + r->size) >> PAGE_SHIFT;
+	}
+	if (given)
+		printf("mm: %lu MiB of metadata for holes in the memory map given back\n",
+		       (unsigned long)(given >> 20));
+}
+
 void mm_init(const struct boot_info *bi)
 {
 	uint64_t limit = 0;
@@ -96,6 +136,7 @@ void mm_init(const struct boot_info *bi)
 	if (pfa_reserve_range(&kernel_pfa, k0, k1 - k0) < 0 ||
 	    pfa_reserve_range(&kernel_pfa, bm_start >> PAGE_SHIFT, (bm_end - bm_start) >> PAGE_SHIFT) < 0)
 		panic("mm_init: cannot reserve the kernel image or boot memory");
+	give_back_hole_metadata(bi);
 	kframe_init(&kernel_kframes, &kernel_pfa);
 	kernel_kframes.ungrouped = cmdline_has("mm.no_group");
 	paging_set_frame_provider(mm_alloc_table_frame, mm_free_table_frame);

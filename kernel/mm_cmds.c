@@ -248,7 +248,7 @@ static int cmd_pfa(int argc, char **argv)
 	int rc = pfa_check(&kernel_pfa, why, sizeof(why));
 	if (rc == 0)
 		rc = kframe_check(k, why, sizeof(why));
-	uint64_t meta = pfa_metadata_size(kernel_pfa.pfn_limit);
+	uint64_t meta = pfa_metadata_bytes(&kernel_pfa);
 	printf("frames (4 KiB): managed %lu, free %lu (reported %lu), used %lu, ballooned %lu, "
 	       "being reported %lu\n", (unsigned long)s->managed, (unsigned long)s->free,
 	       (unsigned long)s->reported, (unsigned long)s->used, (unsigned long)s->ballooned,

@@ -88,7 +88,7 @@ static uint64_t sections_of(uint64_t pfn_limit)
 static size_t layout(struct pfa *a, uint8_t *meta, uint64_t pfn_limit)
 {
 	uint64_t sections = sections_of(pfn_limit), frames = sections << PFA_MAX_ORDER;
-	size_t eager = (sections + 63) / 64, chunk = 0; /* words */
+	size_t eager = 2 * ((sections + 63) / 64), chunk = 0; /* words: lazy[], absent[], ... */
 	for (unsigned k = 0; k <= PFA_MAX_ORDER; k++) {
 		uint64_t words[SBITMAP_MAX_LEVELS];
 		int levels;
@@ -104,6 +104,8 @@ static size_t layout(struct pfa *a, uint8_t *meta, uint64_t pfn_limit)
 		uint64_t *e = (uint64_t *)meta, *chunks = e + eager + frames / 8;
 		size_t at = 0; /* word offset in a chunk */
 		a->lazy = e;
+		e += (sections + 63) / 64;
+		a->absent = e;
 		e += (sections + 63) / 64;
 		for (unsigned k = 0; k <= PFA_MAX_ORDER; k++)
 			for (int list = 0; list < 2; list++) {
@@ -135,10 +137,16 @@ size_t pfa_metadata_size(uint64_t pfn_limit)
 	return layout(NULL, NULL, pfn_limit);
 }
 
+uint64_t pfa_metadata_bytes(const struct pfa *a)
+{
+	return pfa_metadata_size(a->pfn_limit) -
+	       a->st.absent_sections * (PFA_SECTION_FRAMES + 8 * a->chunk_words);
+}
+
 uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a)
 {
 	uint64_t frames = a->st.managed ? a->st.managed : 1;
-	return (uint64_t)pfa_metadata_size(a->pfn_limit) * 1000 / frames;
+	return pfa_metadata_bytes(a) * 1000 / frames;
 }
 
 int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
@@ -156,6 +164,23 @@ int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit)
 	if (a->lazy_limit & 63)
 		a->lazy[a->lazy_limit / 64] = (1ULL << (a->lazy_limit & 63)) - 1;
 	return 0;
+}
+
+uint64_t pfa_set_absent(struct pfa *a, uint64_t pfn, uint64_t count)
+{
+	if (pfn >= a->pfn_limit || count > a->pfn_limit - pfn)
+		return 0;
+	uint64_t marked = 0;
+	uint64_t s0 = (pfn + PFA_SECTION_FRAMES - 1) >> PFA_MAX_ORDER, s1 = (pfn + count) >> PFA_MAX_ORDER;
+	for (uint64_t s = s0; s < s1; s++) {
+		if (!pfa_section_lazy(a, s) || sbitmap_test(&a->unreported[PFA_MAX_ORDER], s) ||
+		    pfa_section_absent(a, s))
+			continue; /* written, free, or already so */
+		a->absent[s >> 6] |= 1ULL << (s & 63);
+		a->st.absent_sections++;
+		marked++;
+	}
+	return marked;
 }
 
 /* Write section s's metadata as its lazy bit says it is, and clear the bit:
@@ -424,6 +449,12 @@ int pfa_add_free_range(struct pfa *a, uint64_t pfn, uint64_t count)
 {
 	if (pfn >= a->pfn_limit || count > a->pfn_limit - pfn)
 		return -EINVAL;
+	for (uint64_t sec = pfn >> PFA_MAX_ORDER; count && sec <= (pfn + count - 1) >> PFA_MAX_ORDER; sec++)
+		if (pfa_section_absent(a, sec)) {
+			bad_call("pfa_add_free_range", "frame in a section said to hold no memory",
+				 sec << PFA_MAX_ORDER > pfn ? sec << PFA_MAX_ORDER : pfn, 0, NULL);
+			return -EINVAL;
+		}
 	uint64_t bad = first_unreserved(a, pfn, pfn + count);
 	if (bad < pfn + count)
 		return bad_call("pfa_add_free_range", "frame already managed", bad, 0, NULL);

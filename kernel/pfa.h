@@ -69,6 +69,8 @@ struct pfa_stats {
 	/* Sections (64 MiB) whose metadata is not written yet: each wholly
 	 * free (one unreported max-order block) or wholly reserved. */
 	uint64_t lazy_sections;
+	/* Of those, sections said to hold no memory (pfa_set_absent). */
+	uint64_t absent_sections;
 };
 
 typedef uint64_t (*pfa_oom_fn)(void *ctx, uint64_t frames_wanted);
@@ -79,6 +81,7 @@ struct pfa {
 	uint64_t *chunks;            /* per section, its own bitmap words (pfa.c, layout) */
 	size_t chunk_words;
 	uint64_t *lazy;              /* a bit per whole section: metadata not written yet */
+	uint64_t *absent;            /* a bit per section: never memory, never written */
 	uint64_t lazy_limit;         /* sections: [0, pfn_limit) rounded up to whole ones */
 	size_t eager_bytes;          /* the part of the buffer pfa_init writes */
 	/* free blocks per order: a bit per aligned block (kernel/sbitmap.h) */
@@ -102,6 +105,9 @@ struct pfa {
 /* Bytes of metadata pfa_init needs for frames [0, pfn_limit). */
 size_t pfa_metadata_size(uint64_t pfn_limit);
 
+/* Metadata bytes, less what absent sections gave back (pfa_set_absent). */
+uint64_t pfa_metadata_bytes(const struct pfa *a);
+
 /* Metadata bytes per managed frame, in thousandths (for reports). */
 uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a);
 
@@ -109,6 +115,17 @@ uint64_t pfa_metadata_millibytes_per_frame(const struct pfa *a);
  * its contents do not matter (what is read is written first). Returns 0 or
  * -EINVAL. */
 int pfa_init(struct pfa *a, void *meta, size_t meta_size, uint64_t pfn_limit);
+
+/*
+ * Whole sections in [pfn, pfn + count) that are reserved and lazy hold no
+ * memory and never will (a hole in the physical address space: on an AMD
+ * CPU QEMU puts a 1 TiB guest's RAM above 1 TiB). The allocator never
+ * reads or writes their metadata from here on, and pfa_add_free_range
+ * refuses them (-EINVAL), so the caller may use that part of the buffer
+ * (pfa_frame_ptr of the section's first frame, 16 KiB; and its chunk of
+ * chunk_words words) for something else. Returns how many were marked.
+ */
+uint64_t pfa_set_absent(struct pfa *a, uint64_t pfn, uint64_t count);
 
 /* Usable RAM: frames become free. Reserved-again later by pfa_reserve_range.
  * Returns 0, -EINVAL (outside pfn_limit) or -EFAULT (some frame not reserved). */

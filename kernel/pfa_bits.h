@@ -30,6 +30,12 @@ static inline bool pfa_section_lazy(const struct pfa *a, uint64_t s)
 	return s < a->lazy_limit && ((a->lazy[s >> 6] >> (s & 63)) & 1);
 }
 
+/* Whether section s holds no memory (pfa_set_absent); it stays lazy. */
+static inline bool pfa_section_absent(const struct pfa *a, uint64_t s)
+{
+	return s < a->lazy_limit && ((a->absent[s >> 6] >> (s & 63)) & 1);
+}
+
 /* Where frame pfn's byte is. */
 static inline uint8_t *pfa_frame_ptr(const struct pfa *a, uint64_t pfn)
 {

@@ -43,10 +43,13 @@ static int check_bitmap(const struct pfa *a, const struct sbitmap *b, uint64_t n
 
 int pfa_check(const struct pfa *a, char *why, size_t len)
 {
-	uint64_t count[8] = { 0 }, blocks[PFA_MAX_ORDER + 1] = { 0 }, reported = 0, lazy = 0;
+	uint64_t count[8] = { 0 }, blocks[PFA_MAX_ORDER + 1] = { 0 }, reported = 0, lazy = 0, absent = 0;
 
 	for (uint64_t pfn = 0; pfn < a->pfn_limit;) {
 		uint64_t sec = pfn >> PFA_MAX_ORDER;
+		if (!pfa_section_lazy(a, sec) && pfa_section_absent(a, sec))
+			return check_fail(why, len, "section %#llx holds no memory but was written",
+				    (unsigned long long)sec);
 		if (pfa_section_lazy(a, sec)) {
 			/* Blocks never straddle a section, so pfn is its first frame. */
 			bool free = sbitmap_test(&a->unreported[PFA_MAX_ORDER], sec);
@@ -57,6 +60,10 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 			if (free && n < PFA_SECTION_FRAMES)
 				return check_fail(why, len, "lazy section %#llx is free but reaches past the end "
 					    "(frame %#llx)", (unsigned long long)sec, (unsigned long long)a->pfn_limit);
+			if (free && pfa_section_absent(a, sec))
+				return check_fail(why, len, "section %#llx holds no memory but is free",
+					    (unsigned long long)sec);
+			absent += pfa_section_absent(a, sec);
 			count[free ? PFA_FREE : PFA_RESERVED] += n;
 			blocks[PFA_MAX_ORDER] += free;
 			lazy++;
@@ -131,6 +138,7 @@ int pfa_check(const struct pfa *a, char *why, size_t len)
 		{ "pool free", count[PFA_POOL_FREE], a->st.pool_free << PFA_HUGE_ORDER },
 		{ "managed", a->pfn_limit - count[PFA_RESERVED], a->st.managed },
 		{ "lazy sections", lazy, a->st.lazy_sections },
+		{ "absent sections", absent, a->st.absent_sections },
 	};
 	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++)
 		if (totals[i].seen != totals[i].counted)

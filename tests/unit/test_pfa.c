@@ -499,6 +499,53 @@ static void check_finds_a_bit_set_for_a_lazy_section(void **state)
 	assert_non_null(strstr(why, "order 9"));
 }
 
+
+/* A hole's sections: never described, their metadata free for other use. */
+static void absent_sections_are_never_touched(void **state)
+{
+	(void)state;
+	/* RAM [0, 2 sections) and [10, 12 sections): sections 2-9 a hole. */
+	uint64_t limit = 12 * SEC;
+	setup(limit);
+	assert_int_equal(pfa_add_free_range(&A, 100, 2 * SEC - 100), 0);
+	assert_int_equal(pfa_add_free_range(&A, 10 * SEC, 2 * SEC), 0);
+	uint64_t meta_before = pfa_metadata_bytes(&A);
+	/* Marks whole lazy reserved sections only: 3 to 8 of [2.5, 9). */
+	assert_int_equal(pfa_set_absent(&A, 2 * SEC + SEC / 2, 6 * SEC + SEC / 2), 6);
+	assert_int_equal(pfa_set_absent(&A, 2 * SEC, 8 * SEC), 2); /* then 2 and 9 */
+	assert_int_equal(pfa_set_absent(&A, 10 * SEC, 2 * SEC), 0); /* free: not a hole */
+	assert_int_equal(A.st.absent_sections, 8);
+	assert_int_equal(pfa_metadata_bytes(&A), meta_before - 8 * (SEC + 8 * A.chunk_words));
+	expect_ok();
+	/* Scribble over their metadata, as the kernel's new owner of it would. */
+	memset(pfa_frame_ptr(&A, 2 * SEC), 0x5a, 8 * SEC);
+	memset(&A.chunks[2 * A.chunk_words], 0x5a, 8 * 8 * A.chunk_words);
+	struct pfa_stats before = A.st;
+	assert_int_equal(pfa_add_free_range(&A, 5 * SEC + 3, 10), -EINVAL);
+	assert_int_equal(pfa_add_free_range(&A, 2 * SEC - 10, 20), -EINVAL); /* reaches into it */
+	assert_int_equal(pfa_free_block(&A, 4 * SEC, 0, NULL), -EFAULT);
+	assert_int_equal(pfa_frame_state(&A, 6 * SEC + 1), PFA_RESERVED);
+	assert_int_equal(pfa_reserve_range(&A, 3 * SEC, 2 * SEC), 0);
+	assert_memory_equal(&before, &A.st, sizeof(before));
+	expect_ok();
+	/* Everything else works around it; none of it writes there. */
+	static struct pfa_run runs[4096];
+	size_t n;
+	assert_true(pfa_balloon_take(&A, 3 * SEC, runs, 4096, &n) > 0);
+	for (int i = 0; i < 3000; i++)
+		assert_true(pfa_alloc_block(&A, 0) >= 0 || A.st.free <= A.reserve_floor);
+	struct pfa_run rep[8];
+	size_t r = pfa_report_take(&A, 9, rep, 8);
+	for (size_t i = 0; i < r; i++)
+		assert_int_equal(pfa_report_done(&A, rep[i].pfn, rep[i].order, true), 0);
+	expect_ok();
+	for (uint64_t i = 0; i < 8 * SEC; i++)
+		if (pfa_frame_ptr(&A, 2 * SEC)[i] != 0x5a)
+			fail_msg("byte %llu of a hole's frame bytes was written", (unsigned long long)i);
+	for (uint64_t i = 0; i < 8 * A.chunk_words; i++)
+		assert_int_equal(A.chunks[2 * A.chunk_words + i], 0x5a5a5a5a5a5a5a5aULL);
+}
+
 /* --------------------------------------------------------------- random */
 
 #define RLIMIT (6 * PFA_SECTION_FRAMES + 1000) /* six whole sections and a part */
@@ -623,6 +670,7 @@ int main(void)
 		cmocka_unit_test(balloon_split_and_free_hook),
 		cmocka_unit_test(lazy_sections_are_written_only_when_used),
 		cmocka_unit_test(check_finds_a_bit_set_for_a_lazy_section),
+		cmocka_unit_test(absent_sections_are_never_touched),
 		cmocka_unit_test(random_operations_against_a_model),
 		cmocka_unit_test(random_operations_over_lazy_sections),
 	};
