@@ -23,6 +23,12 @@ QEMU command line), summary.json.
   fuzz_device.py run --seed 5 --ops 3000 --config reporting
   fuzz_device.py replay FINDING/ops.log --config reporting
   fuzz_device.py minimize FINDING/ops.log --config reporting   (writes ops.min.log)
+
+The transport and ring shape: --packed (packed virtqueues), --machine
+microvm (the balloon on virtio-mmio version 2), --machine microvm
+--legacy-mmio (mmio version 1), --machine microvm --packed; each names one
+of the configurations below (packed, mmio, mmio-packed, mmio-legacy), which
+--config and --configs also take. BLIMP_QEMU selects the QEMU.
 """
 import argparse
 import json
@@ -46,6 +52,8 @@ FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
 # TCG handles it in the vCPU thread anyway).
 BALLOON = "virtio-balloon-pci,id=bal0" + \
     (",ioeventfd=off" if qemu_device_has("virtio-balloon-pci", "ioeventfd") else "")
+MMIO_V2 = ["-global", "virtio-mmio.force-legacy=false", "-global", "virtio-mmio.ioeventfd=off"]
+MMIO_V1 = ["-global", "virtio-mmio.force-legacy=true", "-global", "virtio-mmio.ioeventfd=off"]
 # QEMU configurations a campaign cycles through: (devices, extra args).
 CONFIGS = {
     # reporting on, page poison offered (QEMU's default)
@@ -57,7 +65,17 @@ CONFIGS = {
              ["-object", "iothread,id=io1"]),
     # the modern-only device (1af4:1045), defaults otherwise
     "modern": ([BALLOON + ",disable-legacy=on,deflate-on-oom=on"], []),
+    # packed virtqueues (VIRTIO_F_RING_PACKED offered; the fuzzer takes it)
+    "packed": ([BALLOON + ",free-page-reporting=on,packed=on"], []),
+    # virtio-mmio on microvm: version 2, version 2 with packed rings, and
+    # legacy version 1 (7.2's default; set either way so both QEMUs agree).
+    # ioeventfd=off for the reason given above.
+    "mmio": (["virtio-balloon-device,id=bal0,free-page-reporting=on"], MMIO_V2),
+    "mmio-packed": (["virtio-balloon-device,id=bal0,free-page-reporting=on,packed=on"], MMIO_V2),
+    "mmio-legacy": (["virtio-balloon-device,id=bal0,free-page-reporting=on"], MMIO_V1),
 }
+# The machine of each configuration: q35 unless named here.
+MACHINE = {"mmio": "microvm", "mmio-packed": "microvm", "mmio-legacy": "microvm"}
 # How long a replay that ran every op waits for QEMU to exit before it
 # calls the run "ok" (an ok replay costs this much). A device in an
 # iothread acts after the guest's last command returned; otherwise QEMU's
@@ -70,7 +88,21 @@ KNOWN = {"tcg_handle_interrupt": "QEMU-1 (docs/findings.md)"}
 
 def boot(config, append, mem="256M"):
     devices, extra = CONFIGS[config]
-    return BlimpVM(mem=mem, append=append, devices=devices, extra_args=extra, name=f"fuzz-{config}").start()
+    return BlimpVM(mem=mem, append=append, devices=devices, extra_args=extra, name=f"fuzz-{config}",
+                   machine=MACHINE.get(config, "q35")).start()
+
+
+def shape_config(config, machine=None, packed=False, legacy_mmio=False):
+    """The configuration named by the shape flags, or `config` when none is given."""
+    if legacy_mmio and machine != "microvm":
+        raise ValueError("--legacy-mmio needs --machine microvm (legacy PCI is not fuzzed)")
+    if machine == "microvm":
+        if legacy_mmio and packed:
+            raise ValueError("legacy virtio-mmio has no packed rings")
+        return "mmio-legacy" if legacy_mmio else "mmio-packed" if packed else "mmio"
+    if machine not in (None, "q35"):
+        raise ValueError(f"unknown machine {machine} (q35 or microvm)")
+    return "packed" if packed else config
 
 
 def ops_of(vm):
@@ -355,13 +387,30 @@ def _main():
     r.add_argument("--ops", type=int, default=2000)
     r.add_argument("--config", default="reporting", choices=CONFIGS)
     r.add_argument("--bad", type=int, default=70)
+    parsers = [c, r]
     for name in ("replay", "minimize"):
         p = sub.add_parser(name)
         p.add_argument("log")
         p.add_argument("--config", choices=CONFIGS,
                        help="QEMU configuration (default: the log's \"# config:\" line, else reporting)")
         p.add_argument("--hang", type=float, default=10, help="seconds without progress that count as a hang")
+        parsers.append(p)
+    for p in parsers:
+        p.add_argument("--machine", choices=("q35", "microvm"),
+                       help="microvm: the balloon on virtio-mmio (version 2 unless --legacy-mmio)")
+        p.add_argument("--packed", action="store_true", help="packed virtqueues (packed=on)")
+        p.add_argument("--legacy-mmio", action="store_true", help="virtio-mmio version 1 (with --machine microvm)")
     a = ap.parse_args()
+    shaped = a.machine is not None or a.packed or a.legacy_mmio
+    if shaped:
+        try:
+            shape = shape_config(None, a.machine, a.packed, a.legacy_mmio)
+        except ValueError as e:
+            ap.error(str(e))
+        if a.cmd == "campaign":
+            a.configs = shape or "reporting"
+        else:
+            a.config = shape or "reporting"
     if a.cmd == "campaign":
         configs = a.configs.split(",")
         unknown = [x for x in configs if x not in CONFIGS]
