@@ -843,6 +843,12 @@ static void plan_queues(void)
 		set_status(ok_status());
 	for (int q = 0; q < (int)n_queues(); q++) {
 		uint64_t size = 16ULL << below(4);
+		if (has(VQ_F_RING_PACKED) && !on_legacy() && chance(60)) {
+			/* small, and of any size (2.8.10): the wrap counters flip
+			 * within a program */
+			const uint64_t small[] = { 4, 5, 7, 8, 12 };
+			size = small[below(5)];
+		}
 		if (!G.valid && chance(10)) {
 			const uint64_t odd[] = { 0, 3, 100, 1024, 256 };
 			size = odd[below(5)];
