@@ -23,6 +23,9 @@ QEMU command line), summary.json.
   fuzz_device.py run --seed 5 --ops 3000 --config reporting
   fuzz_device.py replay FINDING/ops.log --config reporting
   fuzz_device.py minimize FINDING/ops.log --config reporting   (writes ops.min.log)
+  fuzz_device.py compare OTHER_QEMU    replay every finding of this QEMU's last
+                                       campaign here and on OTHER_QEMU: which
+                                       are version-specific (compare.json)
 
 The transport and ring shape: --packed (packed virtqueues), --machine
 microvm (the balloon on virtio-mmio version 2), --machine microvm
@@ -38,9 +41,11 @@ import subprocess
 import sys
 import time
 
-from .vm import ROOT, BlimpVM, GuestError, qemu_device_has, qemu_version_line
+from .vm import QEMU_ENV, ROOT, BlimpVM, GuestError, qemu_binary, qemu_device_has, qemu_version, qemu_version_line
 
-FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
+# One folder per QEMU version, so campaigns on 7.2 and 10.0 can run side by
+# side and be compared (`compare`).
+FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings", "qemu-" + ".".join(map(str, qemu_version())))
 
 # Every configuration has ioeventfd=off where the device has that property
 # (QEMU 10.0; 7.2's balloon has none): a kick is then handled by the vCPU
@@ -364,6 +369,45 @@ def campaign(seconds, configs, ops, seed0, hang_s, bad):
     return summary
 
 
+def replay_on(binary, log, config, hang_s=10):
+    """Replay `log` on QEMU `binary` in a process of its own (the
+    configurations depend on the QEMU: ioeventfd); (kind, signature)."""
+    env = dict(os.environ, **{QEMU_ENV: binary})
+    tool = os.path.join(ROOT, "tools", "fuzz_device.py")
+    done = subprocess.run([sys.executable, tool, "replay", log, "--config", config, "--hang", str(hang_s)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    last = (done.stdout.strip().splitlines() or ["error: no output"])[-1]
+    if done.returncode == 0:
+        return "ok", ""
+    kind, _, sig = last.partition(": ")
+    return kind, sig
+
+
+def compare(other, log=print):
+    """Every finding of this QEMU's last campaign, replayed here and on
+    `other`: a finding that reproduces on one only is version-specific."""
+    with open(os.path.join(FINDINGS, "campaign.json")) as f:
+        runs = json.load(f)["runs"]
+    here = qemu_binary()
+    rows = []
+    for r in runs:
+        if "folder" not in r:
+            continue
+        ops_log = os.path.join(r["folder"], "ops.log")
+        a = replay_on(here, ops_log, r["config"])
+        b = replay_on(other, ops_log, r["config"])
+        verdict = ("both" if a[0] != "ok" and b[0] != "ok" else "only here" if a[0] != "ok"
+                   else "only on the other" if b[0] != "ok" else "neither (not reproducible by replay)")
+        rows.append({"log": ops_log, "config": r["config"], "campaign": f"{r['kind']}: {r['signature']}",
+                     "here": f"{a[0]}: {a[1]}" if a[0] != "ok" else "ok", "other": f"{b[0]}: {b[1]}" if b[0] != "ok"
+                     else "ok", "verdict": verdict})
+        log(f"{r['config']:12s} {verdict:20s} here {rows[-1]['here']}\n{'':34s}other {rows[-1]['other']}")
+    out = {"here": qemu_version_line(), "other": other, "findings": rows}
+    with open(os.path.join(FINDINGS, "compare.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
 def main():
     try:
         _main()
@@ -388,6 +432,8 @@ def _main():
     r.add_argument("--config", default="reporting", choices=CONFIGS)
     r.add_argument("--bad", type=int, default=70)
     parsers = [c, r]
+    cmp_ = sub.add_parser("compare")
+    cmp_.add_argument("other", help="the other QEMU binary")
     for name in ("replay", "minimize"):
         p = sub.add_parser(name)
         p.add_argument("log")
@@ -401,7 +447,7 @@ def _main():
         p.add_argument("--packed", action="store_true", help="packed virtqueues (packed=on)")
         p.add_argument("--legacy-mmio", action="store_true", help="virtio-mmio version 1 (with --machine microvm)")
     a = ap.parse_args()
-    shaped = a.machine is not None or a.packed or a.legacy_mmio
+    shaped = getattr(a, "machine", None) is not None or getattr(a, "packed", False) or getattr(a, "legacy_mmio", False)
     if shaped:
         try:
             shape = shape_config(None, a.machine, a.packed, a.legacy_mmio)
@@ -421,6 +467,9 @@ def _main():
         print(json.dumps(run_seed(a.seed, a.ops, a.config, bad=a.bad), indent=1))
     elif a.cmd in ("replay", "minimize") and a.config is None:
         a.config = log_config(a.log) or "reporting"
+    if a.cmd == "compare":
+        compare(a.other)
+        return
     if a.cmd == "replay":
         kind, sig, _ = replay(read_log(a.log), a.config, a.hang)
         print(f"{kind}: {sig}" if kind != "ok" else "ok: nothing happened")
