@@ -311,3 +311,21 @@ def test_kept_shape_reproducers_do_what_findings_md_says_on_this_qemu(name):
         assert kind == "ok", f"{kind}: {sig}"
     else:
         assert kind == "crash" and want in sig, f"{kind}: {sig}"
+
+
+def test_compare_tells_the_same_assertion_from_a_different_one():
+    # The same assertion at 7.2's and 10.0's source paths is one bug; QEMU-5
+    # on 7.2 and QEMU-6 on 10.0, both "addr < cache->len", are two (seen on
+    # one log of the shapes campaign). No QEMU is run.
+    a = ("crash", "qemu-system-x86_64: ../../softmmu/physmem.c:3332: address_space_cache_init: Assertion `len > 0' failed.")
+    b = ("crash", "qemu-system-x86_64: system/physmem.c:3520: address_space_cache_init: Assertion `len > 0' failed.")
+    stw = ("crash", "qemu-system-x86_64: ./include/exec/memory_ldst_cached.h.inc:77: address_space_stw_le_cached: "
+                    "Assertion `addr < cache->len && 2 <= cache->len - addr' failed.")
+    lduw = ("crash", "qemu-system-x86_64: ./include/exec/memory_ldst_cached.h.inc:30: address_space_lduw_le_cached: "
+                     "Assertion `addr < cache->len && 2 <= cache->len - addr' failed.")
+    assert fuzz_device.verdict(a, b) == "both"
+    assert fuzz_device.verdict(stw, lduw) == "both, but a different failure"
+    assert fuzz_device.verdict(stw, ("ok", "")) == "only here"
+    assert fuzz_device.verdict(("ok", ""), lduw) == "only on the other"
+    assert fuzz_device.verdict(("hang", "no serial output and no QMP answer"),
+                               ("guest", "no serial output while QEMU still answers QMP")) == "both"

@@ -36,6 +36,7 @@ of the configurations below (packed, mmio, mmio-packed, mmio-legacy), which
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -383,6 +384,29 @@ def replay_on(binary, log, config, hang_s=10):
     return kind, sig
 
 
+def same_bug(sig_a, sig_b):
+    """Do two signatures name the same failure, whatever the QEMU's source
+    layout ("../../softmmu/physmem.c:3372: f: Assertion" on 7.2 is
+    "system/physmem.c:3561: f: Assertion" on 10.0)?"""
+    def norm(sig):
+        return re.sub(r"\S+\.(?:c|h|inc):\d+: ", "", sig)
+    return norm(sig_a) == norm(sig_b)
+
+
+def verdict(a, b):
+    """What two replays of one log, (kind, signature) here and on the other
+    QEMU, say about the finding."""
+    if a[0] == "ok" and b[0] == "ok":
+        return "neither (not reproducible by replay)"
+    if b[0] == "ok":
+        return "only here"
+    if a[0] == "ok":
+        return "only on the other"
+    if a[0] == b[0] == "crash" and not same_bug(a[1], b[1]):
+        return "both, but a different failure"
+    return "both"
+
+
 def compare(other, log=print):
     """Every finding of this QEMU's last campaign, replayed here and on
     `other`: a finding that reproduces on one only is version-specific."""
@@ -396,12 +420,11 @@ def compare(other, log=print):
         ops_log = os.path.join(r["folder"], "ops.log")
         a = replay_on(here, ops_log, r["config"])
         b = replay_on(other, ops_log, r["config"])
-        verdict = ("both" if a[0] != "ok" and b[0] != "ok" else "only here" if a[0] != "ok"
-                   else "only on the other" if b[0] != "ok" else "neither (not reproducible by replay)")
+        v = verdict(a, b)
         rows.append({"log": ops_log, "config": r["config"], "campaign": f"{r['kind']}: {r['signature']}",
                      "here": f"{a[0]}: {a[1]}" if a[0] != "ok" else "ok", "other": f"{b[0]}: {b[1]}" if b[0] != "ok"
-                     else "ok", "verdict": verdict})
-        log(f"{r['config']:12s} {verdict:20s} here {rows[-1]['here']}\n{'':34s}other {rows[-1]['other']}")
+                     else "ok", "verdict": v})
+        log(f"{r['config']:12s} {v:20s} here {rows[-1]['here']}\n{'':34s}other {rows[-1]['other']}")
     out = {"here": qemu_version_line(), "other": other, "findings": rows}
     with open(os.path.join(FINDINGS, "compare.json"), "w") as f:
         json.dump(out, f, indent=1)
