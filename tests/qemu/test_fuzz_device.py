@@ -329,3 +329,19 @@ def test_compare_tells_the_same_assertion_from_a_different_one():
     assert fuzz_device.verdict(("ok", ""), lduw) == "only on the other"
     assert fuzz_device.verdict(("hang", "no serial output and no QMP answer"),
                                ("guest", "no serial output while QEMU still answers QMP")) == "both"
+
+
+def test_shape_flags_name_the_configurations():
+    # tools/fuzz_device.py --machine/--packed/--legacy-mmio; no QEMU is run.
+    shape = fuzz_device.shape_config
+    assert shape("reporting") == "reporting"
+    assert shape("reporting", packed=True) == "packed"
+    assert shape("reporting", machine="microvm") == "mmio"
+    assert shape("reporting", machine="microvm", packed=True) == "mmio-packed"
+    assert shape("reporting", machine="microvm", legacy_mmio=True) == "mmio-legacy"
+    for bad in ({"legacy_mmio": True}, {"machine": "microvm", "legacy_mmio": True, "packed": True},
+                {"machine": "pc"}):
+        with pytest.raises(ValueError):
+            shape("reporting", **bad)
+    assert all(fuzz_device.MACHINE.get(c, "q35") == ("microvm" if c.startswith("mmio") else "q35")
+               for c in fuzz_device.CONFIGS)

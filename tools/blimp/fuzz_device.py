@@ -494,7 +494,12 @@ def _main():
         compare(a.other)
         return
     if a.cmd == "replay":
-        kind, sig, _ = replay(read_log(a.log), a.config, a.hang)
+        kind, sig, lines = replay(read_log(a.log), a.config, a.hang)
+        refused = sum(1 for ln in lines if ln.startswith("fz> refused"))
+        if refused:
+            # A log replayed on another shape (PCI ops on mmio) does nothing.
+            print(f"note: the guest refused {refused} ops (see serial output); is --config {a.config} the log's shape?",
+                  file=sys.stderr)
         print(f"{kind}: {sig}" if kind != "ok" else "ok: nothing happened")
         sys.exit(0 if kind == "ok" else 1)
     elif a.cmd == "minimize":
