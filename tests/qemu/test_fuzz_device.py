@@ -3,6 +3,7 @@ the minimizer of tools/fuzz_device.py, against real QEMU; and the other
 shapes of the device: packed rings on PCI, virtio-mmio version 2 (split and
 packed) and legacy version 1 on microvm."""
 import os
+import time
 
 import pytest
 
@@ -345,3 +346,47 @@ def test_shape_flags_name_the_configurations():
             shape("reporting", **bad)
     assert all(fuzz_device.MACHINE.get(c, "q35") == ("microvm" if c.startswith("mmio") else "q35")
                for c in fuzz_device.CONFIGS)
+
+
+class _SilentVM:
+    """Enough of a BlimpVM for wait_run and judge: serial lines that stop
+    (and come back after `resume_after` seconds, if given), a QEMU that runs
+    on and whose QMP answers at once. No QEMU is run."""
+
+    class _Proc:
+        def poll(self):
+            return None
+
+    class _QMP:
+        class sock:
+            @staticmethod
+            def settimeout(t):
+                pass
+
+        @staticmethod
+        def execute(cmd):
+            return {}
+
+    def __init__(self, resume_after):
+        self.t0, self.resume_after = time.monotonic(), resume_after
+        self._lines = ["fz kick 0"]
+        self.events, self.bad_lines, self.stderr_lines = [], [], []
+        self.proc, self.qmp = self._Proc(), self._QMP()
+
+    @property
+    def lines(self):
+        if self.resume_after is not None and time.monotonic() - self.t0 > self.resume_after:
+            self._lines[1:] = ["fz wait 0 20"]
+        return self._lines
+
+    def tail(self, n):
+        return "\n".join(self._lines[-n:])
+
+
+def test_a_guest_silent_past_the_limit_is_told_apart_from_qemu_busy_in_its_access():
+    # Silent for good: blimp is stuck. Silent past the limit, then going on
+    # while QMP answers at once: QEMU was busy in the guest's device access.
+    assert fuzz_device.wait_run(_SilentVM(None), hang_s=0.5) == (False, "guest")
+    assert fuzz_device.wait_run(_SilentVM(1.0), hang_s=0.5) == (False, "busy")
+    kind, sig, _ = fuzz_device.judge(_SilentVM(0), False, "busy")
+    assert kind == "hang" and "QEMU busy" in sig
