@@ -5,7 +5,9 @@ every operation ("fz <op>"); see fuzz/devfuzz.h and docs/fuzzing.md. This tool
 runs it and judges each run:
 
   crash      QEMU exited on its own: abort, assertion, signal, error exit
-  hang       no serial output for --hang seconds and QMP does not answer
+  hang       no serial output for --hang seconds and QMP does not answer,
+             or it answers and the guest goes on soon after: QEMU was busy
+             inside one of its device accesses
   guest      blimp itself panicked or faulted (exit status 37 or 39),
              stopped printing while QEMU still answers, or printed a
              malformed event line (named in the detail)
