@@ -2,9 +2,11 @@
  * fz_packed: the device fuzzer's packed rings (virtio 1.2, 2.8), for
  * fz_exec.c: `padd` writes descriptors with whatever flags, slots and ids
  * the op says, `wait` reads used descriptors back, `pevent` writes the
- * driver event suppression structure. The ring memory is fz_exec.c's; the
- * model of what is in flight (slots, ids) follows what the ops did, so a
- * malformed op leaves it as wrong as the device's view.
+ * driver event suppression structure. The ring memory is fz_exec.c's.
+ * What is in flight (the next slot, the ids and their descriptor counts)
+ * follows what the ops did, not what the device made of them: after a
+ * malformed op the two may disagree, which is why only valid programs'
+ * used descriptors are judged (a bogus id there is a finding).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,8 +15,6 @@
 #include "drivers/virtio/virtqueue.h"
 #include "kernel/addr.h"
 #include "kernel/clock.h"
-
-/* ---------------------------------------------------------------- packed rings */
 
 static uint16_t pstep(const struct fz_ring *r, uint16_t slot, bool *wrap)
 {
