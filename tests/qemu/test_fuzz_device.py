@@ -209,6 +209,22 @@ def test_each_shape_is_fuzzed_cleanly_and_a_seed_gives_the_same_ops(boot, config
     assert op_lines(b) == log
 
 
+@pytest.mark.parametrize("config", ["packed", "mmio-packed", "mmio-legacy"])
+def test_a_shape_log_replays_exactly(boot, config):
+    vm, _ = shape_run(boot, config, seed=3, ops=150)
+    log = op_lines(vm)
+    programs = vm.events_named("fuzz_program")
+    replayed = boot_shape(boot, config, "fuzz.replay")
+    replayed.wait_event("fuzz_device", timeout=60)
+    for op in log:
+        replayed.shell("fz " + op, expect_rc=None)
+    assert op_lines(replayed) == log
+    strip = [{k: v for k, v in e.items() if k not in ("t_ms", "_host_time")} for e in programs]
+    again = [{k: v for k, v in e.items() if k not in ("t_ms", "_host_time")}
+             for e in replayed.events_named("fuzz_program")]
+    assert again == strip, "the oracles see the same thing in the replay"
+
+
 PCI_PACKED_BRINGUP = [op if op != "cw 0xc 4 0x1" else "cw 0xc 4 0x5" for op in BRINGUP]  # + RING_PACKED (bit 34)
 MMIO_BRINGUP = """prog 1 valid
 reset
