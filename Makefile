@@ -175,6 +175,7 @@ QEMU10_SUBSET := tests/qemu/test_balloon.py tests/qemu/test_pci_virtio.py tests/
 	tests/qemu/test_boot.py::test_qemu_stderr_is_kept_apart_from_the_serial_console \
 	tests/qemu/test_fuzz_device.py::test_kept_qemu_1_reproducer_still_reproduces \
 	tests/qemu/test_fuzz_device.py::test_each_shape_is_fuzzed_cleanly_and_a_seed_gives_the_same_ops \
+	tests/qemu/test_fuzz_device.py::test_a_shape_log_replays_exactly \
 	tests/qemu/test_fuzz_device.py::test_packed_buffers_complete_through_several_wraps_of_a_small_ring \
 	tests/qemu/test_fuzz_device.py::test_mmio_register_writes_that_would_misplace_a_ring_are_refused \
 	tests/qemu/test_fuzz_device.py::test_legacy_mmio_ring_placement_is_checked_before_it_is_written \
