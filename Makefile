@@ -166,14 +166,21 @@ test-qemu10: all qemu10
 # minutes more): the balloon, PCI and the virtio transports (MSI-X there;
 # legacy PCI, packed rings, virtio-mmio on microvm), the clock on every
 # machine, free page hinting (known good only there), boot, the kept
-# QEMU-1 reproducer, and blimp under libvirt 9.0 (about 30 s, root only).
-# Fetching QEMU 10 is part of it: with no network it fails.
+# QEMU-1 reproducer, blimp under libvirt 9.0 (about 30 s, root only), the
+# device fuzzer's packed and mmio shapes and the QEMU-3..6 reproducers
+# (12 s). Fetching QEMU 10 is part of it: with no network it fails.
 QEMU10_SUBSET := tests/qemu/test_balloon.py tests/qemu/test_pci_virtio.py tests/qemu/test_hint.py \
 	tests/qemu/test_legacy.py tests/qemu/test_packed.py tests/qemu/test_mmio.py tests/qemu/test_clock.py \
 	tests/qemu/test_boot.py::test_boots_to_ready_and_powers_off \
 	tests/qemu/test_boot.py::test_qemu_stderr_is_kept_apart_from_the_serial_console \
 	tests/qemu/test_fuzz_device.py::test_kept_qemu_1_reproducer_still_reproduces \
-	tests/qemu/test_libvirt.py
+	tests/qemu/test_libvirt.py \
+	tests/qemu/test_fuzz_device.py::test_each_shape_is_fuzzed_cleanly_and_a_seed_gives_the_same_ops \
+	tests/qemu/test_fuzz_device.py::test_a_shape_log_replays_exactly \
+	tests/qemu/test_fuzz_device.py::test_packed_buffers_complete_through_several_wraps_of_a_small_ring \
+	tests/qemu/test_fuzz_device.py::test_mmio_register_writes_that_would_misplace_a_ring_are_refused \
+	tests/qemu/test_fuzz_device.py::test_legacy_mmio_ring_placement_is_checked_before_it_is_written \
+	tests/qemu/test_fuzz_device.py::test_kept_shape_reproducers_do_what_findings_md_says_on_this_qemu
 qemu10-subset: all qemu10
 	$(Q)BLIMP_QEMU=$(abspath $(QEMU10)) $(PYTHON) -m pytest -q -p no:cacheprovider --durations=5 \
 	    $(QEMU10_SUBSET)

@@ -82,7 +82,7 @@ bool devfuzz_start(void)
 	int rc = fz_exec_init();
 	if (rc < 0) {
 		event_emit("fuzz_error", "\"reason\":\"%s\"", rc == -EPROTONOSUPPORT
-			   ? "the balloon is not on modern PCI (legacy PCI or mmio); the device fuzzer drives modern PCI only"
+			   ? "the balloon is on legacy PCI; the device fuzzer drives modern PCI and virtio-mmio"
 			   : rc == -ENOMEM ? "no memory for the arena" : "no balloon device");
 		return true;
 	}

@@ -2,7 +2,8 @@
  * devfuzz: blimp fuzzes the virtio-balloon device (guest side, real QEMU).
  *
  * With `fuzz` on the command line the balloon driver stays out and this
- * takes the device instead. It runs programs of operations (fz_op.h): a
+ * takes the device instead, on modern PCI or virtio-mmio (v2 or legacy v1),
+ * split or packed rings. It runs programs of operations (fz_op.h): a
  * bring-up, valid traffic mixed with malformed traffic, then the oracles.
  * Between programs the device is reset and brought up again.
  *
@@ -47,7 +48,12 @@ struct fz_state {
 	uint64_t device_features; /* read at the last bring-up */
 	uint16_t num_queues;
 	uint32_t device_cfg_len;
+	uint8_t transport;                /* 0 modern PCI, 1 mmio v2, 2 mmio v1 (legacy) */
 	uint16_t queue_size[FZ_QUEUES];   /* as set up, 0 if not */
+	bool packed[FZ_QUEUES];           /* laid out packed at qsetup */
+	uint16_t pnext[FZ_QUEUES];        /* packed: the slot after the last padd, */
+	bool pwrap[FZ_QUEUES];            /* and its wrap counter */
+	uint32_t ring_pfn[FZ_QUEUES];     /* each ring memory's first frame (v1's QueuePFN) */
 	uint16_t free_desc[FZ_QUEUES];    /* descriptors not in flight */
 	uint64_t ram_end_pfn;             /* first frame above all usable RAM */
 	uint64_t arena_pfn;
@@ -62,8 +68,8 @@ extern struct fz_state fz_state;
 bool devfuzz_start(void);
 
 /* Take the balloon device, set up the arena and scratch; 0 or -errno:
- * -ENODEV (no balloon), -EPROTONOSUPPORT (the balloon is not on modern
- * PCI: legacy PCI or mmio, whose registers the ops do not write), -ENOMEM. */
+ * -ENODEV (no balloon), -EPROTONOSUPPORT (the balloon is on legacy PCI,
+ * whose I/O registers the ops do not write), -ENOMEM. */
 int fz_exec_init(void);
 
 /* Run one op and print it ("fz <text>") with its results ("fz> ..."). A
@@ -76,6 +82,13 @@ void fz_exec_set_pattern_seed(uint64_t seed);
 /* Pick `n` free descriptor indices of queue q (lowest first); -ENOSPC if
  * fewer are free. */
 int fz_exec_pick_desc(uint16_t q, unsigned n, uint16_t *out);
+
+/* A buffer id of packed queue q not in flight (lowest), or -ENOSPC. */
+int fz_exec_pick_id(uint16_t q);
+
+#define FZ_T_PCI 0
+#define FZ_T_MMIO 1
+#define FZ_T_MMIO1 2
 
 /* Counters for the summary event. */
 struct fz_counters {

@@ -7,16 +7,24 @@
  * do is let the device near memory the kernel uses: buffers are built in
  * the program's scratch area, frames and ranges must lie in the arena or
  * outside RAM, descriptor indices stay inside the ring memory, and the
- * registers holding ring addresses are written only by `qsetup`. An op that
- * breaks one of these rules is refused with the reason and not executed.
+ * registers holding ring addresses are written only by `qsetup` and
+ * `qaddr`. An op that breaks one of these rules is refused with the reason
+ * and not executed.
+ *
+ * Three transports: modern PCI (cw/cr on the common configuration, here),
+ * virtio-mmio version 2 and version 1 (mw/mr on the register block, with
+ * the model that keeps rings inside their memory: fz_mmio.c). Split rings
+ * are written here, packed ones by fz_packed.c, in the same ring memory.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include "devfuzz.h"
+#include "fz_internal.h"
 #include "arch/x86_64/cpu.h"
 #include "arch/x86_64/mmio.h"
 #include "drivers/virtio/balloon_core.h"
+#include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtio_pci_regs.h"
 #include "kernel/addr.h"
@@ -32,36 +40,24 @@
  * only by qsetup so that the device never gets memory outside a ring. */
 #define RING_ADDR_FIRST VIRTIO_PCI_COMMON_QUEUE_DESC
 #define RING_ADDR_END (VIRTIO_PCI_COMMON_QUEUE_DEVICE + 8)
-#define RING_AVAIL_OFF (16 * FZ_RING_MAX)      /* desc table first, 16 KiB */
-#define RING_USED_OFF (RING_AVAIL_OFF + 4096)  /* avail ring, 2 KiB + 6 */
-#define RING_BYTES (RING_USED_OFF + 8 * FZ_RING_MAX + 8)
 #define PATTERN_WORDS 8                        /* checked words per arena frame */
-
-struct fz_ring {
-	uint8_t *mem;
-	uint16_t size, avail_idx, used_seen, notify_off;
-	bool busy[FZ_RING_MAX];
-	uint8_t chain_n[FZ_RING_MAX];           /* descriptors of the chain headed here */
-	uint16_t chain[FZ_RING_MAX][FZ_MAX_SEGS];
-};
 
 struct fz_state fz_state;
 struct fz_counters fz_counters;
 
-static struct virtio_dev *vd;
+struct virtio_dev *fz_vd;
 static uint8_t window_cap;                 /* VIRTIO_PCI_CAP_PCI_CFG, 0 if none */
 static uint32_t common_len, common_bar_off;
-static struct fz_ring rings[FZ_QUEUES];
+struct fz_ring fz_rings[FZ_QUEUES];
 static void arena_refill(void);
 static uint8_t *arena, *scratch;
 static size_t scratch_used;
 static bool exposed[FZ_ARENA_FRAMES];
-static uint32_t feature_select;
+static uint32_t feature_select, driver_feature_select;
+uint8_t fz_transport;                      /* FZ_T_* */
+uint64_t fz_driver_features;               /* as last written: decides packed at qsetup */
 static uint64_t pattern_seed = 0x5eedb1a3c0ffeeULL;
-static struct {
-	uint64_t number, op_index, needs_reset_op, used, bad_used;
-	bool valid;
-} prog;
+struct fz_prog fz_prog;
 
 /* ---------------------------------------------------------------- memory rules */
 
@@ -89,7 +85,7 @@ static bool frames_touch_ram(uint64_t pfn, uint64_t count)
 	return false;
 }
 
-static void *scratch_alloc(size_t bytes)
+void *fz_scratch_alloc(size_t bytes)
 {
 	size_t at = (scratch_used + 15) & ~(size_t)15;
 	if (at + bytes > FZ_SCRATCH_BYTES || at + bytes < at)
@@ -108,7 +104,7 @@ static void expose(uint64_t first, uint64_t count)
 
 /* One access of the op's width (1, 2, 4 or 8, fz_op.c checks), as the op
  * says: a wrong width for the register is part of the fuzzing. */
-static uint64_t reg_read(volatile uint8_t *p, unsigned width)
+uint64_t fz_reg_read(volatile uint8_t *p, unsigned width)
 {
 	switch (width) {
 	case 1: return mmio_read8(p);
@@ -118,7 +114,7 @@ static uint64_t reg_read(volatile uint8_t *p, unsigned width)
 	}
 }
 
-static void reg_write(volatile uint8_t *p, unsigned width, uint64_t v)
+void fz_reg_write(volatile uint8_t *p, unsigned width, uint64_t v)
 {
 	switch (width) {
 	case 1: mmio_write8(p, (uint8_t)v); break;
@@ -128,17 +124,28 @@ static void reg_write(volatile uint8_t *p, unsigned width, uint64_t v)
 	}
 }
 
-static uint8_t status(void) { return mmio_read8(vd->common + VIRTIO_PCI_COMMON_DEVICE_STATUS); }
+static uint8_t status(void)
+{
+	if (fz_transport != FZ_T_PCI)
+		return (uint8_t)mmio_read32(fz_vd->mmio + VIRTIO_MMIO_STATUS);
+	return mmio_read8(fz_vd->common + VIRTIO_PCI_COMMON_DEVICE_STATUS);
+}
 
 static void forget_rings(void)
 {
 	for (unsigned i = 0; i < FZ_QUEUES; i++) {
-		struct fz_ring *r = &rings[i];
+		struct fz_ring *r = &fz_rings[i];
 		r->size = r->avail_idx = r->used_seen = r->notify_off = 0;
 		memset(r->busy, 0, sizeof(r->busy));
 		memset(r->chain_n, 0, sizeof(r->chain_n));
+		memset(r->id_n, 0, sizeof(r->id_n));
+		r->packed = false;
+		r->next_used = r->in_flight = 0;
 		fz_state.queue_size[i] = 0;
 		fz_state.free_desc[i] = 0;
+		fz_state.packed[i] = false;
+		fz_state.pnext[i] = 0;
+		fz_state.pwrap[i] = true;
 	}
 	fz_state.up = false;
 	fz_state.stats_in_flight = false;
@@ -148,19 +155,23 @@ static void forget_rings(void)
 
 int fz_exec_init(void)
 {
-	vd = virtio_find(VIRTIO_ID_BALLOON);
-	if (!vd) {
+	fz_vd = virtio_find(VIRTIO_ID_BALLOON);
+	if (!fz_vd) {
 		printf("fuzz: no virtio-balloon device to fuzz\n");
 		return -ENODEV;
 	}
-	if (!vd->pci || vd->legacy) { /* the ops below are the modern PCI transport's registers */
-		printf("fuzz: the balloon is on %s; the device fuzzer drives modern PCI only\n", vd->ops->name);
-		vd = NULL;
+	if (fz_vd->pci && fz_vd->legacy) { /* legacy PCI's I/O registers: no ops for them */
+		printf("fuzz: the balloon is on %s; the device fuzzer drives modern PCI and virtio-mmio\n",
+		       fz_vd->ops->name);
+		fz_vd = NULL;
 		return -EPROTONOSUPPORT;
 	}
-	vd->driver = &fz_state; /* taken: no driver binds it */
-	struct pci_dev *d = vd->pci;
-	for (uint8_t c = pci_find_cap(d, PCI_CAP_VENDOR, 0); c; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
+	fz_vd->driver = &fz_state; /* taken: no driver binds it */
+	fz_transport = fz_vd->pci ? FZ_T_PCI : fz_vd->legacy ? FZ_T_MMIO1 : FZ_T_MMIO;
+	fz_state.transport = (uint8_t)fz_transport;
+	fz_mmio_init();
+	struct pci_dev *d = fz_vd->pci;
+	for (uint8_t c = d ? pci_find_cap(d, PCI_CAP_VENDOR, 0) : 0; c; c = pci_find_cap(d, PCI_CAP_VENDOR, c)) {
 		uint8_t type = pci_read8(d, c + VIRTIO_PCI_CAP_CFG_TYPE);
 		if (type == VIRTIO_PCI_CAP_PCI_CFG && !window_cap)
 			window_cap = c;
@@ -169,9 +180,11 @@ int fz_exec_init(void)
 			common_len = pci_read32(d, c + VIRTIO_PCI_CAP_LENGTH);
 		}
 	}
-	for (unsigned i = 0; i < FZ_QUEUES; i++)
-		if (!(rings[i].mem = mm_alloc_dma(RING_BYTES)))
+	for (unsigned i = 0; i < FZ_QUEUES; i++) {
+		if (!(fz_rings[i].mem = mm_alloc_dma(RING_BYTES)))
 			return -ENOMEM;
+		fz_state.ring_pfn[i] = (uint32_t)(virt_to_phys(fz_rings[i].mem) >> PAGE_SHIFT);
+	}
 	int64_t pfn = pfa_alloc_block(&kernel_pfa, FZ_ARENA_ORDER);
 	scratch = mm_alloc_dma(FZ_SCRATCH_BYTES);
 	if (pfn < 0 || !scratch) {
@@ -180,7 +193,10 @@ int fz_exec_init(void)
 	}
 	arena = phys_to_virt((uint64_t)pfn << PAGE_SHIFT);
 	fz_state.arena_pfn = (uint64_t)pfn;
-	fz_state.device_cfg_len = vd->device_cfg_len;
+	fz_state.device_cfg_len = fz_vd->device_cfg_len;
+	if (fz_transport != FZ_T_PCI) /* the rest of the 512-byte block, up to 256 bytes */
+		fz_state.device_cfg_len = fz_vd->mmio_size - VIRTIO_MMIO_CONFIG > 256 ? 256
+					: (uint32_t)(fz_vd->mmio_size - VIRTIO_MMIO_CONFIG);
 	for (uint32_t i = 0; i < boot_info.memmap_count; i++)
 		if (boot_info.memmap[i].type != BOOT_MEM_RESERVED) {
 			uint64_t end = (boot_info.memmap[i].base + boot_info.memmap[i].size) >> PAGE_SHIFT;
@@ -189,8 +205,9 @@ int fz_exec_init(void)
 		}
 	forget_rings();
 	event_emit("fuzz_device", "\"arena_pfn\":%lu,\"arena_frames\":%u,\"ram_end_pfn\":%lu,\"window_cap\":%u,"
-		   "\"common_len\":%u,\"device_cfg_len\":%u", (unsigned long)pfn, FZ_ARENA_FRAMES,
-		   (unsigned long)fz_state.ram_end_pfn, window_cap, common_len, vd->device_cfg_len);
+		   "\"common_len\":%u,\"device_cfg_len\":%u,\"transport\":\"%s\"", (unsigned long)pfn,
+		   FZ_ARENA_FRAMES, (unsigned long)fz_state.ram_end_pfn, window_cap, common_len,
+		   fz_state.device_cfg_len, fz_vd->ops->name);
 	return 0;
 }
 
@@ -202,12 +219,21 @@ void fz_exec_set_pattern_seed(uint64_t seed)
 
 int fz_exec_pick_desc(uint16_t q, unsigned n, uint16_t *out)
 {
-	struct fz_ring *r = &rings[q % FZ_QUEUES];
+	struct fz_ring *r = &fz_rings[q % FZ_QUEUES];
 	unsigned got = 0;
 	for (uint16_t i = 0; i < r->size && i < FZ_RING_MAX && got < n; i++)
 		if (!r->busy[i])
 			out[got++] = i;
 	return got == n ? 0 : -ENOSPC;
+}
+
+int fz_exec_pick_id(uint16_t q)
+{
+	struct fz_ring *r = &fz_rings[q % FZ_QUEUES];
+	for (uint16_t i = 0; i < r->size && i < FZ_RING_MAX; i++)
+		if (!r->id_n[i])
+			return i;
+	return -ENOSPC;
 }
 
 /* ---------------------------------------------------------------- programs and oracles */
@@ -225,27 +251,27 @@ static void arena_refill(void)
 
 static void program_start(const struct fz_op *op)
 {
-	prog.number = op->off;
-	prog.valid = op->value;
-	prog.op_index = prog.used = prog.bad_used = 0;
-	prog.needs_reset_op = 0;
+	fz_prog.number = op->off;
+	fz_prog.valid = op->value;
+	fz_prog.op_index = fz_prog.used = fz_prog.bad_used = 0;
+	fz_prog.needs_reset_op = 0;
 	fz_state.needs_reset = false;
 	memset(scratch, 0, scratch_used);
 	scratch_used = 0;
 	arena_refill();
 	memset(fz_state.inflated, 0, sizeof(fz_state.inflated));
 	fz_counters.programs++;
-	fz_counters.valid_programs += prog.valid;
+	fz_counters.valid_programs += fz_prog.valid;
 }
 
-static void finding(const char *kind, const char *fmt_detail, uint64_t a, uint64_t b)
+void fz_finding(const char *kind, const char *fmt_detail, uint64_t a, uint64_t b)
 {
 	char detail[160];
 	snprintf(detail, sizeof(detail), fmt_detail, (unsigned long)a, (unsigned long)b);
 	fz_counters.findings++;
 	printf("fz> FINDING %s: %s\n", kind, detail);
 	event_emit("fuzz_finding", "\"kind\":\"%s\",\"prog\":%lu,\"op\":%lu,\"valid\":%d,\"detail\":\"%s\"", kind,
-		   (unsigned long)prog.number, (unsigned long)prog.op_index, prog.valid, detail);
+		   (unsigned long)fz_prog.number, (unsigned long)fz_prog.op_index, fz_prog.valid, detail);
 }
 
 static void program_check(void)
@@ -268,16 +294,16 @@ static void program_check(void)
 	}
 	fz_counters.pattern_errors += bad_frames;
 	if (bad_frames)
-		finding("pattern", "%lu arena frames never given to the device lost their contents (first at op %lu)",
-			bad_frames, prog.op_index);
+		fz_finding("pattern", "%lu arena frames never given to the device lost their contents (first at op %lu)",
+			bad_frames, fz_prog.op_index);
 	unsigned exposed_n = 0;
 	for (uint32_t f = 0; f < FZ_ARENA_FRAMES; f++)
 		exposed_n += exposed[f];
 	printf("fz> check status %#x, %u frames exposed, %u patterns lost\n", st, exposed_n, bad_frames);
 	event_emit("fuzz_program", "\"prog\":%lu,\"valid\":%d,\"ops\":%lu,\"status\":%u,\"needs_reset_op\":%lu,"
-		   "\"exposed\":%u,\"pattern_errors\":%u,\"used\":%lu,\"bad_used\":%lu", (unsigned long)prog.number,
-		   prog.valid, (unsigned long)prog.op_index, st, (unsigned long)prog.needs_reset_op, exposed_n,
-		   bad_frames, (unsigned long)prog.used, (unsigned long)prog.bad_used);
+		   "\"exposed\":%u,\"pattern_errors\":%u,\"used\":%lu,\"bad_used\":%lu", (unsigned long)fz_prog.number,
+		   fz_prog.valid, (unsigned long)fz_prog.op_index, st, (unsigned long)fz_prog.needs_reset_op, exposed_n,
+		   bad_frames, (unsigned long)fz_prog.used, (unsigned long)fz_prog.bad_used);
 }
 
 /* After every op: has the device given up on us? */
@@ -290,27 +316,27 @@ static void watch_status(void)
 		return;
 	fz_state.needs_reset = true;
 	fz_state.up = false;
-	prog.needs_reset_op = prog.op_index;
-	if (prog.valid) {
+	fz_prog.needs_reset_op = fz_prog.op_index;
+	if (fz_prog.valid) {
 		fz_counters.needs_reset_valid++;
-		finding("needs_reset_valid", "the device set DEVICE_NEEDS_RESET (status %#lx) after op %lu of a valid program",
-			st, prog.op_index);
+		fz_finding("needs_reset_valid", "the device set DEVICE_NEEDS_RESET (status %#lx) after op %lu of a valid program",
+			st, fz_prog.op_index);
 	} else {
 		fz_counters.needs_reset_bad++;
-		printf("fz> needs_reset status %#x after op %lu\n", st, (unsigned long)prog.op_index);
+		printf("fz> needs_reset status %#x after op %lu\n", st, (unsigned long)fz_prog.op_index);
 	}
 }
 
 /* ---------------------------------------------------------------- buffers */
 
 /* Build one segment's bytes; 0 with addr/len set, or -EINVAL with why. */
-static int build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *addr, uint32_t *len,
+int fz_build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *addr, uint32_t *len,
 		     char *why, size_t why_len)
 {
 	switch (s->kind) {
 	case FZ_SEG_PFNS: {
 		uint64_t n = fz_seg_frames(s);
-		uint32_t *p = scratch_alloc(n * 4);
+		uint32_t *p = fz_scratch_alloc(n * 4);
 		if (!p) {
 			snprintf(why, why_len, "%lu frame numbers do not fit the scratch area", (unsigned long)n);
 			return -EINVAL;
@@ -365,7 +391,7 @@ static int build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *ad
 	case FZ_SEG_STATS: {
 		/* Values with their high bits set: read as frame numbers by a
 		 * confused device, they name nothing that is RAM. */
-		uint8_t *p = scratch_alloc((size_t)s->len * 10);
+		uint8_t *p = fz_scratch_alloc((size_t)s->len * 10);
 		if (!p && s->len) {
 			snprintf(why, why_len, "stats buffer does not fit the scratch area");
 			return -EINVAL;
@@ -381,7 +407,7 @@ static int build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *ad
 		return 0;
 	}
 	default: { /* id=, zero= */
-		uint8_t *p = scratch_alloc(s->len ? s->len : 1);
+		uint8_t *p = fz_scratch_alloc(s->len ? s->len : 1);
 		if (!p) {
 			snprintf(why, why_len, "buffer of %u bytes does not fit the scratch area", s->len);
 			return -EINVAL;
@@ -397,9 +423,13 @@ static int build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *ad
 
 static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 {
-	struct fz_ring *r = &rings[op->q % FZ_QUEUES];
+	struct fz_ring *r = &fz_rings[op->q % FZ_QUEUES];
 	if (r->size == 0) {
 		snprintf(why, why_len, "queue %u is not set up", op->q);
+		return -EINVAL;
+	}
+	if (r->packed) {
+		snprintf(why, why_len, "queue %u is packed: padd writes its descriptors", op->q);
 		return -EINVAL;
 	}
 	for (unsigned i = 0; i < op->n_desc; i++)
@@ -410,7 +440,7 @@ static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 	uint64_t addr[FZ_MAX_SEGS];
 	uint32_t len[FZ_MAX_SEGS];
 	for (unsigned i = 0; i < op->n_segs; i++) {
-		int rc = build_seg(op->q, &op->seg[i], op->hide, &addr[i], &len[i], why, why_len);
+		int rc = fz_build_seg(op->q, &op->seg[i], op->hide, &addr[i], &len[i], why, why_len);
 		if (rc < 0)
 			return rc;
 	}
@@ -420,7 +450,7 @@ static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 		size_t table_bytes = (size_t)op->n_segs * sizeof(struct vq_desc);
 		if (op->indlen != FZ_NONE && (size_t)op->indlen > table_bytes)
 			table_bytes = (size_t)op->indlen; /* a device reading that far finds zeros */
-		struct vq_desc *t = scratch_alloc(table_bytes ? table_bytes : 1);
+		struct vq_desc *t = fz_scratch_alloc(table_bytes ? table_bytes : 1);
 		if (!t) {
 			snprintf(why, why_len, "indirect table does not fit the scratch area");
 			return -EINVAL;
@@ -453,7 +483,7 @@ static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 		r->busy[op->desc[i]] = true;
 	r->chain_n[head] = op->n_desc;
 	memcpy(r->chain[head], op->desc, op->n_desc * sizeof(uint16_t));
-	struct vq_avail *avail = (struct vq_avail *)(r->mem + RING_AVAIL_OFF);
+	struct vq_avail *avail = (struct vq_avail *)(r->mem + r->avail_off);
 	uint16_t size = r->size < FZ_RING_MAX ? r->size : FZ_RING_MAX;
 	avail->ring[r->avail_idx % size] = op->head != FZ_NONE ? (uint16_t)op->head : head;
 	__atomic_thread_fence(__ATOMIC_RELEASE);
@@ -465,10 +495,14 @@ static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 
 static void exec_wait(const struct fz_op *op)
 {
-	struct fz_ring *r = &rings[op->q % FZ_QUEUES];
+	struct fz_ring *r = &fz_rings[op->q % FZ_QUEUES];
 	if (r->size == 0)
 		return;
-	volatile struct vq_used *used = (volatile struct vq_used *)(r->mem + RING_USED_OFF);
+	if (r->packed) {
+		fz_packed_wait(op, r);
+		return;
+	}
+	volatile struct vq_used *used = (volatile struct vq_used *)(r->mem + r->used_off);
 	uint64_t deadline = clock_ms() + op->off;
 	uint16_t size = r->size < FZ_RING_MAX ? r->size : FZ_RING_MAX;
 	while (used->idx == r->used_seen && clock_ms() < deadline)
@@ -477,26 +511,26 @@ static void exec_wait(const struct fz_op *op)
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if ((uint16_t)(idx - r->used_seen) > size) {
 		/* More completions than buffers could exist: the device is lying. */
-		prog.bad_used++;
+		fz_prog.bad_used++;
 		fz_counters.bad_used++;
 		printf("fz> used.idx of queue %u moved from %u to %u, more than its %u entries\n", op->q,
 		       r->used_seen, idx, size);
-		if (prog.valid && !fz_state.needs_reset)
-			finding("bad_used", "used.idx moved by %lu on queue %lu", (uint16_t)(idx - r->used_seen), op->q);
+		if (fz_prog.valid && !fz_state.needs_reset)
+			fz_finding("bad_used", "used.idx moved by %lu on queue %lu", (uint16_t)(idx - r->used_seen), op->q);
 		r->used_seen = idx;
 		return;
 	}
 	for (; r->used_seen != idx; r->used_seen++) {
 		struct vq_used_elem e = used->ring[r->used_seen % size];
-		prog.used++;
+		fz_prog.used++;
 		fz_counters.used++;
 		bool known = e.id < FZ_RING_MAX && r->chain_n[e.id];
 		printf("fz> used %u id=%u len=%u%s\n", op->q, e.id, e.len, known ? "" : " (not a buffer in flight)");
 		if (!known) {
-			prog.bad_used++;
+			fz_prog.bad_used++;
 			fz_counters.bad_used++;
-			if (prog.valid && !fz_state.needs_reset)
-				finding("bad_used", "used entry names descriptor %lu on queue %lu, not a head in flight", e.id,
+			if (fz_prog.valid && !fz_state.needs_reset)
+				fz_finding("bad_used", "used entry names descriptor %lu on queue %lu, not a head in flight", e.id,
 					op->q);
 			continue;
 		}
@@ -513,17 +547,33 @@ static int exec_qsetup(const struct fz_op *op, char *why, size_t why_len)
 			 FZ_RING_MAX);
 		return -EINVAL;
 	}
-	struct fz_ring *r = &rings[op->q % FZ_QUEUES];
+	struct fz_ring *r = &fz_rings[op->q % FZ_QUEUES];
 	memset(r->mem, 0, RING_BYTES);
 	memset(r->busy, 0, sizeof(r->busy));
 	memset(r->chain_n, 0, sizeof(r->chain_n));
+	memset(r->id_n, 0, sizeof(r->id_n));
 	r->size = (uint16_t)op->off;
 	r->avail_idx = r->used_seen = 0;
-	volatile uint8_t *c = vd->common;
+	r->avail_off = RING_AVAIL_OFF;
+	r->used_off = RING_USED_OFF;
+	/* Packed if the driver said so: the layout follows what was written,
+	 * so a replay lays it out the same. v1 has no feature bits above 31. */
+	r->packed = fz_transport != FZ_T_MMIO1 && (fz_driver_features >> VQ_F_RING_PACKED & 1);
+	r->used_wrap = true;
+	r->next_used = r->in_flight = 0;
+	fz_state.packed[op->q % FZ_QUEUES] = r->packed;
+	fz_state.pnext[op->q % FZ_QUEUES] = 0;
+	fz_state.pwrap[op->q % FZ_QUEUES] = true;
+	uint64_t base = virt_to_phys(r->mem);
+	if (fz_transport != FZ_T_PCI) {
+		fz_state.queue_size[op->q % FZ_QUEUES] = r->size;
+		fz_state.free_desc[op->q % FZ_QUEUES] = r->size;
+		return fz_mmio_qsetup(op, r, base, why, why_len);
+	}
+	volatile uint8_t *c = fz_vd->common;
 	mmio_write16(c + VIRTIO_PCI_COMMON_QUEUE_SELECT, op->q);
 	mmio_write16(c + VIRTIO_PCI_COMMON_QUEUE_SIZE, (uint16_t)op->off);
 	r->notify_off = mmio_read16(c + VIRTIO_PCI_COMMON_QUEUE_NOTIFY_OFF);
-	uint64_t base = virt_to_phys(r->mem);
 	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DESC, (uint32_t)base);
 	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DESC + 4, (uint32_t)(base >> 32));
 	mmio_write32(c + VIRTIO_PCI_COMMON_QUEUE_DRIVER, (uint32_t)(base + RING_AVAIL_OFF));
@@ -554,8 +604,8 @@ int fz_exec(const struct fz_op *op)
 		putchar('\n'); /* after a prompt: tools read ops from the start of a line */
 	printf("fz %s\n", text);
 	fz_counters.ops++;
-	prog.op_index++;
-	volatile uint8_t *c = vd->common;
+	fz_prog.op_index++;
+	volatile uint8_t *c = fz_vd->common; /* modern PCI's; NULL on mmio */
 	int rc = 0;
 	uint64_t v;
 	switch (op->kind) {
@@ -566,26 +616,38 @@ int fz_exec(const struct fz_op *op)
 		program_check();
 		return 0;
 	case FZ_RESET: {
-		mmio_write8(c + VIRTIO_PCI_COMMON_DEVICE_STATUS, 0);
+		if (fz_transport == FZ_T_PCI)
+			mmio_write8(c + VIRTIO_PCI_COMMON_DEVICE_STATUS, 0);
+		else if (fz_mmio_check_write(VIRTIO_MMIO_STATUS, 4, 0, why, sizeof(why)) == 0)
+			fz_mmio_reg_write(VIRTIO_MMIO_STATUS, 4, 0);
+		fz_driver_features = 0;
 		uint64_t start = clock_ms();
 		while (status() != 0 && clock_ms() - start < 1000)
 			cpu_relax();
 		if (status() != 0)
-			finding("reset", "status still %#lx %lu ms after writing 0", status(), clock_ms() - start);
+			fz_finding("reset", "status still %#lx %lu ms after writing 0", status(), clock_ms() - start);
 		forget_rings();
 		fz_state.needs_reset = false;
 		break;
 	}
 	case FZ_CW:
 	case FZ_CR:
+		if (fz_transport != FZ_T_PCI)
+			return refuse(text, "cw and cr are modern PCI's; the balloon is on virtio-mmio (mw, mr)");
 		if (op->off + op->width > common_len)
 			return refuse(text, "outside the common configuration");
 		if (op->kind == FZ_CW && op->off < RING_ADDR_END && op->off + op->width > RING_ADDR_FIRST)
 			return refuse(text, "ring addresses are written only by qsetup");
 		if (op->kind == FZ_CW) {
-			reg_write(c + op->off, op->width, op->value);
+			fz_reg_write(c + op->off, op->width, op->value);
 			if (op->off == VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT && op->width == 4)
 				feature_select = (uint32_t)op->value;
+			if (op->off == VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT && op->width == 4)
+				driver_feature_select = (uint32_t)op->value;
+			if (op->off == VIRTIO_PCI_COMMON_DRIVER_FEATURE && op->width == 4 && driver_feature_select < 2) {
+				int sh = driver_feature_select ? 32 : 0;
+				fz_driver_features = (fz_driver_features & ~(0xffffffffULL << sh)) | (op->value & 0xffffffffULL) << sh;
+			}
 			if (op->off == VIRTIO_PCI_COMMON_DEVICE_STATUS && op->width == 1) {
 				if (op->value == 0)
 					forget_rings();
@@ -593,7 +655,7 @@ int fz_exec(const struct fz_op *op)
 			}
 			break;
 		}
-		v = reg_read(c + op->off, op->width);
+		v = fz_reg_read(c + op->off, op->width);
 		printf("fz> = %#lx\n", (unsigned long)v);
 		if (op->off == VIRTIO_PCI_COMMON_DEVICE_FEATURE && op->width == 4 && feature_select < 2) {
 			int sh = feature_select ? 32 : 0;
@@ -603,14 +665,16 @@ int fz_exec(const struct fz_op *op)
 			fz_state.num_queues = (uint16_t)v;
 		break;
 	case FZ_DW:
-	case FZ_DR:
-		if (!vd->device_cfg || op->off + op->width > vd->device_cfg_len)
+	case FZ_DR: {
+		volatile uint8_t *cfg = fz_transport == FZ_T_PCI ? fz_vd->device_cfg : fz_vd->mmio + VIRTIO_MMIO_CONFIG;
+		if (!cfg || op->off + op->width > fz_state.device_cfg_len)
 			return refuse(text, "outside the device configuration");
 		if (op->kind == FZ_DW)
-			reg_write(vd->device_cfg + op->off, op->width, op->value);
+			fz_reg_write(cfg + op->off, op->width, op->value);
 		else
-			printf("fz> = %#lx\n", (unsigned long)reg_read(vd->device_cfg + op->off, op->width));
+			printf("fz> = %#lx\n", (unsigned long)fz_reg_read(cfg + op->off, op->width));
 		break;
+	}
 	case FZ_WW:
 	case FZ_WR: {
 		if (!window_cap)
@@ -620,7 +684,7 @@ int fz_exec(const struct fz_op *op)
 		uint64_t lo = common_bar_off + RING_ADDR_FIRST, hi = common_bar_off + RING_ADDR_END;
 		if (op->kind == FZ_WW && op->off < hi && op->off + (op->width ? op->width : 1) > lo)
 			return refuse(text, "ring addresses are written only by qsetup");
-		struct pci_dev *d = vd->pci;
+		struct pci_dev *d = fz_vd->pci;
 		/* The BAR byte shares a dword with id and padding: written as read. */
 		uint32_t head = pci_read32(d, window_cap + VIRTIO_PCI_CAP_BAR);
 		pci_write32(d, window_cap + VIRTIO_PCI_CAP_BAR, (head & ~0xffu) | op->q);
@@ -639,30 +703,56 @@ int fz_exec(const struct fz_op *op)
 		rc = exec_add(op, why, sizeof(why));
 		break;
 	case FZ_AVAIL: {
-		struct fz_ring *r = &rings[op->q % FZ_QUEUES];
+		struct fz_ring *r = &fz_rings[op->q % FZ_QUEUES];
+		if (r->packed)
+			return refuse(text, "a packed ring has no available index");
 		r->avail_idx = (uint16_t)(r->avail_idx + op->off);
-		((struct vq_avail *)(r->mem + RING_AVAIL_OFF))->idx = r->avail_idx;
+		((struct vq_avail *)(r->mem + r->avail_off))->idx = r->avail_idx;
 		break;
 	}
 	case FZ_KICK: {
-		uint64_t at = (uint64_t)rings[op->q % FZ_QUEUES].notify_off * vd->notify_mult;
-		if (op->q >= FZ_QUEUES || at + 2 > vd->notify_len)
+		if (fz_transport != FZ_T_PCI) {
+			fz_mmio_reg_write(VIRTIO_MMIO_QUEUE_NOTIFY, 4, op->q);
+			break;
+		}
+		uint64_t at = (uint64_t)fz_rings[op->q % FZ_QUEUES].notify_off * fz_vd->notify_mult;
+		if (op->q >= FZ_QUEUES || at + 2 > fz_vd->notify_len)
 			return refuse(text, "no notify address for this queue");
-		mmio_write16(vd->notify + at, op->q);
+		mmio_write16(fz_vd->notify + at, op->q);
 		break;
 	}
 	case FZ_WAIT:
 		exec_wait(op);
+		break;
+	case FZ_MW:
+		rc = fz_mmio_mw(op, why, sizeof(why));
+		break;
+	case FZ_MR:
+		rc = fz_mmio_mr(op, why, sizeof(why));
+		break;
+	case FZ_QADDR:
+		rc = fz_mmio_qaddr(op, why, sizeof(why));
+		break;
+	case FZ_PADD:
+		rc = fz_packed_add(op, why, sizeof(why));
+		break;
+	case FZ_PEVENT:
+		rc = fz_packed_event(op, why, sizeof(why));
 		break;
 	}
 	if (rc < 0)
 		return refuse(text, why);
 	watch_status();
 	for (unsigned i = 0; i < FZ_QUEUES; i++) {
+		if (fz_rings[i].packed) {
+			fz_state.free_desc[i] = (uint16_t)(fz_rings[i].in_flight >= fz_rings[i].size ? 0
+							   : fz_rings[i].size - fz_rings[i].in_flight);
+			continue;
+		}
 		unsigned busy = 0;
-		for (unsigned k = 0; k < rings[i].size && k < FZ_RING_MAX; k++)
-			busy += rings[i].busy[k];
-		fz_state.free_desc[i] = (uint16_t)(rings[i].size - busy);
+		for (unsigned k = 0; k < fz_rings[i].size && k < FZ_RING_MAX; k++)
+			busy += fz_rings[i].busy[k];
+		fz_state.free_desc[i] = (uint16_t)(fz_rings[i].size - busy);
 	}
 	return 0;
 }

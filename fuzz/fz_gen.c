@@ -9,10 +9,16 @@
  * uses only what the virtio spec allows; a bad one mixes in malformed
  * families drawn from what the spec and QEMU's checks forbid (the list is
  * `bad_families` below; docs/fuzzing.md explains each).
+ *
+ * The registers are the transport's (modern PCI's common configuration,
+ * or the virtio-mmio block, v2 or legacy v1), and a queue is written as a
+ * split or a packed ring as negotiated; the malformed families follow:
+ * bad_packed for packed rings, bad_mmio for mmio's registers.
  */
 #include <string.h>
 #include "devfuzz.h"
 #include "drivers/virtio/balloon_core.h"
+#include "drivers/virtio/virtio_mmio.h"
 #include "drivers/virtio/virtio_pci.h"
 #include "drivers/virtio/virtio_pci_regs.h"
 #include "kernel/prng.h"
@@ -62,6 +68,52 @@ static void push_q(enum fz_kind kind, uint16_t q, uint64_t arg)
 
 static bool has(unsigned bit) { return G.features & (1ULL << bit); }
 
+/* ---------------------------------------------------------------- transport registers */
+
+static bool on_mmio(void) { return fz_state.transport != FZ_T_PCI; }
+static bool on_legacy(void) { return fz_state.transport == FZ_T_MMIO1; }
+
+static void set_status(uint8_t v)
+{
+	if (on_mmio())
+		push_reg(FZ_MW, VIRTIO_MMIO_STATUS, 4, v);
+	else
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, v);
+}
+
+static void get_status(void)
+{
+	if (on_mmio())
+		push_reg(FZ_MR, VIRTIO_MMIO_STATUS, 4, 0);
+	else
+		push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0);
+}
+
+static void read_device_features(unsigned sel)
+{
+	if (on_mmio()) {
+		push_reg(FZ_MW, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 4, sel);
+		push_reg(FZ_MR, VIRTIO_MMIO_DEVICE_FEATURES, 4, 0);
+	} else {
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 4, sel);
+		push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_FEATURE, 4, 0);
+	}
+}
+
+static void write_driver_features(unsigned sel, uint32_t v)
+{
+	if (on_mmio()) {
+		push_reg(FZ_MW, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 4, sel);
+		push_reg(FZ_MW, VIRTIO_MMIO_DRIVER_FEATURES, 4, v);
+	} else {
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, sel);
+		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, v);
+	}
+}
+
+/* DRIVER_OK's status: legacy has no FEATURES_OK. */
+static uint8_t ok_status(void) { return on_legacy() ? 0x07 : 0x0f; }
+
 /* ---------------------------------------------------------------- buffers */
 
 /* An add with one segment on queue q, descriptors picked among the free ones
@@ -73,6 +125,20 @@ static struct fz_op *push_add(uint16_t q, unsigned segs, bool anywhere)
 		return NULL;
 	bool ind = has(VIRTIO_F_RING_INDIRECT_DESC) && (segs > 1 ? chance(50) : chance(20));
 	unsigned ndesc = ind ? 1 : segs;
+	if (fz_state.packed[q % FZ_QUEUES]) {
+		/* in order from the executor's next slot, a free buffer id */
+		int id = fz_exec_pick_id(q);
+		if (fz_state.free_desc[q % FZ_QUEUES] < ndesc || id < 0)
+			return NULL;
+		struct fz_op *op = push(FZ_PADD);
+		op->q = q;
+		op->slot = fz_state.pnext[q % FZ_QUEUES];
+		op->wrap = fz_state.pwrap[q % FZ_QUEUES];
+		op->bid = (uint16_t)id;
+		op->ind = ind;
+		op->n_segs = (uint8_t)segs;
+		return op;
+	}
 	struct fz_op tmp;
 	fz_op_init(&tmp, FZ_ADD);
 	if (anywhere) {
@@ -266,9 +332,15 @@ static void bad_pfns(void)
 		break;
 	case 2: /* deflating frames never inflated, inflating inflated ones */
 		op->q = q = (uint16_t)(q ^ 1); /* inflate <-> deflate */
-		if (fz_state.queue_size[q] == 0) {
+		if (fz_state.queue_size[q] == 0 || fz_state.packed[q] != (op->kind == FZ_PADD)) {
 			G.n_pending--;
 			return;
+		}
+		if (op->kind == FZ_PADD) { /* placed on the other queue's ring */
+			int id = fz_exec_pick_id(q);
+			op->slot = fz_state.pnext[q];
+			op->wrap = fz_state.pwrap[q];
+			op->bid = (uint16_t)(id < 0 ? 0 : id);
 		}
 		pick_frames(s, q == BALLOON_Q_INFLATE, 1 + (unsigned)below(128));
 		if (!s->n_runs)
@@ -450,6 +522,271 @@ static void bad_registers(void)
 	}
 }
 
+
+/* ---------------------------------------------------------------- packed rings */
+
+/* A set-up packed queue, or -1. */
+static int packed_queue(void)
+{
+	for (unsigned tries = 0; tries < 8; tries++) {
+		uint16_t q = any_queue();
+		if (fz_state.packed[q % FZ_QUEUES] && fz_state.queue_size[q % FZ_QUEUES])
+			return q;
+	}
+	return -1;
+}
+
+static void arena_seg(struct fz_seg *s)
+{
+	s->kind = FZ_SEG_PFNS;
+	s->n_runs = 1;
+	s->run[0] = (struct fz_run){ true, below(MAIN_FRAMES - 16), 1 + below(16) };
+}
+
+/* The slot `n` descriptors after (slot, wrap), and its wrap counter. */
+static uint16_t slot_after(uint16_t size, uint16_t slot, unsigned n, bool *wrap)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (++slot >= size) {
+			slot = 0;
+			*wrap = !*wrap;
+		}
+	return slot;
+}
+
+/* Packed descriptors that lie (2.8): flags, order, ids, lengths, tables,
+ * event suppression. */
+static void bad_packed(void)
+{
+	int qi = packed_queue();
+	if (qi < 0)
+		return;
+	uint16_t q = (uint16_t)qi, size = fz_state.queue_size[q % FZ_QUEUES];
+	unsigned segs = 1 + (unsigned)below(3);
+	struct fz_op *op = push_add(q, segs, false);
+	if (!op)
+		return;
+	for (unsigned i = 0; i < segs; i++)
+		arena_seg(&op->seg[i]);
+	switch (below(7)) {
+	case 0: /* AVAIL/USED lie about the wrap counter */
+		switch (below(4)) {
+		case 0: op->wrap = !op->wrap; break;                   /* the whole chain from the other pass */
+		case 1: op->av = op->us = op->wrap; break;             /* looks used already */
+		case 2: op->av = op->us = !op->wrap; break;            /* used in the last pass */
+		default: op->av = !op->wrap; op->us = op->wrap;         /* the old pass's available */
+		}
+		break;
+	case 1: { /* made available out of order: a gap first, filled later (or not) */
+		bool wrap = op->wrap;
+		uint16_t first = op->slot;
+		op->slot = slot_after(size, op->slot, 1 + (unsigned)below(3), &wrap);
+		op->wrap = wrap;
+		if (chance(50)) {
+			push_q(FZ_KICK, q, 0);
+			push_q(FZ_WAIT, q, 10);
+			struct fz_op *fill = push(FZ_PADD);
+			*fill = *op;
+			fill->slot = first;
+			fill->wrap = fz_state.pwrap[q % FZ_QUEUES];
+			fill->bid = (uint16_t)((op->bid + 1) % size);
+			fill->ind = false;
+			fill->n_segs = 1;
+		}
+		break;
+	}
+	case 2: { /* a buffer id reused while in flight */
+		bool wrap = op->wrap;
+		unsigned n = op->ind ? 1 : op->n_segs;
+		struct fz_op *again = push(FZ_PADD);
+		*again = *op;
+		again->slot = slot_after(size, op->slot, n, &wrap);
+		again->wrap = wrap;
+		if (chance(30)) { /* or one beyond the ring */
+			again->bid = (uint16_t)(chance(50) ? 0xffff : size + below(64));
+		}
+		break;
+	}
+	case 3: { /* lengths and addresses */
+		struct fz_seg *sg = &op->seg[below(segs)];
+		memset(sg, 0, sizeof(*sg));
+		switch (below(4)) {
+		case 0: seg_frames_outside(sg); break;
+		case 1: sg->kind = FZ_SEG_ZERO; sg->len = chance(50) ? 0 : (uint32_t)below(1u << 20); break;
+		case 2:
+			sg->kind = FZ_SEG_RANGE;
+			sg->n_runs = 1;
+			sg->run[0] = (struct fz_run){ false, chance(50) ? 0xfec00000ULL : fz_state.ram_end_pfn << 12,
+						      chance(50) ? 0xffffffffu : (uint64_t)below(1u << 24) };
+			break;
+		default:
+			sg->kind = FZ_SEG_RANGE;
+			sg->n_runs = 1;
+			sg->run[0] = (struct fz_run){ true, below((uint64_t)MAIN_FRAMES << 12), below(8192) };
+		}
+		sg->writable = chance(50);
+		break;
+	}
+	case 4: { /* indirect tables with bad contents */
+		op->ind = true;
+		const int32_t lens[] = { 0, 1, 15, 17, 4096, (int32_t)(segs * 16 + 8), 16 * 1024, 65536 };
+		if (chance(60))
+			op->indlen = lens[below(sizeof(lens) / sizeof(lens[0]))];
+		op->nest = chance(40);
+		if (!op->nest && op->indlen == FZ_NONE)
+			op->nest = true;
+		break;
+	}
+	case 5: { /* event suppression structure garbage */
+		struct fz_op *ev = push(FZ_PEVENT);
+		ev->q = q;
+		ev->value = chance(50) ? below(4) : rnd() & 0xffff;
+		ev->off = rnd() & 0xffff;
+		break;
+	}
+	default: /* the first descriptor available before the rest are written */
+		op->rev = true;
+		op->ind = false;
+	}
+	push_q(FZ_KICK, q, 0);
+	push_q(FZ_WAIT, q, 20);
+}
+
+/* ---------------------------------------------------------------- mmio registers */
+
+static void mw(uint64_t off, uint64_t v) { push_reg(FZ_MW, off, 4, v); }
+static void mr(uint64_t off) { push_reg(FZ_MR, off, 4, 0); }
+
+static unsigned n_queues(void)
+{
+	return 2u + (G.q_stats >= 0) + (G.q_hint >= 0) + (G.q_report >= 0);
+}
+
+/* virtio-mmio registers written in the wrong state (4.2.2, 4.2.4). */
+static void bad_mmio(void)
+{
+	uint16_t q = (uint16_t)below(n_queues());
+	bool v1 = on_legacy();
+	switch (below(9)) {
+	case 0: /* QueueReady (v2) or QueuePFN (v1) before QueueNum */
+		mw(VIRTIO_MMIO_QUEUE_SEL, q);
+		if (v1) {
+			mw(VIRTIO_MMIO_QUEUE_PFN, fz_state.ring_pfn[q % FZ_QUEUES]);
+		} else {
+			mw(VIRTIO_MMIO_QUEUE_READY, 0);
+			struct fz_op *op = push(FZ_QADDR);
+			op->q = q;
+			op->qoff[0] = 0;
+			op->qoff[1] = 0x4000;
+			op->qoff[2] = 0x5000;
+			mw(VIRTIO_MMIO_QUEUE_READY, 1);
+		}
+		{
+			const uint32_t nums[] = { 0, 1, 3, 100, 129, 1024, 0xffff, 0xffffffff };
+			mw(VIRTIO_MMIO_QUEUE_NUM, nums[below(8)]);
+		}
+		push_q(FZ_KICK, q, 0);
+		push_q(FZ_WAIT, q, 20);
+		break;
+	case 1: { /* QueueSel past the last queue */
+		const uint32_t sels[] = { n_queues(), n_queues() + 1, 7, 8, 1023, 1024, 0xffff, 0xffffffff };
+		uint32_t sel = sels[below(8)];
+		if (!v1 && sel < FZ_QUEUES && chance(50)) {
+			struct fz_op *op = push(FZ_QADDR);
+			op->q = (uint16_t)sel;
+			op->qoff[1] = 0x4000;
+			op->qoff[2] = 0x5000;
+		}
+		mw(VIRTIO_MMIO_QUEUE_SEL, sel);
+		mr(VIRTIO_MMIO_QUEUE_NUM_MAX);
+		mw(VIRTIO_MMIO_QUEUE_NUM, 1u << below(11));
+		mr(v1 ? VIRTIO_MMIO_QUEUE_PFN : VIRTIO_MMIO_QUEUE_READY);
+		if (v1)
+			mw(VIRTIO_MMIO_QUEUE_PFN, chance(50) ? 0 : fz_state.ring_pfn[sel % FZ_QUEUES]);
+		else
+			mw(VIRTIO_MMIO_QUEUE_READY, 1);
+		mw(VIRTIO_MMIO_QUEUE_NOTIFY, sel);
+		break;
+	}
+	case 2: { /* QueueNum beyond QueueNumMax, on a queue in use */
+		const uint32_t nums[] = { 129, 256, 257, 1024, 1025, 0x10000, 0xffffffff, 3 };
+		mw(VIRTIO_MMIO_QUEUE_SEL, q);
+		mr(VIRTIO_MMIO_QUEUE_NUM_MAX);
+		mw(VIRTIO_MMIO_QUEUE_NUM, nums[below(8)]);
+		if (!v1 && chance(50)) {
+			mw(VIRTIO_MMIO_QUEUE_READY, 0);
+			mw(VIRTIO_MMIO_QUEUE_READY, 1);
+		}
+		push_q(FZ_KICK, q, 0);
+		push_q(FZ_WAIT, q, 20);
+		break;
+	}
+	case 3: /* features changed after FEATURES_OK and DRIVER_OK */
+		mw(VIRTIO_MMIO_DRIVER_FEATURES_SEL, below(3));
+		mw(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)rnd());
+		mr(VIRTIO_MMIO_STATUS);
+		break;
+	case 4: { /* unaligned and oversized accesses, the configuration too */
+		const unsigned widths[] = { 1, 2, 4, 8 };
+		unsigned w = widths[below(4)];
+		uint64_t off = below(0x200 - w + 1);
+		if (w == 4 && !(off & 3))
+			off |= 1 + below(3);
+		if (off + w > 0x200)
+			off = 0x200 - w - 1;
+		push_reg(chance(50) ? FZ_MW : FZ_MR, off, w, rnd());
+		break;
+	}
+	case 5: { /* reads of write-only registers, writes to read-only ones */
+		static const uint16_t wo[] = { 0x20, 0x24, 0x28, 0x30, 0x38, 0x3c, 0x50, 0x64, 0x80, 0x94, 0xa4 };
+		static const uint16_t ro[] = { 0x00, 0x04, 0x08, 0x0c, 0x10, 0x34, 0x60, 0xfc };
+		if (chance(50))
+			mr(wo[below(sizeof(wo) / sizeof(wo[0]))]);
+		else
+			mw(ro[below(sizeof(ro) / sizeof(ro[0]))], (uint32_t)rnd());
+		break;
+	}
+	case 6: { /* status going backwards, or bits out of order */
+		const uint8_t sts[] = { 0x03, 0x01, 0x0b, 0x07, 0x8f, 0x40, 0x4f, 0xff, 0x04 };
+		mw(VIRTIO_MMIO_STATUS, sts[below(sizeof(sts))]);
+		mr(VIRTIO_MMIO_STATUS);
+		if (chance(50)) {
+			push_q(FZ_KICK, q, 0);
+			push_q(FZ_WAIT, q, 20);
+		}
+		break;
+	}
+	case 7: /* rings moved while the queue is in use */
+		if (v1) {
+			const uint32_t aligns[] = { 0, 1, 3, 64, 100, 4096, 8192, 0x10000, 0x80000000u };
+			const uint32_t pages[] = { 0, 1, 512, 3, 4096, 8192, 0x10000 };
+			mw(VIRTIO_MMIO_QUEUE_SEL, q);
+			switch (below(3)) {
+			case 0: mw(VIRTIO_MMIO_QUEUE_ALIGN, aligns[below(9)]); break;
+			case 1:
+				mw(VIRTIO_MMIO_GUEST_PAGE_SIZE, pages[below(7)]);
+				mw(VIRTIO_MMIO_QUEUE_PFN, fz_state.ring_pfn[below(FZ_QUEUES)] + below(4));
+				mw(VIRTIO_MMIO_GUEST_PAGE_SIZE, VIRTIO_MMIO_LEGACY_PAGE);
+				break;
+			default: mw(VIRTIO_MMIO_QUEUE_PFN, fz_state.ring_pfn[below(FZ_QUEUES)] + below(8));
+			}
+		} else {
+			struct fz_op *op = push(FZ_QADDR);
+			op->q = q;
+			for (unsigned i = 0; i < 3; i++)
+				op->qoff[i] = chance(30) ? (uint32_t)below(0x9001) : (uint32_t)(below(9) << 12);
+			if (chance(60))
+				mw(VIRTIO_MMIO_QUEUE_READY, 1);
+		}
+		push_q(FZ_KICK, q, 0);
+		push_q(FZ_WAIT, q, 20);
+		break;
+	default: /* interrupt acknowledgements of bits never raised */
+		mw(VIRTIO_MMIO_INTERRUPT_ACK, (uint32_t)rnd());
+		mr(VIRTIO_MMIO_INTERRUPT_STATUS);
+	}
+}
+
 /* ---------------------------------------------------------------- programs */
 
 static void plan_bringup(void)
@@ -460,22 +797,27 @@ static void plan_bringup(void)
 	op->off = G.prog_no;
 	op->value = G.valid;
 	push(FZ_RESET);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 1);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 3);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 4, 0);
-	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_FEATURE, 4, 0);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_FEATURE_SELECT, 4, 1);
-	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_FEATURE, 4, 0);
+	set_status(1);
+	set_status(3);
+	read_device_features(0);
+	if (!on_legacy())
+		read_device_features(1);
 	G.phase = G_NEGOTIATE;
 }
 
 static void plan_negotiate(void)
 {
 	static const unsigned bits[] = { 0, 1, 2, 3, 4, 5, 28, 29 };
-	uint64_t offered = fz_state.device_features, want = 1ULL << VIRTIO_F_VERSION_1;
+	uint64_t offered = fz_state.device_features, want = on_legacy() ? 0 : 1ULL << VIRTIO_F_VERSION_1;
+	if (on_legacy())
+		offered &= 0xffffffffULL; /* v1: 32 feature bits */
 	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
 		if ((offered >> bits[i] & 1) && chance(70))
 			want |= 1ULL << bits[i];
+	/* Packed whenever offered (the device was started with packed=on to be
+	 * fuzzed that way), but for a few programs. */
+	if ((offered >> VQ_F_RING_PACKED & 1) && chance(90))
+		want |= 1ULL << VQ_F_RING_PACKED;
 	if (!G.valid && chance(15))
 		want ^= 1ULL << (chance(50) ? VIRTIO_F_VERSION_1 : below(64)); /* unoffered, or no VERSION_1 */
 	G.features = want & (G.valid ? offered : ~0ULL);
@@ -483,14 +825,14 @@ static void plan_negotiate(void)
 	G.q_stats = has(VIRTIO_BALLOON_F_STATS_VQ) ? q++ : -1;
 	G.q_hint = has(VIRTIO_BALLOON_F_FREE_PAGE_HINT) ? q++ : -1;
 	G.q_report = has(VIRTIO_BALLOON_F_REPORTING) ? q++ : -1;
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, 0);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, (uint32_t)G.features);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE_SELECT, 4, 1);
-	push_reg(FZ_CW, VIRTIO_PCI_COMMON_DRIVER_FEATURE, 4, G.features >> 32);
-	if (G.valid || chance(80))
-		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0b);
-	push_reg(FZ_CR, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0);
-	push_reg(FZ_CR, VIRTIO_PCI_COMMON_NUM_QUEUES, 2, 0);
+	write_driver_features(0, (uint32_t)G.features);
+	if (!on_legacy())
+		write_driver_features(1, (uint32_t)(G.features >> 32));
+	if (!on_legacy() && (G.valid || chance(80)))
+		set_status(0x0b);
+	get_status();
+	if (!on_mmio())
+		push_reg(FZ_CR, VIRTIO_PCI_COMMON_NUM_QUEUES, 2, 0);
 	G.phase = G_QUEUES;
 }
 
@@ -498,17 +840,27 @@ static void plan_queues(void)
 {
 	bool early_ok = !G.valid && chance(15); /* DRIVER_OK before the queues */
 	if (early_ok)
-		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0f);
-	for (int q = 0; q < 2 + (G.q_stats >= 0) + (G.q_hint >= 0) + (G.q_report >= 0); q++) {
+		set_status(ok_status());
+	for (int q = 0; q < (int)n_queues(); q++) {
 		uint64_t size = 16ULL << below(4);
+		if (has(VQ_F_RING_PACKED) && !on_legacy() && chance(60)) {
+			/* small, and of any size (2.8.10): the wrap counters flip
+			 * within a program */
+			const uint64_t small[] = { 4, 5, 7, 8, 12 };
+			size = small[below(5)];
+		}
 		if (!G.valid && chance(10)) {
 			const uint64_t odd[] = { 0, 3, 100, 1024, 256 };
 			size = odd[below(5)];
 		}
+		if (on_mmio()) { /* mmio has no queue count: each queue's maximum is read */
+			mw(VIRTIO_MMIO_QUEUE_SEL, (uint16_t)q);
+			mr(VIRTIO_MMIO_QUEUE_NUM_MAX);
+		}
 		push_q(FZ_QSETUP, (uint16_t)q, size);
 	}
 	if (!early_ok)
-		push_reg(FZ_CW, VIRTIO_PCI_COMMON_DEVICE_STATUS, 1, 0x0f);
+		set_status(ok_status());
 	if (has(VIRTIO_BALLOON_F_PAGE_POISON))
 		push_reg(FZ_DW, BALLOON_CFG_POISON_VAL, 4,
 			 G.valid && has(VIRTIO_BALLOON_F_REPORTING) ? 0 : (chance(50) ? 0 : 0xaaaaaaaa));
@@ -525,8 +877,20 @@ static void plan_body(void)
 	}
 	G.body_left--;
 	if (!G.valid && chance(45)) {
-		static void (*const bad_families[])(void) = {
+		/* the ring's and the transport's own families stand in for split
+		 * rings' (bad_chain, bad_avail) and PCI's (bad_registers) */
+		bool packed = has(VQ_F_RING_PACKED) && !on_legacy();
+		static void (*const pci_split[])(void) = { /* as before the other shapes: seeds keep their programs */
 			bad_pfns, bad_chain, bad_avail, bad_stats_hint, bad_report, bad_registers,
+		};
+		if (!packed && !on_mmio()) {
+			pci_split[below(sizeof(pci_split) / sizeof(pci_split[0]))]();
+			return;
+		}
+		void (*const bad_families[])(void) = {
+			bad_pfns, packed ? bad_packed : bad_chain, packed ? bad_packed : bad_avail, bad_stats_hint,
+			bad_report, on_mmio() ? bad_mmio : bad_registers, packed ? bad_packed : bad_pfns,
+			on_mmio() ? bad_mmio : bad_registers,
 		};
 		bad_families[below(sizeof(bad_families) / sizeof(bad_families[0]))]();
 		return;

@@ -17,6 +17,7 @@ static const char *const kind_names[] = {
 	[FZ_PROG] = "prog", [FZ_RESET] = "reset", [FZ_CW] = "cw", [FZ_CR] = "cr", [FZ_DW] = "dw",
 	[FZ_DR] = "dr", [FZ_WW] = "ww", [FZ_WR] = "wr", [FZ_QSETUP] = "qsetup", [FZ_ADD] = "add",
 	[FZ_AVAIL] = "avail", [FZ_KICK] = "kick", [FZ_WAIT] = "wait", [FZ_CHECK] = "check",
+	[FZ_MW] = "mw", [FZ_MR] = "mr", [FZ_QADDR] = "qaddr", [FZ_PADD] = "padd", [FZ_PEVENT] = "pevent",
 };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
@@ -30,6 +31,7 @@ void fz_op_init(struct fz_op *op, enum fz_kind kind)
 	memset(op, 0, sizeof(*op));
 	op->kind = (uint8_t)kind;
 	op->indlen = op->next = op->head = FZ_NONE;
+	op->av = op->us = FZ_NONE;
 }
 
 uint64_t fz_seg_frames(const struct fz_seg *s)
@@ -170,9 +172,11 @@ static int parse_seg(struct cursor *c, const char *tok, const char *at, struct f
 	return 0;
 }
 
-static int parse_add(struct cursor *c, struct fz_op *op)
+/* add's arguments, or padd's (`packed`): slots and flags instead of d=. */
+static int parse_add(struct cursor *c, struct fz_op *op, bool packed)
 {
 	char tok[FZ_LINE_MAX];
+	bool got_at = false, got_id = false, got_wrap = false;
 	for (;;) {
 		while (*c->p == ' ')
 			c->p++;
@@ -183,7 +187,24 @@ static int parse_add(struct cursor *c, struct fz_op *op)
 		if (n == SIZE_MAX)
 			return fail(c, "token too long", at);
 		uint64_t v;
-		if (strncmp(tok, "d=", 2) == 0) {
+		if (packed && strncmp(tok, "at=", 3) == 0 && !got_at && number(tok + 3, 0xffff, &v) == 0) {
+			op->slot = (uint16_t)v;
+			got_at = true;
+		} else if (packed && strncmp(tok, "id=", 3) == 0 && !got_id && number(tok + 3, 0xffff, &v) == 0) {
+			op->bid = (uint16_t)v;
+			got_id = true;
+		} else if (packed && strncmp(tok, "wrap=", 5) == 0 && !got_wrap && number(tok + 5, 1, &v) == 0) {
+			op->wrap = v;
+			got_wrap = true;
+		} else if (packed && strncmp(tok, "av=", 3) == 0 && number(tok + 3, 1, &v) == 0) {
+			op->av = (int8_t)v;
+		} else if (packed && strncmp(tok, "us=", 3) == 0 && number(tok + 3, 1, &v) == 0) {
+			op->us = (int8_t)v;
+		} else if (packed && strcmp(tok, "rev") == 0) {
+			op->rev = true;
+		} else if (packed && strcmp(tok, "nest") == 0) {
+			op->nest = true;
+		} else if (!packed && strncmp(tok, "d=", 2) == 0) {
 			const char *s = tok + 2;
 			for (;;) {
 				if (op->n_desc == FZ_MAX_SEGS || number_until(&s, ",", 0xffff, &v) < 0)
@@ -197,15 +218,15 @@ static int parse_add(struct cursor *c, struct fz_op *op)
 				return fail(c, "bad descriptor list", at);
 		} else if (strcmp(tok, "ind") == 0) {
 			op->ind = true;
-		} else if (strcmp(tok, "loop") == 0) {
+		} else if (!packed && strcmp(tok, "loop") == 0) {
 			op->loop = true;
 		} else if (strcmp(tok, "hide") == 0) {
 			op->hide = true;
 		} else if (strncmp(tok, "indlen=", 7) == 0 && number(tok + 7, 65536, &v) == 0) {
 			op->indlen = (int32_t)v;
-		} else if (strncmp(tok, "next=", 5) == 0 && number(tok + 5, 0xffff, &v) == 0) {
+		} else if (!packed && strncmp(tok, "next=", 5) == 0 && number(tok + 5, 0xffff, &v) == 0) {
 			op->next = (int32_t)v;
-		} else if (strncmp(tok, "head=", 5) == 0 && number(tok + 5, 0xffff, &v) == 0) {
+		} else if (!packed && strncmp(tok, "head=", 5) == 0 && number(tok + 5, 0xffff, &v) == 0) {
 			op->head = (int32_t)v;
 		} else if (tok[0] == 'r' || tok[0] == 'w') {
 			if (op->n_segs == FZ_MAX_SEGS)
@@ -216,6 +237,13 @@ static int parse_add(struct cursor *c, struct fz_op *op)
 		} else {
 			return fail(c, "unknown add argument", at);
 		}
+	}
+	if (packed) {
+		if (!got_at || !got_id || !got_wrap)
+			return fail(c, "padd needs at=, id= and wrap=", c->p);
+		if (op->n_segs == 0)
+			return fail(c, "padd needs a segment", c->p);
+		return 0;
 	}
 	if (op->n_desc == 0)
 		return fail(c, "add needs d=", c->p);
@@ -265,13 +293,31 @@ static int parse_op(const char *text, struct fz_op *op, char *why, size_t why_le
 	case FZ_CR:
 	case FZ_DW:
 	case FZ_DR:
+	case FZ_MW:
+	case FZ_MR:
 		if ((rc = arg_number(&c, 0xfff, &op->off)) < 0 || (rc = arg_number(&c, 8, &v)) < 0)
 			return rc;
 		if (v != 1 && v != 2 && v != 4 && v != 8)
 			return fail(&c, "width must be 1, 2, 4 or 8", text);
 		op->width = (uint32_t)v;
-		if ((k == FZ_CW || k == FZ_DW) && (rc = arg_number(&c, UINT64_MAX, &op->value)) < 0)
+		if ((k == FZ_CW || k == FZ_DW || k == FZ_MW) && (rc = arg_number(&c, UINT64_MAX, &op->value)) < 0)
 			return rc;
+		break;
+	case FZ_QADDR:
+		if ((rc = arg_number(&c, 0xffff, &q)) < 0)
+			return rc;
+		op->q = (uint16_t)q;
+		for (unsigned i = 0; i < 3; i++) {
+			if ((rc = arg_number(&c, 0xffff, &v)) < 0)
+				return rc;
+			op->qoff[i] = (uint32_t)v;
+		}
+		break;
+	case FZ_PEVENT:
+		if ((rc = arg_number(&c, 0xffff, &q)) < 0 || (rc = arg_number(&c, 0xffff, &op->value)) < 0 ||
+		    (rc = arg_number(&c, 0xffff, &op->off)) < 0)
+			return rc;
+		op->q = (uint16_t)q;
 		break;
 	case FZ_WW:
 	case FZ_WR:
@@ -296,10 +342,11 @@ static int parse_op(const char *text, struct fz_op *op, char *why, size_t why_le
 		op->q = (uint16_t)q;
 		break;
 	case FZ_ADD:
+	case FZ_PADD:
 		if ((rc = arg_number(&c, 0xffff, &q)) < 0)
 			return rc;
 		op->q = (uint16_t)q;
-		if ((rc = parse_add(&c, op)) < 0)
+		if ((rc = parse_add(&c, op, k == FZ_PADD)) < 0)
 			return rc;
 		break;
 	}
@@ -362,10 +409,37 @@ int fz_format(const struct fz_op *op, char *buf, size_t len)
 		break;
 	case FZ_CW:
 	case FZ_DW:
+	case FZ_MW:
 		put(&o, " %#llx %u %#llx", (unsigned long long)op->off, op->width, (unsigned long long)op->value);
+		break;
+	case FZ_QADDR:
+		put(&o, " %u %#x %#x %#x", op->q, op->qoff[0], op->qoff[1], op->qoff[2]);
+		break;
+	case FZ_PEVENT:
+		put(&o, " %u %#llx %#llx", op->q, (unsigned long long)op->value, (unsigned long long)op->off);
+		break;
+	case FZ_PADD:
+		put(&o, " %u at=%u id=%u wrap=%u", op->q, op->slot, op->bid, op->wrap);
+		if (op->av != FZ_NONE)
+			put(&o, " av=%d", op->av);
+		if (op->us != FZ_NONE)
+			put(&o, " us=%d", op->us);
+		if (op->rev)
+			put(&o, " rev");
+		if (op->ind)
+			put(&o, " ind");
+		if (op->indlen != FZ_NONE)
+			put(&o, " indlen=%d", op->indlen);
+		if (op->nest)
+			put(&o, " nest");
+		if (op->hide)
+			put(&o, " hide");
+		for (unsigned i = 0; i < op->n_segs; i++)
+			put_seg(&o, &op->seg[i]);
 		break;
 	case FZ_CR:
 	case FZ_DR:
+	case FZ_MR:
 		put(&o, " %#llx %u", (unsigned long long)op->off, op->width);
 		break;
 	case FZ_WW:

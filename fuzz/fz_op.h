@@ -22,6 +22,31 @@
  *   wait Q MS                   poll Q's used ring up to MS milliseconds
  *   check                       the program's oracles; it ends
  *
+ * virtio-mmio (the balloon on microvm, version 2 or legacy version 1):
+ *   mw OFF W VAL / mr OFF W     mmio register write / read (W: 1 2 4 8); the
+ *                               ring addresses (v2 0x80-0xa7) are written by
+ *                               qsetup and qaddr only, and v1's GuestPageSize,
+ *                               QueueNum, QueueAlign, QueuePFN and v2's
+ *                               QueueReady only where the rings the device
+ *                               would then use stay inside the ring memory
+ *   qaddr Q DESC DRV DEV        select Q and write its three ring addresses
+ *                               (v2) as offsets into Q's ring memory, whatever
+ *                               state the queue is in; nothing else
+ *
+ * Packed rings (VIRTIO_F_RING_PACKED negotiated: qsetup lays the queue out
+ * packed, `wait` reads used descriptors):
+ *   padd Q at=SLOT id=ID wrap=W [av=A] [us=U] [rev] [ind] [indlen=N] [nest] SEG..
+ *                               write one descriptor per segment (one
+ *                               indirect table with `ind`) from SLOT on,
+ *                               flipping W past the ring's end, every one
+ *                               carrying buffer id ID; AVAIL/USED are W/!W
+ *                               unless av=/us= say otherwise for the first
+ *                               (the flags that make the buffer available);
+ *                               `rev` writes the first descriptor first, so
+ *                               the chain is available before its tail;
+ *                               `nest` marks the table's entries INDIRECT
+ *   pevent Q FLAGS OFFWRAP      write the driver event suppression structure
+ *
  * A segment SEG is "r:" (device-readable) or "w:" (device-writable), then
  *   pfns=RUN[,RUN..]  a buffer of le32 frame numbers; RUN is aN+C (C frames
  *                     from arena frame N) or pN+C (from absolute frame N)
@@ -50,6 +75,7 @@
 enum fz_kind {
 	FZ_PROG, FZ_RESET, FZ_CW, FZ_CR, FZ_DW, FZ_DR, FZ_WW, FZ_WR,
 	FZ_QSETUP, FZ_ADD, FZ_AVAIL, FZ_KICK, FZ_WAIT, FZ_CHECK,
+	FZ_MW, FZ_MR, FZ_QADDR, FZ_PADD, FZ_PEVENT,
 };
 
 enum fz_seg_kind { FZ_SEG_PFNS, FZ_SEG_RANGE, FZ_SEG_STATS, FZ_SEG_ID, FZ_SEG_ZERO };
@@ -73,9 +99,15 @@ struct fz_seg {
 struct fz_op {
 	uint8_t kind;      /* enum fz_kind */
 	uint16_t q;        /* queue, BAR (ww/wr) */
-	uint64_t off;      /* cw cr dw dr ww wr: offset; prog: number; avail: delta; wait: ms; qsetup: size */
-	uint32_t width;    /* cw cr dw dr: access width; ww wr: window length */
-	uint64_t value;    /* cw dw ww: value written; prog: 1 if valid */
+	uint64_t off;      /* cw cr dw dr ww wr mw mr: offset; prog: number; avail: delta; wait: ms;
+			      qsetup: size; pevent: off_wrap */
+	uint32_t width;    /* cw cr dw dr mw mr: access width; ww wr: window length */
+	uint64_t value;    /* cw dw ww mw: value written; prog: 1 if valid; pevent: flags */
+	uint32_t qoff[3];  /* qaddr: desc, driver, device offsets in the ring memory */
+	/* padd (with ind, indlen and the segments of add) */
+	uint16_t slot, bid;
+	bool wrap, rev, nest;
+	int8_t av, us;     /* FZ_NONE: as the wrap counter says */
 	/* add */
 	uint8_t n_desc;
 	uint16_t desc[FZ_MAX_SEGS];

@@ -5,7 +5,9 @@ every operation ("fz <op>"); see fuzz/devfuzz.h and docs/fuzzing.md. This tool
 runs it and judges each run:
 
   crash      QEMU exited on its own: abort, assertion, signal, error exit
-  hang       no serial output for --hang seconds and QMP does not answer
+  hang       no serial output for --hang seconds and QMP does not answer,
+             or it answers and the guest goes on soon after: QEMU was busy
+             inside one of its device accesses
   guest      blimp itself panicked or faulted (exit status 37 or 39),
              stopped printing while QEMU still answers, or printed a
              malformed event line (named in the detail)
@@ -23,18 +25,30 @@ QEMU command line), summary.json.
   fuzz_device.py run --seed 5 --ops 3000 --config reporting
   fuzz_device.py replay FINDING/ops.log --config reporting
   fuzz_device.py minimize FINDING/ops.log --config reporting   (writes ops.min.log)
+  fuzz_device.py compare OTHER_QEMU    replay every finding of this QEMU's last
+                                       campaign here and on OTHER_QEMU: which
+                                       are version-specific (compare.json)
+
+The transport and ring shape: --packed (packed virtqueues), --machine
+microvm (the balloon on virtio-mmio version 2), --machine microvm
+--legacy-mmio (mmio version 1), --machine microvm --packed; each names one
+of the configurations below (packed, mmio, mmio-packed, mmio-legacy), which
+--config and --configs also take. BLIMP_QEMU selects the QEMU.
 """
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 
-from .vm import ROOT, BlimpVM, GuestError, qemu_device_has, qemu_version_line
+from .vm import QEMU_ENV, ROOT, BlimpVM, GuestError, qemu_binary, qemu_device_has, qemu_version, qemu_version_line
 
-FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
+# One folder per QEMU version, so campaigns on 7.2 and 10.0 can run side by
+# side and be compared (`compare`).
+FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings", "qemu-" + ".".join(map(str, qemu_version())))
 
 # Every configuration has ioeventfd=off where the device has that property
 # (QEMU 10.0; 7.2's balloon has none): a kick is then handled by the vCPU
@@ -46,6 +60,8 @@ FINDINGS = os.path.join(ROOT, "build", "fuzz", "device-findings")
 # TCG handles it in the vCPU thread anyway).
 BALLOON = "virtio-balloon-pci,id=bal0" + \
     (",ioeventfd=off" if qemu_device_has("virtio-balloon-pci", "ioeventfd") else "")
+MMIO_V2 = ["-global", "virtio-mmio.force-legacy=false", "-global", "virtio-mmio.ioeventfd=off"]
+MMIO_V1 = ["-global", "virtio-mmio.force-legacy=true", "-global", "virtio-mmio.ioeventfd=off"]
 # QEMU configurations a campaign cycles through: (devices, extra args).
 CONFIGS = {
     # reporting on, page poison offered (QEMU's default)
@@ -57,7 +73,17 @@ CONFIGS = {
              ["-object", "iothread,id=io1"]),
     # the modern-only device (1af4:1045), defaults otherwise
     "modern": ([BALLOON + ",disable-legacy=on,deflate-on-oom=on"], []),
+    # packed virtqueues (VIRTIO_F_RING_PACKED offered; the fuzzer takes it)
+    "packed": ([BALLOON + ",free-page-reporting=on,packed=on"], []),
+    # virtio-mmio on microvm: version 2, version 2 with packed rings, and
+    # legacy version 1 (7.2's default; set either way so both QEMUs agree).
+    # ioeventfd=off for the reason given above.
+    "mmio": (["virtio-balloon-device,id=bal0,free-page-reporting=on"], MMIO_V2),
+    "mmio-packed": (["virtio-balloon-device,id=bal0,free-page-reporting=on,packed=on"], MMIO_V2),
+    "mmio-legacy": (["virtio-balloon-device,id=bal0,free-page-reporting=on"], MMIO_V1),
 }
+# The machine of each configuration: q35 unless named here.
+MACHINE = {"mmio": "microvm", "mmio-packed": "microvm", "mmio-legacy": "microvm"}
 # How long a replay that ran every op waits for QEMU to exit before it
 # calls the run "ok" (an ok replay costs this much). A device in an
 # iothread acts after the guest's last command returned; otherwise QEMU's
@@ -70,7 +96,21 @@ KNOWN = {"tcg_handle_interrupt": "QEMU-1 (docs/findings.md)"}
 
 def boot(config, append, mem="256M"):
     devices, extra = CONFIGS[config]
-    return BlimpVM(mem=mem, append=append, devices=devices, extra_args=extra, name=f"fuzz-{config}").start()
+    return BlimpVM(mem=mem, append=append, devices=devices, extra_args=extra, name=f"fuzz-{config}",
+                   machine=MACHINE.get(config, "q35")).start()
+
+
+def shape_config(config, machine=None, packed=False, legacy_mmio=False):
+    """The configuration named by the shape flags, or `config` when none is given."""
+    if legacy_mmio and machine != "microvm":
+        raise ValueError("--legacy-mmio needs --machine microvm (legacy PCI is not fuzzed)")
+    if machine == "microvm":
+        if legacy_mmio and packed:
+            raise ValueError("legacy virtio-mmio has no packed rings")
+        return "mmio-legacy" if legacy_mmio else "mmio-packed" if packed else "mmio"
+    if machine not in (None, "q35"):
+        raise ValueError(f"unknown machine {machine} (q35 or microvm)")
+    return "packed" if packed else config
 
 
 def ops_of(vm):
@@ -111,6 +151,8 @@ def judge(vm, finished, hang):
         return "guest", "malformed event line", vm.bad_lines[0]
     if hang == "qemu":
         return "hang", "no serial output and no QMP answer", vm.tail(10)
+    if hang == "busy":
+        return "hang", "QEMU busy in one device access past the hang limit (the guest then went on)", vm.tail(10)
     if hang:
         return "guest", "no serial output while QEMU still answers QMP", vm.tail(10)
     findings = [e for e in vm.events if e["ev"] == "fuzz_finding"]
@@ -144,7 +186,11 @@ def wait_started(vm, timeout=60):
 def wait_run(vm, hang_s, done_event="fuzz_done"):
     """Wait for `done_event` while the guest makes progress. Returns (finished,
     hang): hang is "qemu" when QMP stops answering too, "guest" when QEMU
-    answers but the guest printed nothing for hang_s seconds, else None."""
+    answers but the guest printed nothing for hang_s seconds and still
+    prints nothing a while later, "busy" when it then goes on (one op, a
+    device access, took QEMU that long: its work ended about when QMP was
+    asked, so QMP answered at once; the shapes campaign's `packed` seed 103
+    on 7.2 was such a QEMU-2 run, once called a guest stall), else None."""
     last_len, last_change = 0, time.monotonic()
     while True:
         if any(e["ev"] == done_event for e in vm.events):
@@ -167,7 +213,14 @@ def wait_run(vm, hang_s, done_event="fuzz_done"):
                 vm.qmp.execute("query-status")
             except Exception:
                 return False, "qemu"
-            return False, "guest" if time.monotonic() - t < 2 else "qemu"
+            if time.monotonic() - t >= 2:
+                return False, "qemu"
+            # QMP answered at once. A guest stuck for good stays silent; one
+            # that was waiting on QEMU prints again soon.
+            grace = time.monotonic() + min(10.0, hang_s)
+            while time.monotonic() < grace and len(vm.lines) == n and vm.proc.poll() is None:
+                time.sleep(0.1)
+            return False, "busy" if len(vm.lines) != n else "guest"
         time.sleep(0.2)
 
 
@@ -332,6 +385,67 @@ def campaign(seconds, configs, ops, seed0, hang_s, bad):
     return summary
 
 
+def replay_on(binary, log, config, hang_s=10):
+    """Replay `log` on QEMU `binary` in a process of its own (the
+    configurations depend on the QEMU: ioeventfd); (kind, signature)."""
+    env = dict(os.environ, **{QEMU_ENV: binary})
+    tool = os.path.join(ROOT, "tools", "fuzz_device.py")
+    done = subprocess.run([sys.executable, tool, "replay", log, "--config", config, "--hang", str(hang_s)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    last = (done.stdout.strip().splitlines() or ["error: no output"])[-1]
+    if done.returncode == 0:
+        return "ok", ""
+    kind, _, sig = last.partition(": ")
+    return kind, sig
+
+
+def same_bug(sig_a, sig_b):
+    """Do two signatures name the same failure, whatever the QEMU's source
+    layout ("../../softmmu/physmem.c:3372: f: Assertion" on 7.2 is
+    "system/physmem.c:3561: f: Assertion" on 10.0)?"""
+    def norm(sig):
+        return re.sub(r"\S+\.(?:c|h|inc):\d+: ", "", sig)
+    return norm(sig_a) == norm(sig_b)
+
+
+def verdict(a, b):
+    """What two replays of one log, (kind, signature) here and on the other
+    QEMU, say about the finding."""
+    if a[0] == "ok" and b[0] == "ok":
+        return "neither (not reproducible by replay)"
+    if b[0] == "ok":
+        return "only here"
+    if a[0] == "ok":
+        return "only on the other"
+    if a[0] == b[0] == "crash" and not same_bug(a[1], b[1]):
+        return "both, but a different failure"
+    return "both"
+
+
+def compare(other, log=print):
+    """Every finding of this QEMU's last campaign, replayed here and on
+    `other`: a finding that reproduces on one only is version-specific."""
+    with open(os.path.join(FINDINGS, "campaign.json")) as f:
+        runs = json.load(f)["runs"]
+    here = qemu_binary()
+    rows = []
+    for r in runs:
+        if "folder" not in r:
+            continue
+        ops_log = os.path.join(r["folder"], "ops.log")
+        a = replay_on(here, ops_log, r["config"])
+        b = replay_on(other, ops_log, r["config"])
+        v = verdict(a, b)
+        rows.append({"log": ops_log, "config": r["config"], "campaign": f"{r['kind']}: {r['signature']}",
+                     "here": f"{a[0]}: {a[1]}" if a[0] != "ok" else "ok", "other": f"{b[0]}: {b[1]}" if b[0] != "ok"
+                     else "ok", "verdict": v})
+        log(f"{r['config']:12s} {v:20s} here {rows[-1]['here']}\n{'':34s}other {rows[-1]['other']}")
+    out = {"here": qemu_version_line(), "other": other, "findings": rows}
+    with open(os.path.join(FINDINGS, "compare.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
 def main():
     try:
         _main()
@@ -355,13 +469,32 @@ def _main():
     r.add_argument("--ops", type=int, default=2000)
     r.add_argument("--config", default="reporting", choices=CONFIGS)
     r.add_argument("--bad", type=int, default=70)
+    parsers = [c, r]
+    cmp_ = sub.add_parser("compare")
+    cmp_.add_argument("other", help="the other QEMU binary")
     for name in ("replay", "minimize"):
         p = sub.add_parser(name)
         p.add_argument("log")
         p.add_argument("--config", choices=CONFIGS,
                        help="QEMU configuration (default: the log's \"# config:\" line, else reporting)")
         p.add_argument("--hang", type=float, default=10, help="seconds without progress that count as a hang")
+        parsers.append(p)
+    for p in parsers:
+        p.add_argument("--machine", choices=("q35", "microvm"),
+                       help="microvm: the balloon on virtio-mmio (version 2 unless --legacy-mmio)")
+        p.add_argument("--packed", action="store_true", help="packed virtqueues (packed=on)")
+        p.add_argument("--legacy-mmio", action="store_true", help="virtio-mmio version 1 (with --machine microvm)")
     a = ap.parse_args()
+    shaped = getattr(a, "machine", None) is not None or getattr(a, "packed", False) or getattr(a, "legacy_mmio", False)
+    if shaped:
+        try:
+            shape = shape_config(None, a.machine, a.packed, a.legacy_mmio)
+        except ValueError as e:
+            ap.error(str(e))
+        if a.cmd == "campaign":
+            a.configs = shape or "reporting"
+        else:
+            a.config = shape or "reporting"
     if a.cmd == "campaign":
         configs = a.configs.split(",")
         unknown = [x for x in configs if x not in CONFIGS]
@@ -372,8 +505,16 @@ def _main():
         print(json.dumps(run_seed(a.seed, a.ops, a.config, bad=a.bad), indent=1))
     elif a.cmd in ("replay", "minimize") and a.config is None:
         a.config = log_config(a.log) or "reporting"
+    if a.cmd == "compare":
+        compare(a.other)
+        return
     if a.cmd == "replay":
-        kind, sig, _ = replay(read_log(a.log), a.config, a.hang)
+        kind, sig, lines = replay(read_log(a.log), a.config, a.hang)
+        refused = sum(1 for ln in lines if ln.startswith("fz> refused"))
+        if refused:
+            # A log replayed on another shape (PCI ops on mmio) does nothing.
+            print(f"note: the guest refused {refused} ops (see serial output); is --config {a.config} the log's shape?",
+                  file=sys.stderr)
         print(f"{kind}: {sig}" if kind != "ok" else "ok: nothing happened")
         sys.exit(0 if kind == "ok" else 1)
     elif a.cmd == "minimize":
