@@ -421,6 +421,16 @@ int fz_build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *addr, 
 	}
 }
 
+int fz_build_segs(const struct fz_op *op, uint64_t *addr, uint32_t *len, char *why, size_t why_len)
+{
+	for (unsigned i = 0; i < op->n_segs; i++) {
+		int rc = fz_build_seg(op->q, &op->seg[i], op->hide, &addr[i], &len[i], why, why_len);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 {
 	struct fz_ring *r = &fz_rings[op->q % FZ_QUEUES];
@@ -439,11 +449,9 @@ static int exec_add(const struct fz_op *op, char *why, size_t why_len)
 		}
 	uint64_t addr[FZ_MAX_SEGS];
 	uint32_t len[FZ_MAX_SEGS];
-	for (unsigned i = 0; i < op->n_segs; i++) {
-		int rc = fz_build_seg(op->q, &op->seg[i], op->hide, &addr[i], &len[i], why, why_len);
-		if (rc < 0)
-			return rc;
-	}
+	int rc = fz_build_segs(op, addr, len, why, why_len);
+	if (rc < 0)
+		return rc;
 	struct vq_desc *desc = (struct vq_desc *)r->mem;
 	unsigned last = op->n_segs ? op->n_segs - 1 : 0;
 	if (op->ind) {

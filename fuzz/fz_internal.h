@@ -56,6 +56,8 @@ void *fz_scratch_alloc(size_t bytes);
 /* One segment's bytes; 0 with addr/len set, or -EINVAL with why. */
 int fz_build_seg(uint16_t q, const struct fz_seg *s, bool hide, uint64_t *addr, uint32_t *len,
 		 char *why, size_t why_len);
+/* Every segment of an add or padd op, into addr[0..n_segs) and len[]. */
+int fz_build_segs(const struct fz_op *op, uint64_t *addr, uint32_t *len, char *why, size_t why_len);
 void fz_finding(const char *kind, const char *fmt_detail, uint64_t a, uint64_t b);
 
 /* fz_mmio.c: the ops return 0, or -EINVAL with why (nothing written) */

@@ -44,11 +44,9 @@ int fz_packed_add(const struct fz_op *op, char *why, size_t why_len)
 	}
 	uint64_t addr[FZ_MAX_SEGS];
 	uint32_t len[FZ_MAX_SEGS];
-	for (unsigned i = 0; i < op->n_segs; i++) {
-		int rc = fz_build_seg(op->q, &op->seg[i], op->hide, &addr[i], &len[i], why, why_len);
-		if (rc < 0)
-			return rc;
-	}
+	int rc = fz_build_segs(op, addr, len, why, why_len);
+	if (rc < 0)
+		return rc;
 	struct vq_pdesc d[FZ_MAX_SEGS];
 	if (op->ind) {
 		size_t table_bytes = (size_t)op->n_segs * sizeof(struct vq_pdesc);

@@ -62,11 +62,10 @@ def test_same_seed_same_programs(boot):
     assert op_lines(a) != op_lines(c)
 
 
-def test_replay_runs_a_log_exactly(boot):
-    vm, _ = fuzz_run(boot, seed=9, ops=150)
-    log = op_lines(vm)
+def assert_replays_exactly(vm, log, replayed):
+    """`replayed`, a guest booted with fuzz.replay, runs vm's op log line by
+    line: the same ops come out, and the oracles see the same programs."""
     programs = vm.events_named("fuzz_program")
-    replayed = boot(append="fuzz.replay", devices=REPORTING)
     replayed.wait_event("fuzz_device", timeout=60)
     for op in log:
         replayed.shell("fz " + op, expect_rc=None)
@@ -75,6 +74,12 @@ def test_replay_runs_a_log_exactly(boot):
     again = [{k: v for k, v in e.items() if k not in ("t_ms", "_host_time")}
              for e in replayed.events_named("fuzz_program")]
     assert again == strip, "the oracles see the same thing in the replay"
+
+
+def test_replay_runs_a_log_exactly(boot):
+    vm, _ = fuzz_run(boot, seed=9, ops=150)
+    log = op_lines(vm)
+    assert_replays_exactly(vm, log, boot(append="fuzz.replay", devices=REPORTING))
 
 
 def replay_ops(vm, ops):
@@ -213,16 +218,7 @@ def test_each_shape_is_fuzzed_cleanly_and_a_seed_gives_the_same_ops(boot, config
 def test_a_shape_log_replays_exactly(boot, config):
     vm, _ = shape_run(boot, config, seed=3, ops=150)
     log = op_lines(vm)
-    programs = vm.events_named("fuzz_program")
-    replayed = boot_shape(boot, config, "fuzz.replay")
-    replayed.wait_event("fuzz_device", timeout=60)
-    for op in log:
-        replayed.shell("fz " + op, expect_rc=None)
-    assert op_lines(replayed) == log
-    strip = [{k: v for k, v in e.items() if k not in ("t_ms", "_host_time")} for e in programs]
-    again = [{k: v for k, v in e.items() if k not in ("t_ms", "_host_time")}
-             for e in replayed.events_named("fuzz_program")]
-    assert again == strip, "the oracles see the same thing in the replay"
+    assert_replays_exactly(vm, log, boot_shape(boot, config, "fuzz.replay"))
 
 
 PCI_PACKED_BRINGUP = [op if op != "cw 0xc 4 0x1" else "cw 0xc 4 0x5" for op in BRINGUP]  # + RING_PACKED (bit 34)
