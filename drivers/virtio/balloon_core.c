@@ -539,7 +539,7 @@ void balloon_step(struct balloon *b)
 	reap(b);
 	retry_remaps(b);
 	int buffers = batch_buffers(b);
-	bool posted = false;
+	bool posted = false, cut = false;
 	struct balloon_batch *bt;
 	while ((bt = free_batch(b)) != NULL) {
 		uint32_t level = b->held + b->in_flight_in - b->in_flight_out;
@@ -593,12 +593,25 @@ void balloon_step(struct balloon *b)
 		}
 		posted = true;
 		reap(b); /* QEMU under TCG answers during the notify */
+		/* Answered at once, a batch is always free again, and this
+		 * loop would run a 200 GiB inflate
+		 * (15 s) to its end: a target changed meanwhile, the shell
+		 * and the timers would wait for it. A step takes its time
+		 * slice, then queues itself behind whatever came meanwhile. */
+		if (b->ops->now_ns(b->ctx) - t0 >= BALLOON_STEP_SLICE_NS) {
+			cut = true;
+			break;
+		}
 	}
 	b->in_step = false;
 	b->step_ns += b->ops->now_ns(b->ctx) - t0;
 	if (posted) {
-		balloon_event(b, "balloon_progress", "\"held\":%u,\"target\":%u,\"free\":%lu", b->held, b->target,
-			      (unsigned long)b->pfa->st.free);
+		/* One line a second while a long step goes on, one at its end. */
+		if (!cut || now_ms(b) - b->progress_ms >= 1000) {
+			b->progress_ms = now_ms(b);
+			balloon_event(b, "balloon_progress", "\"held\":%u,\"target\":%u,\"free\":%lu", b->held,
+				      b->target, (unsigned long)b->pfa->st.free);
+		}
 		b->ops->queue_work(b->ctx); /* more next round, after other work had a turn */
 	} else if (b->held == b->target && !b->done_reported && !b->in_flight_in && !b->in_flight_out) {
 		b->done_reported = true;

@@ -57,6 +57,8 @@
 #define BALLOON_MAX_REPORT_RUNS 32
 #define BALLOON_MAX_HINT_BLOCKS 4096 /* 2 MiB blocks held while the host migrates: 8 GiB */
 #define BALLOON_STATS_TAGS 10
+/* How long one balloon step may run before it lets other work in. */
+#define BALLOON_STEP_SLICE_NS 10000000ULL
 #define BALLOON_PFN_LIMIT (1ULL << 32) /* frames a le32 on the inflate queue can name */
 
 /* Queues by role; balloon_core_init numbers them for the device (5.5.2).
@@ -156,6 +158,7 @@ struct balloon {
 	struct balloon_batch batch[BALLOON_MAX_INFLIGHT];
 	uint64_t backoff_ms, target_since_ms;
 	bool stalled, in_step, oom_hold, done_reported;
+	uint64_t progress_ms;    /* when balloon_progress was last said */
 
 	/* statistics (one buffer, on the device's side until it asks) */
 	struct balloon_stat *stats;

@@ -102,3 +102,27 @@ def test_the_largest_guest_up_to_1tib_sees_its_memory_and_balloons_above_4gib(bo
                     reason=str(host_room("256G", touched=ALLOC)))
 def test_a_256gib_guest_sees_its_memory_and_balloons_above_4gib(boot):
     check_big_guest(boot, "256G")
+
+
+@pytest.mark.skipif(LARGEST is None, reason=f"no big guest fits this host: {NOT_BIGGER}")
+def test_a_host_that_changes_its_mind_mid_inflate_is_heard_before_the_inflate_ends(boot):
+    """A 200 GiB inflate takes ~15 s of one balloon step if the step runs to
+    its end; a host asking for 20 GiB half a second in must be heard then,
+    while the console is not read (a client that reads it now and then)."""
+    vm = boot(mem=LARGEST, devices=["virtio-balloon-pci"], serial="socket")
+    ram = mem_bytes(LARGEST)
+    vm.wait_event("ready", timeout=TIMEOUT)
+    first, second = min(200 * GIB, ram // 2), 20 * GIB
+    vm.pause_reading()
+    vm.qmp.execute("balloon", value=ram - first)
+    vm.poll(lambda: ram - vm.qmp.execute("query-balloon")["actual"] >= GIB, TIMEOUT,
+            lambda: "the inflate never took its first GiB", 0.01)
+    vm.qmp.execute("balloon", value=ram - second)
+    vm.wait_actual(ram - second, timeout=TIMEOUT, why="the second target")
+    vm.resume_reading()
+    bal = vm.shell_event("balloon", timeout=TIMEOUT)
+    assert bal["held"] == second // PAGE and bal["check"] == "ok", bal
+    # The guest turned back long before the first target: had the step run
+    # to its end it would have taken all of it in and given most back.
+    assert bal["pages_in"] < first // PAGE // 2, bal
+    pfa(vm)
