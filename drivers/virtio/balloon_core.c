@@ -592,6 +592,13 @@ void balloon_step(struct balloon *b)
 			break;
 		}
 		posted = true;
+		/* Memory came: the next stall is a new one, retried soon. The
+		 * wait doubles only while retries find nothing; without this,
+		 * an inflate that workloads slow (they fault back what reclaim
+		 * freed, so it stalls now and then but moves) came to wait 8 s
+		 * between chunks of 4 MiB. */
+		if (bt->inflate)
+			b->backoff_ms = 250;
 		reap(b); /* QEMU under TCG answers during the notify */
 		/* Answered at once, a batch is always free again, and this
 		 * loop would run a 200 GiB inflate
