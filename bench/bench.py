@@ -80,7 +80,7 @@ import time
 # bench.py is run directly, by make bench and by hand.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 from blimp.units import MIB  # noqa: E402
-from blimp.vm import EXIT_SUCCESS, BlimpVM  # noqa: E402
+from blimp.vm import KERNEL, BlimpVM  # noqa: E402
 from blimp.vm import qemu_version_line  # noqa: E402
 from guests import ROOT, Blimp, Linux  # noqa: E402
 import bigmem  # noqa: E402
@@ -184,60 +184,74 @@ def run_boot(guest, ram_mib, timeout):
 
 
 PVH_FLOOR = os.path.join(ROOT, "build", "bench", "pvh_floor.elf")
+PVH_BLOCKS = os.path.join(ROOT, "build", "bench", "pvh_blocks.elf")
+READY_LINE = b'@ev {"ev":"ready"'
 
 
-def run_boot_microvm(ram_mib, timeout):
-    """blimp on microvm (no PCI, the balloon a virtio-mmio device): QEMU's
-    start to `ready`, as run_boot."""
-    with BlimpVM(machine="microvm", mem=f"{ram_mib}M", devices=["virtio-balloon-device"],
-                 name="blimp-microvm") as vm:
-        return vm.wait_event("ready", timeout=timeout)["_host_time"]
-
-
-def run_pvh_floor(ram_mib, timeout):
-    """QEMU's floor on microvm: start to the one console line of a PVH
-    kernel that writes it at once and exits (bench/pvh_floor.S), the same
-    QEMU options and the same measure as run_boot_microvm (start to a
-    line read), so QEMU's teardown does not count."""
-    vm = BlimpVM(machine="microvm", mem=f"{ram_mib}M", kernel=PVH_FLOOR, qmp=False)
+def microvm_boot(kernel, marker, ram_mib, timeout):
+    """QEMU's start to the first console line holding `marker`, on microvm
+    with the balloon over mmio and a QMP socket (nobody connects): the
+    same command line and the same launch for blimp and the floors, so the
+    kernel is the only difference. Timed to the line read, not QEMU's exit
+    (its teardown does not count)."""
+    vm = BlimpVM(machine="microvm", mem=f"{ram_mib}M", devices=["virtio-balloon-device"],
+                 kernel=kernel, name="microvm-boot")
+    vm.qmp_path = os.path.join(vm.tmp, "qmp.sock")
     cmd = vm.command_line()
-    vm.close()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     try:
-        got = b""
-        while b"\n" not in got:
+        got, t = b"", None
+        while t is None:
             chunk = proc.stdout.read1(4096)
             if not chunk:
                 break
             got += chunk
-        t = time.monotonic() - t0
-        rc = proc.wait(timeout=timeout)
+            if marker in got:
+                t = time.monotonic() - t0
+        if t is None:
+            raise RuntimeError(f"{kernel} on microvm: no {marker!r} line; console {got[-200:]!r}, "
+                               f"QEMU exited {proc.wait(timeout=timeout)}")
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
         proc.stdout.close()
-    if got.split(b"\n")[0].strip() != b"floor" or rc != EXIT_SUCCESS:
-        raise RuntimeError(f"{PVH_FLOOR} on microvm: console {got[:80]!r}, QEMU exited {rc}; "
-                           f"expected the line 'floor' and status {EXIT_SUCCESS}")
+        vm.close()
     return t
 
 
+def run_boot_microvm(ram_mib, timeout):
+    """blimp on microvm (no PCI, the balloon a virtio-mmio device): QEMU's
+    start to `ready`."""
+    return microvm_boot(KERNEL, READY_LINE, ram_mib, timeout)
+
+
+def run_pvh_floor(ram_mib, timeout, kernel=PVH_FLOOR):
+    """QEMU's floor on microvm: start to the one console line of a PVH
+    kernel that writes it at once and exits (bench/pvh_floor.S); with
+    PVH_BLOCKS, after running as many blocks as blimp's boot translates."""
+    return microvm_boot(kernel, b"floor\n", ram_mib, timeout)
+
+
 def microvm_only(args):
-    """--microvm-only: the microvm boot row alone (issue 17), blimp and the
-    floor alternated --runs times, a second or so a run; printed as median
-    (min-max) ms, with blimp minus the floor run by run (the pairs share
-    the host's load, so their difference spreads less than either)."""
-    blimp, floor = [], []
+    """--microvm-only: the microvm boot row alone (issue 17): blimp, the
+    floor and the floor with blimp's count of blocks alternated --runs
+    times, a second or so a run; printed as median (min-max) ms, with the
+    differences run by run (runs in a row share the host's load, so their
+    difference spreads less than either)."""
+    blimp, floor, blocks = [], [], []
     for _ in range(args.runs):
         blimp.append(1000 * run_boot_microvm(args.ram_mib, 600))
         floor.append(1000 * run_pvh_floor(args.ram_mib, 600))
+        blocks.append(1000 * run_pvh_floor(args.ram_mib, 600, PVH_BLOCKS))
     for name, ms in (("blimp on microvm, start to ready", blimp), ("the PVH floor, start to its line", floor),
-                     ("blimp minus the floor, run by run", [b - f for b, f in zip(blimp, floor)])):
+                     ("the floor after 1650 blocks of code", blocks),
+                     ("blimp minus the floor, run by run", [b - f for b, f in zip(blimp, floor)]),
+                     ("1650 blocks minus the floor", [b - f for b, f in zip(blocks, floor)])):
         s = report.stats(ms)
-        print(f"{name:36s} {s['median']:6.1f} ({s['min']:.1f}-{s['max']:.1f}) ms, {s['n']} runs")
+        print(f"{name:38s} {s['median']:6.1f} ({s['min']:.1f}-{s['max']:.1f}) ms, {s['n']} runs")
 
 
 def run_inflate_deflate(guest, ram_mib, size_mib, tmp, reporting=False):
@@ -521,6 +535,7 @@ def main():
             run["boot_s"][g.name] = run_boot(g, args.ram_mib, boot_timeout)
         run["boot_s"]["blimp-microvm"] = run_boot_microvm(args.ram_mib, boot_timeout)
         run["boot_s"]["pvh-floor-microvm"] = run_pvh_floor(args.ram_mib, boot_timeout)
+        run["boot_s"]["pvh-blocks-microvm"] = run_pvh_floor(args.ram_mib, boot_timeout, PVH_BLOCKS)
         for g in balloon_guests:
             run["balloon"][g.name] = run_inflate_deflate(g, args.ram_mib, args.size_mib, args.out)
         for g in (blimp, linux):
