@@ -254,42 +254,20 @@ static void mmio_describe(const struct virtio_dev *vd, char *buf, size_t n)
 	snprintf(buf, n, "mmio %#lx v%u %s", (unsigned long)vd->mmio_base, vd->mmio_version, virtio_dev_name(vd));
 }
 
-static const struct virtio_ops mmio_ops = {
-	.name = "mmio",
-	.get_status = mmio_get_status,
-	.set_status = mmio_set_status,
-	.get_features = mmio_get_features,
-	.set_features = mmio_set_features,
-	.num_queues = mmio_num_queues,
-	.queue_max = mmio_queue_max,
-	.queue_enable = mmio_queue_enable,
-	.notify = mmio_notify,
-	.config_read = mmio_config_read,
-	.config_write32 = mmio_config_write32,
-	.interrupt_status = mmio_interrupt_status,
-	.irq_choose = mmio_irq_choose,
-	.irq_wire = mmio_irq_wire,
-	.describe = mmio_describe,
-};
-
-/* The same registers; only the name differs, so events and the shell say which. */
-static const struct virtio_ops mmio_legacy_ops = {
-	.name = "mmio-legacy",
-	.get_status = mmio_get_status,
-	.set_status = mmio_set_status,
-	.get_features = mmio_get_features,
-	.set_features = mmio_set_features,
-	.num_queues = mmio_num_queues,
-	.queue_max = mmio_queue_max,
-	.queue_enable = mmio_queue_enable,
-	.notify = mmio_notify,
-	.config_read = mmio_config_read,
-	.config_write32 = mmio_config_write32,
-	.interrupt_status = mmio_interrupt_status,
-	.irq_choose = mmio_irq_choose,
-	.irq_wire = mmio_irq_wire,
-	.describe = mmio_describe,
-};
+/* Versions 1 and 2 share the registers and these functions (each looks
+ * at vd->mmio_version where they differ); only the name differs, so events
+ * and the shell say which. */
+#define MMIO_OPS(transport_name)                                                                           \
+	{                                                                                                  \
+		.name = transport_name, .get_status = mmio_get_status, .set_status = mmio_set_status,      \
+		.get_features = mmio_get_features, .set_features = mmio_set_features,                      \
+		.num_queues = mmio_num_queues, .queue_max = mmio_queue_max,                                \
+		.queue_enable = mmio_queue_enable, .notify = mmio_notify, .config_read = mmio_config_read, \
+		.config_write32 = mmio_config_write32, .interrupt_status = mmio_interrupt_status,          \
+		.irq_choose = mmio_irq_choose, .irq_wire = mmio_irq_wire, .describe = mmio_describe,       \
+	}
+static const struct virtio_ops mmio_ops = MMIO_OPS("mmio");
+static const struct virtio_ops mmio_legacy_ops = MMIO_OPS("mmio-legacy");
 
 /* ---------------------------------------------------------------- discovery */
 

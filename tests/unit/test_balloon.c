@@ -172,6 +172,37 @@ static void a_slow_device_keeps_batches_in_flight(void **state)
 	assert_int_equal(S.refusals, 0);
 }
 
+/* A stall doubles the wait before the next try; memory that comes
+ * meanwhile makes the next stall a new one, tried again after 250 ms.
+ * (It kept doubling to 8 s: a squeeze that workloads slowed, stalling now
+ * and then but moving, came to take 4 MiB every 8 s.) */
+static void progress_after_a_stall_starts_the_backoff_again(void **state)
+{
+	(void)state;
+	struct bsim_config c = standard();
+	c.p.reporting = false; /* the freed block stays free, not isolated for a report */
+	boot(&c);
+	int64_t pfn = bsim_alloc(&S, 11); /* 8 MiB the balloon cannot have yet */
+	assert_true(pfn >= 0);
+	set_target(16384);
+	assert_true(S.b.stalled);
+	uint32_t held = S.b.held;
+	for (int i = 0; i < 3; i++) { /* retries that find nothing: 250, 500, 1000 ms */
+		bsim_fire_timer(&S, BALLOON_T_RETRY);
+		settle();
+		assert_true(S.b.stalled);
+		assert_int_equal(S.b.held, held);
+	}
+	assert_int_equal(S.b.backoff_ms, 4000);
+	assert_int_equal(bsim_free(&S, (uint64_t)pfn, 11), 0);
+	ok();
+	bsim_fire_timer(&S, BALLOON_T_RETRY);
+	settle();
+	assert_true(S.b.held >= held + 2000); /* it took what came free */
+	assert_true(S.b.stalled);              /* and stalled at the floor again */
+	assert_int_equal(S.b.backoff_ms, 500); /* retried in 250 ms, not 4 s */
+}
+
 static void oom_deflates_and_holds_back(void **state)
 {
 	(void)state;
@@ -740,6 +771,7 @@ int main(void)
 		cmocka_unit_test_teardown(deflate_splits_a_run, teardown),
 		cmocka_unit_test_teardown(a_slow_device_keeps_batches_in_flight, teardown),
 		cmocka_unit_test_teardown(oom_deflates_and_holds_back, teardown),
+		cmocka_unit_test_teardown(progress_after_a_stall_starts_the_backoff_again, teardown),
 		cmocka_unit_test_teardown(the_guard_stops_inflate_at_the_working_set, teardown),
 		cmocka_unit_test_teardown(oom_with_a_silent_device_frees_nothing, teardown),
 		cmocka_unit_test_teardown(reports_free_blocks, teardown),
