@@ -64,6 +64,10 @@ def test_quick_bench_produces_every_figure(tmp_path, linux_guest):
     # within the host's run-to-run noise of the floor's line.
     for side in ("blimp", "limit"):
         assert 0 < microvm[side]["min"] <= microvm[side]["median"] <= microvm[side]["max"]
+    # The floor after as many blocks as blimp translates (bench/pvh_floor.S
+    # with BLOCKS): its line came, so every block ran.
+    blocks = table["boot to ready, PVH on microvm: the floor after 1650 blocks"]
+    assert 0 < blocks["blimp"]["min"] and blocks["limit"] == microvm["limit"], blocks
     assert len(both) >= 9, sorted(table)
     for figure in both:
         row = table[figure]
