@@ -601,10 +601,9 @@ void balloon_step(struct balloon *b)
 			b->backoff_ms = 250;
 		reap(b); /* QEMU under TCG answers during the notify */
 		/* Answered at once, a batch is always free again, and this
-		 * loop would run a 200 GiB inflate
-		 * (15 s) to its end: a target changed meanwhile, the shell
-		 * and the timers would wait for it. A step takes its time
-		 * slice, then queues itself behind whatever came meanwhile. */
+		 * loop would run a 200 GiB inflate (15 s) to its end while a
+		 * new target, the shell and the timers waited. A step takes
+		 * its time slice, then queues itself behind what came since. */
 		if (b->ops->now_ns(b->ctx) - t0 >= BALLOON_STEP_SLICE_NS) {
 			cut = true;
 			break;
